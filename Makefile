@@ -1,0 +1,71 @@
+# ecspilot: `make test` runs every check, `make demo` runs the flows against a local AWS.
+# Everything installs into .venv (runtime + dev tools, pinned in pyproject.toml) and
+# .venv-sam (the SAM CLI, which pins its own boto3, so it lives apart).
+
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+SAM_CLI_VERSION := 1.170.0
+STAMP := $(VENV)/.installed-stamp
+SAM_STAMP := $(SAM_VENV)/.installed-stamp
+PYTEST_ARGS ?=
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help install test lint types template unit functional e2e demo bench build clean
+
+help:
+	@echo "make demo   - run ecspilot's flows against a local AWS (moto), narrated"
+	@echo "make test   - lint, types, template validation, unit + functional + e2e tests"
+	@echo "make bench  - benchmarks (figures, not pass/fail)"
+	@echo "make build  - sam build (needs python3.12 on PATH)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+	@touch $@
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+template: $(STAMP) $(SAM_STAMP)
+	$(BIN)/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+	$(BIN)/ecspilot --config config/ecspilot.yaml validate
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+functional: $(STAMP)
+	$(BIN)/pytest tests/functional -q $(PYTEST_ARGS)
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e -q $(PYTEST_ARGS)
+
+test: lint types template
+	$(BIN)/pytest -q -n 2 $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/ecspilot demo
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+build: $(SAM_STAMP)
+	$(SAM_VENV)/bin/sam build --template template.yaml
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from ecspilot.cli import main
+
+sys.exit(main())

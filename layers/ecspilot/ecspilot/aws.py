@@ -1,0 +1,88 @@
+"""AWS client factory: clients are created lazily, once, with adaptive retries.
+
+Nothing here talks to AWS at import time (moto must start first in tests).
+boto3 clients are thread-safe, so one :class:`Clients` serves a whole fan-out.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+USER_AGENT = "ecspilot/0.1.0"
+
+
+def client_config(max_workers: int = 8) -> Config:
+    """The botocore config every ecspilot client uses: adaptive retries absorb throttling."""
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": 10},
+        max_pool_connections=max(10, max_workers * 2),
+        user_agent_extra=USER_AGENT,
+    )
+
+
+class Clients:
+    """Lazily created boto3 clients, one per service, shared by threads.
+
+    Pass ``overrides`` (service name -> client) to inject clients, e.g. a
+    client wrapped with botocore's Stubber in tests.
+    """
+
+    def __init__(
+        self,
+        session: boto3.Session | None = None,
+        region: str | None = None,
+        max_workers: int = 8,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self._session = session
+        self._region = region
+        self._config = client_config(max_workers)
+        self._clients: dict[str, Any] = dict(overrides or {})
+        self._lock = threading.Lock()
+
+    def get(self, service: str) -> Any:
+        """Return the client for ``service``, creating it on first use."""
+        with self._lock:
+            client = self._clients.get(service)
+            if client is None:
+                session = self._session or boto3.Session(region_name=self._region)
+                self._session = session
+                client = session.client(service, config=self._config)  # type: ignore[call-overload]
+                self._clients[service] = client
+            return client
+
+    @property
+    def ecs(self) -> ECSClient:
+        return self.get("ecs")  # type: ignore[no-any-return]
+
+    @property
+    def ecr(self) -> ECRClient:
+        return self.get("ecr")  # type: ignore[no-any-return]
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return self.get("dynamodb")  # type: ignore[no-any-return]
+
+    @property
+    def scheduler(self) -> EventBridgeSchedulerClient:
+        return self.get("scheduler")  # type: ignore[no-any-return]
+
+    @property
+    def sqs(self) -> SQSClient:
+        return self.get("sqs")  # type: ignore[no-any-return]
+
+    @property
+    def sns(self) -> SNSClient:
+        return self.get("sns")  # type: ignore[no-any-return]

@@ -1,0 +1,111 @@
+"""Typed errors. Every error ecspilot raises derives from :class:`EcspilotError`.
+
+Errors carry context (cluster, service, job) as attributes so log lines and
+records can name what failed, and are raised ``from`` the underlying cause.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EcspilotError(Exception):
+    """Base class of every ecspilot error."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = {k: v for k, v in context.items() if v is not None}
+
+    def __str__(self) -> str:
+        if not self.context:
+            return self.message
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.context.items()))
+        return f"{self.message} ({extra})"
+
+
+class SettingsError(EcspilotError):
+    """A required setting (environment variable) is missing or invalid."""
+
+
+class ConfigError(EcspilotError):
+    """The config file is missing, unreadable or invalid.
+
+    ``problems`` lists each problem as ``(path, message)``, where path is the
+    location inside the file such as ``services[2].containers.app.tags``.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        head = super().__str__()
+        if not self.problems:
+            return head
+        lines = [head] + [f"  {path}: {msg}" if path else f"  {msg}" for path, msg in self.problems]
+        return "\n".join(lines)
+
+
+class EventError(EcspilotError):
+    """An incoming event does not have the expected shape; names the field."""
+
+
+class PlacementError(EcspilotError):
+    """A placement preset, strategy or constraint is invalid."""
+
+
+class QueryLanguageError(PlacementError):
+    """A cluster query language expression could not be parsed.
+
+    ``column`` is 1-based and points at the offending character.
+    """
+
+    def __init__(self, message: str, expression: str, column: int) -> None:
+        super().__init__(message)
+        self.expression = expression
+        self.column = column
+
+    def __str__(self) -> str:
+        pointer = " " * (self.column - 1) + "^"
+        return f"{self.message} at column {self.column}\n  {self.expression}\n  {pointer}"
+
+
+class AwsError(EcspilotError):
+    """An AWS call failed. ``retryable`` tells whether running again may succeed."""
+
+    retryable: bool = False
+
+
+class DeployError(AwsError):
+    """Deploying to one service failed."""
+
+
+class DeployFailuresError(EcspilotError):
+    """One or more services of a push failed; the others were still rolled."""
+
+    def __init__(self, failures: list[DeployError], result: Any = None) -> None:
+        super().__init__(f"{len(failures)} service deployment(s) failed")
+        self.failures = failures
+        self.result = result
+
+    def __str__(self) -> str:
+        return "; ".join(str(f) for f in self.failures)
+
+
+class JobError(AwsError):
+    """Running a job failed."""
+
+
+class RetryableJobError(JobError):
+    """The job could not start for a reason that may pass (capacity, throttling)."""
+
+    retryable = True
+
+
+class PermanentJobError(JobError):
+    """The job cannot start until something is fixed (missing or invalid resource, bad request)."""
+
+
+class UnknownJobError(PermanentJobError):
+    """The job named in a request is not in the config."""

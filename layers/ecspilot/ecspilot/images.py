@@ -1,0 +1,82 @@
+"""Container image references: parsing, ECR registries, digest pinning. Pure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+ECR_REGISTRY_RE = re.compile(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A parsed image reference: ``[registry/]repository[:tag][@digest]``."""
+
+    registry: str | None
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, image: str) -> ImageRef:
+        """Parse ``image`` as Docker does: the first path part is a registry when it looks like a host."""
+        rest, _, digest = image.partition("@")
+        registry: str | None = None
+        first, slash, remainder = rest.partition("/")
+        if slash and ("." in first or ":" in first or first == "localhost"):
+            registry, rest = first, remainder
+        repository, tag = rest, None
+        last_slash = rest.rfind("/")
+        colon = rest.rfind(":")
+        if colon > last_slash:
+            repository, tag = rest[:colon], rest[colon + 1 :]
+        return cls(registry=registry, repository=repository, tag=tag or None, digest=digest or None)
+
+    @property
+    def ecr_account(self) -> str | None:
+        """The AWS account of an ECR registry, else None."""
+        match = ECR_REGISTRY_RE.match(self.registry or "")
+        return match.group(1) if match else None
+
+    def same_repository(self, registry: str, repository: str) -> bool:
+        """True when this reference names ``registry/repository``."""
+        return self.registry == registry and self.repository == repository
+
+
+def ecr_registry(account: str, region: str) -> str:
+    """The registry host of an account's private ECR in ``region``."""
+    suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
+    return f"{account}.dkr.ecr.{region}{suffix}"
+
+
+@dataclass(frozen=True)
+class ImagePush:
+    """One successful, tagged push to ECR: the facts every deploy decision needs."""
+
+    account: str
+    region: str
+    repository: str
+    tag: str
+    digest: str
+    event_id: str = ""
+    time: datetime | None = None
+
+    @property
+    def registry(self) -> str:
+        return ecr_registry(self.account, self.region)
+
+    @property
+    def pinned(self) -> str:
+        """The image reference pinned by digest: ``REGISTRY/REPO@sha256:...``."""
+        return f"{self.registry}/{self.repository}@{self.digest}"
+
+    @property
+    def tagged(self) -> str:
+        return f"{self.registry}/{self.repository}:{self.tag}"
+
+
+def short_digest(digest: str | None) -> str:
+    """``sha256:0123456789ab`` for logs and tables."""
+    return (digest or "-")[:19]

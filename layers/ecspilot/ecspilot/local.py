@@ -1,0 +1,173 @@
+"""Running the real handlers locally: for the demo, the tests and the benchmarks.
+
+Handlers live in ``functions/<name>/app.py`` beside the layer in a checkout of
+the repository; events in ``events/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+FUNCTIONS = REPO_ROOT / "functions"
+EVENTS = REPO_ROOT / "events"
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass
+class LocalContext:
+    """The attributes of a Lambda context object that Powertools reads."""
+
+    function_name: str = "ecspilot-local"
+    memory_limit_in_mb: int = 512
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ecspilot-local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/ecspilot-local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+_handlers: dict[str, Handler] = {}
+
+
+def load_handler(name: str) -> Handler:
+    """Import ``functions/<name>/app.py`` (once) and return its ``lambda_handler``."""
+    if name not in _handlers:
+        path = FUNCTIONS / name / "app.py"
+        spec = importlib.util.spec_from_file_location(f"ecspilot_fn_{name}", path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _handlers[name] = module.lambda_handler
+    return _handlers[name]
+
+
+def invoke(name: str, event: Any) -> Any:
+    """Invoke a handler as Lambda would, with a fresh context."""
+    return load_handler(name)(event, LocalContext(function_name=name))
+
+
+def load_event(name: str, detail: Mapping[str, Any] | None = None, **top: Any) -> dict[str, Any]:
+    """Load ``events/<name>.json``; ``detail`` replaces keys of its detail, ``top`` top-level keys."""
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+    if detail:
+        event["detail"] = {**event.get("detail", {}), **detail}
+    event.update(top)
+    return event
+
+
+class CallRecorder:
+    """Records the AWS API calls (operation and parameters) made through a boto3 session.
+
+    It listens to botocore's ``provide-client-params`` event, emitted once per
+    API call (retries are not calls).
+
+    Register it before the session creates its clients: clients copy the
+    session's event hooks when they are made. Thread-safe enough for counting:
+    list.append is atomic in CPython.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def attach(self, session: Any) -> CallRecorder:
+        session.events.register("provide-client-params.*.*", self._record)
+        return self
+
+    def _record(self, params: Mapping[str, Any], model: Any, **_: Any) -> None:
+        self.calls.append((model.service_model.service_name, model.name, dict(params)))
+
+    def params(self, operation: str) -> list[dict[str, Any]]:
+        """The parameters of every call of ``operation``."""
+        return [p for _, op, p in self.calls if op == operation]
+
+    def ops(self, service: str | None = None) -> list[str]:
+        """Operation names in call order (optionally of one service)."""
+        return [op for svc, op, _ in self.calls if service is None or svc == service]
+
+    def count(self, operation: str) -> int:
+        return sum(1 for _, op, _ in self.calls if op == operation)
+
+    def writes(self) -> list[str]:
+        """Operations that change state (anything but Describe/List/Get/Query/Scan)."""
+        reads = ("Describe", "List", "Get", "Query", "Scan", "BatchGet")
+        return [op for _, op, _ in self.calls if not op.startswith(reads)]
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def local_aws(port: int | None = None) -> Iterator[str]:
+    """Start moto's server in this process on loopback and point boto3 at it (fake credentials).
+
+    Yields the endpoint URL. Environment variables are restored on exit.
+    """
+    import logging  # noqa: PLC0415
+
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - moto is a dev/demo dependency
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines in the narration
+    port = port or free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in [*LOCAL_AWS_ENV, "AWS_ENDPOINT_URL", "AWS_PROFILE"]}
+    os.environ.update(LOCAL_AWS_ENV)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ.pop("AWS_PROFILE", None)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def moto_api(endpoint: str, path: str, body: Any = None) -> str:
+    """Call moto's own API (``/moto-api/...``): state manager, recorder, reset."""
+    import urllib.request  # noqa: PLC0415
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/{path}", data=data, method="POST" if data else "GET"
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return str(resp.read().decode())

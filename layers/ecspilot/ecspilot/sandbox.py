@@ -1,0 +1,185 @@
+"""Sample AWS resources for a local AWS (moto): clusters with container instances,
+task definitions, services and image pushes.
+
+Shared by the demo, the tests and the benchmarks so that each builds the same
+world the same way. It only calls public AWS APIs, so it works against moto
+in-process and against moto's server alike; never point it at a real account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ecspilot.aws import Clients
+from ecspilot.images import ecr_registry
+from ecspilot.local import load_event
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+
+
+def fake_digest(seed: str) -> str:
+    """A stable sha256 digest for ``seed`` (moto derives digests from layers otherwise)."""
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+class Sandbox:
+    """Builds resources in a local AWS through ``clients``."""
+
+    def __init__(self, clients: Clients, account: str = ACCOUNT, region: str = REGION) -> None:
+        self.clients = clients
+        self.account = account
+        self.region = region
+        self._image_id: str | None = None
+
+    @property
+    def registry(self) -> str:
+        return ecr_registry(self.account, self.region)
+
+    def image(self, repository: str, tag: str = "v0") -> str:
+        return f"{self.registry}/{repository}:{tag}"
+
+    def _ami(self) -> str:
+        if self._image_id is None:
+            ec2 = self.clients.get("ec2")
+            images = ec2.describe_images(Owners=["amazon"])["Images"]
+            self._image_id = images[0]["ImageId"]
+        return self._image_id
+
+    def cluster(
+        self,
+        name: str,
+        instances_per_zone: int = 0,
+        zones: Sequence[str] = ZONES,
+        instance_type: str = "t3.medium",
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create a cluster, with ``instances_per_zone`` EC2 container instances in each zone."""
+        kwargs: dict[str, Any] = {"clusterName": name}
+        if tags:
+            kwargs["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
+        arn: str = self.clients.ecs.create_cluster(**kwargs)["cluster"]["clusterArn"]
+        for zone in zones:
+            for _ in range(instances_per_zone):
+                self.container_instance(name, zone, instance_type)
+        return arn
+
+    def container_instance(self, cluster: str, zone: str, instance_type: str = "t3.medium") -> str:
+        """Start an EC2 instance in ``zone`` and register it with ``cluster``."""
+        ec2 = self.clients.get("ec2")
+        instance = ec2.run_instances(
+            ImageId=self._ami(),
+            MinCount=1,
+            MaxCount=1,
+            InstanceType=instance_type,
+            Placement={"AvailabilityZone": zone},
+        )["Instances"][0]
+        document = {
+            "instanceId": instance["InstanceId"],
+            "region": self.region,
+            "availabilityZone": zone,
+            "instanceType": instance_type,
+            "accountId": self.account,
+        }
+        resp = self.clients.ecs.register_container_instance(
+            cluster=cluster, instanceIdentityDocument=json.dumps(document)
+        )
+        return str(resp["containerInstance"]["containerInstanceArn"])
+
+    def task_definition(self, family: str, images: Mapping[str, str], **extra: Any) -> str:
+        """Register a task definition with one container per ``images`` entry (name -> image)."""
+        containers = [
+            {
+                "name": name,
+                "image": image,
+                "memory": 256,
+                "essential": i == 0,
+                "environment": [{"name": "CONTAINER", "value": name}],
+            }
+            for i, (name, image) in enumerate(images.items())
+        ]
+        params: dict[str, Any] = {"family": family, "containerDefinitions": containers, **extra}
+        return str(self.clients.ecs.register_task_definition(**params)["taskDefinition"]["taskDefinitionArn"])
+
+    def service(self, cluster: str, name: str, task_definition: str, desired: int = 2, **extra: Any) -> str:
+        resp = self.clients.ecs.create_service(
+            cluster=cluster, serviceName=name, taskDefinition=task_definition, desiredCount=desired, **extra
+        )
+        return str(resp["service"]["serviceArn"])
+
+    def repository(self, name: str) -> None:
+        self.clients.ecr.create_repository(repositoryName=name)
+
+    def push(self, repository: str, tag: str, digest: str | None = None) -> dict[str, Any]:
+        """Put an image into ECR and return the ``ECR Image Action`` event ECR would send."""
+        digest = digest or fake_digest(f"{repository}:{tag}")
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1,
+                "digest": digest,
+            },
+            "layers": [],
+        }
+        self.clients.ecr.put_image(
+            repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag, imageDigest=digest
+        )
+        return push_event(repository, tag, digest, account=self.account, region=self.region)
+
+
+def push_event(
+    repository: str,
+    tag: str,
+    digest: str,
+    account: str = ACCOUNT,
+    region: str = REGION,
+    action: str = "PUSH",
+    result: str = "SUCCESS",
+) -> dict[str, Any]:
+    """An ``ECR Image Action`` event, from ``events/ecr_push.json`` with these values."""
+    event = load_event(
+        "ecr_push",
+        {
+            "repository-name": repository,
+            "image-tag": tag,
+            "image-digest": digest,
+            "action-type": action,
+            "result": result,
+        },
+        account=account,
+        region=region,
+    )
+    event["id"] = f"{repository}-{tag}-{digest[7:19]}"
+    return event
+
+
+def create_state_table(clients: Clients, name: str) -> None:
+    """Create the state table with the schema template.yaml gives it (keys, gsi1, TTL)."""
+    ddb = clients.dynamodb
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "gsi1",
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    ddb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )

@@ -1,0 +1,84 @@
+"""Fixtures shared by every test: fake credentials, moto, the sandbox, a runtime."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from ecspilot import runtime
+from ecspilot.aws import Clients
+from ecspilot.config import EcspilotConfig, parse_config
+from ecspilot.local import CallRecorder
+from ecspilot.runtime import Runtime
+from ecspilot.sandbox import REGION, Sandbox, create_state_table
+from ecspilot.settings import Settings
+
+TABLE = "ecspilot-state-test"
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never reach a real account: fake credentials, no endpoint, no profile."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "ECSPILOT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ecspilot")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ecspilot")
+    runtime.reset()
+
+
+@pytest.fixture
+def moto() -> Iterator[None]:
+    from moto import mock_aws  # noqa: PLC0415
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def recorder() -> CallRecorder:
+    return CallRecorder()
+
+
+@pytest.fixture
+def clients(moto: None, recorder: CallRecorder) -> Clients:
+    """Clients on a session whose API calls the ``recorder`` sees."""
+    session = boto3.Session(region_name=REGION)
+    recorder.attach(session)
+    return Clients(session=session, region=REGION)
+
+
+@pytest.fixture
+def sandbox(clients: Clients) -> Sandbox:
+    return Sandbox(clients)
+
+
+MakeRuntime = Callable[..., Runtime]
+
+
+@pytest.fixture
+def make_runtime(clients: Clients, recorder: CallRecorder) -> MakeRuntime:
+    """Build the process runtime the handlers will use, from a config dict."""
+
+    def make(config: dict[str, Any] | EcspilotConfig, table: bool = True, **settings: Any) -> Runtime:
+        if table:
+            create_state_table(clients, TABLE)
+        parsed = config if isinstance(config, EcspilotConfig) else parse_config(config)
+        rt = Runtime.build(
+            settings=Settings(table_name=TABLE if table else None, region=REGION, **settings),
+            config=parsed,
+            clients=clients,
+        )
+        runtime.reset(rt)
+        recorder.reset()
+        return rt
+
+    return make
