@@ -11,6 +11,8 @@ pattern                            key condition
 latest deployments of a service    pk = ``SERVICE#<cluster>#<service>``, sk begins ``DEPLOY#``,
                                    newest first
 one deployment by ECS id           gsi1: gsi1pk = ``DEPLOYMENT#<ecs deployment id>``
+runs of a job                      pk = ``JOB#<job>``, sk begins ``RUN#``, newest first
+one run by task ARN                gsi1: gsi1pk = ``TASK#<task arn>``
 =================================  =========================================================
 
 Records expire ``retention_days`` after they are written.
@@ -76,6 +78,42 @@ class DeploymentRecord:
             item["gsi1pk"] = f"DEPLOYMENT#{self.deployment_id}"
             item["gsi1sk"] = "DEPLOYMENT"
         return item
+
+
+def job_pk(job: str) -> str:
+    return f"JOB#{job}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One ECS task a job run started (a run of count N writes N records sharing ``run_id``).
+
+    Keyed per task so the tracker can close each from its ``ECS Task State Change``
+    event via gsi1 (``TASK#<task arn>``).
+    """
+
+    job: str
+    run_id: str
+    task_arn: str
+    cluster: str
+    task_definition: str
+    trigger: str  # schedule | manual | queue
+    started_at: str
+    status: str = "PENDING"
+    message_id: str = ""
+    scheduled_time: str = ""
+
+    def key(self) -> dict[str, str]:
+        return {"pk": job_pk(self.job), "sk": f"RUN#{self.started_at}#{self.task_arn.rsplit('/', 1)[-1]}"}
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            **self.key(),
+            "type": "run",
+            **asdict(self),
+            "gsi1pk": f"TASK#{self.task_arn}",
+            "gsi1sk": "RUN",
+        }
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -115,16 +115,17 @@ def _member_of(expression: object, where: str) -> cql.Expr:
         ) from exc
 
 
-def _constraint(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _constraint(item: Mapping[str, Any], where: str) -> tuple[dict[str, Any], cql.Expr | None]:
+    """The constraint in ECS's shape, and its parsed expression (None for distinctInstance)."""
     _only_keys(item, ("type", "expression"), where)
     kind = item.get("type")
     if kind == "distinctInstance":
         if item.get("expression") is not None:
             raise PlacementError(f"{where}: distinctInstance takes no expression")
-        return {"type": kind}
+        return {"type": kind}, None
     if kind == "memberOf":
-        _member_of(item.get("expression"), where)
-        return {"type": kind, "expression": item["expression"]}
+        expr = _member_of(item.get("expression"), where)
+        return {"type": kind, "expression": item["expression"]}, expr
     raise PlacementError(f"{where}: type must be one of {', '.join(CONSTRAINT_TYPES)}, not {kind!r}")
 
 
@@ -138,7 +139,7 @@ def _custom(spec: Mapping[str, Any]) -> Placement:
         raise PlacementError(f"at most {MAX_CONSTRAINTS} constraints, got {len(constraints)}")
     return Placement(
         strategy=tuple(_strategy(item, f"strategy[{i}]") for i, item in enumerate(strategies)),
-        constraints=tuple(_constraint(item, f"constraints[{i}]") for i, item in enumerate(constraints)),
+        constraints=tuple(_constraint(item, f"constraints[{i}]")[0] for i, item in enumerate(constraints)),
     )
 
 
@@ -201,10 +202,8 @@ def check_instances(
     """
     groups = task_groups_by_instance or {}
     checked = [_constraint(item, f"constraints[{i}]") for i, item in enumerate(constraints)]
-    member_of = [
-        (item["expression"], _member_of(item["expression"], "")) for item in checked if "expression" in item
-    ]
-    distinct = any(item["type"] == "distinctInstance" for item in checked)
+    member_of = [(shape["expression"], expr) for shape, expr in checked if expr is not None]
+    distinct = any(expr is None for _, expr in checked)
     results: list[InstanceCheck] = []
     for instance in instances:
         arn = str(instance.get("containerInstanceArn", ""))
