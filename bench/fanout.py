@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import yaml
+
 from ecspilot import runtime
 from ecspilot.aws import Clients
 from ecspilot.local import CallRecorder, invoke, local_aws

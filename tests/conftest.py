@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from ecspilot import runtime
 from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig, parse_config

@@ -7,6 +7,7 @@ makes that safe) and a malformed event ends in the function's DLQ.
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from ecspilot import runtime
 from ecspilot.deploy import handle_push_event
 from ecspilot.obs import logger, metrics

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+
 from ecspilot import runtime
 from ecspilot.aws import Clients
 from ecspilot.local import CallRecorder, local_aws

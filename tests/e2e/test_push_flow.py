@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from ecspilot.local import invoke
 from ecspilot.sandbox import fake_digest
-
 from tests.e2e.conftest import World
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from ecspilot.errors import DeployFailuresError, EventError
 from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import Sandbox, fake_digest
-
 from tests.conftest import MakeRuntime
 from tests.moto_state import set_image_pushed_at
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ecspilot.config import load_config, parse_config
 from ecspilot.errors import ConfigError
 

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
 from ecspilot import cql
 from ecspilot.cql import And, Compare, Exists, Not, Op, Or
 from ecspilot.errors import QueryLanguageError
-from hypothesis import assume, given
-from hypothesis import strategies as st
 
 
 def make_container_instance(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from ecspilot.deploy import decide, deployment_configuration, is_stale, primary_deployment_id
 from ecspilot.errors import DeployError
 from ecspilot.images import ImagePush, ImageRef

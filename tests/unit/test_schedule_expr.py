@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ecspilot.schedule_expr import ScheduleExpressionError, validate_expression, validate_timezone
 
 

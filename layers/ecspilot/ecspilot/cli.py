@@ -54,8 +54,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from ecspilot.present import as_json, say, table  # noqa: PLC0415
 
     if not args.event:
-        say("plan without --event: nothing to plan yet in this version (pass --event FILE)")
-        return 2
+        return _reconcile(args, dry_run=True)
     try:
         event = json.loads(Path(args.event).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -76,13 +75,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconcile(args: argparse.Namespace, dry_run: bool) -> int:
+    from ecspilot.present import as_json, say, table  # noqa: PLC0415
+    from ecspilot.reconcile import reconcile  # noqa: PLC0415
+
+    result = reconcile(_runtime(args), dry_run=dry_run)
+    if args.output == "json":
+        as_json(result.as_dict())
+    else:
+        say("dry run: what reconcile would change" if dry_run else "reconcile applied")
+        table([a.__dict__ for a in result.actions], ["kind", "target", "change", "detail"])
+        say(", ".join(f"{n} {change}" for change, n in sorted(result.summary().items())) or "nothing to do")
+    return 1 if result.by_change("error") else 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    return _reconcile(args, dry_run=False)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ecspilot import demo  # noqa: PLC0415 - needs moto, a dev dependency
 
     return demo.run(verbose=args.verbose)
 
 
-COMMANDS: dict[str, Command] = {"validate": cmd_validate, "plan": cmd_plan, "demo": cmd_demo}
+COMMANDS: dict[str, Command] = {
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "reconcile": cmd_reconcile,
+    "demo": cmd_demo,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("validate", help="validate the config file")
     plan = sub.add_parser("plan", help="dry run: what an event (or a reconcile) would do")
     plan.add_argument("--event", help="an event JSON file, e.g. events/ecr_push.json")
+    sub.add_parser("reconcile", help="apply the reconcile plan (daemons, schedules) from a workstation")
     demo = sub.add_parser("demo", help="run ecspilot's flows against a local AWS (moto), narrated")
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
     return parser

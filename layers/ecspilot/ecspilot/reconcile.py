@@ -45,7 +45,11 @@ class ReconcileResult:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "summary": self.summary(), "actions": [asdict(a) for a in self.actions]}
+        return {
+            "dry_run": self.dry_run,
+            "summary": self.summary(),
+            "actions": [asdict(a) for a in self.actions],
+        }
 
 
 Part = Callable[[Runtime, bool], list[Action]]
@@ -67,3 +71,28 @@ def reconcile(rt: Runtime, dry_run: bool = False) -> ReconcileResult:
     for change, n in result.summary().items():
         count(f"Reconcile{change.title().replace('-', '')}", n)
     return result
+
+
+# --- the reconcile function's triggers -----------------------------------------------------------
+
+
+def _is_custom_resource(event: Any) -> bool:
+    return isinstance(event, dict) and "RequestType" in event and "ResponseURL" in event
+
+
+def handle_reconcile_event(event: Any, rt: Runtime) -> dict[str, Any]:
+    """The ``reconcile`` function: a rate schedule, a CloudFormation custom resource (each stack
+    deploy), or an EventBridge event that can cause drift. Every trigger runs the same reconcile.
+
+    For the custom resource, a Delete never touches AWS (the stack is going away; what ecspilot
+    created stays, by design), and the response is always sent so a deploy never hangs.
+    """
+    if _is_custom_resource(event):
+        from ecspilot import custom_resource  # noqa: PLC0415 - only stack deploys need it
+
+        return custom_resource.handle(event, lambda: reconcile(rt).as_dict())
+    trigger = "schedule"
+    if isinstance(event, dict) and "detail-type" in event:
+        trigger = str(event.get("detail", {}).get("eventName") or event["detail-type"])
+    logger.info("reconcile triggered", extra={"trigger": trigger})
+    return reconcile(rt).as_dict()

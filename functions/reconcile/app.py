@@ -1,0 +1,19 @@
+"""reconcile: make daemons and schedules match the config.
+
+Triggers: a rate schedule, each stack deploy (custom resource), and events that
+can cause drift. Every trigger runs the same plan-and-apply.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ecspilot import runtime
+from ecspilot.obs import logger, metrics
+from ecspilot.reconcile import handle_reconcile_event
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_reconcile_event(event, runtime.current())
