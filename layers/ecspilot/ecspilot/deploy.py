@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws import Clients
-from ecspilot.config import EcspilotConfig, ServiceConfig
+from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
 from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
 from ecspilot.events import EcrImageActionEvent, parse_event
 from ecspilot.history import DeploymentRecord, History, utc_now
@@ -60,6 +60,19 @@ class ServiceOutcome:
 
 
 @dataclass
+class JobOutcome:
+    """What a push did to a job's task definition family (jobs follow pushes: no service to update)."""
+
+    job: str
+    family: str
+    containers: list[str]
+    outcome: Literal["registered", "would-register", "unchanged", "stale", "failed"] = "failed"
+    from_task_definition: str = ""
+    to_task_definition: str = ""
+    reason: str = ""
+
+
+@dataclass
 class PushResult:
     """The result of one push: an outcome per matched service, and the revisions registered."""
 
@@ -67,7 +80,7 @@ class PushResult:
     dry_run: bool
     outcomes: list[ServiceOutcome] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
-    jobs: list[dict[str, str]] = field(default_factory=list)
+    jobs: list[JobOutcome] = field(default_factory=list)
 
     def by_outcome(self, outcome: Outcome) -> list[ServiceOutcome]:
         return [o for o in self.outcomes if o.outcome == outcome]
@@ -81,7 +94,7 @@ class PushResult:
             "dry_run": self.dry_run,
             "registered": self.registered,
             "services": [asdict(o) for o in self.outcomes],
-            "jobs": self.jobs,
+            "jobs": [asdict(j) for j in self.jobs],
         }
 
 
@@ -152,8 +165,11 @@ class _Target:
 class PushDeployer:
     """Deploys one image push to every configured service that follows it."""
 
-    def __init__(self, clients: Clients, history: History, max_workers: int = 8) -> None:
+    def __init__(
+        self, clients: Clients, history: History, max_workers: int = 8, trigger: str = "push"
+    ) -> None:
         self.clients = clients
+        self.trigger = trigger
         self.history = history
         self.max_workers = max_workers
         self._task_definitions: dict[str, tuple[dict[str, Any], list[dict[str, str]]]] = {}
@@ -268,20 +284,65 @@ class PushDeployer:
             for svc, containers in config.services_for(push.repository, push.tag)
         ]
         result.outcomes = [t.outcome for t in targets]
-        if not targets:
-            logger.info("no configured service follows this image", extra=log)
+        jobs = config.jobs_for(push.repository, push.tag)
+        if not targets and not jobs:
+            logger.info("no configured service or job follows this image", extra=log)
             return result
-        logger.info("push matches services", extra={"services": [t.config.name for t in targets], **log})
-
-        self._attach_services(targets)
-        live = [t for t in targets if t.service is not None]
-        self._decide(live, push)
-        self._guard_stale([t for t in live if t.outcome.outcome == "would-deploy"], push)
-        to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
-        if to_deploy and not dry_run:
-            self._deploy(to_deploy, push, result)
+        logger.info(
+            "push matches",
+            extra={"services": [t.config.name for t in targets], "jobs": [j.name for j, _ in jobs], **log},
+        )
+        if targets:
+            self._attach_services(targets)
+            live = [t for t in targets if t.service is not None]
+            self._decide(live, push)
+            self._guard_stale([t for t in live if t.outcome.outcome == "would-deploy"], push)
+            to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
+            if to_deploy and not dry_run:
+                self._deploy(to_deploy, push, result)
+        if jobs:
+            outcomes = self._map(lambda item: self._follow_job(item[0], item[1], push, dry_run), jobs)
+            result.jobs = [o for o in outcomes if isinstance(o, JobOutcome)]  # errors are caught per job
         self._report(result, log)
         return result
+
+    def _follow_job(
+        self, job: JobConfig, containers: list[str], push: ImagePush, dry_run: bool
+    ) -> JobOutcome:
+        """Register a new revision of a job's family with the pushed image, so the next run uses it."""
+        outcome = JobOutcome(job.name, job.task_definition, containers)
+        try:
+            latest, _ = self.task_definition(job.task_definition)
+            outcome.from_task_definition = latest["taskDefinitionArn"]
+            self._task_definitions.setdefault(
+                outcome.from_task_definition, self._task_definitions[job.task_definition]
+            )
+            images = container_images(latest)
+            missing = [c for c in containers if c not in images]
+            if missing:
+                outcome.reason = f"container(s) {', '.join(missing)} not in {family_revision(outcome.from_task_definition)}"
+                return outcome
+            verdict, others = decide(images, containers, push)
+            if verdict == "unchanged":
+                outcome.outcome, outcome.reason = "unchanged", "latest revision already runs this digest"
+                return outcome
+            running = [self.pushed_at(push.repository, d) for d in sorted(others)]
+            if others and is_stale(self.pushed_at(push.repository, push.digest), running):
+                outcome.outcome, outcome.reason = (
+                    "stale",
+                    "latest revision runs an image pushed after this one",
+                )
+                return outcome
+            if dry_run:
+                outcome.outcome = "would-register"
+                return outcome
+            outcome.to_task_definition = self._register(
+                (outcome.from_task_definition, tuple(containers), push.pinned)
+            )
+            outcome.outcome = "registered"
+        except EcspilotError as exc:
+            outcome.outcome, outcome.reason = "failed", str(exc)
+        return outcome
 
     def _attach_services(self, targets: list[_Target]) -> None:
         by_cluster: dict[str, list[_Target]] = {}
@@ -389,6 +450,7 @@ class PushDeployer:
                     deployment_id=outcome,
                     started_at=started_at,
                     event_id=push.event_id,
+                    trigger=self.trigger,
                 )
             )
         self.history.record_deployments(records)
@@ -410,6 +472,20 @@ class PushDeployer:
         count("DeploymentsStarted", len(result.by_outcome("deployed")))
         count("DeploymentsSkipped", len(result.by_outcome("unchanged")) + len(result.by_outcome("stale")))
         count("DeploymentErrors", len(result.by_outcome("failed")))
+        for j in result.jobs:
+            logger.info(
+                f"job {j.outcome}",
+                extra={
+                    "job": j.job,
+                    "outcome": j.outcome,
+                    "from_task_definition": family_revision(j.from_task_definition),
+                    "task_definition": family_revision(j.to_task_definition),
+                    "reason": j.reason,
+                    **log,
+                },
+            )
+        if result.jobs:
+            count("JobImagesRegistered", sum(j.outcome == "registered" for j in result.jobs))
 
 
 def deploy_push(
@@ -422,11 +498,12 @@ def deploy_push(
 ) -> PushResult:
     """Deploy one push; raise :class:`DeployFailuresError` after the fan-out if any service failed."""
     result = PushDeployer(clients, history, max_workers).run(push, config, dry_run=dry_run)
-    failed = result.by_outcome("failed")
-    if failed and not dry_run:
-        raise DeployFailuresError(
-            [DeployError(o.reason, cluster=o.cluster, service=o.service) for o in failed], result
-        )
+    failures = [
+        DeployError(o.reason, cluster=o.cluster, service=o.service) for o in result.by_outcome("failed")
+    ]
+    failures += [DeployError(j.reason, job=j.job) for j in result.jobs if j.outcome == "failed"]
+    if failures and not dry_run:
+        raise DeployFailuresError(failures, result)
     return result
 
 

@@ -57,7 +57,10 @@ Part = Callable[[Runtime, bool], list[Action]]
 
 def parts() -> list[tuple[str, Part]]:
     """The reconcile parts, in order. Imported lazily: each is only loaded when reconcile runs."""
+    from ecspilot.catchup import catch_up  # noqa: PLC0415 - catchup imports this module
+
     found: list[tuple[str, Part]] = []
+    found.append(("catch-up", catch_up))
     return found
 
 

@@ -1,0 +1,154 @@
+"""Catch-up: reconcile deploys what a missed push would have, and jobs follow pushes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ecspilot.local import CallRecorder, invoke
+from ecspilot.runtime import Runtime
+from ecspilot.sandbox import Sandbox, fake_digest
+from tests.conftest import MakeRuntime
+from tests.moto_state import set_image_pushed_at
+
+
+def config(services: int = 1, jobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "services": [
+            {
+                "name": f"web-{i}",
+                "cluster": "prod",
+                "containers": {"app": {"repository": "web", "tags": ["v*"]}},
+            }
+            for i in range(services)
+        ],
+        "jobs": jobs or [],
+    }
+
+
+@pytest.fixture
+def world(sandbox: Sandbox) -> Sandbox:
+    sandbox.cluster("prod")
+    sandbox.repository("web")
+    return sandbox
+
+
+def running_image(rt: Runtime, service: str) -> str:
+    svc = rt.clients.ecs.describe_services(cluster="prod", services=[service])["services"][0]
+    td = rt.clients.ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+    return str(td["containerDefinitions"][0]["image"])
+
+
+def catch_up_actions(result: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(a["target"], a["change"]) for a in result["actions"] if a["kind"] == "catch-up"]
+
+
+def test_a_missed_push_is_deployed_by_reconcile_pinned_by_digest(
+    world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN a service on web:v0 (by tag) and web:v1 pushed while the push handler was down (event dropped)
+    world.service("prod", "web-0", world.task_definition("web", {"app": world.image("web", "v0")}))
+    rt = make_runtime(config())
+    world.push("web", "v1")
+    # WHEN reconcile runs
+    result = invoke("reconcile", {})
+    # THEN the service runs v1, pinned by digest, and the record says catch-up
+    assert catch_up_actions(result) == [("prod/web-0", "update")]
+    assert running_image(rt, "web-0") == f"{world.registry}/web@{fake_digest('web:v1')}"
+    [record] = rt.history.deployments("prod", "web-0")
+    assert (record["trigger"], record["image_tag"]) == ("catch-up", "v1")
+
+
+def test_a_second_reconcile_makes_no_write_call(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    td = world.task_definition("web", {"app": world.image("web", "v0")})
+    for i in range(3):
+        world.service("prod", f"web-{i}", td)
+    make_runtime(config(services=3))
+    world.push("web", "v1")
+    invoke("reconcile", {})
+    recorder.reset()
+    result = invoke("reconcile", {})
+    assert set(catch_up_actions(result)) == {(f"prod/web-{i}", "in-sync") for i in range(3)}
+    assert recorder.writes() == []
+    assert recorder.count("DescribeImages") == 1
+    assert recorder.count("DescribeServices") == 1
+
+
+def test_catch_up_never_moves_a_service_to_an_older_image(world: Sandbox, make_runtime: MakeRuntime) -> None:
+    # GIVEN v9 deployed by its push event (v1 pushed before it)
+    world.service("prod", "web-0", world.task_definition("web", {"app": world.image("web", "v0")}))
+    rt = make_runtime(config())
+    world.push("web", "v1")
+    invoke("deploy_on_push", world.push("web", "v9"))
+    set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=120)
+    set_image_pushed_at("web", fake_digest("web:v9"), seconds_ago=60)
+    # WHEN v2 is pushed but older than what runs (a backfilled tag), then reconcile runs
+    world.push("web", "v2")
+    set_image_pushed_at("web", fake_digest("web:v2"), seconds_ago=90)
+    result = invoke("reconcile", {})
+    # THEN the newest by push time (v9) is what runs: nothing moves back
+    assert catch_up_actions(result) == [("prod/web-0", "in-sync")]
+    assert running_image(rt, "web-0").endswith(fake_digest("web:v9"))
+
+
+def test_plan_shows_the_catch_up_without_doing_it(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    from ecspilot.reconcile import reconcile  # noqa: PLC0415
+
+    world.service("prod", "web-0", world.task_definition("web", {"app": world.image("web", "v0")}))
+    rt = make_runtime(config())
+    world.push("web", "v1")
+    recorder.reset()
+    result = reconcile(rt, dry_run=True)
+    assert [(a.target, a.change, a.applied) for a in result.actions] == [("prod/web-0", "update", False)]
+    assert "web:v1" in result.actions[0].detail
+    assert recorder.writes() == []
+
+
+REPORT_JOB = {
+    "name": "report",
+    "cluster": "prod",
+    "task_definition": "report",
+    "containers": {"app": {"repository": "web", "tags": ["v*"]}},
+}
+PINNED_JOB = {"name": "report-pinned", "cluster": "prod", "task_definition": "report:1"}
+
+
+def test_a_matching_push_registers_a_new_revision_of_a_jobs_family(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    first = world.task_definition("report", {"app": world.image("web", "v0")})
+    rt = make_runtime(config(services=0, jobs=[REPORT_JOB, PINNED_JOB]))
+    event = world.push("web", "v1")
+    recorder.reset()
+    result = invoke("deploy_on_push", event)
+    [job] = result["jobs"]
+    assert (job["job"], job["outcome"]) == ("report", "registered")
+    latest = rt.clients.ecs.describe_task_definition(taskDefinition="report")["taskDefinition"]
+    assert latest["revision"] == 2
+    assert latest["containerDefinitions"][0]["image"] == f"{world.registry}/web@{fake_digest('web:v1')}"
+    # the pinned job still names revision 1, untouched; no service was updated
+    pinned = rt.clients.ecs.describe_task_definition(taskDefinition="report:1")["taskDefinition"]
+    assert pinned["taskDefinitionArn"] == first
+    assert pinned["containerDefinitions"][0]["image"] == world.image("web", "v0")
+    assert recorder.count("UpdateService") == 0
+    # and the same event again registers nothing
+    recorder.reset()
+    assert invoke("deploy_on_push", event)["jobs"][0]["outcome"] == "unchanged"
+    assert recorder.writes() == []
+
+
+def test_catch_up_covers_jobs(world: Sandbox, make_runtime: MakeRuntime) -> None:
+    world.task_definition("report", {"app": world.image("web", "v0")})
+    rt = make_runtime(config(services=0, jobs=[REPORT_JOB]))
+    world.push("web", "v3")
+    result = invoke("reconcile", {})
+    assert catch_up_actions(result) == [("job/report", "update")]
+    latest = rt.clients.ecs.describe_task_definition(taskDefinition="report")["taskDefinition"]
+    assert latest["containerDefinitions"][0]["image"].endswith(fake_digest("web:v3"))
+    assert catch_up_actions(invoke("reconcile", {})) == [("job/report", "in-sync")]
