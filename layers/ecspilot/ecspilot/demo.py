@@ -152,7 +152,34 @@ def chapter_deploy_on_push(demo: Demo) -> None:
     )
 
 
-CHAPTERS: list[Callable[[Demo], None]] = [chapter_deploy_on_push]
+def chapter_catch_up(demo: Demo) -> None:
+    """A push whose event never arrives is caught up by reconcile."""
+    from ecspilot.reconcile import reconcile  # noqa: PLC0415
+
+    say("\n=== Catch-up: ECR events are best effort; reconcile deploys a missed push ===")
+    demo.step("Push web:v3 while the push handler is down: the event is dropped, nothing rolls")
+    time.sleep(1.1)  # keep imagePushedAt (one-second resolution) apart from v2
+    demo.sandbox.push("web", "v3")
+    table(demo.service_images("prod", ["web", "web-canary"]), ["service", "task_definition", "app image"])
+
+    demo.step("ecspilot plan: the dry run shows the catch-up it would do")
+    rt = runtime.current()
+    plan = [a for a in reconcile(rt, dry_run=True).actions if a.kind == "catch-up"]
+    table([a.__dict__ for a in plan], ["kind", "target", "change", "detail"])
+
+    demo.step("Reconcile (the 15-minute schedule) applies it, through the same deploy core as a push")
+    demo.recorder.reset()
+    invoke("reconcile", {})
+    demo.note(f"writes: {', '.join(demo.recorder.writes()) or 'none'}")
+    table(demo.service_images("prod", ["web", "web-canary"]), ["service", "task_definition", "app image"])
+
+    demo.step("Reconcile again: everything is on the newest image, so no write call")
+    demo.recorder.reset()
+    result = invoke("reconcile", {})
+    demo.note(f"summary: {result['summary']}; writes: {', '.join(demo.recorder.writes()) or 'none'}")
+
+
+CHAPTERS: list[Callable[[Demo], None]] = [chapter_deploy_on_push, chapter_catch_up]
 
 
 def run(verbose: bool = False) -> int:
