@@ -124,6 +124,8 @@ class QueueConfig(Model):
     allow: list[str] = Field(default_factory=list)
     max_running: int | None = Field(default=None, ge=1)
     max_count: int = Field(default=10, ge=1, le=100)
+    max_cpu: int | None = Field(default=None, ge=0)  # bounds a message's cpu override (CPU units)
+    max_memory: int | None = Field(default=None, ge=4)  # bounds a message's memory override (MiB)
 
     @field_validator("allow")
     @classmethod
