@@ -109,3 +109,14 @@ class PermanentJobError(JobError):
 
 class UnknownJobError(PermanentJobError):
     """The job named in a request is not in the config."""
+
+
+class InvalidMessageError(EcspilotError):
+    """A queue message can never succeed (bad JSON, unknown job, forbidden override, too large).
+
+    Permanent: the message goes to the dead-letter queue with ``reason``, it is not retried.
+    """
+
+    def __init__(self, reason: str, **context: Any) -> None:
+        super().__init__(reason, **context)
+        self.reason = reason
