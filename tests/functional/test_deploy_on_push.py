@@ -10,6 +10,7 @@ from ecspilot.errors import DeployFailuresError, EventError
 from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import Sandbox, fake_digest
+from ecspilot.taskdef import READ_ONLY_FIELDS
 from tests.conftest import MakeRuntime
 from tests.moto_state import set_image_pushed_at
 
@@ -84,20 +85,7 @@ def test_the_clone_keeps_every_other_field_of_the_revision(world: Sandbox, make_
         {"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/db"}
     ]
     containers[0]["logConfiguration"] = {"logDriver": "awslogs", "options": {"awslogs-group": "/web"}}
-    keep = {
-        k: v
-        for k, v in base.items()
-        if k
-        not in {
-            "taskDefinitionArn",
-            "revision",
-            "status",
-            "requiresAttributes",
-            "compatibilities",
-            "registeredAt",
-            "registeredBy",
-        }
-    }
+    keep = {k: v for k, v in base.items() if k not in READ_ONLY_FIELDS}
     td = world.clients.ecs.register_task_definition(
         **{**keep, "containerDefinitions": containers, "tags": [{"key": "team", "value": "payments"}]}
     )["taskDefinition"]["taskDefinitionArn"]

@@ -24,11 +24,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
-from ecspilot.deploy import JobOutcome, PushDeployer, ServiceOutcome
+from ecspilot.deploy import PushDeployer
 from ecspilot.errors import AwsError
 from ecspilot.images import ImagePush, short_digest
 from ecspilot.obs import logger
-from ecspilot.reconcile import Action
+from ecspilot.reconcile import Action, Change
 from ecspilot.runtime import Runtime
 
 
@@ -89,24 +89,26 @@ def _tagged_images(rt: Runtime, repository: str) -> list[dict[str, Any]]:
         raise AwsError(f"listing images of {repository} failed: {exc}", repository=repository) from exc
 
 
-def _service_action(o: ServiceOutcome, push: ImagePush, applied: bool) -> Action:
-    target = f"{o.cluster}/{o.service}"
-    image = f"{push.repository}:{push.tag} ({short_digest(push.digest)})"
-    if o.outcome in ("deployed", "would-deploy"):
-        return Action("catch-up", target, "update", f"deploy missed push {image}", applied=applied)
-    if o.outcome == "failed":
-        return Action("catch-up", target, "error", o.reason)
-    return Action("catch-up", target, "in-sync", f"{o.reason} ({image} is the newest)")
+CHANGES: dict[str, Change] = {
+    "deployed": "update",
+    "would-deploy": "update",
+    "registered": "update",
+    "would-register": "update",
+    "failed": "error",
+}
 
 
-def _job_action(j: JobOutcome, push: ImagePush, applied: bool) -> Action:
-    target = f"job/{j.job}"
+def to_action(
+    target: str, outcome: str, reason: str, push: ImagePush, applied: bool, change_text: str
+) -> Action:
+    """A deploy-core outcome (service or job) as a reconcile action (pure)."""
     image = f"{push.repository}:{push.tag} ({short_digest(push.digest)})"
-    if j.outcome in ("registered", "would-register"):
-        return Action("catch-up", target, "update", f"register {j.family} with {image}", applied=applied)
-    if j.outcome == "failed":
-        return Action("catch-up", target, "error", j.reason)
-    return Action("catch-up", target, "in-sync", f"{j.reason} ({image} is the newest)")
+    change = CHANGES.get(outcome, "in-sync")
+    if change == "update":
+        return Action("catch-up", target, "update", f"{change_text} {image}", applied=applied)
+    if change == "error":
+        return Action("catch-up", target, "error", reason)
+    return Action("catch-up", target, "in-sync", f"{reason} ({image} is the newest)")
 
 
 def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
@@ -145,6 +147,14 @@ def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
         )
         scoped = rt.config.model_copy(update={"services": services, "jobs": jobs})
         result = deployer.run(push, scoped, dry_run=dry_run)
-        actions += [_service_action(o, push, not dry_run) for o in result.outcomes]
-        actions += [_job_action(j, push, not dry_run) for j in result.jobs]
+        actions += [
+            to_action(
+                f"{o.cluster}/{o.service}", o.outcome, o.reason, push, not dry_run, "deploy missed push"
+            )
+            for o in result.outcomes
+        ]
+        actions += [
+            to_action(f"job/{j.job}", j.outcome, j.reason, push, not dry_run, f"register {j.family} with")
+            for j in result.jobs
+        ]
     return actions
