@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from aws_lambda_powertools.warnings import PowertoolsUserWarning
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws import Clients
@@ -230,6 +232,18 @@ class Moved:
     status: str
 
 
+def _dimensions(dimensions: Mapping[str, str]) -> None:
+    """Set the invocation's metric dimensions (one event per invocation, so one set).
+
+    Powertools clears them when it flushes; with metrics disabled (the demo) it does not, and
+    warns when a value is replaced, which is what we mean here.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PowertoolsUserWarning)
+        for name, value in dimensions.items():
+            metrics.add_dimension(name=name, value=value)
+
+
 _essential_cache: dict[str, set[str] | None] = {}  # task definition revisions never change
 _essential_lock = threading.Lock()
 
@@ -421,8 +435,7 @@ class Tracker:
     def _report_deployment(self, moved: Moved, region: str) -> None:
         record = moved.record
         cluster, service = str(record.get("cluster", "")), str(record.get("service", ""))
-        for name, value in service_dimensions(self.config, cluster, service).items():
-            metrics.add_dimension(name=name, value=value)
+        _dimensions(service_dimensions(self.config, cluster, service))
         count(DEPLOYMENT_METRIC[moved.status])
         # a FAILED deployment later rolled back was timed when it failed
         if record.get("duration_seconds") is not None and moved.before == "IN_PROGRESS":
@@ -486,8 +499,7 @@ class Tracker:
             )
             return {"job": job, "task_arn": task.task_arn, "moved": None}
         closed = {**before, **{k: v for k, v in fields.items() if v is not None}, "status": status}
-        for name, value in job_dimensions(self.config, job).items():
-            metrics.add_dimension(name=name, value=value)
+        _dimensions(job_dimensions(self.config, job))
         if status != "STOPPED":
             count("JobRunsSucceeded" if status == "SUCCEEDED" else "JobRunsFailed")
         if duration is not None:
