@@ -5,6 +5,7 @@ Every helper says what real AWS would have done that moto does not.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from ecspilot.sandbox import ACCOUNT, REGION
@@ -21,3 +22,13 @@ def set_image_pushed_at(repository: str, digest: str, seconds_ago: int) -> None:
             image.image_pushed_at = int(time.time()) - seconds_ago
             return
     raise LookupError(f"{repository}@{digest} not in moto")
+
+
+def new_deployment_per_update() -> contextlib.AbstractContextManager[None]:
+    """ECS starts a new deployment, with a new id, on every UpdateService that changes the task
+    definition; moto keeps one deployment id per service. The tracker matches ECS's events by
+    that id, so its tests need ECS's behaviour (``ecspilot.local.ecs_deployment_per_update``,
+    shared with the demo)."""
+    from ecspilot.local import ecs_deployment_per_update  # noqa: PLC0415
+
+    return ecs_deployment_per_update()

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from ecspilot.local import CallRecorder, invoke
+from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import Sandbox, fake_digest
 from tests.conftest import MakeRuntime
-from tests.moto_state import set_image_pushed_at
+from tests.moto_state import new_deployment_per_update, set_image_pushed_at
 
 
 def config(services: int = 1, jobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -152,3 +152,36 @@ def test_catch_up_covers_jobs(world: Sandbox, make_runtime: MakeRuntime) -> None
     latest = rt.clients.ecs.describe_task_definition(taskDefinition="report")["taskDefinition"]
     assert latest["containerDefinitions"][0]["image"].endswith(fake_digest("web:v3"))
     assert catch_up_actions(invoke("reconcile", {})) == [("job/report", "in-sync")]
+
+
+def test_catch_up_holds_a_digest_whose_deployment_failed_on_the_service(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN v1 then v2 deployed by their push events, and ECS reporting v2's deployment FAILED
+    world.service("prod", "web-0", world.task_definition("web", {"app": world.image("web", "v0")}))
+    rt = make_runtime(config())
+    with new_deployment_per_update():
+        invoke("deploy_on_push", world.push("web", "v1"))
+        set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=60)
+        invoke("deploy_on_push", world.push("web", "v2"))
+        v2 = rt.history.deployments("prod", "web-0")[0]
+        failed = load_event(
+            "ecs_deployment_failed",
+            {"deploymentId": v2["deployment_id"]},
+            resources=["arn:aws:ecs:us-east-1:123456789012:service/prod/web-0"],
+        )
+        invoke("track_deployments", failed)
+        # the circuit breaker puts the service back on v1's revision
+        rt.clients.ecs.update_service(
+            cluster="prod", service="web-0", taskDefinition=v2["from_task_definition"]
+        )
+    assert rt.history.deployments("prod", "web-0")[0]["status"] == "FAILED"
+    recorder.reset()
+    # WHEN reconcile runs: v2 is still the newest image
+    result = invoke("reconcile", {})
+    # THEN catch-up does not undo the rollback: a conflict, and no write
+    [action] = [a for a in result["actions"] if a["kind"] == "catch-up"]
+    assert (action["target"], action["change"]) == ("prod/web-0", "conflict")
+    assert "FAILED" in action["detail"]
+    assert recorder.writes() == []
+    assert running_image(rt, "web-0").endswith(fake_digest("web:v1"))

@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
-from ecspilot.deploy import PushDeployer
+from ecspilot.deploy import Hold, PushDeployer
 from ecspilot.errors import AwsError
 from ecspilot.images import ImagePush, short_digest
 from ecspilot.obs import logger
@@ -95,7 +95,9 @@ CHANGES: dict[str, Change] = {
     "registered": "update",
     "would-register": "update",
     "failed": "error",
+    "held": "conflict",
 }
+BAD_OUTCOMES = ("FAILED", "ROLLED_BACK")
 
 
 def to_action(
@@ -106,9 +108,25 @@ def to_action(
     change = CHANGES.get(outcome, "in-sync")
     if change == "update":
         return Action("catch-up", target, "update", f"{change_text} {image}", applied=applied)
-    if change == "error":
-        return Action("catch-up", target, "error", reason)
+    if change in ("error", "conflict"):
+        return Action("catch-up", target, change, reason)
     return Action("catch-up", target, "in-sync", f"{reason} ({image} is the newest)")
+
+
+def rolled_back_hold(rt: Runtime, push: ImagePush) -> Hold:
+    """Hold a service from a digest whose deployment there FAILED or was ROLLED_BACK: catch-up
+    must not undo the circuit breaker. A newer push (or a push event) moves the service on."""
+
+    def hold(svc: ServiceConfig) -> str | None:
+        for record in rt.history.deployments(svc.cluster, svc.service_name, limit=10):
+            if record.get("image_digest") == push.digest and record.get("status") in BAD_OUTCOMES:
+                return (
+                    f"{push.repository}:{push.tag} ({short_digest(push.digest)}) was {record['status']} on this "
+                    f"service ({record.get('started_at', '')}): not redeployed; push a newer image to move on"
+                )
+        return None
+
+    return hold
 
 
 def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
@@ -146,7 +164,7 @@ def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
             time=newest.pushed_at,
         )
         scoped = rt.config.model_copy(update={"services": services, "jobs": jobs})
-        result = deployer.run(push, scoped, dry_run=dry_run)
+        result = deployer.run(push, scoped, dry_run=dry_run, hold=rolled_back_hold(rt, push))
         actions += [
             to_action(
                 f"{o.cluster}/{o.service}", o.outcome, o.reason, push, not dry_run, "deploy missed push"

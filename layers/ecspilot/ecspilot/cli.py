@@ -107,6 +107,82 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def print_history(rt: Any, name: str, limit: int = 20, output: str = "table") -> int:
+    """``ecspilot history NAME``: the newest deployments of a service, or runs of a job."""
+    from ecspilot.present import as_json, say, table  # noqa: PLC0415
+    from ecspilot.status import history_rows, resolve  # noqa: PLC0415
+
+    kind, rows = history_rows(rt, name, limit)
+    if output == "json":
+        as_json([r["record"] for r in rows])
+        return 0
+    _, cluster, target = resolve(rt.config, name)
+    if kind == "job":
+        say(f"job {target} (cluster {cluster}): last {len(rows)} run(s), newest first")
+        table(rows, ["started", "status", "trigger", "task", "exit", "duration", "reason"])
+    else:
+        say(f"service {cluster}/{target}: last {len(rows)} deployment(s), newest first")
+        table(rows, ["started", "status", "trigger", "tag", "digest", "to", "duration", "reason"])
+    return 0
+
+
+def print_status(rt: Any, output: str = "table") -> int:
+    """``ecspilot status``: what each configured service runs and how its last deployment went,
+    and each job's last run."""
+    from ecspilot.images import short_digest  # noqa: PLC0415
+    from ecspilot.present import as_json, say, table  # noqa: PLC0415
+    from ecspilot.status import job_status, service_status  # noqa: PLC0415
+
+    services, jobs = service_status(rt), job_status(rt)
+    if output == "json":
+        as_json({"services": [s.as_dict() for s in services], "jobs": [j.as_dict() for j in jobs]})
+        return 0
+    say("services")
+    table(
+        [
+            {
+                "service": f"{s.cluster}/{s.service}",
+                "task def": s.task_definition or "-",
+                "image": ", ".join(f"{c}={t}" for c, t in s.images.items()) or "-",
+                "digest": ", ".join(short_digest(d) for d in s.digests.values()) or "-",
+                "last deployment": s.last_deployment
+                + (f" ({s.last_deployment_tag})" if s.last_deployment_tag else ""),
+                "at": s.last_deployment_at,
+                "note": s.problem or (s.last_deployment_reason if s.last_deployment != "COMPLETED" else ""),
+            }
+            for s in services
+        ],
+        ["service", "task def", "image", "digest", "last deployment", "at", "note"],
+    )
+    say("jobs")
+    table(
+        [
+            {
+                "job": j.name,
+                "last run": j.last_run,
+                "at": j.last_run_at,
+                "trigger": j.trigger,
+                "exit": ",".join(f"{k}={v}" for k, v in j.exit_codes.items()),
+                "note": j.reason if j.last_run not in ("SUCCEEDED", "-") else "",
+            }
+            for j in jobs
+        ],
+        ["job", "last run", "at", "trigger", "exit", "note"],
+    )
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    return print_history(_runtime(args), args.name, limit=args.limit, output=args.output)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return print_status(_runtime(args), output=args.output)
+
+
+COMMANDS.update({"history": cmd_history, "status": cmd_status})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecspilot", description="Run Amazon ECS workloads hands-off.")
     parser.add_argument("--config", help="config file (default: $ECSPILOT_CONFIG or ./ecspilot.yaml)")
@@ -120,7 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reconcile", help="apply the reconcile plan (daemons, schedules) from a workstation")
     demo = sub.add_parser("demo", help="run ecspilot's flows against a local AWS (moto), narrated")
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
+    add_tracking_parsers(sub)
     return parser
+
+
+def add_tracking_parsers(sub: Any) -> None:
+    """``history`` and ``status``; ``--output`` is also accepted after the verb."""
+    history = sub.add_parser("history", help="latest deployments of a service, or runs of a job")
+    history.add_argument("name", help="a configured service or job, or CLUSTER/SERVICE")
+    history.add_argument("--limit", type=int, default=20, help="how many, newest first (default 20)")
+    history.add_argument("--output", choices=["table", "json"], default=argparse.SUPPRESS)
+    status = sub.add_parser("status", help="what each service runs and how it went; each job's last run")
+    status.add_argument("--output", choices=["table", "json"], default=argparse.SUPPRESS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,7 +38,8 @@ from ecspilot.obs import count, logger
 from ecspilot.runtime import Runtime
 from ecspilot.taskdef import clone_with_images, container_images, family_revision
 
-Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "failed"]
+Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "failed"]
+Hold = Callable[[ServiceConfig], "str | None"]
 T = TypeVar("T")
 R = TypeVar("R")
 DESCRIBE_SERVICES_BATCH = 10
@@ -271,8 +272,14 @@ class PushDeployer:
 
     # the flow -------------------------------------------------------------------------------
 
-    def run(self, push: ImagePush, config: EcspilotConfig, dry_run: bool = False) -> PushResult:
-        """Deploy ``push`` to every service that follows it; see the module docstring."""
+    def run(
+        self, push: ImagePush, config: EcspilotConfig, dry_run: bool = False, hold: Hold | None = None
+    ) -> PushResult:
+        """Deploy ``push`` to every service that follows it; see the module docstring.
+
+        ``hold``, when given, may keep a service from a deployment the rules would make: it
+        returns the reason (catch-up holds a digest that was rolled back on that service).
+        """
         result = PushResult(push=push, dry_run=dry_run)
         log = {
             "repository": push.repository,
@@ -297,6 +304,10 @@ class PushDeployer:
             live = [t for t in targets if t.service is not None]
             self._decide(live, push)
             self._guard_stale([t for t in live if t.outcome.outcome == "would-deploy"], push)
+            for t in live:
+                reason = hold(t.config) if hold and t.outcome.outcome == "would-deploy" else None
+                if reason:
+                    t.outcome.outcome, t.outcome.reason = "held", reason
             to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
             if to_deploy and not dry_run:
                 self._deploy(to_deploy, push, result)

@@ -85,3 +85,72 @@ def parse_event(model: type[M], event: Any, kind: str) -> M:
         raise EventError(
             f"malformed {kind} event: {'; '.join(problems)}", field=_field_path(exc.errors()[0]["loc"])
         ) from exc
+
+
+# --- ECS events the tracker receives (AWS documentation shapes) ------------------------------
+
+
+class EcsDeploymentDetail(EventModel):
+    event_type: str = Field(default="", alias="eventType")
+    event_name: str = Field(alias="eventName", min_length=1)
+    deployment_id: str = Field(alias="deploymentId", min_length=1)
+    updated_at: datetime | None = Field(default=None, alias="updatedAt")
+    reason: str = ""
+
+
+class EcsDeploymentStateChangeEvent(EventModel):
+    """EventBridge ``ECS Deployment State Change`` event; ``resources[0]`` is the service ARN."""
+
+    id: str
+    detail_type: Literal["ECS Deployment State Change"] = Field(alias="detail-type")
+    source: Literal["aws.ecs"]
+    account: str = Field(pattern=r"^\d{12}$")
+    region: str = Field(min_length=1)
+    time: datetime
+    resources: list[str] = Field(min_length=1)
+    detail: EcsDeploymentDetail
+
+    @property
+    def service_arn(self) -> str:
+        return self.resources[0]
+
+    @property
+    def at(self) -> datetime:
+        """When the deployment changed state (``updatedAt``, else the event's time)."""
+        return self.detail.updated_at or self.time
+
+
+class EcsContainerState(EventModel):
+    name: str
+    exit_code: int | None = Field(default=None, alias="exitCode")
+    last_status: str = Field(default="", alias="lastStatus")
+    reason: str = ""
+    image: str = ""
+    image_digest: str = Field(default="", alias="imageDigest")
+
+
+class EcsTaskDetail(EventModel):
+    task_arn: str = Field(alias="taskArn", min_length=1)
+    cluster_arn: str = Field(alias="clusterArn", min_length=1)
+    task_definition_arn: str = Field(default="", alias="taskDefinitionArn")
+    last_status: str = Field(alias="lastStatus")
+    started_by: str = Field(default="", alias="startedBy")
+    group: str = ""
+    stop_code: str = Field(default="", alias="stopCode")
+    stopped_reason: str = Field(default="", alias="stoppedReason")
+    containers: list[EcsContainerState] = Field(default_factory=list)
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+    started_at: datetime | None = Field(default=None, alias="startedAt")
+    stopped_at: datetime | None = Field(default=None, alias="stoppedAt")
+
+
+class EcsTaskStateChangeEvent(EventModel):
+    """EventBridge ``ECS Task State Change`` event."""
+
+    id: str
+    detail_type: Literal["ECS Task State Change"] = Field(alias="detail-type")
+    source: Literal["aws.ecs"]
+    account: str = Field(pattern=r"^\d{12}$")
+    region: str = Field(min_length=1)
+    time: datetime
+    detail: EcsTaskDetail

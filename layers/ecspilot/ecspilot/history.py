@@ -13,9 +13,17 @@ latest deployments of a service    pk = ``SERVICE#<cluster>#<service>``, sk begi
 one deployment by ECS id           gsi1: gsi1pk = ``DEPLOYMENT#<ecs deployment id>``
 runs of a job                      pk = ``JOB#<job>``, sk begins ``RUN#``, newest first
 one run by task ARN                gsi1: gsi1pk = ``TASK#<task arn>``
+last deployment of a service       as "latest deployments", ``Limit`` 1 (``ecspilot status``)
+last run of a job                  as "runs of a job", ``Limit`` 1 (``ecspilot status``)
 =================================  =========================================================
 
 Records expire ``retention_days`` after they are written.
+
+Status moves only forward (the tracker's conditional writes, :meth:`History.transition`):
+a deployment goes IN_PROGRESS -> COMPLETED | FAILED | ROLLED_BACK, and FAILED -> ROLLED_BACK
+(the circuit breaker's rollback event may come before or after its FAILED event); a run goes
+PENDING | RUNNING -> SUCCEEDED | FAILED | STOPPED. Terminal states are final, so duplicate and
+out-of-order events change nothing.
 """
 
 from __future__ import annotations
@@ -195,3 +203,108 @@ class History:
             Limit=limit,
         )
         return [deserialize(i) for i in resp.get("Items", [])]
+
+    # --- the tracker's access patterns (all Query, never Scan) ---------------------------------
+
+    def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
+        if not self.enabled:
+            return []
+        client, table = self._target()
+        try:
+            resp = client.query(TableName=table, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsError(f"reading history failed: {exc}", table=table) from exc
+        return [deserialize(i) for i in resp.get("Items", [])]
+
+    def deployment_by_id(self, deployment_id: str) -> list[dict[str, Any]]:
+        """The deployment record(s) of one ECS deployment id (gsi1), newest first.
+
+        ECS deployment ids are unique, so this is one record in practice; a list keeps
+        the caller honest about the index being eventually consistent.
+        """
+        items = self._query(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"DEPLOYMENT#{deployment_id}"}},
+        )
+        return sorted(items, key=lambda i: str(i.get("sk", "")), reverse=True)
+
+    def runs(self, job: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Runs of a job (one record per task), newest first."""
+        return self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+            ExpressionAttributeValues={":pk": {"S": job_pk(job)}, ":sk": {"S": "RUN#"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+
+    def run_by_task(self, task_arn: str) -> list[dict[str, Any]]:
+        """The run record of one ECS task (gsi1)."""
+        return self._query(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"TASK#{task_arn}"}},
+        )
+
+    def put_new(self, item: Mapping[str, Any]) -> bool:
+        """Write ``item`` only if no item has its key yet; False when one already does."""
+        if not self.enabled:
+            return False
+        client, table = self._target()
+        try:
+            client.put_item(
+                TableName=table,
+                Item=serialize({**item, "expires_at": self.expires_at()}),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise AwsError(f"writing history failed: {exc}", table=table) from exc
+        except BotoCoreError as exc:
+            raise AwsError(f"writing history failed: {exc}", table=table) from exc
+        return True
+
+    def transition(
+        self,
+        key: Mapping[str, str],
+        status: str,
+        allowed_from: Sequence[str],
+        fields: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Set ``status`` (and ``fields``) on the item at ``key`` only while its status is one
+        of ``allowed_from``: one conditional UpdateItem, so concurrent, duplicate and late
+        events can never move a record backwards.
+
+        Returns the item as it was before the update, or None when the condition failed
+        (the record had already moved on, or does not exist).
+        """
+        if not self.enabled or not allowed_from:
+            return None
+        client, table = self._target()
+        values = {k: v for k, v in (fields or {}).items() if v is not None}
+        names = {"#status": "status", **{f"#f{i}": k for i, k in enumerate(values)}}
+        sets = ["#status = :status"] + [f"#f{i} = :f{i}" for i in range(len(values))]
+        attr_values = {
+            ":status": status,
+            **{f":f{i}": v for i, v in enumerate(values.values())},
+            **{f":from{i}": s for i, s in enumerate(allowed_from)},
+        }
+        condition = f"#status IN ({', '.join(f':from{i}' for i in range(len(allowed_from)))})"
+        try:
+            resp = client.update_item(
+                TableName=table,
+                Key=serialize(key),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=serialize(attr_values),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise AwsError(f"updating history failed: {exc}", table=table, status=status) from exc
+        except BotoCoreError as exc:
+            raise AwsError(f"updating history failed: {exc}", table=table, status=status) from exc
+        return deserialize(resp.get("Attributes", {}))

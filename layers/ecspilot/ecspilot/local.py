@@ -171,3 +171,25 @@ def moto_api(endpoint: str, path: str, body: Any = None) -> str:
     )
     with urllib.request.urlopen(request, timeout=30) as resp:
         return str(resp.read().decode())
+
+
+@contextlib.contextmanager
+def ecs_deployment_per_update() -> Iterator[None]:
+    """Make moto start a new deployment (a new ``ecs-svc/...`` id) on every UpdateService that
+    changes the task definition, as ECS does; moto otherwise keeps one PRIMARY deployment and
+    its id for the life of a service. Works for moto in-process and for the in-process server.
+    """
+    from moto.ecs.models import EC2ContainerServiceBackend  # noqa: PLC0415 - dev/demo dependency
+
+    original = EC2ContainerServiceBackend.update_service
+
+    def update_service(self: Any, service_properties: dict[str, Any]) -> Any:
+        if service_properties.get("task_definition"):
+            service_properties["force_new_deployment"] = True
+        return original(self, service_properties)
+
+    EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        EC2ContainerServiceBackend.update_service = original  # type: ignore[method-assign]

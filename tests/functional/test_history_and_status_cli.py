@@ -1,0 +1,159 @@
+"""`ecspilot history` and `ecspilot status` against a state table filled by the real handlers.
+
+deploy_on_push starts the deployments, track_deployments closes them from the sample ECS events;
+job runs are started by tests.job_runs (the run_job contract) and closed by track_deployments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ecspilot.cli import main
+from ecspilot.history import utc_now
+from ecspilot.local import invoke, load_event
+from ecspilot.runtime import Runtime
+from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
+from tests.conftest import TABLE, MakeRuntime
+from tests.job_runs import start_run_like_run_job
+from tests.moto_state import new_deployment_per_update
+
+CONFIG: dict[str, Any] = {
+    "version": 1,
+    "services": [
+        {
+            "name": "web",
+            "cluster": "prod",
+            "containers": {"app": {"repository": "web", "tags": ["v*"]}},
+            "rollback": True,
+        }
+    ],
+    "jobs": [{"name": "nightly-report", "cluster": "prod", "task_definition": "report"}],
+}
+
+
+@pytest.fixture(autouse=True)
+def _ecs_deployment_ids() -> Iterator[None]:
+    with new_deployment_per_update():
+        yield
+
+
+@pytest.fixture
+def filled(
+    sandbox: Sandbox, make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Runtime:
+    """web: v1 completed, v2 rolled back by the circuit breaker (ECS put v1 back);
+    nightly-report: one run that succeeded, then one that exited 1."""
+    sandbox.cluster("prod", instances_per_zone=1, zones=("us-east-1a",))
+    sandbox.repository("web")
+    sandbox.service("prod", "web", sandbox.task_definition("web", {"app": sandbox.image("web", "v0")}))
+    sandbox.task_definition("report", {"report": "report:1", "log-router": "fluent-bit:stable"})
+    rt = make_runtime(CONFIG)
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/web"
+
+    def ecs_says(sample: str, deployment_id: str, **detail: Any) -> None:
+        invoke(
+            "track_deployments",
+            load_event(sample, {"deploymentId": deployment_id, **detail}, resources=[arn]),
+        )
+
+    invoke("deploy_on_push", sandbox.push("web", "v1"))
+    v1 = rt.history.deployments("prod", "web")[0]
+    ecs_says("ecs_deployment_completed", v1["deployment_id"])
+    invoke("deploy_on_push", sandbox.push("web", "v2"))
+    v2 = rt.history.deployments("prod", "web")[0]
+    ecs_says("ecs_deployment_failed", v2["deployment_id"])
+    # ECS's rollback puts v1's revision back (moto does not roll back: UpdateService does it here)
+    rt.clients.ecs.update_service(cluster="prod", service="web", taskDefinition=v1["to_task_definition"])
+    reason = f"ECS deployment circuit breaker: rolling back to deploymentId {v1['deployment_id']}."
+    ecs_says("ecs_deployment_rolled_back", "ecs-svc/999", reason=reason, updatedAt=utc_now())
+    ecs_says("ecs_deployment_completed", "ecs-svc/999", updatedAt=utc_now())
+
+    for sample in ("ecs_task_stopped", "ecs_task_stopped_failed"):
+        run = start_run_like_run_job(sandbox, rt.history, "nightly-report", "prod", "report")
+        event = load_event(
+            sample,
+            {
+                "taskArn": run.task_arn,
+                "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/prod",
+                "taskDefinitionArn": run.task_definition,
+            },
+        )
+        invoke("track_deployments", event)
+
+    config_path = tmp_path / "ecspilot.yaml"
+    config_path.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    monkeypatch.setenv("ECSPILOT_CONFIG", str(config_path))
+    monkeypatch.setenv("ECSPILOT_TABLE", TABLE)
+    return rt
+
+
+def test_history_of_a_service_lists_its_deployments_newest_first_with_outcomes(
+    filled: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    # WHEN a person asks for web's history
+    assert main(["history", "web"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # THEN a header, then the rollback, the rolled-back v2 and the completed v1, newest first
+    assert out[0] == "service prod/web: last 3 deployment(s), newest first"
+    assert out[1].split()[:4] == ["STARTED", "STATUS", "TRIGGER", "TAG"]
+    statuses = [line.split()[1:4] for line in out[2:]]
+    assert statuses[1:] == [["ROLLED_BACK", "push", "v2"], ["COMPLETED", "push", "v1"]]
+    assert statuses[0][:2] == ["COMPLETED", "rollback"]
+    assert fake_digest("web:v2")[:19] in out[3]
+
+
+def test_history_of_a_job_as_json_gives_the_run_records_with_exit_codes(
+    filled: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["history", "nightly-report", "--limit", "1", "--output", "json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)
+    assert (run["job"], run["status"], run["exit_codes"]) == (
+        "nightly-report",
+        "FAILED",
+        {"report": 1, "log-router": 137},
+    )
+
+
+def test_history_of_an_unknown_name_is_bad_input(filled: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["history", "nope"]) == 2
+    assert "neither a configured service nor a job" in capsys.readouterr().err
+
+
+def test_status_shows_what_each_service_runs_and_each_jobs_last_run(
+    filled: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # THEN web runs v1 again (pinned by digest, tag from the record) and its last deployment rolled back
+    web = next(line for line in out if line.startswith("prod/web"))
+    assert "web:2" in web
+    assert "app=v1" in web
+    assert fake_digest("web:v1")[:19] in web
+    assert "ROLLED_BACK (v2)" in web
+    # AND the job's last run failed with its exit codes and reason
+    job = next(line for line in out if line.startswith("nightly-report"))
+    assert "FAILED" in job
+    assert "report=1,log-router=137" in job
+    assert "report exited 1" in job
+
+
+def test_status_as_json_is_machine_readable(filled: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["--output", "json", "status"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    [web] = data["services"]
+    assert (web["images"], web["digests"], web["last_deployment"]) == (
+        {"app": "v1"},
+        {"app": fake_digest("web:v1")},
+        "ROLLED_BACK",
+    )
+    assert data["jobs"][0]["last_run"] == "FAILED"

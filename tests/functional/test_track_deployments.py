@@ -1,0 +1,384 @@
+"""track_deployments against moto: the real handler, ECS events from events/, real boto3 clients.
+
+Deployments are started by the real deploy_on_push handler; ECS's own state events (which moto
+never emits) are fed from the samples in events/ with the ids of those deployments. Job runs
+are written by tests.job_runs until the run_job handler lands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ecspilot.errors import EventError
+from ecspilot.local import invoke, load_event
+from ecspilot.runtime import Runtime
+from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
+from tests.conftest import MakeRuntime
+from tests.job_runs import start_run_like_run_job
+from tests.moto_state import new_deployment_per_update
+
+TRACK = "track_deployments"
+PUSH = "deploy_on_push"
+
+
+def config(*, rollback: bool = True) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "services": [
+            {
+                "name": "web",
+                "cluster": "prod",
+                "containers": {"app": {"repository": "web", "tags": ["v*"]}},
+                "rollback": rollback,
+            }
+        ],
+        "jobs": [{"name": "nightly-report", "cluster": "prod", "task_definition": "report"}],
+    }
+
+
+def service_arn(cluster: str, service: str) -> str:
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}"
+
+
+def deployment_event(
+    sample: str, deployment_id: str, service: str = "web", reason: str | None = None, at: str | None = None
+) -> dict[str, Any]:
+    """A sample ECS deployment event about ``deployment_id`` of prod/``service``."""
+    detail: dict[str, Any] = {"deploymentId": deployment_id}
+    if reason is not None:
+        detail["reason"] = reason
+    if at is not None:
+        detail["updatedAt"] = at
+    event = load_event(sample, detail, resources=[service_arn("prod", service)])
+    event["id"] = f"{sample}-{deployment_id}-{at or ''}"
+    return event
+
+
+def rollback_event(rollback_id: str, to: str) -> dict[str, Any]:
+    return deployment_event(
+        "ecs_deployment_rolled_back",
+        rollback_id,
+        reason=f"ECS deployment circuit breaker: rolling back to deploymentId {to}.",
+    )
+
+
+def task_event(sample: str, task_arn: str, task_definition: str, **detail: Any) -> dict[str, Any]:
+    """A sample ECS task event about ``task_arn`` (a task started on moto)."""
+    return load_event(
+        sample,
+        {
+            "taskArn": task_arn,
+            "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/prod",
+            "taskDefinitionArn": task_definition,
+            **detail,
+        },
+    )
+
+
+def emitted(out: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF blobs Powertools printed (the other stdout lines are logs)."""
+    blobs = []
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blobs.append(json.loads(line))
+    return blobs
+
+
+def metric_values(blobs: list[dict[str, Any]], name: str) -> list[float]:
+    values: list[float] = []
+    for blob in blobs:
+        if name in blob:
+            value = blob[name]
+            values += value if isinstance(value, list) else [value]
+    return values
+
+
+def dimensions_of(blobs: list[dict[str, Any]], name: str) -> dict[str, str]:
+    blob = next(b for b in blobs if name in b)
+    names = blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
+    return {n: blob[n] for n in names if n != "service"}
+
+
+@pytest.fixture(autouse=True)
+def _ecs_deployment_ids() -> Iterator[None]:
+    with new_deployment_per_update():
+        yield
+
+
+@pytest.fixture
+def world(sandbox: Sandbox) -> Sandbox:
+    sandbox.cluster("prod", instances_per_zone=1, zones=("us-east-1a",))
+    sandbox.repository("web")
+    td = sandbox.task_definition("web", {"app": sandbox.image("web", "v0")})
+    sandbox.service("prod", "web", td)
+    sandbox.task_definition("report", {"report": "report:1", "log-router": "fluent-bit:stable"})
+    return sandbox
+
+
+@pytest.fixture
+def topic(world: Sandbox) -> tuple[str, str]:
+    """An SNS topic with an SQS queue subscribed, to read what the tracker published."""
+    sns, sqs = world.clients.sns, world.clients.sqs
+    topic_arn = sns.create_topic(Name="ecspilot-notify")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="ecspilot-notify-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return topic_arn, queue_url
+
+
+def notifications(rt: Runtime, queue_url: str) -> list[dict[str, Any]]:
+    resp = rt.clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    return [json.loads(m["Body"]) for m in resp.get("Messages", [])]
+
+
+def deploy(world: Sandbox, rt: Runtime, tag: str) -> dict[str, Any]:
+    """Push ``tag`` through the real deploy_on_push handler; return the new deployment record."""
+    invoke(PUSH, world.push("web", tag))
+    return next(r for r in rt.history.deployments("prod", "web") if r["image_tag"] == tag)
+
+
+def test_a_completed_deployment_closes_its_record_with_the_duration_and_counts_a_success(
+    world: Sandbox, make_runtime: MakeRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a deployment that deploy_on_push started
+    rt = make_runtime(config())
+    started = deploy(world, rt, "v1")
+    capsys.readouterr()
+    # WHEN ECS reports it completed, 30 seconds later than the record started
+    at = started["started_at"].replace("Z", "+00:00")
+    from datetime import datetime, timedelta  # noqa: PLC0415
+
+    done_at = (datetime.fromisoformat(at) + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
+    result = invoke(TRACK, deployment_event("ecs_deployment_completed", started["deployment_id"], at=done_at))
+    # THEN the record is COMPLETED with ECS's reason and a 30 s duration
+    [record] = rt.history.deployment_by_id(started["deployment_id"])
+    assert record["status"] == "COMPLETED"
+    assert record["duration_seconds"] == 30
+    assert record["reason"] == "ECS deployment ecs-svc/6405940160831029548 completed."
+    assert result["moved"] == [
+        {"deployment_id": started["deployment_id"], "from": "IN_PROGRESS", "to": "COMPLETED"}
+    ]
+    # AND one success and its duration are emitted, dimensioned by the configured service
+    blobs = emitted(capsys.readouterr().out)
+    assert metric_values(blobs, "DeploymentsSucceeded") == [1.0]
+    assert metric_values(blobs, "DeploymentDuration") == [30.0]
+    assert dimensions_of(blobs, "DeploymentsSucceeded") == {"Cluster": "prod", "Service": "web"}
+
+
+def test_a_duplicate_completed_event_changes_nothing_and_counts_nothing(
+    world: Sandbox, make_runtime: MakeRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt = make_runtime(config())
+    started = deploy(world, rt, "v1")
+    event = deployment_event("ecs_deployment_completed", started["deployment_id"])
+    invoke(TRACK, event)
+    [first] = rt.history.deployment_by_id(started["deployment_id"])
+    capsys.readouterr()
+    # WHEN EventBridge delivers the same event again
+    result = invoke(TRACK, event)
+    # THEN the record is untouched and no second success is counted
+    [again] = rt.history.deployment_by_id(started["deployment_id"])
+    assert again == first
+    assert result["moved"] == []
+    assert metric_values(emitted(capsys.readouterr().out), "DeploymentsSucceeded") == []
+
+
+def test_a_late_in_progress_event_never_moves_a_completed_record_back(
+    world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    rt = make_runtime(config())
+    started = deploy(world, rt, "v1")
+    invoke(TRACK, deployment_event("ecs_deployment_completed", started["deployment_id"]))
+    # WHEN the IN_PROGRESS event arrives after COMPLETED, then a FAILED one for the same deployment
+    invoke(TRACK, deployment_event("ecs_deployment_in_progress", started["deployment_id"]))
+    invoke(TRACK, deployment_event("ecs_deployment_failed", started["deployment_id"]))
+    # THEN COMPLETED stays COMPLETED
+    [record] = rt.history.deployment_by_id(started["deployment_id"])
+    assert record["status"] == "COMPLETED"
+
+
+def test_a_failed_deployment_is_recorded_counted_and_notified_with_what_a_person_needs(
+    world: Sandbox, make_runtime: MakeRuntime, topic: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN notifications on, and a deployment of web:v1 to a service without rollback
+    topic_arn, inbox = topic
+    rt = make_runtime(config(rollback=False), notify_topic_arn=topic_arn)
+    started = deploy(world, rt, "v1")
+    capsys.readouterr()
+    # WHEN ECS reports the circuit breaker failed it
+    invoke(TRACK, deployment_event("ecs_deployment_failed", started["deployment_id"]))
+    # THEN the record is FAILED with the reason
+    [record] = rt.history.deployment_by_id(started["deployment_id"])
+    assert (record["status"], record["reason"]) == (
+        "FAILED",
+        "ECS deployment circuit breaker: tasks failed to start.",
+    )
+    assert metric_values(emitted(capsys.readouterr().out), "DeploymentsFailed") == [1.0]
+    # AND one message names the service, the image tag and digest, the reason and the console page
+    [message] = notifications(rt, inbox)
+    assert message["Subject"] == "ecspilot: prod/web deployment failed"
+    body = message["Message"]
+    assert "prod/web" in body
+    assert f"web:v1 ({fake_digest('web:v1')})" in body
+    assert "ECS deployment circuit breaker: tasks failed to start." in body
+    assert "https://us-east-1.console.aws.amazon.com/ecs/v2/clusters/prod/services/web/deployments" in body
+    assert message["MessageAttributes"]["status"]["Value"] == "FAILED"
+
+
+@pytest.mark.parametrize(
+    "order",
+    [("failed", "rollback", "rollback-completed"), ("rollback", "failed", "rollback-completed")],
+    ids=["failed-then-rollback", "rollback-then-failed"],
+)
+def test_a_circuit_breaker_rollback_marks_the_bad_deployment_rolled_back_in_either_order(
+    order: tuple[str, ...],
+    world: Sandbox,
+    make_runtime: MakeRuntime,
+    topic: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN web:v1 deployed and completed, then web:v2 deployed
+    topic_arn, inbox = topic
+    rt = make_runtime(config(), notify_topic_arn=topic_arn)
+    good = deploy(world, rt, "v1")
+    invoke(TRACK, deployment_event("ecs_deployment_completed", good["deployment_id"]))
+    bad = deploy(world, rt, "v2")
+    capsys.readouterr()
+    # WHEN the circuit breaker fails v2 and rolls back to v1's deployment (events in either order)
+    rollback_id = "ecs-svc/3348108895209946212"
+    events = {
+        "failed": deployment_event("ecs_deployment_failed", bad["deployment_id"]),
+        "rollback": rollback_event(rollback_id, to=good["deployment_id"]),
+        "rollback-completed": deployment_event("ecs_deployment_completed", rollback_id),
+    }
+    for name in order:
+        invoke(TRACK, events[name])
+    # THEN v2 is ROLLED_BACK to v1's deployment, v1 stays COMPLETED, and the rollback is recorded
+    [bad_now] = rt.history.deployment_by_id(bad["deployment_id"])
+    assert bad_now["status"] == "ROLLED_BACK"
+    assert bad_now["rolled_back_to"] == good["deployment_id"]
+    assert bad_now["rollback_deployment_id"] == rollback_id
+    assert rt.history.deployment_by_id(good["deployment_id"])[0]["status"] == "COMPLETED"
+    [rollback] = rt.history.deployment_by_id(rollback_id)
+    assert (rollback["trigger"], rollback["status"]) == ("rollback", "COMPLETED")
+    # AND the rollback is counted once and a person is told
+    blobs = emitted(capsys.readouterr().out)
+    assert metric_values(blobs, "DeploymentsRolledBack") == [1.0]
+    subjects = [m["Subject"] for m in notifications(rt, inbox)]
+    assert "ecspilot: prod/web deployment rolled back" in subjects
+
+
+def test_a_deployment_ecspilot_did_not_start_is_recorded_as_external(
+    world: Sandbox, make_runtime: MakeRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt = make_runtime(config())
+    # WHEN ECS reports a deployment of a service nobody configured (a console deploy, say)
+    invoke(TRACK, deployment_event("ecs_deployment_in_progress", "ecs-svc/111", service="api"))
+    invoke(TRACK, deployment_event("ecs_deployment_completed", "ecs-svc/111", service="api"))
+    # THEN it is kept as an external deployment of prod/api, closed
+    [record] = rt.history.deployments("prod", "api")
+    assert (record["trigger"], record["status"], record["deployment_id"]) == (
+        "external",
+        "COMPLETED",
+        "ecs-svc/111",
+    )
+    # AND its metrics use the one shared dimension value, so dimensions stay bounded
+    assert dimensions_of(emitted(capsys.readouterr().out), "DeploymentsSucceeded") == {
+        "Cluster": "other",
+        "Service": "other",
+    }
+
+
+def test_a_job_task_that_exits_0_closes_its_run_as_succeeded_even_when_a_sidecar_was_killed(
+    world: Sandbox, make_runtime: MakeRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a run of nightly-report (report is essential, log-router is not)
+    rt = make_runtime(config())
+    run = start_run_like_run_job(world, rt.history, "nightly-report", "prod", "report")
+    capsys.readouterr()
+    # WHEN the task stops: report exited 0, log-router was killed (137)
+    result = invoke(TRACK, task_event("ecs_task_stopped", run.task_arn, run.task_definition))
+    # THEN the run SUCCEEDED with exit codes per container, stop code and duration
+    [record] = rt.history.runs("nightly-report")
+    assert record["status"] == "SUCCEEDED"
+    assert record["exit_codes"] == {"report": 0, "log-router": 137}
+    assert record["stop_code"] == "EssentialContainerExited"
+    assert record["stopped_reason"] == "Essential container in task exited"
+    assert record["duration_seconds"] == 450  # startedAt 03:00:10.245 -> stoppedAt 03:07:40.514
+    assert result["moved"] == {"from": "PENDING", "to": "SUCCEEDED"}
+    blobs = emitted(capsys.readouterr().out)
+    assert metric_values(blobs, "JobRunsSucceeded") == [1.0]
+    assert metric_values(blobs, "JobRunDuration") == [450.0]
+    assert dimensions_of(blobs, "JobRunsSucceeded") == {"Job": "nightly-report"}
+
+
+def test_a_job_task_that_exits_1_fails_the_run_and_tells_a_person(
+    world: Sandbox, make_runtime: MakeRuntime, topic: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic_arn, inbox = topic
+    rt = make_runtime(config(), notify_topic_arn=topic_arn)
+    run = start_run_like_run_job(world, rt.history, "nightly-report", "prod", "report")
+    capsys.readouterr()
+    invoke(TRACK, task_event("ecs_task_stopped_failed", run.task_arn, run.task_definition))
+    [record] = rt.history.runs("nightly-report")
+    assert record["status"] == "FAILED"
+    assert record["reason"] == "report exited 1 (Essential container in task exited)"
+    assert metric_values(emitted(capsys.readouterr().out), "JobRunsFailed") == [1.0]
+    [message] = notifications(rt, inbox)
+    assert message["Subject"] == "ecspilot: job nightly-report failed"
+    assert run.task_arn in message["Message"]
+    assert "report=1" in message["Message"]
+    assert (
+        f"/ecs/v2/clusters/prod/tasks/{run.task_arn.rsplit('/', 1)[-1]}/configuration" in message["Message"]
+    )
+
+
+def test_a_task_that_never_started_fails_the_run_with_the_containers_reason(
+    world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    rt = make_runtime(config())
+    run = start_run_like_run_job(world, rt.history, "nightly-report", "prod", "report")
+    invoke(TRACK, task_event("ecs_task_failed_to_start", run.task_arn, run.task_definition))
+    [record] = rt.history.runs("nightly-report")
+    assert record["status"] == "FAILED"
+    assert record["reason"].startswith("container report did not run to an exit: CannotPullContainerError")
+    assert record["stop_code"] == "TaskFailedToStart"
+
+
+def test_a_duplicate_or_late_task_event_never_reopens_or_recounts_a_closed_run(
+    world: Sandbox, make_runtime: MakeRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt = make_runtime(config())
+    run = start_run_like_run_job(world, rt.history, "nightly-report", "prod", "report")
+    invoke(TRACK, task_event("ecs_task_stopped_failed", run.task_arn, run.task_definition))
+    capsys.readouterr()
+    # WHEN the same STOPPED event comes again, then a different one (exit 0) for the same task
+    invoke(TRACK, task_event("ecs_task_stopped_failed", run.task_arn, run.task_definition))
+    invoke(TRACK, task_event("ecs_task_stopped", run.task_arn, run.task_definition))
+    # THEN the run stays FAILED and nothing more is counted
+    [record] = rt.history.runs("nightly-report")
+    assert record["status"] == "FAILED"
+    blobs = emitted(capsys.readouterr().out)
+    assert metric_values(blobs, "JobRunsFailed") == metric_values(blobs, "JobRunsSucceeded") == []
+
+
+def test_a_stopped_task_without_a_run_record_is_ignored(world: Sandbox, make_runtime: MakeRuntime) -> None:
+    rt = make_runtime(config())
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/prod/0123456789abcdef0123456789abcdef"
+    result = invoke(TRACK, task_event("ecs_task_stopped", arn, "report:1"))
+    assert result == {"ignored": "no run record for this task"}
+    assert rt.history.runs("nightly-report") == []
+
+
+def test_a_malformed_ecs_event_gets_a_typed_error_naming_the_field(make_runtime: MakeRuntime) -> None:
+    make_runtime(config())
+    event = load_event("ecs_deployment_completed")
+    del event["detail"]["deploymentId"]
+    with pytest.raises(EventError, match=r"detail\.deploymentId"):
+        invoke(TRACK, event)
