@@ -58,6 +58,9 @@ Part = Callable[[Runtime, bool], list[Action]]
 def parts() -> list[tuple[str, Part]]:
     """The reconcile parts, in order. Imported lazily: each is only loaded when reconcile runs."""
     found: list[tuple[str, Part]] = []
+    from ecspilot.schedules import reconcile_schedules  # noqa: PLC0415
+
+    found.append(("schedules", reconcile_schedules))
     return found
 
 
