@@ -99,6 +99,50 @@ def test_defaults_are_documented_ones() -> None:
         ({"version": 1, "jobs": [job(timezone="Mars/Olympus")]}, "jobs[0].timezone", "unknown time zone"),
         ({"version": 1, "jobs": [job(concurrency="sometimes")]}, "jobs[0].concurrency", "allow"),
         (
+            {"version": 1, "jobs": [job(launch_type="FARGATE", placement="az-balanced-spread")]},
+            "jobs[0].placement",
+            "not supported on FARGATE",
+        ),
+        (
+            {
+                "version": 1,
+                "jobs": [
+                    job(
+                        capacity_provider_strategy=[{"capacity_provider": "FARGATE_SPOT"}],
+                        placement="binpack",
+                    )
+                ],
+            },
+            "jobs[0].placement",
+            "not supported on FARGATE",
+        ),
+        (
+            {"version": 1, "jobs": [job(placement={"strategy": [{"type": "random"}] * 6})]},
+            "jobs[0].placement",
+            "at most 5 strategies, got 6",
+        ),
+        (
+            {
+                "version": 1,
+                "jobs": [
+                    job(
+                        placement={
+                            "constraints": [
+                                {
+                                    "type": "memberOf",
+                                    "expression": "attribute:ecs.instance-type =~ t3.* andd x",
+                                }
+                            ]
+                        }
+                    )
+                ],
+            },
+            "jobs[0].placement",
+            "invalid memberOf expression: unexpected 'andd'",
+        ),
+        ({"version": 1, "jobs": [job(placement="spready")]}, "jobs[0].placement", "unknown placement preset"),
+        ({"version": 1, "jobs": [job(schedule="cron(0 25 * * ? *)")]}, "jobs[0].schedule", "outside 0-23"),
+        (
             {
                 "version": 1,
                 "jobs": [job(launch_type="EC2", capacity_provider_strategy=[{"capacity_provider": "x"}])],

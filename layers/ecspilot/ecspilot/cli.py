@@ -93,6 +93,102 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return _reconcile(args, dry_run=False)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """``ecspilot run JOB [--dry-run]``: the run_job core path, trigger ``manual``."""
+    from ecspilot.errors import JobError  # noqa: PLC0415
+    from ecspilot.jobs import find_job, run_job  # noqa: PLC0415
+    from ecspilot.present import as_json, say, table  # noqa: PLC0415
+
+    rt = _runtime(args)
+    job = find_job(rt, args.job)
+    try:
+        result = run_job(job, rt, "manual", dry_run=args.dry_run)
+    except JobError as exc:
+        if exc.result is not None and args.output == "json":
+            as_json(exc.result.as_dict())
+        raise
+    if args.output == "json":
+        as_json(result.as_dict())
+        return 0
+    td = result.task_definition.rsplit("/", 1)[-1]
+    say(f"job {job.name} on {job.cluster}: {result.outcome} ({td}, concurrency {job.concurrency})")
+    if result.reason:
+        say(f"  {result.reason}")
+    for arn in result.stopped:
+        say(f"  {'would stop' if result.dry_run else 'stopped'} {arn.rsplit('/', 1)[-1]} (replace)")
+    if result.dry_run and result.requests:
+        table(
+            [
+                {"call": i + 1, "count": r["count"], "started_by": r["startedBy"]}
+                for i, r in enumerate(result.requests)
+            ],
+            ["call", "count", "started_by"],
+        )
+    for arn in result.task_arns:
+        say(f"  started {arn.rsplit('/', 1)[-1]}")
+    return 0
+
+
+def _label(reason: str, labels: dict[str, str]) -> str:
+    for prefix, label in labels.items():
+        if reason.startswith(prefix):
+            return label + reason.removeprefix(prefix)
+    return reason
+
+
+def cmd_placement(args: argparse.Namespace) -> int:
+    """``ecspilot placement check JOB``: which container instances satisfy the job's constraints."""
+    from ecspilot.jobs import check_job_placement, find_job  # noqa: PLC0415
+    from ecspilot.present import as_json, say, table  # noqa: PLC0415
+
+    rt = _runtime(args)
+    report = check_job_placement(find_job(rt, args.job), rt.clients)
+    by_arn = {str(i.get("containerInstanceArn")): i for i in report.instances}
+    labels = {f"memberOf {c['expression']}: ": f"[{n}] " for n, c in enumerate(report.constraints, 1)}
+    rows = []
+    for check in report.checks:
+        attributes = {a["name"]: a.get("value") for a in by_arn[check.instance_arn].get("attributes", [])}
+        rows.append(
+            {
+                "instance": check.ec2_instance_id or check.instance_arn.rsplit("/", 1)[-1],
+                "zone": attributes.get("ecs.availability-zone", ""),
+                "type": attributes.get("ecs.instance-type", ""),
+                "matches": "yes" if check.matched else "no",
+                "why not": "; ".join(_label(reason, labels) for reason in check.reasons),
+                "notes": "; ".join(check.notes),
+            }
+        )
+    rows.sort(key=lambda r: (r["zone"], r["instance"]))
+    if args.output == "json":
+        as_json(
+            {
+                "job": report.job,
+                "cluster": report.cluster,
+                "constraints": report.constraints,
+                "strategy": report.strategy,
+                "instances": rows,
+            }
+        )
+        return 0
+    say(f"job {report.job} on cluster {report.cluster}")
+    for n, c in enumerate(report.constraints, 1):
+        say(f"  [{n}] constraint {c['type']}" + (f" {c['expression']}" if c.get("expression") else ""))
+    for st in report.strategy:
+        say(
+            f"  strategy (best effort, not checked): {st['type']}"
+            + (f" {st['field']}" if st.get("field") else "")
+        )
+    if not report.constraints:
+        say("  no placement constraints: every instance qualifies")
+    columns = ["instance", "zone", "type", "matches", "why not"]
+    if any(r["notes"] for r in rows):
+        columns.append("notes")
+    table(rows, columns)
+    matched = sum(1 for c in report.checks if c.matched)
+    say(f"{matched} of {len(report.checks)} container instance(s) satisfy the constraints")
+    return 0 if matched or not report.checks else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ecspilot import demo  # noqa: PLC0415 - needs moto, a dev dependency
 
@@ -104,6 +200,8 @@ COMMANDS: dict[str, Command] = {
     "plan": cmd_plan,
     "reconcile": cmd_reconcile,
     "demo": cmd_demo,
+    "run": cmd_run,
+    "placement": cmd_placement,
 }
 
 
@@ -194,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="dry run: what an event (or a reconcile) would do")
     plan.add_argument("--event", help="an event JSON file, e.g. events/ecr_push.json")
     sub.add_parser("reconcile", help="apply the reconcile plan (daemons, schedules) from a workstation")
+    run = sub.add_parser("run", help="run a job now (trigger manual), through run_job's core path")
+    run.add_argument("job", help="the job's name in the config")
+    run.add_argument("--dry-run", action="store_true", help="show what would run, change nothing")
+    placement = sub.add_parser("placement", help="placement tools")
+    placement_sub = placement.add_subparsers(dest="placement_command", required=True)
+    check = placement_sub.add_parser(
+        "check", help="which container instances of the job's cluster satisfy its constraints, and why not"
+    )
+    check.add_argument("job", help="the job's name in the config")
     demo = sub.add_parser("demo", help="run ecspilot's flows against a local AWS (moto), narrated")
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
     add_tracking_parsers(sub)

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ecspilot import schedule_expr
 from ecspilot.errors import ConfigError, PlacementError
@@ -206,20 +214,31 @@ class JobConfig(Model):
         schedule_expr.validate_timezone(value)
         return value
 
+    @field_validator("placement")
+    @classmethod
+    def _placement(
+        cls, value: str | PlacementSpec | None, info: ValidationInfo
+    ) -> str | PlacementSpec | None:
+        # launch_type and capacity_provider_strategy come first in the model, so they are known
+        # here and the problem is reported at jobs[N].placement.
+        launch_type = info.data.get("launch_type")
+        strategy = info.data.get("capacity_provider_strategy") or []
+        fargate = launch_type == "FARGATE" or (
+            bool(strategy) and all(i.capacity_provider.startswith("FARGATE") for i in strategy)
+        )
+        if value is not None:
+            try:
+                resolve_placement(
+                    value.model_dump() if isinstance(value, PlacementSpec) else value, fargate=fargate
+                )
+            except PlacementError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
     @model_validator(mode="after")
     def _launch(self) -> JobConfig:
         if self.launch_type and self.capacity_provider_strategy:
             raise ValueError("launch_type and capacity_provider_strategy are exclusive: choose one")
-        if self.placement is not None:
-            try:
-                resolve_placement(
-                    self.placement.model_dump()
-                    if isinstance(self.placement, PlacementSpec)
-                    else self.placement,
-                    fargate=self.is_fargate,
-                )
-            except PlacementError as exc:
-                raise ValueError(f"placement: {exc}") from exc
         return self
 
     @property

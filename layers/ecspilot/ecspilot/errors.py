@@ -94,7 +94,10 @@ class DeployFailuresError(EcspilotError):
 
 
 class JobError(AwsError):
-    """Running a job failed."""
+    """Running a job failed. ``result`` is the run's :class:`ecspilot.jobs.RunResult` when some
+    RunTask call answered (tasks started, failures), else None."""
+
+    result: Any = None
 
 
 class RetryableJobError(JobError):

@@ -58,8 +58,10 @@ Part = Callable[[Runtime, bool], list[Action]]
 def parts() -> list[tuple[str, Part]]:
     """The reconcile parts, in order. Imported lazily: each is only loaded when reconcile runs."""
     from ecspilot.catchup import catch_up  # noqa: PLC0415 - catchup imports this module
+    from ecspilot.schedules import reconcile_schedules  # noqa: PLC0415
 
     found: list[tuple[str, Part]] = []
+    found.append(("schedules", reconcile_schedules))
     found.append(("catch-up", catch_up))
     return found
 
