@@ -109,3 +109,7 @@ class PermanentJobError(JobError):
 
 class UnknownJobError(PermanentJobError):
     """The job named in a request is not in the config."""
+
+
+class DaemonError(AwsError):
+    """Ensuring one daemon on one cluster failed (or its clusters could not be found)."""

@@ -58,6 +58,9 @@ Part = Callable[[Runtime, bool], list[Action]]
 def parts() -> list[tuple[str, Part]]:
     """The reconcile parts, in order. Imported lazily: each is only loaded when reconcile runs."""
     found: list[tuple[str, Part]] = []
+    from ecspilot.daemons import reconcile_daemons  # noqa: PLC0415 - loaded only when reconcile runs
+
+    found.append(("daemons", reconcile_daemons))
     return found
 
 
