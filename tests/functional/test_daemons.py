@@ -349,3 +349,23 @@ def test_the_cli_plan_prints_the_daemon_plan_without_changing_anything(
     assert listed == []
     assert applied["summary"] == {"create": 2}
     assert len(clients.ecs.list_services(cluster="alpha")["serviceArns"]) == 1
+
+
+def test_when_clusters_cannot_be_listed_each_daemon_reports_an_error(
+    sandbox: Sandbox, make_runtime: MakeRuntime, clients: Clients, recorder: CallRecorder
+) -> None:
+    # GIVEN a daemon on every cluster, and ListClusters refused
+    sandbox.cluster("alpha")
+    register_fluent_bit(sandbox)
+
+    def deny(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListClusters")  # type: ignore[arg-type]
+
+    clients.ecs.meta.events.register("before-parameter-build.ecs.ListClusters", deny)
+    make_runtime(config(log_agent(clusters="*")))
+    # WHEN reconcile runs
+    result = invoke("reconcile", {})
+    # THEN the daemon is one error action saying why, and nothing was written
+    assert changes(result) == {"*/log-agent": "error"}
+    assert "ListClusters failed" in result["actions"][0]["detail"]
+    assert recorder.writes() == []
