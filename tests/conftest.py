@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+
+# moto's EC2 would load its catalogue of real AMIs in every test that starts an instance (~1.5 s);
+# the sandbox uses one fake AMI id. Must be set before moto is imported.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
 from collections.abc import Callable, Iterator
 from typing import Any
 

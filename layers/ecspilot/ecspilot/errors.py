@@ -123,3 +123,7 @@ class InvalidMessageError(EcspilotError):
     def __init__(self, reason: str, **context: Any) -> None:
         super().__init__(reason, **context)
         self.reason = reason
+
+
+class DaemonError(AwsError):
+    """Ensuring one daemon on one cluster failed (or its clusters could not be found)."""

@@ -57,13 +57,11 @@ Part = Callable[[Runtime, bool], list[Action]]
 
 def parts() -> list[tuple[str, Part]]:
     """The reconcile parts, in order. Imported lazily: each is only loaded when reconcile runs."""
-    from ecspilot.catchup import catch_up  # noqa: PLC0415 - catchup imports this module
+    from ecspilot.catchup import catch_up  # noqa: PLC0415 - each part imports this module
+    from ecspilot.daemons import reconcile_daemons  # noqa: PLC0415
     from ecspilot.schedules import reconcile_schedules  # noqa: PLC0415
 
-    found: list[tuple[str, Part]] = []
-    found.append(("schedules", reconcile_schedules))
-    found.append(("catch-up", catch_up))
-    return found
+    return [("daemons", reconcile_daemons), ("schedules", reconcile_schedules), ("catch-up", catch_up)]
 
 
 def reconcile(rt: Runtime, dry_run: bool = False) -> ReconcileResult:
