@@ -23,10 +23,10 @@ def ensure_peer() -> Path:
     if not (ecs.exists() and STAMP.exists() and STAMP.read_text(encoding="utf-8").strip() == PEER_SPEC):
         print(f"(creating {PEER_VENV.name} with {PEER_SPEC}: once)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], check=True)
-        subprocess.run(
-            [str(PEER_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", PEER_SPEC],
-            check=True,
-        )
+        pip = [str(PEER_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", PEER_SPEC]
+        proc = subprocess.run(pip, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:  # pip's output only when it failed: it is noise otherwise
+            raise RuntimeError(f"installing {PEER_SPEC} failed:\n{proc.stdout}{proc.stderr}")
         STAMP.write_text(PEER_SPEC + "\n", encoding="utf-8")
     return ecs
 
