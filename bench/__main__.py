@@ -1,10 +1,36 @@
-"""``make bench``: run every benchmark and print its tables."""
+"""``make bench``: run every benchmark and print its tables.
 
+Each benchmark is a module of this package with a ``main()`` that prints its
+table(s). Add new ones (queue throughput, reconcile at scale) to ``BENCHMARKS``;
+``python -m bench NAME ...`` runs only the named ones.
+"""
+
+import importlib
 import os
+import sys
+import time
 
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
-from bench import fanout
+# Order matters a little: cold start first, while the machine is quiet.
+BENCHMARKS = [
+    "coldstart",  # handler import time vs import boto3 + clients (issue 7, part 2)
+    "fanout",  # one push -> 1/10/50 services, ecspilot vs `ecs deploy` (issue 7, part 1)
+    # "queue",      # run_queued_jobs throughput (issue 7, part 3): add when the queue lands
+    # "reconcile",  # 50 clusters x 3 daemons, first and in-sync run (issue 7, part 4)
+]
 
-fanout.main()
+
+def main(argv: list[str]) -> None:
+    names = argv or BENCHMARKS
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {unknown}; known: {BENCHMARKS}")
+    started = time.perf_counter()
+    for name in names:
+        importlib.import_module(f"bench.{name}").main()
+    print(f"(all benchmarks: {time.perf_counter() - started:.0f} s, {os.cpu_count()} cores)")
+
+
+main(sys.argv[1:])

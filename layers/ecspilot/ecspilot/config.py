@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,9 +24,11 @@ from pydantic import (
     model_validator,
 )
 
-from ecspilot import schedule_expr
 from ecspilot.errors import ConfigError, PlacementError
-from ecspilot.placement import constraints_from_strings, resolve_placement
+
+# yaml, the placement rules (with the cluster query language parser) and the schedule
+# expression checks are imported where they are used: a handler pays for them on its
+# first config load only if the config has jobs or daemons (bench/coldstart.py).
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 # ECR tags are [A-Za-z0-9_.-]; patterns add fnmatch's * ? [ ] !
@@ -205,12 +206,16 @@ class JobConfig(Model):
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
         if value is not None:
+            from ecspilot import schedule_expr  # noqa: PLC0415 - only configs with schedules need it
+
             schedule_expr.validate_expression(value)
         return value
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
+        from ecspilot import schedule_expr  # noqa: PLC0415 - only configs with jobs need it
+
         schedule_expr.validate_timezone(value)
         return value
 
@@ -227,6 +232,8 @@ class JobConfig(Model):
             bool(strategy) and all(i.capacity_provider.startswith("FARGATE") for i in strategy)
         )
         if value is not None:
+            from ecspilot.placement import resolve_placement  # noqa: PLC0415 - jobs with placement only
+
             try:
                 resolve_placement(
                     value.model_dump() if isinstance(value, PlacementSpec) else value, fargate=fargate
@@ -276,6 +283,8 @@ class DaemonConfig(Model):
     @field_validator("placement_constraints")
     @classmethod
     def _constraints(cls, value: list[str]) -> list[str]:
+        from ecspilot.placement import constraints_from_strings  # noqa: PLC0415 - daemons only
+
         try:
             constraints_from_strings(value)
         except PlacementError as exc:
@@ -399,6 +408,8 @@ def parse_config(data: Any, source: str = "<config>") -> EcspilotConfig:
 
 def load_config(path: str | Path) -> EcspilotConfig:
     """Read and validate the YAML config at ``path``."""
+    import yaml  # noqa: PLC0415 - only the config loader parses YAML
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:

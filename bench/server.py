@@ -1,0 +1,136 @@
+"""moto's server in its own process on loopback, with its request recorder.
+
+Every tool under measurement (ecspilot's handler in this process or a fresh
+one, the peer CLI in its own processes) talks to the same server over HTTP, and
+the server's recorder counts what each sent: the fair count for a tool we do
+not control. Setup calls carry :data:`SETUP_MARKER` in their User-Agent and
+are left out of the counts.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from ecspilot.aws import Clients
+from ecspilot.local import LOCAL_AWS_ENV, free_port, moto_api
+
+SETUP_MARKER = "bench-setup"
+
+
+class MotoServer:
+    """A running ``moto_server`` process: endpoint, environment and recorder."""
+
+    def __init__(self, endpoint: str, process: subprocess.Popen[bytes], workdir: Path) -> None:
+        self.endpoint = endpoint
+        self.process = process
+        self.workdir = workdir
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment a child process needs to talk to this server (fake credentials)."""
+        env = {k: v for k, v in os.environ.items() if k != "AWS_PROFILE"}
+        env.update(LOCAL_AWS_ENV)
+        env["AWS_ENDPOINT_URL"] = self.endpoint
+        env.update(extra)
+        return env
+
+    def setup_clients(self) -> Clients:
+        """Clients for building the world; their calls are never counted."""
+        config = Config(user_agent_extra=SETUP_MARKER, retries={"mode": "standard"})
+        session = boto3.Session(region_name=LOCAL_AWS_ENV["AWS_REGION"])
+        overrides = {name: session.client(name, config=config) for name in ("ecs", "ecr", "dynamodb")}  # type: ignore[call-overload]
+        return Clients(session=session, overrides=overrides)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[collections.Counter[str]]:
+        """Record the requests sent inside the block; the Counter (operation -> requests) fills on exit."""
+        ops: collections.Counter[str] = collections.Counter()
+        moto_api(self.endpoint, "recorder/reset-recording", {})
+        moto_api(self.endpoint, "recorder/start-recording", {})
+        try:
+            yield ops
+        finally:
+            moto_api(self.endpoint, "recorder/stop-recording", {})
+            ops.update(count_operations(moto_api(self.endpoint, "recorder/download-recording")))
+
+
+def count_operations(recording: str) -> collections.Counter[str]:
+    """Requests per operation in a recorder download, setup calls left out.
+
+    JSON protocols (ECS, ECR, DynamoDB) name the operation in ``X-Amz-Target``;
+    anything else is counted by method and path.
+    """
+    ops: collections.Counter[str] = collections.Counter()
+    for line in recording.splitlines():
+        if not line.strip():
+            continue
+        entry: dict[str, Any] = json.loads(line)
+        headers = {k.lower(): v for k, v in entry["headers"].items()}
+        if SETUP_MARKER in headers.get("user-agent", ""):
+            continue
+        target = headers.get("x-amz-target", f"{entry['method']} {entry['url']}")
+        ops[target.rsplit(".", 1)[-1]] += 1
+    return ops
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[MotoServer]:
+    """Start ``moto_server`` (this interpreter's) on a free loopback port; point boto3 at it.
+
+    The environment of this process is pointed at the server for the block and
+    restored afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="ecspilot-bench-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, MOTO_RECORDER_FILEPATH=str(workdir / "recording.jsonl"))
+        log = (workdir / "moto_server.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        saved = {k: os.environ.get(k) for k in [*LOCAL_AWS_ENV, "AWS_ENDPOINT_URL", "AWS_PROFILE"]}
+        try:
+            _wait_until_up(endpoint, process)
+            os.environ.update(LOCAL_AWS_ENV)
+            os.environ["AWS_ENDPOINT_URL"] = endpoint
+            os.environ.pop("AWS_PROFILE", None)
+            yield MotoServer(endpoint, process, workdir)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            log.close()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _wait_until_up(endpoint: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto_server exited with {process.returncode}")
+        with contextlib.suppress(urllib.error.URLError, ConnectionError):
+            moto_api(endpoint, "")
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"moto_server did not answer on {endpoint} within {timeout} s")
