@@ -18,7 +18,7 @@ BENCHMARKS = [
     "coldstart",  # handler import time vs import boto3 + clients (issue 7, part 2)
     "fanout",  # one push -> 1/10/50 services, ecspilot vs `ecs deploy` (issue 7, part 1)
     # "queue",      # run_queued_jobs throughput (issue 7, part 3): add when the queue lands
-    # "reconcile",  # 50 clusters x 3 daemons, first and in-sync run (issue 7, part 4)
+    "reconcile",  # 50 clusters x 3 daemons, and catch-up of 50 services: first and in-sync run (7.4, 8)
 ]
 
 

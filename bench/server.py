@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
+import botocore.session
 from botocore.config import Config
 
 from ecspilot.aws import Clients
@@ -51,8 +56,13 @@ class MotoServer:
         """Clients for building the world; their calls are never counted."""
         config = Config(user_agent_extra=SETUP_MARKER, retries={"mode": "standard"})
         session = boto3.Session(region_name=LOCAL_AWS_ENV["AWS_REGION"])
-        overrides = {name: session.client(name, config=config) for name in ("ecs", "ecr", "dynamodb")}  # type: ignore[call-overload]
+        names = ("ecs", "ecr", "dynamodb", "ec2", "scheduler", "sqs")
+        overrides = {name: session.client(name, config=config) for name in names}  # type: ignore[call-overload]
         return Clients(session=session, overrides=overrides)
+
+    def reset(self) -> None:
+        """Forget every resource (moto's ``/moto-api/reset``): the next world starts empty."""
+        moto_api(self.endpoint, "reset", {})
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[collections.Counter[str]]:
@@ -70,8 +80,9 @@ class MotoServer:
 def count_operations(recording: str) -> collections.Counter[str]:
     """Requests per operation in a recorder download, setup calls left out.
 
-    JSON protocols (ECS, ECR, DynamoDB) name the operation in ``X-Amz-Target``;
-    anything else is counted by method and path.
+    JSON protocols (ECS, ECR, DynamoDB, SQS) name the operation in ``X-Amz-Target``;
+    REST protocols (EventBridge Scheduler) are matched to the operation by method and
+    path (:func:`rest_operation`); anything else is counted by method and path.
     """
     ops: collections.Counter[str] = collections.Counter()
     for line in recording.splitlines():
@@ -81,9 +92,40 @@ def count_operations(recording: str) -> collections.Counter[str]:
         headers = {k.lower(): v for k, v in entry["headers"].items()}
         if SETUP_MARKER in headers.get("user-agent", ""):
             continue
-        target = headers.get("x-amz-target", f"{entry['method']} {entry['url']}")
-        ops[target.rsplit(".", 1)[-1]] += 1
+        target = headers.get("x-amz-target")
+        if target:
+            ops[target.rsplit(".", 1)[-1]] += 1
+            continue
+        path = urllib.parse.urlsplit(entry["url"]).path
+        scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", headers.get("authorization", ""))
+        ops[
+            rest_operation(scope.group(1), entry["method"], path) if scope else f"{entry['method']} {path}"
+        ] += 1
     return ops
+
+
+@functools.cache
+def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], str]]:
+    """(method, path pattern, operation) for each operation of a REST service, from botocore's model."""
+    model = botocore.session.get_session().get_service_model(service)
+    routes = []
+    for name in model.operation_names:
+        http = model.operation_model(name).http
+        uri = http.get("requestUri", "/").split("?", 1)[0]
+        pattern = re.sub(r"\\\{[^}]+\\\+\\\}", ".+", re.escape(uri))  # {Key+}: a greedy label
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", pattern)  # {Name}: one path segment
+        routes.append((http.get("method", "GET"), re.compile(pattern.rstrip("/") + "/?"), name))
+    return routes
+
+
+def rest_operation(service: str, method: str, path: str) -> str:
+    """The operation a REST request calls (its service named by the request's credential scope)."""
+    try:
+        routes = _rest_routes(service)
+    except botocore.exceptions.UnknownServiceError:
+        return f"{method} {path}"
+    matches = [name for m, pattern, name in routes if m == method and pattern.fullmatch(path)]
+    return matches[0] if len(matches) == 1 else f"{method} {path}"
 
 
 @contextlib.contextmanager
