@@ -5,11 +5,9 @@ DescribeTasks); RunTask ``failures[]`` moto cannot produce are injected with a b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from ecspilot.aws import Clients
 from ecspilot.errors import PermanentJobError, RetryableJobError, UnknownJobError
@@ -18,18 +16,15 @@ from ecspilot.jobs import client_token, firing_token, run_job, started_by
 from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import Sandbox
+from tests.canned import CannedRunTask, failure
 from tests.conftest import TABLE, MakeRuntime
 
 CLUSTER = "batchfarm"
 
 
 @pytest.fixture(autouse=True)
-def _frozen_tasks(moto: None) -> Iterator[None]:
-    from moto.moto_api import state_manager  # noqa: PLC0415
-
-    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
-    yield
-    state_manager.unset_transition("ecs::task")
+def _frozen(frozen_tasks: None) -> None:
+    """Tasks stay where they are (moto moves them on every DescribeTasks)."""
 
 
 @pytest.fixture
@@ -62,30 +57,6 @@ def run_items(clients: Clients, job: str = "report") -> list[dict[str, Any]]:
         ExpressionAttributeValues={":pk": {"S": f"JOB#{job}"}, ":run": {"S": "RUN#"}},
     )
     return [deserialize(i) for i in resp["Items"]]
-
-
-class CannedRunTask:
-    """Answers RunTask with canned responses (one per call, the last one repeats) instead of moto."""
-
-    def __init__(self, clients: Clients, *responses: dict[str, Any]) -> None:
-        self.responses = list(responses)
-        self.clients = clients
-        clients.ecs.meta.events.register("before-call.ecs.RunTask", self)
-
-    def __call__(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        body = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
-        return AWSResponse("https://ecs.local", 200, {}, None), {"tasks": [], "failures": [], **body}
-
-    def remove(self) -> None:
-        self.clients.ecs.meta.events.unregister("before-call.ecs.RunTask", self)
-
-
-def failure(reason: str, detail: str = "") -> dict[str, str]:
-    return {
-        "arn": f"arn:aws:ecs:us-east-1:123456789012:container-instance/{CLUSTER}/x",
-        "reason": reason,
-        "detail": detail,
-    }
 
 
 # --- concurrency ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ecspilot.errors import ConfigError, EcspilotError, EventError, SettingsError
+from ecspilot.errors import ConfigError, EcspilotError, EventError, InvalidMessageError, SettingsError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -281,6 +281,35 @@ def cmd_status(args: argparse.Namespace) -> int:
 COMMANDS.update({"history": cmd_history, "status": cmd_status})
 
 
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    """``ecspilot enqueue JOB --set KEY=VALUE``: validate locally with the handler's rules, then send."""
+    from ecspilot.config import load_config  # noqa: PLC0415
+    from ecspilot.present import as_json, say  # noqa: PLC0415
+    from ecspilot.queue_request import build_body, parse_request  # noqa: PLC0415
+    from ecspilot.settings import Settings  # noqa: PLC0415
+
+    pairs: dict[str, str] = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EventError(f"--set takes KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    settings = Settings.from_env(**({"config_path": args.config} if args.config else {}))
+    body = build_body(args.job, pairs, count=args.count, idempotency_key=args.idempotency_key)
+    parse_request(body, load_config(settings.config_path))  # the same rules as run_queued_jobs
+    queue_url = args.queue_url or settings.require("jobs_queue_url")
+    sqs = _runtime(args).clients.sqs
+    message_id = sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
+    if args.output == "json":
+        as_json({"message_id": message_id, "body": json.loads(body)})
+    else:
+        say(f"enqueued {args.job} as message {message_id}: {body}")
+    return 0
+
+
+COMMANDS["enqueue"] = cmd_enqueue
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecspilot", description="Run Amazon ECS workloads hands-off.")
     parser.add_argument("--config", help="config file (default: $ECSPILOT_CONFIG or ./ecspilot.yaml)")
@@ -304,6 +333,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run ecspilot's flows against a local AWS (moto), narrated")
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
     add_tracking_parsers(sub)
+    enqueue = sub.add_parser("enqueue", help="send a job request to the jobs queue, validated locally first")
+    enqueue.add_argument("job", help="the job's name in the config (it needs a queue section)")
+    enqueue.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an override: command='render --fast', environment.NAME=value, cpu=256, memory=512, container=app",
+    )
+    enqueue.add_argument("--count", type=int, default=1, help="tasks to start (default 1)")
+    enqueue.add_argument("--idempotency-key", help="deduplicate on this key instead of the message id")
+    enqueue.add_argument("--queue-url", help="the jobs queue (default: $ECSPILOT_JOBS_QUEUE_URL)")
     return parser
 
 
@@ -326,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.setLevel("WARNING")
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, EventError, SettingsError) as exc:
+    except (ConfigError, EventError, InvalidMessageError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except EcspilotError as exc:

@@ -8,7 +8,8 @@ The runbook, step by step (DESIGN.md, "Job run"):
    the state table with a conditional write; a claim already done is a duplicate (nothing runs);
 3. find the job's live tasks by ``startedBy`` (:func:`started_by`, at most 36 characters) and
    apply the concurrency policy (pure, :func:`decide`): ``allow`` runs, ``forbid`` skips while a
-   task is PENDING or RUNNING, ``replace`` stops them with a reason and then runs;
+   task is PENDING or RUNNING, ``replace`` stops them with a reason and then runs (queue runs
+   skip this step: ``queue.max_running`` bounds them, counted once per batch);
 4. ``RunTask`` in calls of at most 10 tasks, each with a ``clientToken`` derived from the
    request, so a retried request maps to the same tokens;
 5. classify ``failures[]`` (pure, :func:`classify_failure`): capacity (``RESOURCE:*``, ``AGENT``)
@@ -19,7 +20,7 @@ The runbook, step by step (DESIGN.md, "Job run"):
 
 With ``dry_run`` steps 2 and 4 to 6 are reported, not done. The queue flow calls
 :func:`run_job` with ``trigger="queue"``, the message's overrides and count, and the message
-id as ``client_token``.
+id (or the body's ``idempotency_key``) in ``request_key``.
 """
 
 from __future__ import annotations
@@ -511,12 +512,18 @@ def _concurrency_and_start(
     count_override: int | None,
     request_key: str | None,
 ) -> None:
-    live = [t["taskArn"] for t in live_tasks(job, rt.clients) if t["taskArn"] not in earlier]
-    decision = decide(job.concurrency, len(live))
-    logger.info(
-        "concurrency decided",
-        extra={**log, "policy": job.concurrency, "live_tasks": len(live), "decision": decision},
-    )
+    if result.trigger == "queue":
+        # Queue runs are bounded by queue.max_running, counted once per batch by the queue
+        # flow; the job's concurrency policy governs schedule and manual runs only.
+        live: list[str] = []
+        decision: Decision = "run"
+    else:
+        live = [t["taskArn"] for t in live_tasks(job, rt.clients) if t["taskArn"] not in earlier]
+        decision = decide(job.concurrency, len(live))
+        logger.info(
+            "concurrency decided",
+            extra={**log, "policy": job.concurrency, "live_tasks": len(live), "decision": decision},
+        )
     if decision == "skip":
         result.outcome = "would-skip" if result.dry_run else "skipped"
         result.reason = f"{len(live)} task(s) of the job still PENDING or RUNNING (concurrency: forbid)"

@@ -180,3 +180,73 @@ def create_state_table(clients: Clients, name: str) -> None:
     ddb.update_time_to_live(
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
     )
+
+
+class QueuePump:
+    """Plays Lambda's SQS event source mapping against a local queue: receive a batch, shape the
+    event Lambda would send, invoke the handler, delete what it did not report as failed.
+    (moto never invokes Lambda from SQS.)"""
+
+    def __init__(self, clients: Clients, queue_url: str, visibility_timeout: int = 0) -> None:
+        self.clients = clients
+        self.queue_url = queue_url
+        self.visibility_timeout = visibility_timeout
+        self.arn = clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+
+    def receive(self, max_messages: int = 10) -> dict[str, Any]:
+        """One batch as the ``run_queued_jobs`` function receives it."""
+        messages = self.clients.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max_messages,
+            VisibilityTimeout=self.visibility_timeout,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": m.get("MessageAttributes", {}),
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.arn,
+                    "awsRegion": self.clients.sqs.meta.region_name,
+                }
+                for m in messages
+            ]
+        }
+
+    def settle(self, event: Mapping[str, Any], response: Mapping[str, Any]) -> None:
+        """Delete the batch's messages that the handler did not report in ``batchItemFailures``."""
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        for record in event["Records"]:
+            if record["messageId"] not in failed:
+                self.clients.sqs.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=record["receiptHandle"]
+                )
+
+
+def create_jobs_queue(
+    clients: Clients, name: str = "ecspilot-jobs", max_receive_count: int = 5
+) -> tuple[str, str]:
+    """The jobs queue and its dead-letter queue, with the redrive policy template.yaml gives them."""
+    sqs = clients.sqs
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": "720",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+            ),
+        },
+    )["QueueUrl"]
+    return queue_url, dlq_url

@@ -1,0 +1,19 @@
+"""run_queued_jobs: SQS batch from the jobs queue -> one job run per valid message.
+
+Answers with the partial batch response (ReportBatchItemFailures): transient
+failures stay in the queue; permanent ones were moved to the dead-letter queue.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ecspilot import runtime
+from ecspilot.obs import logger, metrics
+from ecspilot.queue import handle_queue_event
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_queue_event(event, runtime.current(), context)

@@ -1,0 +1,270 @@
+"""Queue-driven jobs: one SQS message, one job run; nothing lost, nothing run twice.
+
+The runbook for one batch (DESIGN.md, "Queue message"):
+
+1. validate each message (:mod:`ecspilot.queue_request`); a permanent problem (bad JSON,
+   unknown job, forbidden override, too large) moves the message to the dead-letter queue at
+   once, with the reason as a message attribute: it is never retried, never silently dropped;
+2. backpressure: per job with ``max_running``, one ListTasks per batch counts its PENDING and
+   RUNNING tasks; messages beyond the room left wait in the queue (reported as failures, so SQS
+   delivers them again after the visibility timeout);
+3. launch the admitted messages concurrently on a bounded pool, through the same job runner as
+   schedules and manual runs (:func:`ecspilot.jobs.run_job`, trigger ``queue``), keyed on the
+   message id (or the body's ``idempotency_key``) so a redelivered message never starts a second
+   task: the state table claims the request and RunTask's ``clientToken`` derives from it;
+4. transient failures (throttling, capacity ``failures[]``) are reported in
+   ``batchItemFailures``; permanent ones (missing or invalid resources) go to the DLQ.
+
+Powertools' batch processor shapes the partial batch response from the outcomes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ecspilot.config import JobConfig
+from ecspilot.errors import (
+    EcspilotError,
+    InvalidMessageError,
+    JobError,
+    PermanentJobError,
+    RetryableJobError,
+)
+from ecspilot.jobs import resolve_task_definition, run_job, running_count
+from ecspilot.obs import count, logger
+from ecspilot.queue_request import QueueRequest, parse_request
+from ecspilot.runtime import Runtime
+
+Outcome = Literal["started", "duplicate", "dead-lettered", "retry", "would-run"]
+REASON_ATTRIBUTE = "ecspilot_reason"
+OUTCOME_METRICS = {
+    "started": "QueueMessagesStarted",
+    "duplicate": "QueueMessagesDuplicate",
+    "retry": "QueueMessagesRetried",
+}
+
+
+@dataclass
+class MessageOutcome:
+    message_id: str
+    outcome: Outcome = "retry"
+    job: str = ""
+    reason: str = ""
+    task_arns: list[str] = field(default_factory=list)
+
+
+def request_key(request: QueueRequest, message_id: str) -> str:
+    """What makes two deliveries the same request: the body's idempotency key, else the message id."""
+    return f"queue:{request.job.name}:{request.idempotency_key or message_id}"
+
+
+class TransientMessageError(EcspilotError):
+    """The message could not run now; SQS delivers it again (reported in batchItemFailures)."""
+
+
+def dlq_url_from_source(rt: Runtime, source_arn: str) -> str:
+    """The dead-letter queue of the source queue, from its redrive policy."""
+    import json  # noqa: PLC0415
+
+    _, _, _, _, account, name = source_arn.split(":", 5)
+    sqs = rt.clients.sqs
+    url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
+    target = json.loads(attrs.get("RedrivePolicy", "{}")).get("deadLetterTargetArn", "")
+    if not target:
+        raise EcspilotError(f"queue {name} has no redrive policy and ECSPILOT_JOBS_DLQ_URL is not set")
+    _, _, _, _, dlq_account, dlq_name = target.split(":", 5)
+    return str(sqs.get_queue_url(QueueName=dlq_name, QueueOwnerAWSAccountId=dlq_account)["QueueUrl"])
+
+
+class QueueBatch:
+    """Processes one SQS batch; see the module docstring."""
+
+    def __init__(self, rt: Runtime, dry_run: bool = False) -> None:
+        self.rt = rt
+        self.dry_run = dry_run
+        self._dlq_url = rt.settings.jobs_dlq_url
+        self._lock = threading.Lock()
+
+    # permanent errors -> DLQ -------------------------------------------------------------
+
+    def _dlq(self, source_arn: str) -> str:
+        with self._lock:
+            if not self._dlq_url:
+                self._dlq_url = dlq_url_from_source(self.rt, source_arn)
+            return self._dlq_url
+
+    def dead_letter(self, record: Mapping[str, Any], outcome: MessageOutcome, reason: str) -> None:
+        """Move a message to the DLQ with the reason; on failure leave it in the queue."""
+        outcome.reason = reason
+        log = {"message_id": outcome.message_id, "job": outcome.job, "reason": reason}
+        if self.dry_run:
+            outcome.outcome = "dead-lettered"
+            return
+        try:
+            self.rt.clients.sqs.send_message(
+                QueueUrl=self._dlq(str(record.get("eventSourceARN", ""))),
+                MessageBody=str(record.get("body", "")),
+                MessageAttributes={
+                    REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]},
+                    "ecspilot_source_message_id": {"DataType": "String", "StringValue": outcome.message_id},
+                },
+            )
+        except (ClientError, BotoCoreError, EcspilotError) as exc:
+            outcome.outcome = "retry"
+            outcome.reason = f"{reason} (moving it to the DLQ failed: {exc}; SQS's redrive will)"
+            logger.error("message could not be dead-lettered", extra={**log, "error": str(exc)})
+            return
+        outcome.outcome = "dead-lettered"
+        logger.warning("message moved to the dead-letter queue", extra=log)
+        count("QueueMessagesDeadLettered")
+
+    # the batch --------------------------------------------------------------------------
+
+    def process(self, records: Sequence[Mapping[str, Any]]) -> dict[str, MessageOutcome]:
+        outcomes: dict[str, MessageOutcome] = {}
+        admitted: list[tuple[Mapping[str, Any], QueueRequest, MessageOutcome]] = []
+        for record in records:
+            outcome = MessageOutcome(str(record.get("messageId", "")))
+            outcomes[outcome.message_id] = outcome
+            try:
+                request = parse_request(str(record.get("body", "")), self.rt.config)
+            except InvalidMessageError as exc:
+                outcome.job = str(exc.context.get("job", ""))
+                self.dead_letter(record, outcome, exc.reason)
+                continue
+            outcome.job = request.job.name
+            admitted.append((record, request, outcome))
+        # Two messages of one batch with the same request key: the first runs, the others follow it.
+        firsts: dict[str, MessageOutcome] = {}
+        followers: list[tuple[MessageOutcome, MessageOutcome]] = []
+        unique = []
+        for record, request, outcome in admitted:
+            key = request_key(request, outcome.message_id)
+            if key in firsts:
+                followers.append((outcome, firsts[key]))
+            else:
+                firsts[key] = outcome
+                unique.append((record, request, outcome))
+        launch = self._backpressure(unique)
+        workers = min(self.rt.settings.max_workers, max(1, len(launch)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda item: self._launch(*item), launch))
+        for outcome, first in followers:
+            done = first.outcome in ("started", "duplicate", "would-run")
+            outcome.outcome = "duplicate" if done else "retry"
+            outcome.reason = f"same request as message {first.message_id} ({first.outcome})"
+        for o in outcomes.values():
+            if o.outcome in OUTCOME_METRICS:
+                count(OUTCOME_METRICS[o.outcome])
+        return outcomes
+
+    def _backpressure(
+        self, admitted: list[tuple[Mapping[str, Any], QueueRequest, MessageOutcome]]
+    ) -> list[tuple[Mapping[str, Any], QueueRequest, MessageOutcome]]:
+        """Admit messages while each job has room under ``max_running`` (one ListTasks per job)."""
+        room: dict[str, int | None] = {}
+        launch = []
+        for record, request, outcome in admitted:
+            job = request.job
+            assert job.queue is not None
+            if job.name not in room:
+                room[job.name] = self._room(job, outcome)
+            left = room[job.name]
+            if left is not None and request.count > left:
+                outcome.outcome = "retry"
+                outcome.reason = (
+                    outcome.reason or f"max_running {job.queue.max_running} reached: waits in the queue"
+                )
+                count("QueueBackpressure")
+                continue
+            if left is not None:
+                room[job.name] = left - request.count
+            launch.append((record, request, outcome))
+        return launch
+
+    def _room(self, job: JobConfig, outcome: MessageOutcome) -> int | None:
+        assert job.queue is not None
+        if job.queue.max_running is None:
+            return None
+        try:
+            return max(0, job.queue.max_running - running_count(job, self.rt.clients))
+        except JobError as exc:
+            outcome.reason = f"counting running tasks failed: {exc}"
+            return 0
+
+    def _launch(self, record: Mapping[str, Any], request: QueueRequest, outcome: MessageOutcome) -> None:
+        job = request.job
+        key = request_key(request, outcome.message_id)
+        try:
+            overrides = self._overrides(request)
+            result = run_job(
+                job,
+                self.rt,
+                "queue",
+                overrides=overrides,
+                count_override=request.count,
+                request_key=key,
+                message_id=outcome.message_id,
+                dry_run=self.dry_run,
+            )
+        except RetryableJobError as exc:
+            outcome.outcome, outcome.reason = "retry", str(exc)
+            return
+        except PermanentJobError as exc:
+            self.dead_letter(record, outcome, str(exc))
+            return
+        except EcspilotError as exc:
+            outcome.outcome, outcome.reason = "retry", str(exc)
+            return
+        outcome.task_arns = list(result.task_arns)
+        if result.outcome in ("started", "duplicate", "would-run"):
+            outcome.outcome = result.outcome
+            outcome.reason = result.reason
+        else:
+            outcome.outcome, outcome.reason = "retry", result.reason or f"run {result.outcome}"
+
+    def _overrides(self, request: QueueRequest) -> dict[str, Any] | None:
+        if not request.has_overrides:
+            return None
+        container = request.container or next(iter(request.job.overrides.containers), None)
+        if container is None:
+            task_definition = resolve_task_definition(request.job, self.rt.clients)
+            container = str(task_definition["containerDefinitions"][0]["name"])
+        values: dict[str, Any] = {}
+        if request.command is not None:
+            values["command"] = list(request.command)
+        if request.environment:
+            values["environment"] = dict(request.environment)
+        for key in ("cpu", "memory"):
+            if getattr(request, key) is not None:
+                values[key] = getattr(request, key)
+        return {"containers": {container: values}}
+
+
+def handle_queue_event(event: Mapping[str, Any], rt: Runtime, context: Any = None) -> dict[str, Any]:
+    """The ``run_queued_jobs`` flow: process a batch, answer with the partial batch failures."""
+    outcomes = QueueBatch(rt).process(list(event.get("Records", [])))
+    for o in outcomes.values():
+        logger.info(f"message {o.outcome}", extra=asdict(o))
+
+    def record_handler(record: SQSRecord) -> str:
+        outcome = outcomes[record.message_id]
+        if outcome.outcome == "retry":
+            raise TransientMessageError(outcome.reason, job=outcome.job, message_id=outcome.message_id)
+        return outcome.outcome
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(
+            event=dict(event), record_handler=record_handler, processor=processor, context=context
+        )
+    )
