@@ -43,26 +43,18 @@ from __future__ import annotations
 
 import collections
 import math
-import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 
+from bench.harness import Pilot, Runs, check, timed
 from bench.server import MotoServer, moto_server
-from ecspilot import runtime
-from ecspilot.aws import Clients
-from ecspilot.local import CallRecorder, invoke
-from ecspilot.obs import metrics
-from ecspilot.runtime import Runtime
 from ecspilot.sandbox import Sandbox, create_state_table, fake_digest
-
-READS = ("Describe", "List", "Get", "Query", "Scan", "BatchGet")
 
 # --- daemons ---------------------------------------------------------------------------------
 N_CLUSTERS = 50
@@ -86,89 +78,6 @@ CATCHUP_REPEATS = 3
 DESCRIBE_SERVICES_BATCH = 10
 TABLE = "bench-reconcile-state"
 SCHEDULE_GROUP = "ecspilot"
-
-
-def is_write(op: str) -> bool:
-    return not op.startswith(READS)
-
-
-def writes(ops: collections.Counter[str]) -> int:
-    return sum(n for op, n in ops.items() if is_write(op))
-
-
-@dataclass
-class Runs:
-    """Repeated runs of one tool in one situation: wall seconds and requests per run."""
-
-    walls: list[float] = field(default_factory=list)
-    calls: list[int] = field(default_factory=list)
-    ops: collections.Counter[str] = field(default_factory=collections.Counter)  # of the last run
-    client_mismatch: int = 0  # runs where the client saw fewer calls than the server (retries)
-
-    def add(self, wall: float, ops: collections.Counter[str], client_calls: int | None = None) -> None:
-        self.walls.append(wall)
-        self.calls.append(sum(ops.values()))
-        self.ops = ops
-        if client_calls is not None and client_calls != sum(ops.values()):
-            self.client_mismatch += 1
-
-    @property
-    def wall(self) -> float:
-        return statistics.median(self.walls)
-
-    @property
-    def call_count(self) -> float:
-        return statistics.median(self.calls)
-
-    @property
-    def writes(self) -> int:
-        return writes(self.ops)
-
-
-class Pilot:
-    """ecspilot's reconcile handler in this process, its runtime built once (a warm Lambda)."""
-
-    def __init__(self, config: dict[str, Any], tmp: Path, table: str | None) -> None:
-        path = tmp / "ecspilot.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        self.recorder = CallRecorder()
-        session = boto3.Session()
-        self.recorder.attach(session)
-        settings = runtime.Settings(config_path=str(path), table_name=table, schedule_group=SCHEDULE_GROUP)
-        self.rt = Runtime.build(settings=settings, clients=Clients(session=session))
-        for name in ("ecs", "ecr", "dynamodb", "scheduler"):
-            self.rt.clients.get(name)  # create the clients now: a warm Lambda has them
-
-    def reconcile(self, server: MotoServer, runs: Runs) -> dict[str, Any]:
-        """One invocation, recorded into ``runs``; returns the handler's answer."""
-        runtime.reset(self.rt)
-        self.recorder.reset()
-        try:
-            with server.recording() as ops:
-                t0 = time.perf_counter()
-                result: dict[str, Any] = invoke("reconcile", {})
-                wall = time.perf_counter() - t0
-        finally:
-            runtime.reset()
-            # with POWERTOOLS_METRICS_DISABLED, Powertools never clears its metric set, and prints it
-            # (disabled or not) once a metric holds 100 values: clear it, as a flush would in Lambda
-            metrics.clear_metrics()
-        runs.add(wall, ops, len(self.recorder.calls))
-        return result
-
-
-def timed(server: MotoServer, runs: Runs, fn: Callable[[], None]) -> None:
-    with server.recording() as ops:
-        t0 = time.perf_counter()
-        fn()
-        wall = time.perf_counter() - t0
-    runs.add(wall, ops)
-
-
-def check(condition: bool, message: str) -> None:
-    """Fail loudly when a correctness expectation breaks (never used for speed)."""
-    if not condition:
-        raise RuntimeError(f"reconcile benchmark: {message}")
 
 
 def summary(result: dict[str, Any], kind: str) -> dict[str, int]:
@@ -253,7 +162,7 @@ def daemon_floor(first: bool) -> dict[str, int]:
 
 
 def run_daemons(server: MotoServer, tmp: Path) -> dict[str, Runs]:
-    pilot = Pilot(daemon_config(), tmp, table=None)
+    pilot = Pilot("reconcile", daemon_config(), tmp, schedule_group=SCHEDULE_GROUP)
     naive_session = boto3.Session()
     naive_ecs = naive_session.client("ecs")
     runs = {key: Runs() for key in ("pilot-first", "pilot-insync", "naive-first", "naive-insync")}
@@ -261,11 +170,11 @@ def run_daemons(server: MotoServer, tmp: Path) -> dict[str, Runs]:
     for r in range(FIRST_REPEATS):
         # ecspilot: a fresh world, the first run (creates), then the in-sync runs
         build_daemon_world(server)
-        result = pilot.reconcile(server, runs["pilot-first"])
+        result = pilot.invoke(server, runs["pilot-first"], {})
         check(summary(result, "daemon") == {"create": expected}, f"first run: {result['summary']}")
         check(daemon_services(server) == expected, "first run did not leave 150 DAEMON services")
         for _ in range(INSYNC_REPEATS if r == 0 else 1):
-            result = pilot.reconcile(server, runs["pilot-insync"])
+            result = pilot.invoke(server, runs["pilot-insync"], {})
             check(summary(result, "daemon") == {"in-sync": expected}, f"second run: {result['summary']}")
             check(
                 runs["pilot-insync"].writes == 0,
@@ -413,19 +322,19 @@ def running_digests(sb: Sandbox, world: CatchUpWorld) -> set[str]:
 
 def run_catchup(server: MotoServer, tmp: Path, n_repos: int) -> dict[str, Any]:
     world, sb = build_catchup_world(server, n_repos)
-    pilot = Pilot(catchup_config(world), tmp, table=TABLE)
+    pilot = Pilot("reconcile", catchup_config(world), tmp, table_name=TABLE, schedule_group=SCHEDULE_GROUP)
     missed, insync = Runs(), Runs()
     last_push = [time.time()]
     for r in range(1, CATCHUP_REPEATS + 1):
         push_all(sb, world, f"v{r}", last_push)
-        result = pilot.reconcile(server, missed)
+        result = pilot.invoke(server, missed, {})
         check(
             summary(result, "catch-up") == {"update": N_SERVICES},
             f"missed push v{r} ({n_repos} repositories): {result['summary']}",
         )
         pushed = {fake_digest(f"{repo}:v{r}") for repo in world.repositories}
         check(running_digests(sb, world) == pushed, f"services do not all run v{r} by digest")
-        result = pilot.reconcile(server, insync)
+        result = pilot.invoke(server, insync, {})
         check(summary(result, "catch-up") == {"in-sync": N_SERVICES}, f"in-sync run: {result['summary']}")
         check(insync.writes == 0, f"the in-sync catch-up run made write calls: {dict(insync.ops)}")
     return {"repos": n_repos, "expected": catchup_expected(world), "missed": missed, "insync": insync}
