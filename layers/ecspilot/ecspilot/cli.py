@@ -363,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     from ecspilot.obs import logger  # noqa: PLC0415
 
-    logger.setLevel("WARNING")
+    if logger.log_level < logging.WARNING:  # the CLI prints results; logs only for problems
+        logger.setLevel("WARNING")
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, EventError, InvalidMessageError, SettingsError) as exc:
