@@ -138,7 +138,8 @@ def _label(reason: str, labels: dict[str, str]) -> str:
 
 def cmd_placement(args: argparse.Namespace) -> int:
     """``ecspilot placement check JOB``: which container instances satisfy the job's constraints."""
-    from ecspilot.jobs import check_job_placement, find_job  # noqa: PLC0415
+    from ecspilot.jobs import find_job  # noqa: PLC0415
+    from ecspilot.placement_check import check_job_placement  # noqa: PLC0415
     from ecspilot.present import as_json, say, table  # noqa: PLC0415
 
     rt = _runtime(args)
