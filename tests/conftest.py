@@ -50,6 +50,17 @@ def moto() -> Iterator[None]:
 
 
 @pytest.fixture
+def frozen_tasks(moto: None) -> Iterator[None]:
+    """Keep moto's tasks in their status: moto moves a task one status towards STOPPED on every
+    DescribeTasks, while a real task runs until it exits or is stopped."""
+    from moto.moto_api import state_manager  # noqa: PLC0415
+
+    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
+    yield
+    state_manager.unset_transition("ecs::task")
+
+
+@pytest.fixture
 def recorder() -> CallRecorder:
     return CallRecorder()
 

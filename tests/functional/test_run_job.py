@@ -5,7 +5,6 @@ DescribeTasks); RunTask ``failures[]`` moto cannot produce are injected with a b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,13 +22,7 @@ from tests.conftest import TABLE, MakeRuntime
 CLUSTER = "batchfarm"
 
 
-@pytest.fixture(autouse=True)
-def _frozen_tasks(moto: None) -> Iterator[None]:
-    from moto.moto_api import state_manager  # noqa: PLC0415
-
-    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
-    yield
-    state_manager.unset_transition("ecs::task")
+pytestmark = pytest.mark.usefixtures("frozen_tasks")
 
 
 @pytest.fixture
