@@ -265,39 +265,33 @@ def _bad_release(demo: Demo) -> None:
 
 
 def _job_runs(demo: Demo) -> None:
-    """Two runs of nightly-report: one exits 0, one exits 1 (the STOPPED events ECS would send)."""
-    from ecspilot.history import RunRecord, utc_now  # noqa: PLC0415
-    from ecspilot.local import load_event  # noqa: PLC0415
+    """Two nights of nightly-report through the run_job handler: one exits 0, one exits 1 (the
+    STOPPED events ECS would send for those very tasks)."""
+    from ecspilot.local import load_event, task_stopped_event  # noqa: PLC0415
+    from ecspilot.taskdef import container_images  # noqa: PLC0415
 
     sb, ecs = demo.sandbox, demo.clients.ecs
-    demo.step("Job runs: RunTask and a PENDING run record, written here the way run_job will write them")
+    demo.step("Job runs: Scheduler fires nightly-report on two nights; the run_job handler starts each")
     report = sb.task_definition(
         "report", {"report": sb.image("report", "v7"), "log-router": "fluent-bit:stable"}
     )
-    for sample, exit_code in (("ecs_task_stopped", 0), ("ecs_task_stopped_failed", 1)):
-        task = ecs.run_task(
-            cluster="prod",
-            taskDefinition=report,
-            startedBy="ecspilot-nightly-report",
-            tags=[{"key": "ecspilot:job", "value": "nightly-report"}],
-        )["tasks"][0]
-        started = utc_now()
-        run = RunRecord(
-            "nightly-report", task["taskArn"][-12:], task["taskArn"], "prod", report, "schedule", started
+    images = container_images(ecs.describe_task_definition(taskDefinition=report)["taskDefinition"])
+    for night, sample, exit_code in (
+        ("2026-11-25", "ecs_task_stopped", 0),
+        ("2026-11-26", "ecs_task_stopped_failed", 1),
+    ):
+        firing = load_event("scheduler_run_job", job="nightly-report", scheduled_time=f"{night}T02:00:00Z")
+        result: dict[str, Any] = invoke("run_job", firing)
+        [arn] = result["task_arns"]
+        demo.note(
+            f"firing {firing['scheduled_time']}: {result['outcome']} task {arn.rsplit('/', 1)[-1][:8]} "
+            f"(startedBy {result['started_by']}), run record PENDING"
         )
-        runtime.current().history.put_items([run.to_item()])
-        time.sleep(1.1)
-        ecs.stop_task(cluster="prod", task=task["taskArn"], reason="demo: the container exited")
-        demo.note(f"task {task['taskArn'][-12:]} ran; ECS reports it STOPPED: report exited {exit_code}")
-        detail = {
-            "taskArn": task["taskArn"],
-            "clusterArn": task["clusterArn"],
-            "taskDefinitionArn": report,
-            "createdAt": started,
-            "startedAt": started,
-            "stoppedAt": utc_now(),
-        }
-        _track(demo, load_event(sample, detail))
+        # what moto does not do: the container exits and ECS stops the task (the next night's
+        # run would otherwise be skipped: concurrency forbid)
+        task = ecs.stop_task(cluster="prod", task=arn, reason="demo: the container exited")["task"]
+        demo.note(f"task {arn.rsplit('/', 1)[-1][:8]} ran; ECS reports it STOPPED: report exited {exit_code}")
+        _track(demo, task_stopped_event(sample, task, images))
 
 
 def _show_inbox(demo: Demo, inbox: str) -> None:
@@ -474,6 +468,96 @@ def chapter_jobs(demo: Demo) -> None:
         ],
         ["job", "trigger", "task", "status", "scheduled_time"],
     )
+
+
+def _revision_rows(demo: Demo, arns: list[str]) -> list[dict[str, str]]:
+    rows = []
+    for arn in arns:
+        td = demo.clients.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        image = next(c["image"] for c in td["containerDefinitions"] if c["name"] == "report")
+        rows.append(
+            {
+                "task_definition": f"{td['family']}:{td['revision']}",
+                "report image": image.rsplit("/", 1)[-1][:40],
+            }
+        )
+    return rows
+
+
+def chapter_jobs_follow_pushes(demo: Demo) -> None:
+    """A job that declares ``containers:`` gets a new revision on a matching push; its next run uses it."""
+    from ecspilot.jobs import live_tasks  # noqa: PLC0415
+    from ecspilot.local import load_event  # noqa: PLC0415
+
+    sb, ecs = demo.sandbox, demo.clients.ecs
+    say("\n=== Jobs follow pushes: the next run uses the newest image, a pinned job stays put ===")
+    sb.repository("report")
+    latest = ecs.describe_task_definition(taskDefinition="report")["taskDefinition"]
+    pinned = f"report:{latest['revision']}"
+    demo.step(
+        f"Config: nightly-report follows ECR repository 'report' (v*); report-replay is pinned to {pinned}"
+    )
+    jobs = [
+        {**j, "containers": {"report": {"repository": "report", "tags": ["v*"]}}}
+        if j["name"] == "nightly-report"
+        else j
+        for j in JOBS_DEMO
+    ]
+    jobs.append(
+        {"name": "report-replay", "cluster": "batch", "task_definition": pinned, "launch_type": "EC2"}
+    )
+    config = {**DEMO_CONFIG, "jobs": jobs}
+    Path(os.environ["ECSPILOT_CONFIG"]).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    runtime.reset(runtime.Runtime.build(clients=demo.clients))
+    demo.note(
+        "nightly-report: containers: {report: {repository: report, tags: [v*]}}, task_definition: report"
+    )
+    demo.note(f"report-replay:  task_definition: {pinned} (a pinned revision: pushes never change it)")
+    table(_revision_rows(demo, [latest["taskDefinitionArn"]]), ["task_definition", "report image"])
+
+    demo.step("Push report:v2 -> deploy_on_push registers a new revision of the family, pinned by digest")
+    pushed = sb.push("report", "v2")
+    demo.note(f"report:v2 is {pushed['detail']['image-digest'][:19]}...; ECR sends 'ECR Image Action'")
+    demo.recorder.reset()
+    result: dict[str, Any] = invoke("deploy_on_push", pushed)
+    for j in result["jobs"]:
+        demo.note(f"job {j['job']:<15} {j['outcome']:<10} -> {j['to_task_definition'].rsplit('/', 1)[-1]}")
+    demo.note(f"writes: {', '.join(demo.recorder.writes()) or 'none'} (no service to update)")
+    demo.note("cache-warmer and ssd-indexer name the family 'report' too: their next runs use it as well")
+    [followed] = result["jobs"]
+    table(
+        _revision_rows(demo, [latest["taskDefinitionArn"], followed["to_task_definition"]]),
+        ["task_definition", "report image"],
+    )
+
+    demo.step(
+        "Last night's nightly-report task exits; Scheduler fires the next night: it runs the new revision"
+    )
+    job = runtime.current().config.job("nightly-report")
+    assert job is not None
+    for task in live_tasks(job, demo.clients):
+        ecs.stop_task(cluster="batch", task=task["taskArn"], reason="demo: the container exited")
+    demo.recorder.reset()
+    run: dict[str, Any] = invoke(
+        "run_job", load_event("scheduler_run_job", scheduled_time="2026-11-27T02:00:00Z")
+    )
+    [params] = demo.recorder.params("RunTask")
+    asked = str(params["taskDefinition"]).rsplit("/", 1)[-1]
+    demo.note(f"firing 2026-11-27T02:00:00Z: {run['outcome']}; RunTask taskDefinition {asked}")
+    _show_tasks(demo, run["task_arns"])
+
+    demo.step(f"report-replay (pinned to {pinned}) run by hand: exactly that revision, image unchanged")
+    run = invoke("run_job", {"job": "report-replay"})
+    _show_tasks(demo, run["task_arns"])
+
+
+def _show_tasks(demo: Demo, arns: list[str]) -> None:
+    tasks = demo.clients.ecs.describe_tasks(cluster="batch", tasks=arns)["tasks"]
+    rows = []
+    for task in tasks:
+        [row] = _revision_rows(demo, [task["taskDefinitionArn"]])
+        rows.append({"task": task["taskArn"].rsplit("/", 1)[-1][:8], "status": task["lastStatus"], **row})
+    table(rows, ["task", "status", "task_definition", "report image"])
 
 
 def chapter_placement_check(demo: Demo) -> None:
@@ -684,6 +768,7 @@ CHAPTERS: list[Callable[[Demo], None]] = [
     chapter_tracking,
     chapter_catch_up,
     chapter_jobs,
+    chapter_jobs_follow_pushes,
     chapter_placement_check,
     chapter_queue,
     chapter_daemons_everywhere,
