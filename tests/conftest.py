@@ -51,7 +51,8 @@ def moto() -> Iterator[None]:
 
 @pytest.fixture
 def frozen_tasks(moto: None) -> Iterator[None]:
-    """Tasks keep their status (moto moves a task towards STOPPED on every DescribeTasks)."""
+    """Keep moto's tasks in their status: moto moves a task one status towards STOPPED on every
+    DescribeTasks, while a real task runs until it exits or is stopped."""
     from moto.moto_api import state_manager  # noqa: PLC0415
 
     state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})

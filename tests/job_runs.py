@@ -1,45 +1,30 @@
-"""Job runs for the tracker's tests, written the way ``run_job`` will write them.
+"""Job runs for the tracker's tests: started by the real ``run_job`` handler, ended the way ECS
+ends them.
 
-The ``run_job`` handler is being built on another branch. Until it lands, this is the ONE
-place tests create run records: a real ``run_task`` on moto (so the task exists, with
-ecspilot's ``startedBy`` and ``ecspilot:job`` tag), then a PENDING :class:`RunRecord` through
-``History`` exactly as the RunRecord contract in ``ecspilot.history`` says. Once ``run_job``
-lands, the tests using :func:`start_run_like_run_job` should invoke the real handler instead.
+moto runs no containers and emits no task events. A run ends here as a real one does: the task
+stops (``StopTask`` on moto stands for the container exiting) and ECS sends its ``ECS Task State
+Change`` event, built from a sample in ``events/`` about that very task
+(:func:`ecspilot.local.task_stopped_event`). Use with the ``frozen_tasks`` fixture, so moto keeps
+the task RUNNING until then.
 """
 
 from __future__ import annotations
 
-import uuid
+from typing import Any
 
-from ecspilot.history import History, RunRecord, utc_now
-from ecspilot.sandbox import Sandbox
+from ecspilot.aws import Clients
+from ecspilot.local import invoke, load_event, task_stopped_event
 
 
-def start_run_like_run_job(
-    sandbox: Sandbox,
-    history: History,
-    job: str,
-    cluster: str,
-    task_definition: str,
-    trigger: str = "schedule",
-) -> RunRecord:
-    """Run one task of ``job`` on moto and record it PENDING, as ``run_job`` will."""
-    resp = sandbox.clients.ecs.run_task(
-        cluster=cluster,
-        taskDefinition=task_definition,
-        count=1,
-        startedBy=f"ecspilot-{job}"[:36],
-        tags=[{"key": "ecspilot:job", "value": job}],
-    )
-    task = resp["tasks"][0]
-    record = RunRecord(
-        job=job,
-        run_id=str(uuid.uuid4()),
-        task_arn=task["taskArn"],
-        cluster=cluster,
-        task_definition=task["taskDefinitionArn"],
-        trigger=trigger,
-        started_at=utc_now(),
-    )
-    history.put_items([record.to_item()])
-    return record
+def fire(clients: Clients, job: str, scheduled_time: str = "2026-11-25T02:00:00Z") -> dict[str, Any]:
+    """Fire ``job``'s schedule once through the run_job handler; return the task it started."""
+    result = invoke("run_job", load_event("scheduler_run_job", job=job, scheduled_time=scheduled_time))
+    [arn] = result["task_arns"]
+    [task] = clients.ecs.describe_tasks(cluster=result["cluster"], tasks=[arn])["tasks"]
+    return dict(task)
+
+
+def ends(clients: Clients, task: dict[str, Any], sample: str) -> dict[str, Any]:
+    """Stop ``task`` on moto and return the STOPPED event ECS sends, from ``events/<sample>.json``."""
+    clients.ecs.stop_task(cluster=task["clusterArn"], task=task["taskArn"], reason="the container exited")
+    return task_stopped_event(sample, task)

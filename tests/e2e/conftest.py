@@ -12,7 +12,7 @@ import yaml
 
 from ecspilot import runtime
 from ecspilot.aws import Clients
-from ecspilot.local import CallRecorder, local_aws
+from ecspilot.local import CallRecorder, local_aws, moto_api
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import Sandbox, create_state_table
 
@@ -46,4 +46,7 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     with local_aws() as endpoint:
+        # moto's state lives in this process, shared by every server it starts: start clean
+        moto_api(endpoint, "reset", {})
         yield World(endpoint, tmp_path)
+        moto_api(endpoint, "state-manager/unset-transition", {"model_name": "ecs::task"})

@@ -143,6 +143,64 @@ def test_a_matching_push_registers_a_new_revision_of_a_jobs_family(
     assert recorder.writes() == []
 
 
+def started_task(rt: Runtime, result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one task a run started, and the task definition it runs, as ECS describes them."""
+    [task] = rt.clients.ecs.describe_tasks(cluster="prod", tasks=result["task_arns"])["tasks"]
+    td = rt.clients.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+    return dict(task), dict(td)
+
+
+@pytest.mark.usefixtures("frozen_tasks")
+@pytest.mark.parametrize(
+    "run_request",
+    [load_event("scheduler_run_job", job="report"), {"job": "report"}],
+    ids=["scheduled", "manual"],
+)
+def test_the_next_run_of_a_job_after_a_matching_push_starts_on_the_new_revision(
+    run_request: dict[str, Any], world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN job report following web:v* on family report, whose revision 1 runs web:v0, and a host
+    world.container_instance("prod", "us-east-1a")
+    world.task_definition("report", {"app": world.image("web", "v0")})
+    rt = make_runtime(config(services=0, jobs=[REPORT_JOB]))
+    # WHEN web:v1 is pushed (deploy_on_push registers report:2) and then the job runs
+    [followed] = invoke("deploy_on_push", world.push("web", "v1"))["jobs"]
+    assert followed["to_task_definition"].endswith("task-definition/report:2")
+    recorder.reset()
+    result = invoke("run_job", run_request)
+    # THEN RunTask is asked for report:2, and the task runs it: web:v1 pinned by digest
+    [params] = recorder.params("RunTask")
+    assert params["taskDefinition"] == followed["to_task_definition"]
+    task, td = started_task(rt, result)
+    assert task["taskDefinitionArn"] == followed["to_task_definition"]
+    assert td["containerDefinitions"][0]["image"] == f"{world.registry}/web@{fake_digest('web:v1')}"
+    # AND the run record names the revision it ran
+    [run] = rt.history.runs("report")
+    assert run["task_definition"] == followed["to_task_definition"]
+
+
+@pytest.mark.usefixtures("frozen_tasks")
+def test_a_job_pinned_to_a_revision_keeps_running_exactly_that_revision_after_a_matching_push(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN report:1 (web:v0), a job following web:v* on family report and one pinned to report:1
+    world.container_instance("prod", "us-east-1a")
+    first = world.task_definition("report", {"app": world.image("web", "v0")})
+    rt = make_runtime(config(services=0, jobs=[REPORT_JOB, PINNED_JOB]))
+    # WHEN web:v1 is pushed: the following job's family gets report:2
+    result = invoke("deploy_on_push", world.push("web", "v1"))
+    assert [(j["job"], j["outcome"]) for j in result["jobs"]] == [("report", "registered")]
+    # AND the pinned job runs
+    recorder.reset()
+    run = invoke("run_job", load_event("scheduler_run_job", job="report-pinned"))
+    # THEN RunTask is asked for report:1 and the task runs report:1, still on web:v0 by tag
+    [params] = recorder.params("RunTask")
+    assert params["taskDefinition"] == first
+    task, td = started_task(rt, run)
+    assert task["taskDefinitionArn"] == first
+    assert td["containerDefinitions"][0]["image"] == world.image("web", "v0")
+
+
 def test_catch_up_covers_jobs(world: Sandbox, make_runtime: MakeRuntime) -> None:
     world.task_definition("report", {"app": world.image("web", "v0")})
     rt = make_runtime(config(services=0, jobs=[REPORT_JOB]))

@@ -1,7 +1,8 @@
 """`ecspilot history` and `ecspilot status` against a state table filled by the real handlers.
 
 deploy_on_push starts the deployments, track_deployments closes them from the sample ECS events;
-job runs are started by tests.job_runs (the run_job contract) and closed by track_deployments.
+job runs are started by the real run_job handler and closed by track_deployments from the STOPPED
+events of their tasks (tests.job_runs).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ecspilot.local import invoke, load_event
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import TABLE, MakeRuntime
-from tests.job_runs import start_run_like_run_job
+from tests.job_runs import ends, fire
 from tests.moto_state import new_deployment_per_update
 
 CONFIG: dict[str, Any] = {
@@ -45,7 +46,11 @@ def _ecs_deployment_ids() -> Iterator[None]:
 
 @pytest.fixture
 def filled(
-    sandbox: Sandbox, make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox,
+    make_runtime: MakeRuntime,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    frozen_tasks: None,
 ) -> Runtime:
     """web: v1 completed, v2 rolled back by the circuit breaker (ECS put v1 back);
     nightly-report: one run that succeeded, then one that exited 1."""
@@ -74,17 +79,10 @@ def filled(
     ecs_says("ecs_deployment_rolled_back", "ecs-svc/999", reason=reason, updatedAt=utc_now())
     ecs_says("ecs_deployment_completed", "ecs-svc/999", updatedAt=utc_now())
 
-    for sample in ("ecs_task_stopped", "ecs_task_stopped_failed"):
-        run = start_run_like_run_job(sandbox, rt.history, "nightly-report", "prod", "report")
-        event = load_event(
-            sample,
-            {
-                "taskArn": run.task_arn,
-                "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/prod",
-                "taskDefinitionArn": run.task_definition,
-            },
-        )
-        invoke("track_deployments", event)
+    # two nights of nightly-report (concurrency forbid: the first run ends before the second)
+    for night, sample in (("2026-11-25", "ecs_task_stopped"), ("2026-11-26", "ecs_task_stopped_failed")):
+        task = fire(rt.clients, "nightly-report", f"{night}T02:00:00Z")
+        invoke("track_deployments", ends(rt.clients, task, sample))
 
     config_path = tmp_path / "ecspilot.yaml"
     config_path.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")

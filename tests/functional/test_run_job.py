@@ -22,9 +22,7 @@ from tests.conftest import TABLE, MakeRuntime
 CLUSTER = "batchfarm"
 
 
-@pytest.fixture(autouse=True)
-def _frozen(frozen_tasks: None) -> None:
-    """Tasks stay where they are (moto moves them on every DescribeTasks)."""
+pytestmark = pytest.mark.usefixtures("frozen_tasks")
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 Deployments are started by the real deploy_on_push handler; ECS's own state events (which moto
 never emits) are fed from the samples in events/ with the ids of those deployments. Job runs
-are written by tests.job_runs until the run_job handler lands.
+are started by the real run_job handler and ended by the STOPPED event of their task
+(tests.job_runs).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from ecspilot.errors import EventError
-from ecspilot.local import invoke, load_event
+from ecspilot.jobs import started_by
+from ecspilot.local import REPO_ROOT, invoke, load_event, task_stopped_event
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime
-from tests.job_runs import start_run_like_run_job
+from tests.job_runs import ends, fire
 from tests.moto_state import new_deployment_per_update
 
 TRACK = "track_deployments"
@@ -63,19 +66,6 @@ def rollback_event(rollback_id: str, to: str) -> dict[str, Any]:
         "ecs_deployment_rolled_back",
         rollback_id,
         reason=f"ECS deployment circuit breaker: rolling back to deploymentId {to}.",
-    )
-
-
-def task_event(sample: str, task_arn: str, task_definition: str, **detail: Any) -> dict[str, Any]:
-    """A sample ECS task event about ``task_arn`` (a task started on moto)."""
-    return load_event(
-        sample,
-        {
-            "taskArn": task_arn,
-            "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/prod",
-            "taskDefinitionArn": task_definition,
-            **detail,
-        },
     )
 
 
@@ -295,17 +285,20 @@ def test_a_deployment_ecspilot_did_not_start_is_recorded_as_external(
     }
 
 
+@pytest.mark.usefixtures("frozen_tasks")
 def test_a_job_task_that_exits_0_closes_its_run_as_succeeded_even_when_a_sidecar_was_killed(
     world: Sandbox, make_runtime: MakeRuntime, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # GIVEN a run of nightly-report (report is essential, log-router is not)
+    # GIVEN a run of nightly-report that run_job started (report is essential, log-router is not)
     rt = make_runtime(config())
-    run = start_run_like_run_job(world, rt.history, "nightly-report", "prod", "report")
+    task = fire(rt.clients, "nightly-report")
+    assert [r["status"] for r in rt.history.runs("nightly-report")] == ["PENDING"]
     capsys.readouterr()
     # WHEN the task stops: report exited 0, log-router was killed (137)
-    result = invoke(TRACK, task_event("ecs_task_stopped", run.task_arn, run.task_definition))
+    result = invoke(TRACK, ends(rt.clients, task, "ecs_task_stopped"))
     # THEN the run SUCCEEDED with exit codes per container, stop code and duration
     [record] = rt.history.runs("nightly-report")
+    assert (record["task_arn"], record["trigger"]) == (task["taskArn"], "schedule")
     assert record["status"] == "SUCCEEDED"
     assert record["exit_codes"] == {"report": 0, "log-router": 137}
     assert record["stop_code"] == "EssentialContainerExited"
@@ -318,49 +311,51 @@ def test_a_job_task_that_exits_0_closes_its_run_as_succeeded_even_when_a_sidecar
     assert dimensions_of(blobs, "JobRunsSucceeded") == {"Job": "nightly-report"}
 
 
+@pytest.mark.usefixtures("frozen_tasks")
 def test_a_job_task_that_exits_1_fails_the_run_and_tells_a_person(
     world: Sandbox, make_runtime: MakeRuntime, topic: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     topic_arn, inbox = topic
     rt = make_runtime(config(), notify_topic_arn=topic_arn)
-    run = start_run_like_run_job(world, rt.history, "nightly-report", "prod", "report")
+    task = fire(rt.clients, "nightly-report")
     capsys.readouterr()
-    invoke(TRACK, task_event("ecs_task_stopped_failed", run.task_arn, run.task_definition))
+    invoke(TRACK, ends(rt.clients, task, "ecs_task_stopped_failed"))
     [record] = rt.history.runs("nightly-report")
     assert record["status"] == "FAILED"
     assert record["reason"] == "report exited 1 (Essential container in task exited)"
     assert metric_values(emitted(capsys.readouterr().out), "JobRunsFailed") == [1.0]
     [message] = notifications(rt, inbox)
     assert message["Subject"] == "ecspilot: job nightly-report failed"
-    assert run.task_arn in message["Message"]
+    assert task["taskArn"] in message["Message"]
     assert "report=1" in message["Message"]
-    assert (
-        f"/ecs/v2/clusters/prod/tasks/{run.task_arn.rsplit('/', 1)[-1]}/configuration" in message["Message"]
-    )
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
+    assert f"/ecs/v2/clusters/prod/tasks/{task_id}/configuration" in message["Message"]
 
 
+@pytest.mark.usefixtures("frozen_tasks")
 def test_a_task_that_never_started_fails_the_run_with_the_containers_reason(
     world: Sandbox, make_runtime: MakeRuntime
 ) -> None:
     rt = make_runtime(config())
-    run = start_run_like_run_job(world, rt.history, "nightly-report", "prod", "report")
-    invoke(TRACK, task_event("ecs_task_failed_to_start", run.task_arn, run.task_definition))
+    task = fire(rt.clients, "nightly-report")
+    invoke(TRACK, ends(rt.clients, task, "ecs_task_failed_to_start"))
     [record] = rt.history.runs("nightly-report")
     assert record["status"] == "FAILED"
     assert record["reason"].startswith("container report did not run to an exit: CannotPullContainerError")
     assert record["stop_code"] == "TaskFailedToStart"
 
 
+@pytest.mark.usefixtures("frozen_tasks")
 def test_a_duplicate_or_late_task_event_never_reopens_or_recounts_a_closed_run(
     world: Sandbox, make_runtime: MakeRuntime, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rt = make_runtime(config())
-    run = start_run_like_run_job(world, rt.history, "nightly-report", "prod", "report")
-    invoke(TRACK, task_event("ecs_task_stopped_failed", run.task_arn, run.task_definition))
+    task = fire(rt.clients, "nightly-report")
+    invoke(TRACK, ends(rt.clients, task, "ecs_task_stopped_failed"))
     capsys.readouterr()
     # WHEN the same STOPPED event comes again, then a different one (exit 0) for the same task
-    invoke(TRACK, task_event("ecs_task_stopped_failed", run.task_arn, run.task_definition))
-    invoke(TRACK, task_event("ecs_task_stopped", run.task_arn, run.task_definition))
+    invoke(TRACK, task_stopped_event("ecs_task_stopped_failed", task))
+    invoke(TRACK, task_stopped_event("ecs_task_stopped", task))
     # THEN the run stays FAILED and nothing more is counted
     [record] = rt.history.runs("nightly-report")
     assert record["status"] == "FAILED"
@@ -368,12 +363,68 @@ def test_a_duplicate_or_late_task_event_never_reopens_or_recounts_a_closed_run(
     assert metric_values(blobs, "JobRunsFailed") == metric_values(blobs, "JobRunsSucceeded") == []
 
 
-def test_a_stopped_task_without_a_run_record_is_ignored(world: Sandbox, make_runtime: MakeRuntime) -> None:
+@pytest.mark.usefixtures("frozen_tasks")
+def test_a_stopped_task_that_run_job_did_not_start_is_ignored(
+    world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN a task of the same family started by hand, not by run_job
     rt = make_runtime(config())
-    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/prod/0123456789abcdef0123456789abcdef"
-    result = invoke(TRACK, task_event("ecs_task_stopped", arn, "report:1"))
+    [task] = rt.clients.ecs.run_task(cluster="prod", taskDefinition="report", startedBy="console")["tasks"]
+    # WHEN its STOPPED event reaches the tracker
+    result = invoke(TRACK, ends(rt.clients, task, "ecs_task_stopped"))
+    # THEN no run is opened or closed
     assert result == {"ignored": "no run record for this task"}
     assert rt.history.runs("nightly-report") == []
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads template.yaml: CloudFormation's short tags (``!GetAtt``, ``!Sub``...) load as None."""
+
+
+_CloudFormationLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def tracker_rule_pattern(event: str) -> dict[str, Any]:
+    """The EventBridge pattern of one of track_deployments' events in template.yaml."""
+    template = yaml.load((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"), _CloudFormationLoader)
+    pattern: dict[str, Any] = template["Resources"]["TrackDeploymentsFunction"]["Properties"]["Events"][
+        event
+    ]["Properties"]["Pattern"]
+    return pattern
+
+
+@pytest.mark.usefixtures("frozen_tasks")
+@pytest.mark.parametrize("job", ["nightly-report", "billing.export-for-the-finance-team-monthly"])
+def test_the_stopped_event_of_a_task_run_job_started_matches_the_trackers_rule_and_others_do_not(
+    job: str, world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN the tracker's JobTaskStopped rule exactly as template.yaml writes it, delivering to a queue
+    events, sqs = world.clients.get("events"), world.clients.sqs
+    inbox = sqs.create_queue(QueueName="tracker-rule")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name="job-task-stopped", EventPattern=json.dumps(tracker_rule_pattern("JobTaskStopped")))
+    events.put_targets(Rule="job-task-stopped", Targets=[{"Id": "inbox", "Arn": inbox_arn}])
+    # AND a task that run_job started for the job (its startedBy may be shortened and hashed),
+    # and one started by hand
+    rt = make_runtime({**config(), "jobs": [{"name": job, "cluster": "prod", "task_definition": "report"}]})
+    mine = fire(rt.clients, job)
+    [other] = rt.clients.ecs.run_task(cluster="prod", taskDefinition="report", startedBy="console")["tasks"]
+    # WHEN both stop and ECS puts their STOPPED events on the default bus
+    for task in (mine, other):
+        event = ends(rt.clients, task, "ecs_task_stopped")
+        entry = {
+            "Source": event["source"],
+            "DetailType": event["detail-type"],
+            "Resources": event["resources"],
+            "Detail": json.dumps(event["detail"]),
+        }
+        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    # THEN only run_job's task reaches the tracker: the startedBy it sets matches the rule's prefix
+    delivered = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["detail"]["taskArn"] for m in delivered] == [mine["taskArn"]]
+    assert mine["startedBy"] == started_by(job)
 
 
 def test_a_malformed_ecs_event_gets_a_typed_error_naming_the_field(make_runtime: MakeRuntime) -> None:

@@ -138,7 +138,8 @@ def _label(reason: str, labels: dict[str, str]) -> str:
 
 def cmd_placement(args: argparse.Namespace) -> int:
     """``ecspilot placement check JOB``: which container instances satisfy the job's constraints."""
-    from ecspilot.jobs import check_job_placement, find_job  # noqa: PLC0415
+    from ecspilot.jobs import find_job  # noqa: PLC0415
+    from ecspilot.placement_check import check_job_placement  # noqa: PLC0415
     from ecspilot.present import as_json, say, table  # noqa: PLC0415
 
     rt = _runtime(args)
@@ -363,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     from ecspilot.obs import logger  # noqa: PLC0415
 
-    logger.setLevel("WARNING")
+    if logger.log_level < logging.WARNING:  # the CLI prints results; logs only for problems
+        logger.setLevel("WARNING")
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, EventError, InvalidMessageError, SettingsError) as exc:

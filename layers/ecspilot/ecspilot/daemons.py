@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -39,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws import Clients
 from ecspilot.config import ClusterTag, DaemonConfig
 from ecspilot.errors import DaemonError, EcspilotError
+from ecspilot.fanout import bounded_map, chunks
 from ecspilot.obs import count, logger
 from ecspilot.placement import constraints_from_strings
 from ecspilot.reconcile import Action, Change
@@ -244,10 +244,6 @@ def last_segment(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 # --- the runbook ------------------------------------------------------------------------------
 
 
@@ -293,17 +289,7 @@ class DaemonReconciler:
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | EcspilotError]:
         """Run ``fn`` over ``items`` on the bounded pool; an ecspilot error is returned, not raised."""
-
-        def guarded(item: T) -> R | EcspilotError:
-            try:
-                return fn(item)
-            except EcspilotError as exc:
-                return exc
-
-        if len(items) <= 1 or self.max_workers <= 1:
-            return [guarded(i) for i in items]
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
-            return list(pool.map(guarded, items))
+        return bounded_map(fn, items, self.max_workers)
 
     # AWS edges: clusters ------------------------------------------------------------------------
 

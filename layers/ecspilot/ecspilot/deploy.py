@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -32,6 +31,7 @@ from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
 from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
 from ecspilot.events import EcrImageActionEvent, parse_event
+from ecspilot.fanout import bounded_map, chunks
 from ecspilot.history import DeploymentRecord, History, utc_now
 from ecspilot.images import ImagePush, ImageRef, short_digest
 from ecspilot.obs import count, logger
@@ -148,10 +148,6 @@ def primary_deployment_id(service: Mapping[str, Any]) -> str:
     return ""
 
 
-def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 # --- the runbook ------------------------------------------------------------------------------
 
 
@@ -178,17 +174,7 @@ class PushDeployer:
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | EcspilotError]:
         """Run ``fn`` over ``items`` on the bounded pool; an ecspilot error is returned, not raised."""
-
-        def guarded(item: T) -> R | EcspilotError:
-            try:
-                return fn(item)
-            except EcspilotError as exc:
-                return exc
-
-        if len(items) <= 1:
-            return [guarded(i) for i in items]
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
-            return list(pool.map(guarded, items))
+        return bounded_map(fn, items, self.max_workers)
 
     # AWS edges ------------------------------------------------------------------------------
 

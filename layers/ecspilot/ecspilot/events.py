@@ -22,6 +22,15 @@ class EventModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 
+class EventBridgeEvent(EventModel):
+    """The envelope every EventBridge event shares; subclasses add detail-type, source and detail."""
+
+    id: str
+    account: str = Field(pattern=r"^\d{12}$")
+    region: str = Field(min_length=1)
+    time: datetime
+
+
 class EcrImageActionDetail(EventModel):
     result: str
     repository_name: str = Field(alias="repository-name", min_length=1)
@@ -37,15 +46,11 @@ class EcrImageActionDetail(EventModel):
         return value
 
 
-class EcrImageActionEvent(EventModel):
+class EcrImageActionEvent(EventBridgeEvent):
     """EventBridge ``ECR Image Action`` event."""
 
-    id: str
     detail_type: Literal["ECR Image Action"] = Field(alias="detail-type")
     source: Literal["aws.ecr"]
-    account: str = Field(pattern=r"^\d{12}$")
-    region: str = Field(min_length=1)
-    time: datetime
     detail: EcrImageActionDetail
 
     def ignore_reason(self) -> str | None:
@@ -98,15 +103,11 @@ class EcsDeploymentDetail(EventModel):
     reason: str = ""
 
 
-class EcsDeploymentStateChangeEvent(EventModel):
+class EcsDeploymentStateChangeEvent(EventBridgeEvent):
     """EventBridge ``ECS Deployment State Change`` event; ``resources[0]`` is the service ARN."""
 
-    id: str
     detail_type: Literal["ECS Deployment State Change"] = Field(alias="detail-type")
     source: Literal["aws.ecs"]
-    account: str = Field(pattern=r"^\d{12}$")
-    region: str = Field(min_length=1)
-    time: datetime
     resources: list[str] = Field(min_length=1)
     detail: EcsDeploymentDetail
 
@@ -144,13 +145,9 @@ class EcsTaskDetail(EventModel):
     stopped_at: datetime | None = Field(default=None, alias="stoppedAt")
 
 
-class EcsTaskStateChangeEvent(EventModel):
+class EcsTaskStateChangeEvent(EventBridgeEvent):
     """EventBridge ``ECS Task State Change`` event."""
 
-    id: str
     detail_type: Literal["ECS Task State Change"] = Field(alias="detail-type")
     source: Literal["aws.ecs"]
-    account: str = Field(pattern=r"^\d{12}$")
-    region: str = Field(min_length=1)
-    time: datetime
     detail: EcsTaskDetail

@@ -47,7 +47,7 @@ from ecspilot.errors import (
 from ecspilot.events import parse_event
 from ecspilot.history import RunRecord, job_pk, utc_now
 from ecspilot.obs import count, logger
-from ecspilot.placement import InstanceCheck, check_instances, resolve_placement
+from ecspilot.placement import resolve_placement
 from ecspilot.runtime import Runtime
 from ecspilot.taskdef import family_revision
 
@@ -65,7 +65,6 @@ STARTED_BY_MAX = 36  # RunTask's limit
 RUN_TASK_MAX_COUNT = 10  # RunTask starts at most 10 tasks per call
 CLIENT_TOKEN_MAX = 64
 DESCRIBE_TASKS_BATCH = 100
-DESCRIBE_INSTANCES_BATCH = 100
 CLAIM_STALE_SECONDS = 900  # a claim older than this (several Lambda timeouts) was abandoned
 RETRYABLE_REASONS = ("RESOURCE:", "AGENT")
 RETRYABLE_API_ERRORS = frozenset(
@@ -188,14 +187,14 @@ def run_task_params(
         params["platformVersion"] = job.platform_version
     if job.network:
         params["networkConfiguration"] = job.network.as_api()
-    params.update(resolve_placement(_placement_input(job), fargate=job.is_fargate).as_kwargs())
+    params.update(resolve_placement(placement_input(job), fargate=job.is_fargate).as_kwargs())
     task_overrides = container_overrides(job, overrides)
     if task_overrides:
         params["overrides"] = task_overrides
     return params
 
 
-def _placement_input(job: JobConfig) -> str | dict[str, Any] | None:
+def placement_input(job: JobConfig) -> str | dict[str, Any] | None:
     if isinstance(job.placement, PlacementSpec):
         return job.placement.model_dump()
     return job.placement
@@ -243,7 +242,7 @@ class RunResult:
 # --- AWS edges --------------------------------------------------------------------------------
 
 
-def _api_error(action: str, exc: ClientError | BotoCoreError, job: JobConfig, **context: Any) -> JobError:
+def api_error(action: str, exc: ClientError | BotoCoreError, job: JobConfig, **context: Any) -> JobError:
     """A typed error for a failed call: throttling and server errors may pass, the rest will not."""
     code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
     retryable = isinstance(exc, BotoCoreError) or code in RETRYABLE_API_ERRORS
@@ -263,9 +262,9 @@ def resolve_task_definition(job: JobConfig, clients: Clients) -> dict[str, Any]:
                 job=job.name,
                 task_definition=job.task_definition,
             ) from exc
-        raise _api_error("DescribeTaskDefinition", exc, job, task_definition=job.task_definition) from exc
+        raise api_error("DescribeTaskDefinition", exc, job, task_definition=job.task_definition) from exc
     except BotoCoreError as exc:
-        raise _api_error("DescribeTaskDefinition", exc, job, task_definition=job.task_definition) from exc
+        raise api_error("DescribeTaskDefinition", exc, job, task_definition=job.task_definition) from exc
     task_definition = dict(resp["taskDefinition"])
     if task_definition.get("status", "ACTIVE") != "ACTIVE":
         raise PermanentJobError(
@@ -283,7 +282,7 @@ def resolve_task_definition(job: JobConfig, clients: Clients) -> dict[str, Any]:
     return task_definition
 
 
-def _describe_tasks(clients: Clients, job: JobConfig, arns: Sequence[str]) -> list[dict[str, Any]]:
+def describe_tasks(clients: Clients, job: JobConfig, arns: Sequence[str]) -> list[dict[str, Any]]:
     tasks: list[dict[str, Any]] = []
     for start in range(0, len(arns), DESCRIBE_TASKS_BATCH):
         try:
@@ -291,7 +290,7 @@ def _describe_tasks(clients: Clients, job: JobConfig, arns: Sequence[str]) -> li
                 cluster=job.cluster, tasks=list(arns[start : start + DESCRIBE_TASKS_BATCH])
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _api_error("DescribeTasks", exc, job) from exc
+            raise api_error("DescribeTasks", exc, job) from exc
         tasks.extend(dict(t) for t in resp.get("tasks", []))
     return tasks
 
@@ -310,11 +309,11 @@ def live_tasks(job: JobConfig, clients: Clients) -> list[dict[str, Any]]:
         for page in paginator.paginate(cluster=job.cluster, startedBy=marker, desiredStatus="RUNNING"):
             arns.extend(page.get("taskArns", []))
     except (ClientError, BotoCoreError) as exc:
-        raise _api_error("ListTasks", exc, job) from exc
+        raise api_error("ListTasks", exc, job) from exc
     cluster_suffix = f":cluster/{job.cluster}"
     return [
         t
-        for t in _describe_tasks(clients, job, arns)
+        for t in describe_tasks(clients, job, arns)
         if t.get("startedBy") == marker
         and str(t.get("clusterArn", "")).endswith(cluster_suffix)
         and t.get("lastStatus") != "STOPPED"
@@ -371,12 +370,12 @@ class FiringGuard:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _api_error("claiming the request", exc, self.job) from exc
+                raise api_error("claiming the request", exc, self.job) from exc
             item = self._get()
             status = item.get("status", {}).get("S", "")
             return ("done" if status == "DONE" else "busy"), _arns(item)
         except BotoCoreError as exc:
-            raise _api_error("claiming the request", exc, self.job) from exc
+            raise api_error("claiming the request", exc, self.job) from exc
         return "claimed", _arns(resp.get("Attributes", {}))
 
     def _get(self) -> dict[str, Any]:
@@ -385,7 +384,7 @@ class FiringGuard:
         try:
             resp = self.client.get_item(TableName=self.table, Key=self.key, ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:
-            raise _api_error("reading the request claim", exc, self.job) from exc
+            raise api_error("reading the request claim", exc, self.job) from exc
         return dict(resp.get("Item", {}))
 
     def finish(self, status: Literal["DONE", "RETRY"], task_arns: Sequence[str]) -> None:
@@ -407,7 +406,7 @@ class FiringGuard:
                 },
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _api_error("completing the request claim", exc, self.job) from exc
+            raise api_error("completing the request claim", exc, self.job) from exc
 
 
 def _arns(item: Mapping[str, Any]) -> list[str]:
@@ -584,7 +583,7 @@ def _start(job: JobConfig, clients: Clients, result: RunResult) -> None:
         try:
             resp = clients.ecs.run_task(**request)
         except (ClientError, BotoCoreError) as exc:
-            error = _api_error("RunTask", exc, job, task_definition=family_revision(result.task_definition))
+            error = api_error("RunTask", exc, job, task_definition=family_revision(result.task_definition))
             kind: Literal["retryable", "permanent"] = "retryable" if error.retryable else "permanent"
             result.failures.append(RunFailure(reason=error.message, kind=kind))
             return
@@ -608,7 +607,7 @@ def _stop(job: JobConfig, clients: Clients, arns: Sequence[str], log: Mapping[st
         try:
             clients.ecs.stop_task(cluster=job.cluster, task=arn, reason=reason)
         except (ClientError, BotoCoreError) as exc:
-            raise _api_error("StopTask", exc, job) from exc
+            raise api_error("StopTask", exc, job) from exc
         logger.info("stopped task to replace it", extra={**log, "task_arn": arn})
 
 
@@ -710,58 +709,3 @@ def handle_run_job_event(event: Any, rt: Runtime, dry_run: bool = False) -> dict
     else:
         result = run_job(job, rt, "manual", dry_run=dry_run)
     return result.as_dict()
-
-
-# --- placement check --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlacementReport:
-    """Which of a cluster's container instances satisfy a job's placement constraints."""
-
-    job: str
-    cluster: str
-    constraints: list[dict[str, Any]]
-    strategy: list[dict[str, Any]]
-    instances: list[dict[str, Any]]
-    checks: list[InstanceCheck]
-
-
-def check_job_placement(job: JobConfig, clients: Clients) -> PlacementReport:
-    """Evaluate the job's constraints (and those of its task definition, which ECS adds) against
-    every container instance of its cluster."""
-    placement = resolve_placement(_placement_input(job), fargate=job.is_fargate)
-    constraints = [dict(c) for c in placement.constraints]
-    try:
-        td = clients.ecs.describe_task_definition(taskDefinition=job.task_definition)["taskDefinition"]
-        constraints.extend(dict(c) for c in td.get("placementConstraints", []))
-        arns: list[str] = []
-        for ci_page in clients.ecs.get_paginator("list_container_instances").paginate(cluster=job.cluster):
-            arns.extend(ci_page.get("containerInstanceArns", []))
-        instances: list[dict[str, Any]] = []
-        for start in range(0, len(arns), DESCRIBE_INSTANCES_BATCH):
-            resp = clients.ecs.describe_container_instances(
-                cluster=job.cluster, containerInstances=arns[start : start + DESCRIBE_INSTANCES_BATCH]
-            )
-            instances.extend(dict(i) for i in resp.get("containerInstances", []))
-    except (ClientError, BotoCoreError) as exc:
-        raise _api_error("describing the cluster's instances", exc, job) from exc
-    groups: dict[str, set[str]] = {}
-    if any("task:group" in str(c.get("expression", "")) for c in constraints):
-        task_arns: list[str] = []
-        try:
-            for page in clients.ecs.get_paginator("list_tasks").paginate(cluster=job.cluster):
-                task_arns.extend(page.get("taskArns", []))
-        except (ClientError, BotoCoreError) as exc:
-            raise _api_error("ListTasks", exc, job) from exc
-        for task in _describe_tasks(clients, job, task_arns):
-            if task.get("containerInstanceArn") and task.get("group"):
-                groups.setdefault(task["containerInstanceArn"], set()).add(task["group"])
-    return PlacementReport(
-        job=job.name,
-        cluster=job.cluster,
-        constraints=constraints,
-        strategy=[dict(s) for s in placement.strategy],
-        instances=instances,
-        checks=check_instances(constraints, instances, groups),
-    )

@@ -69,6 +69,34 @@ def load_event(name: str, detail: Mapping[str, Any] | None = None, **top: Any) -
     return event
 
 
+def task_stopped_event(
+    sample: str, task: Mapping[str, Any], images: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The ``ECS Task State Change`` event ECS sends when ``task`` stops (moto sends none).
+
+    ``events/<sample>.json`` gives the outcome (exit codes, stop code, reason, timestamps);
+    ``task``, as RunTask or DescribeTasks returns it, gives the identity the tracker and the
+    EventBridge rule match on: task ARN, cluster, task definition, ``startedBy``, group.
+    ``images`` (container name -> image, from the task definition) sets what each container ran,
+    with its ``imageDigest`` when the image is pinned by digest.
+    """
+    identity = ("taskArn", "clusterArn", "taskDefinitionArn", "startedBy", "group", "containerInstanceArn")
+    event = load_event(sample, {k: task[k] for k in identity if task.get(k)}, resources=[task["taskArn"]])
+    containers = []
+    for sample_container in event["detail"].get("containers", []):
+        container = {**sample_container, "taskArn": task["taskArn"]}
+        image = (images or {}).get(container["name"])
+        if image:
+            container["image"] = image
+            container.pop("imageDigest", None)
+            if "@sha256:" in image:
+                container["imageDigest"] = image.rsplit("@", 1)[1]
+        containers.append(container)
+    event["detail"]["containers"] = containers
+    event["id"] = f"{sample}-{task['taskArn'].rsplit('/', 1)[-1]}"
+    return event
+
+
 class CallRecorder:
     """Records the AWS API calls (operation and parameters) made through a boto3 session.
 

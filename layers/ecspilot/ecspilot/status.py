@@ -14,8 +14,9 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.config import EcspilotConfig
-from ecspilot.deploy import DESCRIBE_SERVICES_BATCH, chunks
+from ecspilot.deploy import DESCRIBE_SERVICES_BATCH
 from ecspilot.errors import AwsError, ConfigError
+from ecspilot.fanout import chunks
 from ecspilot.images import ImageRef, short_digest
 from ecspilot.runtime import Runtime
 from ecspilot.taskdef import container_images, family_revision

@@ -1,0 +1,100 @@
+"""Image pushes roll services; catch-up deploys what a missed push would have."""
+
+from __future__ import annotations
+
+import time
+
+from ecspilot import runtime
+from ecspilot.demo.base import Demo
+from ecspilot.local import invoke
+from ecspilot.present import say, table
+
+
+def chapter_deploy_on_push(demo: Demo) -> None:
+    """Image push -> digest-pinned revision -> rolled services."""
+    sb = demo.sandbox
+    say("\n=== Image push: services roll to exactly the pushed image, pinned by digest ===")
+    demo.step("Create ECR repository 'web' and cluster 'prod' with one container instance per AZ (3 AZs)")
+    sb.repository("web")
+    sb.cluster("prod", instances_per_zone=1)
+    td = sb.task_definition(
+        "web",
+        {
+            "app": sb.image("web", "v0"),
+            "log-router": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+        },
+        taskRoleArn="arn:aws:iam::123456789012:role/ecs-web-task",
+        tags=[{"key": "team", "value": "storefront"}],
+    )
+    for name in ("web", "web-canary"):
+        sb.service("prod", name, td)
+    demo.note("services web and web-canary share task definition web:1 (app: web:v0)")
+    table(demo.service_images("prod", ["web", "web-canary"]), ["service", "task_definition", "app image"])
+
+    demo.step("Push web:v1 -> ECR sends 'ECR Image Action'; the deploy_on_push handler runs")
+    v1 = sb.push("web", "v1")
+    result = demo.push_and_deploy("v1", event=v1)
+    demo.note(f"registered {len(result['registered'])} revision(s) for 2 services (shared task definition)")
+    table(demo.service_images("prod", ["web", "web-canary"]), ["service", "task_definition", "app image"])
+
+    demo.step("The same event again (EventBridge delivers at least once): nothing to do")
+    demo.push_and_deploy("v1", event=v1)
+
+    demo.step("Push web:v2: both services roll again, one registration")
+    time.sleep(1.1)  # ECR stamps imagePushedAt to the second: keep v1 and v2 apart
+    demo.push_and_deploy("v2")
+
+    demo.step("web:v1's event arrives late (after v2): the stale-push guard keeps v2")
+    demo.push_and_deploy("v1", event=v1)
+
+    demo.step("Push web:latest: no configured tag pattern (v*) matches, nothing happens")
+    demo.push_and_deploy("latest")
+    table(demo.service_images("prod", ["web", "web-canary"]), ["service", "task_definition", "app image"])
+
+    demo.step("History: the deployment records in the state table")
+    rows = runtime.current().history.deployments("prod", "web")
+    table(
+        [
+            {
+                "started": r["started_at"],
+                "tag": r["image_tag"],
+                "to": r["to_task_definition"].rsplit("/", 1)[-1],
+                "status": r["status"],
+            }
+            for r in rows
+        ],
+        ["started", "tag", "to", "status"],
+    )
+
+
+def chapter_catch_up(demo: Demo) -> None:
+    """A push whose event never arrives is caught up by reconcile; a rolled-back digest is held."""
+    from ecspilot.reconcile import reconcile  # noqa: PLC0415
+
+    say("\n=== Catch-up: ECR events are best effort; reconcile deploys a missed push ===")
+    rt = runtime.current()
+
+    def plan(title: str) -> None:
+        demo.step(title)
+        actions = [a for a in reconcile(rt, dry_run=True).actions if a.kind == "catch-up"]
+        table([a.__dict__ for a in actions], ["target", "change", "detail"])
+
+    plan(
+        "ecspilot plan now: web was rolled back from v3, so catch-up holds it there (no undoing the breaker)"
+    )
+    demo.step("Push web:v4 while the push handler is down: the event is dropped, nothing rolls")
+    time.sleep(1.1)  # keep imagePushedAt (one-second resolution) apart from v3
+    demo.sandbox.push("web", "v4")
+    table(demo.service_images("prod", ["web", "web-canary"]), ["service", "task_definition", "app image"])
+    plan("ecspilot plan: the dry run shows the catch-up it would do")
+
+    demo.step("Reconcile (the 15-minute schedule) applies it, through the same deploy core as a push")
+    demo.recorder.reset()
+    invoke("reconcile", {})
+    demo.note(f"writes: {', '.join(demo.recorder.writes()) or 'none'}")
+    table(demo.service_images("prod", ["web", "web-canary"]), ["service", "task_definition", "app image"])
+
+    demo.step("Reconcile again: everything is on the newest image, so no write call")
+    demo.recorder.reset()
+    result = invoke("reconcile", {})
+    demo.note(f"summary: {result['summary']}; writes: {', '.join(demo.recorder.writes()) or 'none'}")

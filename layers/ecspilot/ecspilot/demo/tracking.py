@@ -1,0 +1,163 @@
+"""Tracking: ECS's own events close deployment and run records; status and history."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ecspilot import runtime
+from ecspilot.demo.base import DEMO_CONFIG, Demo
+from ecspilot.local import invoke
+from ecspilot.present import say
+
+
+def _ecs_event(sample: str, deployment_id: str, service: str, **detail: Any) -> dict[str, Any]:
+    """The ``ECS Deployment State Change`` event ECS would send (moto never sends one)."""
+    from ecspilot.history import utc_now  # noqa: PLC0415
+    from ecspilot.local import load_event  # noqa: PLC0415
+
+    reasons = {
+        "ecs_deployment_completed": f"ECS deployment {deployment_id} completed.",
+        "ecs_deployment_in_progress": f"ECS deployment {deployment_id} in progress.",
+    }
+    detail = {"deploymentId": deployment_id, "updatedAt": utc_now(), "reason": reasons.get(sample), **detail}
+    arn = f"arn:aws:ecs:us-east-1:123456789012:service/prod/{service}"
+    event = load_event(sample, {k: v for k, v in detail.items() if v is not None}, resources=[arn])
+    event["id"] = f"{sample}-{deployment_id}"
+    return event
+
+
+def _deployment_of(service: str, tag: str) -> dict[str, Any]:
+    rows = runtime.current().history.deployments("prod", service)
+    return next(r for r in rows if r.get("image_tag") == tag)
+
+
+def _track(demo: Demo, event: dict[str, Any]) -> None:
+    """Invoke the tracker with an event and narrate which record moved."""
+    result: dict[str, Any] = invoke("track_deployments", event)
+    moved = result.get("moved") or []
+    moves = [moved] if isinstance(moved, dict) else moved
+    what = ", ".join(
+        f"{m.get('deployment_id', result.get('job', ''))}: {m['from']} -> {m['to']}" for m in moves
+    )
+    name = event["detail"].get("eventName") or f"task {event['detail']['lastStatus']}"
+    demo.note(f"{name:<32} {what or 'record unchanged'}")
+
+
+def _notifications_and_a_job(demo: Demo) -> str:
+    """Turn notifications on and add a job to the config; return the inbox queue URL."""
+    clients = demo.clients
+    demo.step("Notifications on: an SNS topic (an SQS queue subscribed, to read what a person gets)")
+    topic = clients.sns.create_topic(Name="ecspilot-notify")["TopicArn"]
+    inbox = clients.sqs.create_queue(QueueName="ecspilot-inbox")["QueueUrl"]
+    inbox_arn = clients.sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    clients.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    config = {
+        **DEMO_CONFIG,
+        "jobs": [{"name": "nightly-report", "cluster": "prod", "task_definition": "report"}],
+    }
+    Path(os.environ["ECSPILOT_CONFIG"]).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    os.environ["ECSPILOT_NOTIFY_TOPIC_ARN"] = topic
+    runtime.reset(runtime.Runtime.build(clients=clients))
+    demo.note("config: + job nightly-report; ECSPILOT_NOTIFY_TOPIC_ARN set")
+    return str(inbox)
+
+
+def _bad_release(demo: Demo) -> None:
+    """web:v3 fails; the circuit breaker rolls web back to v2; web-canary (no breaker) hangs."""
+    clients = demo.clients
+    demo.step("Push web:v3, a bad release: both services roll")
+    time.sleep(1.1)  # ECR stamps imagePushedAt to the second
+    demo.push_and_deploy("v3")
+    v2, v3 = _deployment_of("web", "v2"), _deployment_of("web", "v3")
+    demo.note("web has the circuit breaker with rollback; web-canary has none, so its deployment just hangs")
+    demo.step(
+        "ECS: v3's tasks fail to start; the circuit breaker fails the deployment and rolls web back to v2"
+    )
+    _track(demo, _ecs_event("ecs_deployment_failed", v3["deployment_id"], "web"))
+    # what ECS does and moto does not: a new deployment back on v2's revision
+    service = clients.ecs.update_service(
+        cluster="prod", service="web", taskDefinition=v2["to_task_definition"]
+    )
+    rollback_id = service["service"]["deployments"][0]["id"]
+    reason = f"ECS deployment circuit breaker: rolling back to deploymentId {v2['deployment_id']}."
+    _track(demo, _ecs_event("ecs_deployment_rolled_back", rollback_id, "web", reason=reason))
+    _track(demo, _ecs_event("ecs_deployment_completed", rollback_id, "web"))
+    demo.note("v3's IN_PROGRESS event arrives last (EventBridge does not promise order):")
+    _track(demo, _ecs_event("ecs_deployment_in_progress", v3["deployment_id"], "web"))
+
+
+def _job_runs(demo: Demo) -> None:
+    """Two nights of nightly-report through the run_job handler: one exits 0, one exits 1 (the
+    STOPPED events ECS would send for those very tasks)."""
+    from ecspilot.local import load_event, task_stopped_event  # noqa: PLC0415
+    from ecspilot.taskdef import container_images  # noqa: PLC0415
+
+    sb, ecs = demo.sandbox, demo.clients.ecs
+    demo.step("Job runs: Scheduler fires nightly-report on two nights; the run_job handler starts each")
+    report = sb.task_definition(
+        "report", {"report": sb.image("report", "v7"), "log-router": "fluent-bit:stable"}
+    )
+    images = container_images(ecs.describe_task_definition(taskDefinition=report)["taskDefinition"])
+    for night, sample, exit_code in (
+        ("2026-11-25", "ecs_task_stopped", 0),
+        ("2026-11-26", "ecs_task_stopped_failed", 1),
+    ):
+        firing = load_event("scheduler_run_job", job="nightly-report", scheduled_time=f"{night}T02:00:00Z")
+        result: dict[str, Any] = invoke("run_job", firing)
+        [arn] = result["task_arns"]
+        demo.note(
+            f"firing {firing['scheduled_time']}: {result['outcome']} task {arn.rsplit('/', 1)[-1][:8]} "
+            f"(startedBy {result['started_by']}), run record PENDING"
+        )
+        # what moto does not do: the container exits and ECS stops the task (the next night's
+        # run would otherwise be skipped: concurrency forbid)
+        task = ecs.stop_task(cluster="prod", task=arn, reason="demo: the container exited")["task"]
+        demo.note(f"task {arn.rsplit('/', 1)[-1][:8]} ran; ECS reports it STOPPED: report exited {exit_code}")
+        _track(demo, task_stopped_event(sample, task, images))
+
+
+def _show_inbox(demo: Demo, inbox: str) -> None:
+    demo.step("What a person got on the notification topic")
+    messages = demo.clients.sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+    for message in messages:
+        body = json.loads(message["Body"])
+        say(f"\n    Subject: {body['Subject']}")
+        for line in body["Message"].splitlines():
+            demo.note(f"  {line}")
+
+
+def chapter_tracking(demo: Demo) -> None:
+    """ECS's own events close the deployment and run records; status and history show them."""
+    from ecspilot.cli import main as cli  # noqa: PLC0415
+
+    say("\n=== Tracking: did my push deploy, roll back, or hang? Did the job exit 0? ===")
+    inbox = _notifications_and_a_job(demo)
+    demo.step(
+        "ECS reports the push chapter's deployments completed (moto sends no ECS events: the demo does)"
+    )
+    for service in ("web", "web-canary"):
+        for tag in ("v1", "v2"):
+            _track(
+                demo,
+                _ecs_event(
+                    "ecs_deployment_completed", _deployment_of(service, tag)["deployment_id"], service
+                ),
+            )
+    demo.step("The same COMPLETED event again, then a late IN_PROGRESS: records only move forward")
+    v2 = _deployment_of("web", "v2")
+    _track(demo, _ecs_event("ecs_deployment_completed", v2["deployment_id"], "web"))
+    _track(demo, _ecs_event("ecs_deployment_in_progress", v2["deployment_id"], "web"))
+    _bad_release(demo)
+    _job_runs(demo)
+    _show_inbox(demo, inbox)
+    for argv in (["status"], ["history", "web"], ["history", "nightly-report"]):
+        demo.step(f"$ ecspilot {' '.join(argv)}")
+        cli(argv)
