@@ -243,3 +243,20 @@ def test_catch_up_holds_a_digest_whose_deployment_failed_on_the_service(
     assert "FAILED" in action["detail"]
     assert recorder.writes() == []
     assert running_image(rt, "web-0").endswith(fake_digest("web:v1"))
+
+
+def test_the_stale_guard_reuses_the_listing_instead_of_asking_ecr_again(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN a service on v1 by digest (its push event arrived) and v2 pushed with its event lost
+    world.service("prod", "web-0", world.task_definition("web", {"app": world.image("web", "v0")}))
+    rt = make_runtime(config())
+    invoke("deploy_on_push", world.push("web", "v1"))
+    set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=60)
+    world.push("web", "v2")
+    recorder.reset()
+    # WHEN reconcile catches up
+    invoke("reconcile", {})
+    # THEN v2 rolls, and the push times of v1 and v2 came from the one listing call
+    assert running_image(rt, "web-0").endswith(fake_digest("web:v2"))
+    assert recorder.count("DescribeImages") == 1

@@ -115,6 +115,7 @@ def test_a_batch_reports_exactly_the_transient_failures_and_dead_letters_the_per
     # AND RunTask ran once per valid message, ListTasks once for the job
     assert recorder.count("RunTask") == 2
     assert recorder.count("ListTasks") == 1
+    assert recorder.count("DescribeTaskDefinition") == 1  # resolved once per job per batch
     assert all("taskRoleArn" not in json.dumps(p) for p in recorder.params("RunTask"))
     assert {
         tuple(p["overrides"]["containerOverrides"][0]["command"]) for p in recorder.params("RunTask")

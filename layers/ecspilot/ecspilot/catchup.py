@@ -148,6 +148,7 @@ def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
             ]
             actions += [Action("catch-up", f"job/{j.name}", "error", str(listing)) for j in jobs]
             continue
+        deployer.know_pushed_at(repository, listing)
         newest = newest_image(listing, patterns)
         if newest is None:
             logger.info(

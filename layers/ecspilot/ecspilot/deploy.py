@@ -201,6 +201,11 @@ class PushDeployer:
             self._task_definitions[arn] = cached
         return cached
 
+    def know_pushed_at(self, repository: str, images: Iterable[Mapping[str, Any]]) -> None:
+        """Seed the stale guard from an image listing already in hand (catch-up lists them)."""
+        for image in images:
+            self._pushed_at[(repository, str(image["imageDigest"]))] = image.get("imagePushedAt")
+
     def pushed_at(self, repository: str, digest: str) -> datetime | None:
         """ECR's imagePushedAt of a digest (None when the image is gone)."""
         key = (repository, digest)

@@ -431,8 +431,12 @@ def run_job(
     scheduled_time: str = "",
     message_id: str = "",
     dry_run: bool = False,
+    task_definition_arn: str | None = None,
 ) -> RunResult:
     """Run ``job`` now; see the module docstring for the steps.
+
+    ``task_definition_arn``, when given, is the revision already resolved for this job (the queue
+    resolves it once per batch) and saves the DescribeTaskDefinition.
 
     ``overrides`` (the config's ``overrides`` shape) and ``count_override`` apply to this run
     only. ``request_key`` names a request that must never start twice (a scheduled firing:
@@ -446,7 +450,16 @@ def run_job(
     """
     try:
         return _run(
-            job, rt, trigger, overrides, count_override, request_key, scheduled_time, message_id, dry_run
+            job,
+            rt,
+            trigger,
+            overrides,
+            count_override,
+            request_key,
+            scheduled_time,
+            message_id,
+            dry_run,
+            task_definition_arn,
         )
     except JobError:
         count("JobRunErrors")
@@ -463,8 +476,9 @@ def _run(
     scheduled_time: str,
     message_id: str,
     dry_run: bool,
+    task_definition_arn: str | None = None,
 ) -> RunResult:
-    td_arn = str(resolve_task_definition(job, rt.clients)["taskDefinitionArn"])
+    td_arn = task_definition_arn or str(resolve_task_definition(job, rt.clients)["taskDefinitionArn"])
     log = _log(job, trigger, task_definition=family_revision(td_arn))
     result = RunResult(
         job=job.name,

@@ -24,10 +24,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.config import JobConfig
@@ -42,6 +40,9 @@ from ecspilot.jobs import resolve_task_definition, run_job, running_count
 from ecspilot.obs import count, logger
 from ecspilot.queue_request import QueueRequest, parse_request
 from ecspilot.runtime import Runtime
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 Outcome = Literal["started", "duplicate", "dead-lettered", "retry", "would-run"]
 REASON_ATTRIBUTE = "ecspilot_reason"
@@ -93,6 +94,7 @@ class QueueBatch:
         self.dry_run = dry_run
         self._dlq_url = rt.settings.jobs_dlq_url
         self._lock = threading.Lock()
+        self._task_definitions: dict[str, dict[str, Any]] = {}
 
     # permanent errors -> DLQ -------------------------------------------------------------
 
@@ -154,7 +156,7 @@ class QueueBatch:
             else:
                 firsts[key] = outcome
                 unique.append((record, request, outcome))
-        launch = self._backpressure(unique)
+        launch = self._resolve(self._backpressure(unique))
         workers = min(self.rt.settings.max_workers, max(1, len(launch)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(lambda item: self._launch(*item), launch))
@@ -191,6 +193,30 @@ class QueueBatch:
             launch.append((record, request, outcome))
         return launch
 
+    def _resolve(
+        self, launch: list[tuple[Mapping[str, Any], QueueRequest, MessageOutcome]]
+    ) -> list[tuple[Mapping[str, Any], QueueRequest, MessageOutcome]]:
+        """Resolve each job's task definition once per batch; a job that cannot resolve fails
+        its messages (permanent -> DLQ, transient -> retry) without a RunTask."""
+        failed: dict[str, JobError] = {}
+        for _, request, _ in launch:
+            name = request.job.name
+            if name not in self._task_definitions and name not in failed:
+                try:
+                    self._task_definitions[name] = resolve_task_definition(request.job, self.rt.clients)
+                except JobError as exc:
+                    failed[name] = exc
+        keep = []
+        for record, request, outcome in launch:
+            error = failed.get(request.job.name)
+            if error is None:
+                keep.append((record, request, outcome))
+            elif isinstance(error, PermanentJobError):
+                self.dead_letter(record, outcome, str(error))
+            else:
+                outcome.outcome, outcome.reason = "retry", str(error)
+        return keep
+
     def _room(self, job: JobConfig, outcome: MessageOutcome) -> int | None:
         assert job.queue is not None
         if job.queue.max_running is None:
@@ -215,6 +241,7 @@ class QueueBatch:
                 request_key=key,
                 message_id=outcome.message_id,
                 dry_run=self.dry_run,
+                task_definition_arn=str(self._task_definitions[job.name]["taskDefinitionArn"]),
             )
         except RetryableJobError as exc:
             outcome.outcome, outcome.reason = "retry", str(exc)
@@ -237,7 +264,7 @@ class QueueBatch:
             return None
         container = request.container or next(iter(request.job.overrides.containers), None)
         if container is None:
-            task_definition = resolve_task_definition(request.job, self.rt.clients)
+            task_definition = self._task_definitions[request.job.name]
             container = str(task_definition["containerDefinitions"][0]["name"])
         values: dict[str, Any] = {}
         if request.command is not None:
@@ -261,6 +288,13 @@ def handle_queue_event(event: Mapping[str, Any], rt: Runtime, context: Any = Non
         if outcome.outcome == "retry":
             raise TransientMessageError(outcome.reason, job=outcome.job, message_id=outcome.message_id)
         return outcome.outcome
+
+    # Powertools' batch utilities are loaded on the first batch, not at import (cold start)
+    from aws_lambda_powertools.utilities.batch import (  # noqa: PLC0415
+        BatchProcessor,
+        EventType,
+        process_partial_response,
+    )
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(
