@@ -29,8 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
+from ecspilot.envelope import parse_event
 from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
-from ecspilot.events import EcrImageActionEvent, parse_event
+from ecspilot.events import EcrImageActionEvent
 from ecspilot.fanout import bounded_map, chunks
 from ecspilot.history import DeploymentRecord, History, utc_now
 from ecspilot.images import ImagePush, ImageRef, short_digest

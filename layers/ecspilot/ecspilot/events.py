@@ -6,29 +6,12 @@ Parsing failures raise :class:`EventError` naming the field, never a KeyError.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from ecspilot.errors import EventError
+from ecspilot.envelope import EventBridgeEvent, EventModel
 from ecspilot.images import DIGEST_RE, ImagePush
-
-M = TypeVar("M", bound=BaseModel)
-
-
-class EventModel(BaseModel):
-    """Events carry more keys than we read: ignore the rest, keep ours immutable."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-
-class EventBridgeEvent(EventModel):
-    """The envelope every EventBridge event shares; subclasses add detail-type, source and detail."""
-
-    id: str
-    account: str = Field(pattern=r"^\d{12}$")
-    region: str = Field(min_length=1)
-    time: datetime
 
 
 class EcrImageActionDetail(EventModel):
@@ -73,23 +56,6 @@ class EcrImageActionEvent(EventBridgeEvent):
             event_id=self.id,
             time=self.time,
         )
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(event)"
-
-
-def parse_event(model: type[M], event: Any, kind: str) -> M:
-    """Validate ``event`` as ``model``; raise :class:`EventError` naming the first bad field."""
-    if not isinstance(event, dict):
-        raise EventError(f"malformed {kind} event: expected a JSON object, got {type(event).__name__}")
-    try:
-        return model.model_validate(event)
-    except ValidationError as exc:
-        problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise EventError(
-            f"malformed {kind} event: {'; '.join(problems)}", field=_field_path(exc.errors()[0]["loc"])
-        ) from exc
 
 
 # --- ECS events the tracker receives (AWS documentation shapes) ------------------------------

@@ -38,13 +38,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ecspilot.aws import Clients
 from ecspilot.config import JobConfig, PlacementSpec
+from ecspilot.envelope import parse_event
 from ecspilot.errors import (
     JobError,
     PermanentJobError,
     RetryableJobError,
     UnknownJobError,
 )
-from ecspilot.events import parse_event
 from ecspilot.history import RunRecord, job_pk, utc_now
 from ecspilot.obs import count, logger
 from ecspilot.placement import resolve_placement

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ecspilot import cql
 from ecspilot.errors import PlacementError, QueryLanguageError
+
+if TYPE_CHECKING:
+    from ecspilot import cql
 
 MAX_STRATEGIES = 5  # per task or service
 MAX_CONSTRAINTS = 10  # per task, task definition constraints included
@@ -84,6 +86,8 @@ def _only_keys(item: Mapping[str, Any], allowed: Collection[str], where: str) ->
 
 
 def _strategy(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    from ecspilot import cql  # noqa: PLC0415 - the parser loads only where expressions are
+
     _only_keys(item, ("type", "field"), where)
     kind, field = item.get("type"), item.get("field")
     if kind not in STRATEGY_TYPES:
@@ -105,6 +109,8 @@ def _strategy(item: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _member_of(expression: object, where: str) -> cql.Expr:
+    from ecspilot import cql  # noqa: PLC0415 - the parser loads only where expressions are
+
     if not isinstance(expression, str) or not expression.strip():
         raise PlacementError(f"{where}: memberOf needs an expression (cluster query language)")
     try:
@@ -200,6 +206,8 @@ def check_instances(
     to the groups of the tasks running there, for ``task:group`` expressions.
     ``distinctInstance`` depends on the tasks being placed, so it only adds a note.
     """
+    from ecspilot import cql  # noqa: PLC0415 - the parser loads only where expressions are
+
     groups = task_groups_by_instance or {}
     checked = [_constraint(item, f"constraints[{i}]") for i, item in enumerate(constraints)]
     member_of = [(shape["expression"], expr) for shape, expr in checked if expr is not None]

@@ -38,12 +38,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig
+from ecspilot.envelope import parse_event
 from ecspilot.errors import AwsError
 from ecspilot.events import (
     EcsContainerState,
     EcsDeploymentStateChangeEvent,
     EcsTaskStateChangeEvent,
-    parse_event,
 )
 from ecspilot.history import DeploymentRecord, History
 from ecspilot.images import short_digest
