@@ -19,15 +19,13 @@ from the same shape: N services on one task definition family.
 
 from __future__ import annotations
 
-import collections
 import json
 import math
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ import boto3
 import yaml
 
 from bench import peer
+from bench.harness import Runs
 from bench.server import MotoServer, moto_server
 from ecspilot import runtime
 from ecspilot.aws import Clients
@@ -67,28 +66,6 @@ def per_cluster(n: int) -> list[int]:
 def floor_calls(n: int) -> int:
     describe = sum(math.ceil(k / 10) for k in per_cluster(n) if k)
     return n + describe + 1 + 1 + math.ceil(n / HISTORY_BATCH)
-
-
-@dataclass
-class Measure:
-    """Repeated runs of one tool at one N: wall seconds and requests per run."""
-
-    walls: list[float] = field(default_factory=list)
-    calls: list[int] = field(default_factory=list)
-    ops: collections.Counter[str] = field(default_factory=collections.Counter)  # of the last run
-
-    def add(self, wall: float, ops: collections.Counter[str]) -> None:
-        self.walls.append(wall)
-        self.calls.append(sum(ops.values()))
-        self.ops = ops
-
-    @property
-    def wall(self) -> float:
-        return statistics.median(self.walls)
-
-    @property
-    def call_count(self) -> float:
-        return statistics.median(self.calls)
 
 
 @dataclass
@@ -125,14 +102,14 @@ def build_world(sb: Sandbox, n: int, tmp: Path) -> World:
     return World(n, repo, table, config_path, worlds["pilot"], worlds["peer"])
 
 
-def run_warm(server: MotoServer, sb: Sandbox, world: World) -> tuple[Measure, int]:
+def run_warm(server: MotoServer, sb: Sandbox, world: World) -> tuple[Runs, int]:
     """ecspilot's handler in this process, runtime already built (a warm Lambda)."""
     recorder = CallRecorder()
     session = boto3.Session()
     recorder.attach(session)
     settings = runtime.Settings(config_path=str(world.config_path), table_name=world.table)
     runtime.reset(Runtime.build(settings=settings, clients=Clients(session=session)))
-    measure = Measure()
+    measure = Runs()
     client_calls = 0
     for r in range(WARM_REPEATS):
         event = sb.push(world.repo, f"w{r}")
@@ -150,7 +127,7 @@ def run_warm(server: MotoServer, sb: Sandbox, world: World) -> tuple[Measure, in
     return measure, client_calls
 
 
-def run_fresh(server: MotoServer, sb: Sandbox, world: World, tmp: Path) -> Measure:
+def run_fresh(server: MotoServer, sb: Sandbox, world: World, tmp: Path) -> Runs:
     """ecspilot's handler in a fresh interpreter per push: start-up, imports, config, clients."""
     env = server.env(
         ECSPILOT_CONFIG=str(world.config_path),
@@ -158,7 +135,7 @@ def run_fresh(server: MotoServer, sb: Sandbox, world: World, tmp: Path) -> Measu
         POWERTOOLS_METRICS_DISABLED="true",
         POWERTOOLS_LOG_LEVEL="WARNING",
     )
-    measure = Measure()
+    measure = Runs()
     for r in range(FRESH_REPEATS):
         event_path = tmp / f"event-{world.n}-{r}.json"
         event_path.write_text(json.dumps(sb.push(world.repo, f"f{r}")), encoding="utf-8")
@@ -178,10 +155,10 @@ def run_fresh(server: MotoServer, sb: Sandbox, world: World, tmp: Path) -> Measu
     return measure
 
 
-def run_peer(server: MotoServer, sb: Sandbox, world: World, ecs: Path) -> tuple[Measure, str]:
+def run_peer(server: MotoServer, sb: Sandbox, world: World, ecs: Path) -> tuple[Runs, str]:
     """``ecs deploy`` once per service, one process after the other; returns the last image deployed."""
     env = server.env()
-    measure = Measure()
+    measure = Runs()
     image = ""
     for r in range(PEER_REPEATS[world.n]):
         image = sb.image(world.repo, f"p{r}")

@@ -473,7 +473,7 @@ class PushDeployer:
                 },
             )
         count("DeploymentsStarted", len(result.by_outcome("deployed")))
-        count("DeploymentsSkipped", len(result.by_outcome("unchanged")) + len(result.by_outcome("stale")))
+        count("DeploymentsSkipped", sum(o.outcome in ("unchanged", "stale", "held") for o in result.outcomes))
         count("DeploymentErrors", len(result.by_outcome("failed")))
         for j in result.jobs:
             logger.info(
