@@ -260,3 +260,63 @@ def test_the_stale_guard_reuses_the_listing_instead_of_asking_ecr_again(
     # THEN v2 rolls, and the push times of v1 and v2 came from the one listing call
     assert running_image(rt, "web-0").endswith(fake_digest("web:v2"))
     assert recorder.count("DescribeImages") == 1
+
+
+def test_catch_up_of_several_repositories_describes_and_records_in_one_batch_each(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN three services following three repositories, each with a push whose event was lost
+    services = []
+    for name in ("api", "worker", "cron"):
+        world.repository(name)
+        world.service("prod", name, world.task_definition(name, {"app": world.image(name, "v0")}))
+        services.append({"name": name, "cluster": "prod", "containers": {"app": {"repository": name}}})
+        world.push(name, "v1")
+    rt = make_runtime({"version": 1, "services": services})
+    recorder.reset()
+    # WHEN reconcile catches up
+    result = invoke("reconcile", {})
+    # THEN all three roll, with one DescribeServices and one BatchWriteItem for the lot
+    assert sorted(a["target"] for a in result["actions"] if a["change"] == "update") == [
+        "prod/api",
+        "prod/cron",
+        "prod/worker",
+    ]
+    assert recorder.count("DescribeServices") == 1
+    assert recorder.count("BatchWriteItem") == 1
+    assert [r["trigger"] for r in rt.history.deployments("prod", "cron")] == ["catch-up"]
+
+
+def test_a_service_following_two_repositories_gets_both_missed_images(
+    world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN one service whose app and sidecar follow two repositories, both pushed without events
+    world.repository("proxy")
+    td = world.task_definition("web", {"app": world.image("web", "v0"), "proxy": world.image("proxy", "v0")})
+    world.service("prod", "web-0", td)
+    rt = make_runtime(
+        {
+            "version": 1,
+            "services": [
+                {
+                    "name": "web-0",
+                    "cluster": "prod",
+                    "containers": {"app": {"repository": "web"}, "proxy": {"repository": "proxy"}},
+                }
+            ],
+        }
+    )
+    world.push("web", "v1")
+    world.push("proxy", "v1")
+    # WHEN reconcile catches up both
+    invoke("reconcile", {})
+    # THEN the second deployment cloned the first's revision: both containers are pinned
+    svc = rt.clients.ecs.describe_services(cluster="prod", services=["web-0"])["services"][0]
+    containers = rt.clients.ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])[
+        "taskDefinition"
+    ]["containerDefinitions"]
+    images = {c["name"]: c["image"] for c in containers}
+    assert images == {
+        "app": f"{world.registry}/web@{fake_digest('web:v1')}",
+        "proxy": f"{world.registry}/proxy@{fake_digest('proxy:v1')}",
+    }

@@ -135,7 +135,13 @@ def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
     listings: dict[str, list[dict[str, Any]] | AwsError] = {}
     region = rt.clients.ecr.meta.region_name
     deployer = PushDeployer(rt.clients, rt.history, rt.settings.max_workers, trigger="catch-up")
-    for (repository, patterns), (services, jobs) in _sources(rt.config).items():
+    deployer.defer_records = True
+    sources = _sources(rt.config)
+    # one DescribeServices pass for every followed service, whatever repository it follows
+    deployer.describe_services(
+        (svc.cluster, svc.service_name) for services, _ in sources.values() for svc in services
+    )
+    for (repository, patterns), (services, jobs) in sources.items():
         if repository not in listings:
             try:
                 listings[repository] = _tagged_images(rt, repository)
@@ -176,4 +182,5 @@ def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
             to_action(f"job/{j.job}", j.outcome, j.reason, push, not dry_run, f"register {j.family} with")
             for j in result.jobs
         ]
+    deployer.flush_records()
     return actions

@@ -172,6 +172,9 @@ class PushDeployer:
         self.max_workers = max_workers
         self._task_definitions: dict[str, tuple[dict[str, Any], list[dict[str, str]]]] = {}
         self._pushed_at: dict[tuple[str, str], datetime | None] = {}
+        self._services: dict[tuple[str, str], dict[str, Any] | str] = {}
+        self.defer_records = False  # catch-up writes the records of all its pushes at once
+        self.pending_records: list[DeploymentRecord] = []
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | EcspilotError]:
         """Run ``fn`` over ``items`` on the bounded pool; an ecspilot error is returned, not raised."""
@@ -347,37 +350,42 @@ class PushDeployer:
             outcome.outcome, outcome.reason = "failed", str(exc)
         return outcome
 
-    def _attach_services(self, targets: list[_Target]) -> None:
-        by_cluster: dict[str, list[_Target]] = {}
-        for t in targets:
-            by_cluster.setdefault(t.config.cluster, []).append(t)
+    def describe_services(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Describe (cluster, service) pairs not yet known, 10 per call per cluster, into the
+        invocation's cache: the service, or why it cannot be deployed to."""
+        missing = sorted({k for k in keys if k not in self._services})
+        by_cluster: dict[str, list[str]] = {}
+        for cluster, name in missing:
+            by_cluster.setdefault(cluster, []).append(name)
         batches = [
             (cluster, chunk)
-            for cluster, group in by_cluster.items()
-            for chunk in chunks(sorted({t.config.service_name for t in group}), DESCRIBE_SERVICES_BATCH)
+            for cluster, names in by_cluster.items()
+            for chunk in chunks(names, DESCRIBE_SERVICES_BATCH)
         ]
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        problems: dict[tuple[str, str], str] = {}
         for (cluster, names), resp in zip(batches, self._map(self._describe_services, batches), strict=True):
             if isinstance(resp, EcspilotError):
                 for name in names:
-                    problems[(cluster, name)] = str(resp)
+                    self._services[(cluster, name)] = str(resp)
                 continue
-            for svc in resp.get("services", []):
-                found[(cluster, svc["serviceName"])] = svc
+            for name in names:
+                self._services[(cluster, name)] = "service not found (MISSING)"
             for failure in resp.get("failures", []):
                 name = str(failure.get("arn", "")).rsplit("/", 1)[-1]
-                problems[(cluster, name)] = f"service not found ({failure.get('reason', 'unknown')})"
+                self._services[(cluster, name)] = f"service not found ({failure.get('reason', 'unknown')})"
+            for svc in resp.get("services", []):
+                self._services[(cluster, svc["serviceName"])] = svc
+
+    def _attach_services(self, targets: list[_Target]) -> None:
+        self.describe_services((t.config.cluster, t.config.service_name) for t in targets)
         for t in targets:
-            key = (t.config.cluster, t.config.service_name)
-            svc = found.get(key)
-            if svc is not None and svc.get("status") == "ACTIVE":
+            svc = self._services[(t.config.cluster, t.config.service_name)]
+            if isinstance(svc, str):
+                t.outcome.reason = svc
+            elif svc.get("status") == "ACTIVE":
                 t.service = svc
                 t.outcome.from_task_definition = svc["taskDefinition"]
-            elif svc is not None:
-                t.outcome.reason = f"service is {svc.get('status')}"
             else:
-                t.outcome.reason = problems.get(key, "service not found (MISSING)")
+                t.outcome.reason = f"service is {svc.get('status')}"
 
     def _decide(self, targets: list[_Target], push: ImagePush) -> None:
         arns = sorted({t.outcome.from_task_definition for t in targets})
@@ -441,6 +449,9 @@ class PushDeployer:
                 t.outcome.outcome, t.outcome.reason = "failed", str(outcome)
                 continue
             t.outcome.outcome, t.outcome.deployment_id = "deployed", outcome
+            # the service now runs the new revision: a later push in this invocation clones that one
+            if t.service is not None:
+                t.service["taskDefinition"] = new_arn
             records.append(
                 DeploymentRecord(
                     cluster=t.config.cluster,
@@ -456,6 +467,14 @@ class PushDeployer:
                     trigger=self.trigger,
                 )
             )
+        if self.defer_records:
+            self.pending_records.extend(records)
+        else:
+            self.history.record_deployments(records)
+
+    def flush_records(self) -> None:
+        """Write the deferred deployment records (BatchWriteItem, 25 per call)."""
+        records, self.pending_records = self.pending_records, []
         self.history.record_deployments(records)
 
     def _report(self, result: PushResult, log: dict[str, str]) -> None:
