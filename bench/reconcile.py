@@ -285,7 +285,8 @@ def catchup_config(world: CatchUpWorld) -> dict[str, Any]:
 
 def catchup_expected(world: CatchUpWorld) -> dict[str, int]:
     """Issue 8's in-sync expectation (+ the schedules part's ListSchedules)."""
-    groups = collections.Counter((repo, cluster) for cluster, _, repo in world.services)
+    # catch-up describes every followed service in one pass: batches of 10 per cluster
+    groups = collections.Counter(cluster for cluster, _, _ in world.services)
     return {
         "DescribeImages": len(world.repositories),
         "DescribeServices": sum(math.ceil(n / DESCRIBE_SERVICES_BATCH) for n in groups.values()),
@@ -347,7 +348,7 @@ def print_catchup(rows: Sequence[dict[str, Any]]) -> None:
         f"{len(CATCHUP_CLUSTERS)} clusters, one task definition family each, following 1, 5 or 50 repositories; "
         f"medians of {CATCHUP_REPEATS} rounds of (push a new tag everywhere without its event -> reconcile "
         "(missed push) -> reconcile (in sync)); expected = issue 8: 1 DescribeImages per repository + "
-        "DescribeServices in batches of 10 (per cluster and repository) + 1 DescribeTaskDefinition per "
+        "DescribeServices in batches of 10 per cluster + 1 DescribeTaskDefinition per "
         "distinct task definition, + 1 ListSchedules (schedules part)\n"
     )
     print(
