@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 
 class EcspilotError(Exception):
     """Base class of every ecspilot error."""
@@ -127,3 +129,27 @@ class InvalidMessageError(EcspilotError):
 
 class DaemonError(AwsError):
     """Ensuring one daemon on one cluster failed (or its clusters could not be found)."""
+
+
+# AWS error codes that may pass on their own: throttling and server-side trouble.
+RETRYABLE_API_ERRORS = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServerException",
+        "ServiceUnavailableException",
+        "LimitExceededException",
+    }
+)
+
+
+def job_call_error(
+    action: str, exc: ClientError | BotoCoreError, *, job: str, cluster: str, **context: Any
+) -> JobError:
+    """A typed error for a failed AWS call of a job run: throttling, server errors and
+    connection problems may pass (retryable), anything else will not (permanent)."""
+    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+    retryable = isinstance(exc, BotoCoreError) or code in RETRYABLE_API_ERRORS
+    kind = RetryableJobError if retryable else PermanentJobError
+    return kind(f"{action} failed: {exc}", job=job, cluster=cluster, **context)

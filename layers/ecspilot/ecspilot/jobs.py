@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecspilot.aws import Clients
+from ecspilot.claims import RequestClaim
 from ecspilot.config import JobConfig, PlacementSpec
 from ecspilot.envelope import parse_event
 from ecspilot.errors import (
@@ -44,6 +44,7 @@ from ecspilot.errors import (
     PermanentJobError,
     RetryableJobError,
     UnknownJobError,
+    job_call_error,
 )
 from ecspilot.history import RunRecord, job_pk, utc_now
 from ecspilot.obs import count, logger
@@ -52,7 +53,7 @@ from ecspilot.runtime import Runtime
 from ecspilot.taskdef import family_revision
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    pass
 
 Trigger = Literal["schedule", "manual", "queue"]
 Policy = Literal["allow", "forbid", "replace"]
@@ -65,18 +66,7 @@ STARTED_BY_MAX = 36  # RunTask's limit
 RUN_TASK_MAX_COUNT = 10  # RunTask starts at most 10 tasks per call
 CLIENT_TOKEN_MAX = 64
 DESCRIBE_TASKS_BATCH = 100
-CLAIM_STALE_SECONDS = 900  # a claim older than this (several Lambda timeouts) was abandoned
 RETRYABLE_REASONS = ("RESOURCE:", "AGENT")
-RETRYABLE_API_ERRORS = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "ServerException",
-        "ServiceUnavailableException",
-        "LimitExceededException",
-    }
-)
 _STARTED_BY_UNSAFE = re.compile(r"[^A-Za-z0-9_/-]")
 
 
@@ -243,11 +233,8 @@ class RunResult:
 
 
 def api_error(action: str, exc: ClientError | BotoCoreError, job: JobConfig, **context: Any) -> JobError:
-    """A typed error for a failed call: throttling and server errors may pass, the rest will not."""
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-    retryable = isinstance(exc, BotoCoreError) or code in RETRYABLE_API_ERRORS
-    kind = RetryableJobError if retryable else PermanentJobError
-    return kind(f"{action} failed: {exc}", job=job.name, cluster=job.cluster, **context)
+    """A typed error for a failed call about ``job`` (see :func:`ecspilot.errors.job_call_error`)."""
+    return job_call_error(action, exc, job=job.name, cluster=job.cluster, **context)
 
 
 def resolve_task_definition(job: JobConfig, clients: Clients) -> dict[str, Any]:
@@ -324,93 +311,6 @@ def live_tasks(job: JobConfig, clients: Clients) -> list[dict[str, Any]]:
 def running_count(job: JobConfig, clients: Clients) -> int:
     """How many of the job's tasks are PENDING or RUNNING (for the queue's ``max_running``)."""
     return len(live_tasks(job, clients))
-
-
-class FiringGuard:
-    """Claims a request (a scheduled firing, a queue message) in the state table, so that a
-    retried request never starts a second set of tasks. RunTask's ``clientToken`` does the same
-    at ECS for a short while; this guard holds for the table's retention.
-
-    Item: ``pk = JOB#<job>``, ``sk = REQUEST#<key>``; ``status`` STARTING while a run starts it,
-    DONE once its tasks started, RETRY after a failure (a retry may claim it again, and starts
-    only the tasks still missing: ``task_arns`` lists those already started).
-    """
-
-    def __init__(self, client: DynamoDBClient | None, table: str | None, job: JobConfig, key: str) -> None:
-        self.client = client
-        self.table = table
-        self.job = job
-        self.key = {"pk": {"S": job_pk(job.name)}, "sk": {"S": f"REQUEST#{key}"}}
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.client and self.table)
-
-    def claim(self) -> tuple[Literal["claimed", "done", "busy"], list[str]]:
-        """Claim the request; return the verdict and the task ARNs earlier attempts started."""
-        if not self.client or not self.table:
-            return "claimed", []
-        now = int(time.time())
-        try:
-            resp = self.client.update_item(
-                TableName=self.table,
-                Key=self.key,
-                UpdateExpression="SET #s = :starting, claimed_at = :now, #t = :type, job = :job",
-                ConditionExpression="attribute_not_exists(pk) OR #s = :retry OR claimed_at < :stale",
-                ExpressionAttributeNames={"#s": "status", "#t": "type"},
-                ExpressionAttributeValues={
-                    ":starting": {"S": "STARTING"},
-                    ":retry": {"S": "RETRY"},
-                    ":now": {"N": str(now)},
-                    ":stale": {"N": str(now - CLAIM_STALE_SECONDS)},
-                    ":type": {"S": "request"},
-                    ":job": {"S": self.job.name},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise api_error("claiming the request", exc, self.job) from exc
-            item = self._get()
-            status = item.get("status", {}).get("S", "")
-            return ("done" if status == "DONE" else "busy"), _arns(item)
-        except BotoCoreError as exc:
-            raise api_error("claiming the request", exc, self.job) from exc
-        return "claimed", _arns(resp.get("Attributes", {}))
-
-    def _get(self) -> dict[str, Any]:
-        if not self.client or not self.table:
-            return {}
-        try:
-            resp = self.client.get_item(TableName=self.table, Key=self.key, ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise api_error("reading the request claim", exc, self.job) from exc
-        return dict(resp.get("Item", {}))
-
-    def finish(self, status: Literal["DONE", "RETRY"], task_arns: Sequence[str]) -> None:
-        """Mark the claim DONE (or RETRY), adding the task ARNs this attempt started."""
-        if not self.client or not self.table:
-            return
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=self.key,
-                UpdateExpression="SET #s = :status, task_arns = list_append(if_not_exists(task_arns, :empty), "
-                ":arns), expires_at = :expires",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":status": {"S": status},
-                    ":arns": {"L": [{"S": a} for a in task_arns]},
-                    ":empty": {"L": []},
-                    ":expires": {"N": str(int(time.time()) + 90 * 86400)},
-                },
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise api_error("completing the request claim", exc, self.job) from exc
-
-
-def _arns(item: Mapping[str, Any]) -> list[str]:
-    return [str(v.get("S", "")) for v in item.get("task_arns", {}).get("L", [])]
 
 
 # --- the runbook ------------------------------------------------------------------------------
@@ -493,7 +393,7 @@ def _run(
         message_id=message_id,
     )
     table = rt.clients.dynamodb if rt.history.enabled and request_key and not dry_run else None
-    guard = FiringGuard(table, rt.settings.table_name, job, request_key or "")
+    guard = RequestClaim(table, rt.settings.table_name, job, request_key or "", rt.settings.retention_days)
     earlier: list[str] = []
     if request_key and not dry_run:
         earlier = _claim(guard, result, log, request_key)
@@ -576,7 +476,7 @@ def plan_requests(
     return requests
 
 
-def _claim(guard: FiringGuard, result: RunResult, log: Mapping[str, Any], request_key: str) -> list[str]:
+def _claim(guard: RequestClaim, result: RunResult, log: Mapping[str, Any], request_key: str) -> list[str]:
     verdict, earlier = guard.claim()
     if verdict == "done":
         result.outcome, result.task_arns = "duplicate", earlier
