@@ -31,7 +31,7 @@ import botocore.session
 from botocore.config import Config
 
 from ecspilot.aws import Clients
-from ecspilot.local import LOCAL_AWS_ENV, free_port, moto_api
+from ecspilot.local import LOCAL_AWS_ENV, free_port, moto_api, pointed_at
 
 SETUP_MARKER = "bench-setup"
 
@@ -148,22 +148,14 @@ def moto_server() -> Iterator[MotoServer]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        saved = {k: os.environ.get(k) for k in [*LOCAL_AWS_ENV, "AWS_ENDPOINT_URL", "AWS_PROFILE"]}
         try:
             _wait_until_up(endpoint, process)
-            os.environ.update(LOCAL_AWS_ENV)
-            os.environ["AWS_ENDPOINT_URL"] = endpoint
-            os.environ.pop("AWS_PROFILE", None)
-            yield MotoServer(endpoint, process, workdir)
+            with pointed_at(endpoint):
+                yield MotoServer(endpoint, process, workdir)
         finally:
             process.terminate()
             process.wait(timeout=10)
             log.close()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def _wait_until_up(endpoint: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:

@@ -173,7 +173,16 @@ def local_aws(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        with pointed_at(f"http://127.0.0.1:{port}") as endpoint:
+            yield endpoint
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def pointed_at(endpoint: str) -> Iterator[str]:
+    """Point this process's boto3 at ``endpoint`` with fake credentials; restore the environment after."""
     saved = {k: os.environ.get(k) for k in [*LOCAL_AWS_ENV, "AWS_ENDPOINT_URL", "AWS_PROFILE"]}
     os.environ.update(LOCAL_AWS_ENV)
     os.environ["AWS_ENDPOINT_URL"] = endpoint
@@ -181,7 +190,6 @@ def local_aws(port: int | None = None) -> Iterator[str]:
     try:
         yield endpoint
     finally:
-        server.stop()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
