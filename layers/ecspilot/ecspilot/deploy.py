@@ -479,35 +479,44 @@ class PushDeployer:
 
     def _report(self, result: PushResult, log: dict[str, str]) -> None:
         for o in result.outcomes:
-            logger.info(
-                f"service {o.outcome}",
-                extra={
-                    "outcome": o.outcome,
-                    "cluster": o.cluster,
-                    "ecs_service": o.service,
-                    "from_task_definition": family_revision(o.from_task_definition),
-                    "task_definition": family_revision(o.to_task_definition),
-                    "reason": o.reason,
-                    **log,
-                },
+            _log_outcome(
+                "service",
+                o.outcome,
+                o.from_task_definition,
+                o.to_task_definition,
+                o.reason,
+                {"cluster": o.cluster, "ecs_service": o.service, **log},
             )
         count("DeploymentsStarted", len(result.by_outcome("deployed")))
         count("DeploymentsSkipped", sum(o.outcome in ("unchanged", "stale", "held") for o in result.outcomes))
         count("DeploymentErrors", len(result.by_outcome("failed")))
         for j in result.jobs:
-            logger.info(
-                f"job {j.outcome}",
-                extra={
-                    "job": j.job,
-                    "outcome": j.outcome,
-                    "from_task_definition": family_revision(j.from_task_definition),
-                    "task_definition": family_revision(j.to_task_definition),
-                    "reason": j.reason,
-                    **log,
-                },
+            _log_outcome(
+                "job",
+                j.outcome,
+                j.from_task_definition,
+                j.to_task_definition,
+                j.reason,
+                {"job": j.job, **log},
             )
         if result.jobs:
             count("JobImagesRegistered", sum(j.outcome == "registered" for j in result.jobs))
+
+
+def _log_outcome(
+    what: str, outcome: str, source: str, target: str, reason: str, keys: dict[str, Any]
+) -> None:
+    """One log line per service or job a push touched."""
+    logger.info(
+        f"{what} {outcome}",
+        extra={
+            **keys,
+            "outcome": outcome,
+            "from_task_definition": family_revision(source),
+            "task_definition": family_revision(target),
+            "reason": reason,
+        },
+    )
 
 
 def deploy_push(
