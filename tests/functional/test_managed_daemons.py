@@ -128,6 +128,19 @@ def expect_existing(
     )
 
 
+def expect_update(stub: Stubber, revision: int, providers: list[str]) -> None:
+    """UpdateDaemon with exactly this revision and these capacity providers (the Stubber checks it)."""
+    stub.add_response(
+        "update_daemon",
+        {"daemonArn": DAEMON_ARN, "status": "ACTIVE"},
+        {
+            "daemonArn": DAEMON_ARN,
+            "daemonTaskDefinitionArn": daemon_td(revision),
+            "capacityProviderArns": providers,
+        },
+    )
+
+
 def only_action(result: dict[str, Any]) -> dict[str, Any]:
     [action] = [a for a in result["actions"] if a["kind"] == "managed-daemon"]
     return dict(action)
@@ -167,15 +180,7 @@ def test_a_new_daemon_task_definition_revision_updates_the_managed_daemon(stub: 
     expect_cluster(stub)
     expect_latest(stub, 3)
     expect_existing(stub, revision=2, providers=[CP_A, CP_B])
-    stub.add_response(
-        "update_daemon",
-        {"daemonArn": DAEMON_ARN, "status": "ACTIVE"},
-        {
-            "daemonArn": DAEMON_ARN,
-            "daemonTaskDefinitionArn": daemon_td(3),
-            "capacityProviderArns": [CP_A, CP_B],
-        },
-    )
+    expect_update(stub, revision=3, providers=[CP_A, CP_B])
     # WHEN reconcile runs
     action = only_action(invoke("reconcile", {}))
     # THEN UpdateDaemon moves it to node-agent:3
@@ -188,15 +193,7 @@ def test_a_missing_capacity_provider_updates_the_managed_daemon(stub: Stubber) -
     expect_cluster(stub)
     expect_latest(stub, 3)
     expect_existing(stub, revision=3, providers=[CP_A])
-    stub.add_response(
-        "update_daemon",
-        {"daemonArn": DAEMON_ARN, "status": "ACTIVE"},
-        {
-            "daemonArn": DAEMON_ARN,
-            "daemonTaskDefinitionArn": daemon_td(3),
-            "capacityProviderArns": [CP_A, CP_B],
-        },
-    )
+    expect_update(stub, revision=3, providers=[CP_A, CP_B])
     # WHEN reconcile runs
     action = only_action(invoke("reconcile", {}))
     # THEN UpdateDaemon adds the GPU one
