@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-ECR_REGISTRY_RE = re.compile(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
 
 @dataclass(frozen=True)
@@ -33,12 +32,6 @@ class ImageRef:
         if colon > last_slash:
             repository, tag = rest[:colon], rest[colon + 1 :]
         return cls(registry=registry, repository=repository, tag=tag or None, digest=digest or None)
-
-    @property
-    def ecr_account(self) -> str | None:
-        """The AWS account of an ECR registry, else None."""
-        match = ECR_REGISTRY_RE.match(self.registry or "")
-        return match.group(1) if match else None
 
     def same_repository(self, registry: str, repository: str) -> bool:
         """True when this reference names ``registry/repository``."""
@@ -71,10 +64,6 @@ class ImagePush:
     def pinned(self) -> str:
         """The image reference pinned by digest: ``REGISTRY/REPO@sha256:...``."""
         return f"{self.registry}/{self.repository}@{self.digest}"
-
-    @property
-    def tagged(self) -> str:
-        return f"{self.registry}/{self.repository}:{self.tag}"
 
 
 def short_digest(digest: str | None) -> str:
