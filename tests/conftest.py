@@ -21,6 +21,7 @@ from ecspilot.local import CallRecorder
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import REGION, Sandbox, create_state_table
 from ecspilot.settings import Settings
+from tests.faults import Faults
 
 TABLE = "ecspilot-state-test"
 
@@ -66,9 +67,17 @@ def recorder() -> CallRecorder:
 
 
 @pytest.fixture
-def clients(moto: None, recorder: CallRecorder) -> Clients:
-    """Clients on a session whose API calls the ``recorder`` sees."""
+def faults() -> Faults:
+    """Fault rules for the ``clients`` session (tests/faults.py): throttling, network errors,
+    lost replies, outages, exceptions."""
+    return Faults()
+
+
+@pytest.fixture
+def clients(moto: None, recorder: CallRecorder, faults: Faults) -> Clients:
+    """Clients on a session whose API calls the ``recorder`` sees and ``faults`` may fail."""
     session = boto3.Session(region_name=REGION)
+    faults.attach(session)
     recorder.attach(session)
     return Clients(session=session, region=REGION)
 
