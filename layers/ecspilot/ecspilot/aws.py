@@ -63,6 +63,21 @@ class Clients:
                 self._clients[service] = client
             return client
 
+    def single_attempt(self, service: str) -> Any:
+        """A client for ``service`` without botocore's retries, for the few calls whose retry
+        ecspilot makes itself because a blind resend is not safe (RegisterTaskDefinition: a lost
+        reply resent registers a second revision). An injected client is used as it is."""
+        key = f"{service}#single-attempt"
+        with self._lock:
+            client = self._clients.get(key) or self._clients.get(service)
+            if client is None:
+                session = self._session or boto3.Session(region_name=self._region)
+                self._session = session
+                config = self._config.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
+                client = session.client(service, config=config)  # type: ignore[call-overload]
+                self._clients[key] = client
+            return client
+
     @property
     def ecs(self) -> ECSClient:
         return self.get("ecs")  # type: ignore[no-any-return]

@@ -5,8 +5,13 @@ never announced. On every reconcile, for each configured image source (the
 ``containers`` of services and of jobs), the newest *tagged* image of the
 repository whose tag matches the source's patterns (ordered by ``imagePushedAt``)
 goes through the same deploy core as a push event (trigger ``catch-up``): the
-same digest pinning, stale guard, deduplicated registrations and records. A
-service or job already on that image costs no write call.
+same digest pinning, rules and records. A service or job already on that image
+costs no write call. Catch-up never moves a service back: a service running an
+image whose push time cannot be known (its tag deleted, expired by a lifecycle
+policy) is held (a ``conflict``) unless the candidate was pushed after the
+running revision was registered, and a digest that FAILED or was ROLLED_BACK on
+a service is held there. One deployer serves every pass, so services sharing a
+task definition get one revision whatever their tag patterns.
 
 Runbook: list each repository's tagged images once (paginated) -> pick the
 newest per (repository, patterns) -> one synthetic push per chosen image,
@@ -24,7 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
-from ecspilot.deploy import Hold, PushDeployer
+from ecspilot.deploy import PushDeployer
 from ecspilot.errors import AwsError
 from ecspilot.images import ImagePush, short_digest
 from ecspilot.obs import logger
@@ -97,7 +102,6 @@ CHANGES: dict[str, Change] = {
     "failed": "error",
     "held": "conflict",
 }
-BAD_OUTCOMES = ("FAILED", "ROLLED_BACK")
 
 
 def to_action(
@@ -111,22 +115,6 @@ def to_action(
     if change in ("error", "conflict"):
         return Action("catch-up", target, change, reason)
     return Action("catch-up", target, "in-sync", f"{reason} ({image} is the newest)")
-
-
-def rolled_back_hold(rt: Runtime, push: ImagePush) -> Hold:
-    """Hold a service from a digest whose deployment there FAILED or was ROLLED_BACK: catch-up
-    must not undo the circuit breaker. A newer push (or a push event) moves the service on."""
-
-    def hold(svc: ServiceConfig) -> str | None:
-        for record in rt.history.deployments(svc.cluster, svc.service_name, limit=10):
-            if record.get("image_digest") == push.digest and record.get("status") in BAD_OUTCOMES:
-                return (
-                    f"{push.repository}:{push.tag} ({short_digest(push.digest)}) was {record['status']} on this "
-                    f"service ({record.get('started_at', '')}): not redeployed; push a newer image to move on"
-                )
-        return None
-
-    return hold
 
 
 def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
@@ -171,7 +159,7 @@ def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
             time=newest.pushed_at,
         )
         scoped = rt.config.model_copy(update={"services": services, "jobs": jobs})
-        result = deployer.run(push, scoped, dry_run=dry_run, hold=rolled_back_hold(rt, push))
+        result = deployer.run(push, scoped, dry_run=dry_run)
         actions += [
             to_action(
                 f"{o.cluster}/{o.service}", o.outcome, o.reason, push, not dry_run, "deploy missed push"

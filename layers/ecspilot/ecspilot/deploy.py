@@ -19,28 +19,38 @@ stops the others. With ``dry_run`` steps 5 to 7 are reported, not done.
 
 from __future__ import annotations
 
-import copy
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
+from ecspilot.deploy_rules import (
+    decide,
+    deployment_configuration,
+    freshness,
+    freshness_reason,
+    is_stale,
+    primary_deployment_id,
+    rolled_back_reason,
+)
 from ecspilot.envelope import parse_event
 from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
 from ecspilot.events import EcrImageActionEvent
 from ecspilot.fanout import bounded_map, chunks
 from ecspilot.history import DeploymentRecord, History, utc_now
-from ecspilot.images import ImagePush, ImageRef, short_digest
+from ecspilot.images import ImagePush, short_digest
 from ecspilot.obs import count, logger
+from ecspilot.revisions import Revisions, TaskDefinition, retryable
 from ecspilot.runtime import Runtime
-from ecspilot.taskdef import clone_with_images, container_images, family_revision
+from ecspilot.taskdef import clone_with_images, container_images, family_of, family_revision
 
 Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "failed"]
-Hold = Callable[[ServiceConfig], "str | None"]
+Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
 T = TypeVar("T")
 R = TypeVar("R")
 DESCRIBE_SERVICES_BATCH = 10
@@ -68,7 +78,7 @@ class JobOutcome:
     job: str
     family: str
     containers: list[str]
-    outcome: Literal["registered", "would-register", "unchanged", "stale", "failed"] = "failed"
+    outcome: Literal["registered", "would-register", "unchanged", "stale", "held", "failed"] = "failed"
     from_task_definition: str = ""
     to_task_definition: str = ""
     reason: str = ""
@@ -100,53 +110,8 @@ class PushResult:
         }
 
 
-# --- pure decisions ---------------------------------------------------------------------------
-
-
-def decide(
-    images: Mapping[str, str], containers: Sequence[str], push: ImagePush
-) -> tuple[Literal["unchanged", "deploy"], set[str]]:
-    """Decide for one service from its current container images.
-
-    Returns ``("unchanged", set())`` when every matched container already runs
-    the pushed digest, else ``("deploy", digests)`` where ``digests`` are other
-    digests of the same repository that the service runs (for the stale guard).
-    """
-    others: set[str] = set()
-    current = True
-    for name in containers:
-        ref = ImageRef.parse(images[name])
-        same_repository = ref.same_repository(push.registry, push.repository)
-        if same_repository and ref.digest == push.digest:
-            continue
-        current = False
-        if same_repository and ref.digest:
-            others.add(ref.digest)
-    return ("unchanged", set()) if current else ("deploy", others)
-
-
-def is_stale(pushed_at: datetime | None, running_pushed_at: Iterable[datetime | None]) -> bool:
-    """True when the service runs an image of the repository pushed after this one."""
-    if pushed_at is None:
-        return False
-    return any(t is not None and t > pushed_at for t in running_pushed_at)
-
-
-def deployment_configuration(service: Mapping[str, Any], rollback: bool) -> dict[str, Any] | None:
-    """The service's deployment configuration with the circuit breaker on, or None to leave it."""
-    if not rollback:
-        return None
-    conf = copy.deepcopy(dict(service.get("deploymentConfiguration") or {}))
-    conf["deploymentCircuitBreaker"] = {"enable": True, "rollback": True}
-    return conf
-
-
-def primary_deployment_id(service: Mapping[str, Any]) -> str:
-    """The id of the service's PRIMARY deployment (``ecs-svc/...``), or ''."""
-    for deployment in service.get("deployments", []):
-        if deployment.get("status") == "PRIMARY":
-            return str(deployment.get("id", ""))
-    return ""
+# the pure decisions live in deploy_rules; re-exported here for the callers that know them here
+__all__ = ["decide", "deployment_configuration", "is_stale", "primary_deployment_id"]
 
 
 # --- the runbook ------------------------------------------------------------------------------
@@ -157,7 +122,11 @@ class _Target:
     config: ServiceConfig
     outcome: ServiceOutcome
     service: dict[str, Any] | None = None
-    running_digests: set[str] = field(default_factory=set)
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """Timestamps compared across ECR, ECS and events: naive ones are UTC."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 class PushDeployer:
@@ -170,14 +139,19 @@ class PushDeployer:
         self.trigger = trigger
         self.history = history
         self.max_workers = max_workers
-        self._task_definitions: dict[str, tuple[dict[str, Any], list[dict[str, str]]]] = {}
+        self.revisions = Revisions(clients)
+        # per invocation: described task definitions (or why they could not be), image push
+        # times, services, and the revision registered per (source, containers, image)
+        self._task_definitions: dict[str, TaskDefinition | DeployError] = {}
         self._pushed_at: dict[tuple[str, str], datetime | None] = {}
         self._services: dict[tuple[str, str], dict[str, Any] | str] = {}
+        self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}
+        self._lock = threading.Lock()
         self.defer_records = False  # catch-up writes the records of all its pushes at once
         self.pending_records: list[DeploymentRecord] = []
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | EcspilotError]:
-        """Run ``fn`` over ``items`` on the bounded pool; an ecspilot error is returned, not raised."""
+        """Run ``fn`` over ``items`` on the bounded pool; an item's failure is returned, not raised."""
         return bounded_map(fn, items, self.max_workers)
 
     # AWS edges ------------------------------------------------------------------------------
@@ -190,20 +164,51 @@ class PushDeployer:
             raise DeployError(f"DescribeServices failed: {exc}", cluster=cluster) from exc
         return dict(resp)
 
-    def task_definition(self, arn: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
-        """DescribeTaskDefinition once per ARN per invocation (with tags)."""
-        cached = self._task_definitions.get(arn)
-        if cached is None:
+    def task_definition(self, name: str) -> TaskDefinition:
+        """DescribeTaskDefinition (with tags) once per name per invocation.
+
+        A failure is tried once more, then remembered for the invocation: the services and jobs
+        sharing that task definition fail, the others go on (and Lambda's retry tries again).
+        """
+        cached = self._task_definitions.get(name)
+        if isinstance(cached, DeployError):
+            raise DeployError(cached.message, **cached.context) from cached
+        if cached is not None:
+            return cached
+        try:
             try:
-                resp = self.clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-            except (ClientError, BotoCoreError) as exc:
-                raise DeployError(f"DescribeTaskDefinition failed: {exc}", task_definition=arn) from exc
-            tags = [
-                {"key": str(t.get("key", "")), "value": str(t.get("value", ""))} for t in resp.get("tags", [])
-            ]
-            cached = (dict(resp["taskDefinition"]), tags)
-            self._task_definitions[arn] = cached
-        return cached
+                got = self.revisions.describe(name)
+            except (ClientError, BotoCoreError) as first:
+                if isinstance(first, ClientError) and not retryable(first):
+                    raise
+                logger.warning(
+                    "DescribeTaskDefinition failed, trying once more",
+                    extra={"task_definition": name, "error": str(first)},
+                )
+                got = self.revisions.describe(name)
+        except (ClientError, BotoCoreError) as exc:
+            error = DeployError(f"DescribeTaskDefinition failed: {exc}", task_definition=name)
+            error.__cause__ = exc
+            with self._lock:
+                self._task_definitions[name] = error
+            raise error from exc
+        with self._lock:
+            self._task_definitions[name] = got
+            self._task_definitions.setdefault(str(got[0]["taskDefinitionArn"]), got)
+        return got
+
+    def source(self, arn: str) -> TaskDefinition:
+        """The revision a service runs. Its family's latest ACTIVE revision is described first:
+        usually it is this very revision (one call), and registering needs it anyway."""
+        family = family_of(arn)
+        if family != family_revision(arn):
+            try:
+                latest = self.task_definition(family)
+                if latest[0]["taskDefinitionArn"] == arn:
+                    return latest
+            except DeployError:
+                pass  # no ACTIVE revision, or unknown: the revision itself is what decides
+        return self.task_definition(arn)
 
     def know_pushed_at(self, repository: str, images: Iterable[Mapping[str, Any]]) -> None:
         """Seed the stale guard from an image listing already in hand (catch-up lists them)."""
@@ -224,21 +229,30 @@ class PushDeployer:
                 if exc.response.get("Error", {}).get("Code") != "ImageNotFoundException":
                     raise DeployError(f"DescribeImages failed: {exc}", repository=repository) from exc
                 self._pushed_at[key] = None
-        return self._pushed_at[key]
+            except BotoCoreError as exc:
+                raise DeployError(f"DescribeImages failed: {exc}", repository=repository) from exc
+        return _aware(self._pushed_at[key])
 
     def _register(self, item: tuple[str, tuple[str, ...], str]) -> str:
+        """The revision of ``source`` with ``containers`` on ``image``: registered once per
+        invocation, and reused when the family's latest ACTIVE revision already is exactly it."""
+        with self._lock:
+            known = self._registered.get(item)
+        if known is not None:
+            return known
         source_arn, containers, image = item
-        task_definition, tags = self.task_definition(source_arn)
-        shape = self.clients.ecs.meta.service_model.operation_model("RegisterTaskDefinition").input_shape
-        accepted = shape.members if shape is not None else None
-        params = clone_with_images(task_definition, dict.fromkeys(containers, image), tags, accepted)
-        try:
-            resp = self.clients.ecs.register_task_definition(**params)
-        except (ClientError, BotoCoreError) as exc:
-            raise DeployError(f"RegisterTaskDefinition failed: {exc}", task_definition=source_arn) from exc
-        new_arn = resp["taskDefinition"]["taskDefinitionArn"]
+        task_definition, tags = self.source(source_arn)
+        family = str(task_definition["family"])
+        params = clone_with_images(
+            task_definition, dict.fromkeys(containers, image), tags, self.revisions.accepted()
+        )
+        latest = self._task_definitions.get(family)
+        new_arn, reused = self.revisions.ensure(params, None if isinstance(latest, DeployError) else latest)
+        with self._lock:
+            self._registered[item] = new_arn
+            self._task_definitions.pop(family, None)  # the family's latest may have changed
         logger.info(
-            "registered task definition",
+            "reused identical task definition" if reused else "registered task definition",
             source_task_definition=family_revision(source_arn),
             task_definition=family_revision(new_arn),
             containers=list(containers),
@@ -265,15 +279,25 @@ class PushDeployer:
             ) from exc
         return primary_deployment_id(resp["service"])
 
+    def _rolled_back(self, target: _Target, push: ImagePush) -> str | None:
+        """Why ``push`` is held on this service: its digest FAILED or was ROLLED_BACK there."""
+        svc = target.config
+        try:
+            records = self.history.deployments(svc.cluster, svc.service_name, limit=10)
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(
+                f"reading deployment history failed: {exc}", cluster=svc.cluster, service=svc.service_name
+            ) from exc
+        return rolled_back_reason(records, push)
+
     # the flow -------------------------------------------------------------------------------
 
-    def run(
-        self, push: ImagePush, config: EcspilotConfig, dry_run: bool = False, hold: Hold | None = None
-    ) -> PushResult:
+    def run(self, push: ImagePush, config: EcspilotConfig, dry_run: bool = False) -> PushResult:
         """Deploy ``push`` to every service that follows it; see the module docstring.
 
-        ``hold``, when given, may keep a service from a deployment the rules would make: it
-        returns the reason (catch-up holds a digest that was rolled back on that service).
+        The same rules hold on every path (a push, its redelivery, catch-up): a service never
+        moves back to an older image (stale) nor to one not provably newer (held), and a digest
+        that FAILED or was ROLLED_BACK on a service is held there.
         """
         result = PushResult(push=push, dry_run=dry_run)
         log = {
@@ -298,19 +322,44 @@ class PushDeployer:
             self._attach_services(targets)
             live = [t for t in targets if t.service is not None]
             self._decide(live, push)
-            self._guard_stale([t for t in live if t.outcome.outcome == "would-deploy"], push)
-            for t in live:
-                reason = hold(t.config) if hold and t.outcome.outcome == "would-deploy" else None
-                if reason:
-                    t.outcome.outcome, t.outcome.reason = "held", reason
+            self._hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
             to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
             if to_deploy and not dry_run:
                 self._deploy(to_deploy, push, result)
         if jobs:
             outcomes = self._map(lambda item: self._follow_job(item[0], item[1], push, dry_run), jobs)
-            result.jobs = [o for o in outcomes if isinstance(o, JobOutcome)]  # errors are caught per job
+            result.jobs = [
+                o if isinstance(o, JobOutcome) else JobOutcome(j.name, j.task_definition, c, reason=str(o))
+                for (j, c), o in zip(jobs, outcomes, strict=True)
+            ]
         self._report(result, log)
         return result
+
+    def judge(
+        self, source: TaskDefinition, containers: Sequence[str], push: ImagePush
+    ) -> tuple[Verdict, str]:
+        """The one decision and guard for a service's or a job's revision: deploy, unchanged,
+        stale (runs a newer push), held (runs an image not provably older) or failed."""
+        task_definition = source[0]
+        images = container_images(task_definition)
+        missing = [c for c in containers if c not in images]
+        if missing:
+            where = family_revision(str(task_definition.get("taskDefinitionArn", "")))
+            return "failed", f"container(s) {', '.join(missing)} not in {where}"
+        verdict, others = decide(images, containers, push)
+        if verdict == "unchanged":
+            return "unchanged", "already runs this digest"
+        if not others:
+            return "deploy", ""
+        mine = self.pushed_at(push.repository, push.digest) or _aware(push.time)
+        running = {d: self.pushed_at(push.repository, d) for d in sorted(others)}
+        fresh, digest = freshness(mine, running, _aware(task_definition.get("registeredAt")))
+        if fresh == "newer":
+            return "deploy", ""
+        return ("stale" if fresh == "stale" else "held"), freshness_reason(fresh, digest)
+
+    def _judge_source(self, item: tuple[str, tuple[str, ...]], push: ImagePush) -> tuple[Verdict, str]:
+        return self.judge(self.source(item[0]), item[1], push)
 
     def _follow_job(
         self, job: JobConfig, containers: list[str], push: ImagePush, dry_run: bool
@@ -318,34 +367,20 @@ class PushDeployer:
         """Register a new revision of a job's family with the pushed image, so the next run uses it."""
         outcome = JobOutcome(job.name, job.task_definition, containers)
         try:
-            latest, _ = self.task_definition(job.task_definition)
-            outcome.from_task_definition = latest["taskDefinitionArn"]
-            self._task_definitions.setdefault(
-                outcome.from_task_definition, self._task_definitions[job.task_definition]
-            )
-            images = container_images(latest)
-            missing = [c for c in containers if c not in images]
-            if missing:
-                outcome.reason = f"container(s) {', '.join(missing)} not in {family_revision(outcome.from_task_definition)}"
-                return outcome
-            verdict, others = decide(images, containers, push)
+            latest = self.task_definition(job.task_definition)
+            outcome.from_task_definition = str(latest[0]["taskDefinitionArn"])
+            verdict, outcome.reason = self.judge(latest, containers, push)
             if verdict == "unchanged":
                 outcome.outcome, outcome.reason = "unchanged", "latest revision already runs this digest"
-                return outcome
-            running = [self.pushed_at(push.repository, d) for d in sorted(others)]
-            if others and is_stale(self.pushed_at(push.repository, push.digest), running):
-                outcome.outcome, outcome.reason = (
-                    "stale",
-                    "latest revision runs an image pushed after this one",
-                )
-                return outcome
-            if dry_run:
+            elif verdict in ("stale", "held", "failed"):
+                outcome.outcome = verdict
+            elif dry_run:
                 outcome.outcome = "would-register"
-                return outcome
-            outcome.to_task_definition = self._register(
-                (outcome.from_task_definition, tuple(containers), push.pinned)
-            )
-            outcome.outcome = "registered"
+            else:
+                outcome.to_task_definition = self._register(
+                    (outcome.from_task_definition, tuple(containers), push.pinned)
+                )
+                outcome.outcome = "registered"
         except EcspilotError as exc:
             outcome.outcome, outcome.reason = "failed", str(exc)
         return outcome
@@ -388,43 +423,28 @@ class PushDeployer:
                 t.outcome.reason = f"service is {svc.get('status')}"
 
     def _decide(self, targets: list[_Target], push: ImagePush) -> None:
-        arns = sorted({t.outcome.from_task_definition for t in targets})
-        described = dict(zip(arns, self._map(self.task_definition, arns), strict=True))
+        """Judge once per distinct (source revision, containers): the describes fan out, the
+        judgements (a few cached ECR reads) run one by one, each failing only its own services."""
+        keys = sorted({(t.outcome.from_task_definition, tuple(t.outcome.containers)) for t in targets})
+        self._map(self.source, sorted({arn for arn, _ in keys}))  # warm the cache in parallel
+        verdicts = dict(zip(keys, bounded_map(lambda k: self._judge_source(k, push), keys, 1), strict=True))
         for t in targets:
-            got = described[t.outcome.from_task_definition]
+            got = verdicts[(t.outcome.from_task_definition, tuple(t.outcome.containers))]
             if isinstance(got, EcspilotError):
                 t.outcome.reason = str(got)
                 continue
-            images = container_images(got[0])
-            missing = [c for c in t.outcome.containers if c not in images]
-            if missing:
-                source = family_revision(t.outcome.from_task_definition)
-                t.outcome.reason = f"container(s) {', '.join(missing)} not in {source}"
-                continue
-            verdict, others = decide(images, t.outcome.containers, push)
-            t.outcome.outcome = "unchanged" if verdict == "unchanged" else "would-deploy"
-            t.running_digests = others
-            if verdict == "unchanged":
-                t.outcome.reason = "already runs this digest"
+            verdict, t.outcome.reason = got
+            t.outcome.outcome = "would-deploy" if verdict == "deploy" else verdict
 
-    def _guard_stale(self, targets: list[_Target], push: ImagePush) -> None:
-        checks = [t for t in targets if t.running_digests]
-        if not checks:
-            return
-        try:
-            mine = self.pushed_at(push.repository, push.digest)
-            for t in checks:
-                running = {d: self.pushed_at(push.repository, d) for d in sorted(t.running_digests)}
-                if is_stale(mine, running.values()):
-                    newer = [
-                        d for d, at in running.items() if at is not None and mine is not None and at > mine
-                    ]
-                    t.outcome.outcome = "stale"
-                    t.outcome.reason = f"runs {short_digest(newer[0])}, pushed after this image"
-        except DeployError as exc:
-            for t in checks:
-                t.outcome.outcome = "failed"
-                t.outcome.reason = str(exc)
+    def _hold_rolled_back(self, targets: list[_Target], push: ImagePush) -> None:
+        """Hold the services where this digest FAILED or was ROLLED_BACK (one history read per
+        service about to be deployed, in parallel): a redelivered push or catch-up must not
+        undo the circuit breaker."""
+        for t, reason in zip(targets, self._map(lambda t: self._rolled_back(t, push), targets), strict=True):
+            if isinstance(reason, EcspilotError):
+                t.outcome.outcome, t.outcome.reason = "failed", str(reason)
+            elif reason:
+                t.outcome.outcome, t.outcome.reason = "held", reason
 
     def _deploy(self, targets: list[_Target], push: ImagePush, result: PushResult) -> None:
         groups: dict[tuple[str, tuple[str, ...]], list[_Target]] = {}

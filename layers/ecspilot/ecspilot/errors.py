@@ -83,6 +83,11 @@ class DeployError(AwsError):
     """Deploying to one service failed."""
 
 
+class UnexpectedError(EcspilotError):
+    """Something no ecspilot code anticipated (a bug, an unknown exception) failed one item of a
+    fan-out; the other items went on. Raised ``from`` the original exception."""
+
+
 class DeployFailuresError(EcspilotError):
     """One or more services of a push failed; the others were still rolled."""
 

@@ -2,9 +2,8 @@
 
 ECS throttles per account (UpdateService, RegisterTaskDefinition, ...): every fan-out
 in ecspilot goes through :func:`bounded_map` with ``ECSPILOT_MAX_WORKERS`` threads at
-most, and boto3's adaptive retries absorb what throttling remains. One item's
-ecspilot error is returned in its place, so one service or cluster never stops the
-others.
+most, and boto3's adaptive retries absorb what throttling remains. One item's failure
+is returned in its place, so one service or cluster never stops the others.
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from ecspilot.errors import EcspilotError
+from ecspilot.errors import EcspilotError, UnexpectedError
+from ecspilot.obs import logger
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -27,8 +27,10 @@ def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
 def bounded_map(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R | EcspilotError]:
     """``fn`` over ``items`` in order, on at most ``max_workers`` threads.
 
-    An :class:`EcspilotError` raised for one item is returned in that item's place;
-    anything else (a bug) propagates.
+    An :class:`EcspilotError` raised for one item is returned in that item's place. Any other
+    exception (a botocore error nobody typed, a bug) is logged with its traceback and returned
+    as an :class:`UnexpectedError` raised from it: one item never aborts the pool. Callers
+    report those items as failed, so the invocation still fails at the end and is retried.
     """
 
     def guarded(item: T) -> R | EcspilotError:
@@ -36,6 +38,11 @@ def bounded_map(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> l
             return fn(item)
         except EcspilotError as exc:
             return exc
+        except Exception as exc:  # one item's failure is that item's outcome, logged in full
+            logger.exception("unexpected failure of one fan-out item", extra={"item": repr(item)[:200]})
+            typed = UnexpectedError(f"unexpected {type(exc).__name__}: {exc}")
+            typed.__cause__ = exc  # as ``raise ... from exc`` would
+            return typed
 
     if len(items) <= 1 or max_workers <= 1:
         return [guarded(i) for i in items]

@@ -68,6 +68,23 @@ def clone_with_images(
     return params
 
 
+def same_registration(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """True when two sets of RegisterTaskDefinition arguments (from :func:`clone_with_images`)
+    register the same thing: every field equal, tags compared as a set."""
+
+    def normal(params: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(params)
+        out["tags"] = sorted((str(t.get("key")), str(t.get("value"))) for t in params.get("tags", []))
+        return out
+
+    return normal(a) == normal(b)
+
+
+def family_of(arn: str) -> str:
+    """The family of a task definition ARN or ``family:revision``."""
+    return family_revision(arn).rsplit(":", 1)[0]
+
+
 def family_revision(arn: str) -> str:
     """``family:revision`` from a task definition ARN (or the input when already short)."""
     return arn.rsplit("/", 1)[-1]
