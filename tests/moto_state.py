@@ -32,3 +32,14 @@ def new_deployment_per_update() -> contextlib.AbstractContextManager[None]:
     from ecspilot.local import ecs_deployment_per_update  # noqa: PLC0415
 
     return ecs_deployment_per_update()
+
+
+def set_registered_at(family: str, revision: int, seconds_ago: int) -> None:
+    """Give a task definition revision the ``registeredAt`` ECS records on every registration
+    (moto keeps none, so DescribeTaskDefinition returns none)."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from moto.ecs.models import ecs_backends  # noqa: PLC0415
+
+    task_definition = ecs_backends[ACCOUNT][REGION].task_definitions[family][revision]
+    task_definition.registered_at = datetime.now(UTC) - timedelta(seconds=seconds_ago)

@@ -50,6 +50,7 @@ class Clients:
         self._region = region
         self._config = client_config(max_workers)
         self._clients: dict[str, Any] = dict(overrides or {})
+        self._overrides = frozenset(overrides or {})
         self._lock = threading.Lock()
 
     def get(self, service: str) -> Any:
@@ -69,7 +70,7 @@ class Clients:
         reply resent registers a second revision). An injected client is used as it is."""
         key = f"{service}#single-attempt"
         with self._lock:
-            client = self._clients.get(key) or self._clients.get(service)
+            client = self._clients.get(service if service in self._overrides else key)
             if client is None:
                 session = self._session or boto3.Session(region_name=self._region)
                 self._session = session
