@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ecspilot.deploy import decide, deployment_configuration, is_stale, primary_deployment_id
+from ecspilot.deploy_rules import freshness, rolled_back_reason
 from ecspilot.errors import DeployError
 from ecspilot.images import ImagePush, ImageRef
-from ecspilot.taskdef import clone_with_images
+from ecspilot.taskdef import clone_with_images, family_of, same_registration
 
 REG = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 D1 = "sha256:" + "1" * 64
@@ -71,6 +72,94 @@ NOW = datetime(2026, 11, 25, tzinfo=UTC)
 )
 def test_is_stale(pushed: datetime | None, running: list[datetime | None], stale: bool) -> None:
     assert is_stale(pushed, running) is stale
+
+
+EARLIER, LATER = NOW - timedelta(minutes=5), NOW + timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("pushed", "running", "registered", "expected"),
+    [
+        # known push times: newer moves on, older is stale, whatever the registration time
+        (NOW, {D1: EARLIER}, None, ("newer", "")),
+        (NOW, {D1: LATER}, None, ("stale", D1)),
+        (NOW, {D1: LATER, D2: None}, EARLIER, ("stale", D1)),
+        # the running image is gone (push time unknown): only a push after the registration moves on
+        (NOW, {D1: None}, EARLIER, ("newer", "")),
+        (NOW, {D1: None}, LATER, ("unknown", D1)),
+        (NOW, {D1: None}, NOW, ("unknown", D1)),
+        (NOW, {D1: None}, None, ("unknown", D1)),
+        # this image's own push time unknown: not evidence either way
+        (None, {D1: EARLIER}, EARLIER, ("unknown", D1)),
+        (None, {}, None, ("newer", "")),
+        # nothing of the repository runs by digest (a tag, another repository): moves on
+        (NOW, {}, None, ("newer", "")),
+    ],
+)
+def test_freshness(
+    pushed: datetime | None,
+    running: dict[str, datetime | None],
+    registered: datetime | None,
+    expected: tuple[str, str],
+) -> None:
+    assert freshness(pushed, running, registered) == expected
+
+
+@pytest.mark.parametrize(
+    ("records", "held"),
+    [
+        ([], False),
+        ([{"image_digest": D2, "status": "FAILED", "started_at": "t"}], True),
+        ([{"image_digest": D2, "status": "ROLLED_BACK"}], True),
+        ([{"image_digest": D2, "status": "COMPLETED"}], False),
+        ([{"image_digest": D2, "status": "IN_PROGRESS"}], False),
+        ([{"image_digest": D1, "status": "FAILED"}], False),
+        ([{"image_digest": D1, "status": "COMPLETED"}, {"image_digest": D2, "status": "ROLLED_BACK"}], True),
+    ],
+)
+def test_a_digest_that_failed_or_was_rolled_back_on_a_service_is_held(
+    records: list[dict[str, str]], held: bool
+) -> None:
+    reason = rolled_back_reason(records, PUSH)
+    assert (reason is not None) is held
+    if reason:
+        assert "push a newer image" in reason
+
+
+@pytest.mark.parametrize(
+    ("other", "same"),
+    [
+        ({}, True),
+        ({"tags": [{"key": "b", "value": "2"}, {"key": "a", "value": "1"}]}, True),
+        ({"tags": [{"key": "a", "value": "other"}]}, False),
+        ({"tags": []}, False),
+        ({"cpu": "512"}, False),
+        ({"containerDefinitions": [{"name": "app", "image": "web@other"}]}, False),
+        ({"taskRoleArn": "arn:aws:iam::123456789012:role/else"}, False),
+    ],
+)
+def test_two_registrations_are_the_same_only_when_every_field_is(
+    other: dict[str, object], same: bool
+) -> None:
+    base = {
+        "family": "web",
+        "cpu": "256",
+        "containerDefinitions": [{"name": "app", "image": "web@sha"}],
+        "tags": [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}],
+    }
+    assert same_registration(base, {**base, **other}) is same
+
+
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [
+        ("web", "web"),
+        ("web:7", "web"),
+        ("arn:aws:ecs:us-east-1:123456789012:task-definition/web-api:12", "web-api"),
+    ],
+)
+def test_family_of(name: str, family: str) -> None:
+    assert family_of(name) == family
 
 
 def test_rollback_keeps_the_rest_of_the_deployment_configuration() -> None:

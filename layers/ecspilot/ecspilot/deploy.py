@@ -4,31 +4,35 @@ The runbook, step by step (DESIGN.md, "Image push"):
 
 1. match the pushed repository and tag against the config's services;
 2. describe the matched services, 10 per call per cluster;
-3. describe each distinct task definition once (with its tags), cached for the invocation;
-4. decide per service (pure): unchanged when every matched container already runs
-   the digest, otherwise deploy; a service running another digest of the same
-   repository is checked against ECR's ``imagePushedAt`` and skipped when newer;
-5. register one clone per distinct source revision, only the matched containers'
-   ``image`` changed to ``REGISTRY/REPO@sha256:...``;
+3. describe each distinct task definition once (with its tags), cached for the invocation
+   (deploy_reads); a failed describe is tried once more, then fails only the services on it;
+4. judge per distinct source revision (deploy_rules, pure, the same for pushes, their
+   redeliveries, catch-up and jobs): unchanged when every matched container runs the digest;
+   stale when it runs a newer push of the repository; held when it runs an image whose push
+   time cannot be known and this one is not provably newer; then, for the services about to
+   be deployed only, held when this digest FAILED or was ROLLED_BACK there (history);
+5. one revision per distinct source revision, only the matched containers' ``image`` changed
+   to ``REGISTRY/REPO@sha256:...``: the family's identical latest revision is reused, so a
+   retry or a lost reply never adds one (revisions);
 6. ``UpdateService`` with the new revision (never ``desiredCount``);
 7. record the deployments (IN_PROGRESS).
 
-Steps 2, 3, 5 and 6 fan out on a bounded pool; one service's failure never
-stops the others. With ``dry_run`` steps 5 to 7 are reported, not done.
+Steps 2, 3, 4 (history), 5 and 6 fan out on a bounded pool; one service's failure, whatever
+it is, never stops the others. With ``dry_run`` steps 5 to 7 are reported, not done.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
+from ecspilot.deploy_reads import DESCRIBE_SERVICES_BATCH, DeployReads, aware
+from ecspilot.deploy_result import JobOutcome, Outcome, PushResult, ServiceOutcome, report
 from ecspilot.deploy_rules import (
     decide,
     deployment_configuration,
@@ -41,77 +45,29 @@ from ecspilot.deploy_rules import (
 from ecspilot.envelope import parse_event
 from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
 from ecspilot.events import EcrImageActionEvent
-from ecspilot.fanout import bounded_map, chunks
+from ecspilot.fanout import bounded_map
 from ecspilot.history import DeploymentRecord, History, utc_now
 from ecspilot.images import ImagePush, short_digest
 from ecspilot.obs import count, logger
-from ecspilot.revisions import Revisions, TaskDefinition, retryable
+from ecspilot.revisions import TaskDefinition
 from ecspilot.runtime import Runtime
-from ecspilot.taskdef import clone_with_images, container_images, family_of, family_revision
+from ecspilot.taskdef import clone_with_images, container_images, family_revision
 
-Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "failed"]
 Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
-T = TypeVar("T")
-R = TypeVar("R")
-DESCRIBE_SERVICES_BATCH = 10
-
-
-@dataclass
-class ServiceOutcome:
-    """What happened (or, in a dry run, would happen) to one configured service."""
-
-    name: str
-    cluster: str
-    service: str
-    containers: list[str]
-    outcome: Outcome = "failed"
-    from_task_definition: str = ""
-    to_task_definition: str = ""
-    deployment_id: str = ""
-    reason: str = ""
-
-
-@dataclass
-class JobOutcome:
-    """What a push did to a job's task definition family (jobs follow pushes: no service to update)."""
-
-    job: str
-    family: str
-    containers: list[str]
-    outcome: Literal["registered", "would-register", "unchanged", "stale", "held", "failed"] = "failed"
-    from_task_definition: str = ""
-    to_task_definition: str = ""
-    reason: str = ""
-
-
-@dataclass
-class PushResult:
-    """The result of one push: an outcome per matched service, and the revisions registered."""
-
-    push: ImagePush
-    dry_run: bool
-    outcomes: list[ServiceOutcome] = field(default_factory=list)
-    registered: list[str] = field(default_factory=list)
-    jobs: list[JobOutcome] = field(default_factory=list)
-
-    def by_outcome(self, outcome: Outcome) -> list[ServiceOutcome]:
-        return [o for o in self.outcomes if o.outcome == outcome]
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (the handler's response)."""
-        return {
-            "repository": self.push.repository,
-            "tag": self.push.tag,
-            "digest": self.push.digest,
-            "dry_run": self.dry_run,
-            "registered": self.registered,
-            "services": [asdict(o) for o in self.outcomes],
-            "jobs": [asdict(j) for j in self.jobs],
-        }
 
 
 # the pure decisions live in deploy_rules; re-exported here for the callers that know them here
-__all__ = ["decide", "deployment_configuration", "is_stale", "primary_deployment_id"]
+__all__ = [
+    "DESCRIBE_SERVICES_BATCH",
+    "JobOutcome",
+    "Outcome",
+    "PushResult",
+    "ServiceOutcome",
+    "decide",
+    "deployment_configuration",
+    "is_stale",
+    "primary_deployment_id",
+]
 
 
 # --- the runbook ------------------------------------------------------------------------------
@@ -124,114 +80,20 @@ class _Target:
     service: dict[str, Any] | None = None
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    """Timestamps compared across ECR, ECS and events: naive ones are UTC."""
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
-
-
-class PushDeployer:
+class PushDeployer(DeployReads):
     """Deploys one image push to every configured service that follows it."""
 
     def __init__(
         self, clients: Clients, history: History, max_workers: int = 8, trigger: str = "push"
     ) -> None:
-        self.clients = clients
+        super().__init__(clients, max_workers)
         self.trigger = trigger
         self.history = history
-        self.max_workers = max_workers
-        self.revisions = Revisions(clients)
-        # per invocation: described task definitions (or why they could not be), image push
-        # times, services, and the revision registered per (source, containers, image)
-        self._task_definitions: dict[str, TaskDefinition | DeployError] = {}
-        self._pushed_at: dict[tuple[str, str], datetime | None] = {}
-        self._services: dict[tuple[str, str], dict[str, Any] | str] = {}
-        self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}
-        self._lock = threading.Lock()
+        self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
         self.defer_records = False  # catch-up writes the records of all its pushes at once
         self.pending_records: list[DeploymentRecord] = []
 
-    def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | EcspilotError]:
-        """Run ``fn`` over ``items`` on the bounded pool; an item's failure is returned, not raised."""
-        return bounded_map(fn, items, self.max_workers)
-
     # AWS edges ------------------------------------------------------------------------------
-
-    def _describe_services(self, batch: tuple[str, Sequence[str]]) -> dict[str, Any]:
-        cluster, names = batch
-        try:
-            resp = self.clients.ecs.describe_services(cluster=cluster, services=list(names))
-        except (ClientError, BotoCoreError) as exc:
-            raise DeployError(f"DescribeServices failed: {exc}", cluster=cluster) from exc
-        return dict(resp)
-
-    def task_definition(self, name: str) -> TaskDefinition:
-        """DescribeTaskDefinition (with tags) once per name per invocation.
-
-        A failure is tried once more, then remembered for the invocation: the services and jobs
-        sharing that task definition fail, the others go on (and Lambda's retry tries again).
-        """
-        cached = self._task_definitions.get(name)
-        if isinstance(cached, DeployError):
-            raise DeployError(cached.message, **cached.context) from cached
-        if cached is not None:
-            return cached
-        try:
-            try:
-                got = self.revisions.describe(name)
-            except (ClientError, BotoCoreError) as first:
-                if isinstance(first, ClientError) and not retryable(first):
-                    raise
-                logger.warning(
-                    "DescribeTaskDefinition failed, trying once more",
-                    extra={"task_definition": name, "error": str(first)},
-                )
-                got = self.revisions.describe(name)
-        except (ClientError, BotoCoreError) as exc:
-            error = DeployError(f"DescribeTaskDefinition failed: {exc}", task_definition=name)
-            error.__cause__ = exc
-            with self._lock:
-                self._task_definitions[name] = error
-            raise error from exc
-        with self._lock:
-            self._task_definitions[name] = got
-            self._task_definitions.setdefault(str(got[0]["taskDefinitionArn"]), got)
-        return got
-
-    def source(self, arn: str) -> TaskDefinition:
-        """The revision a service runs. Its family's latest ACTIVE revision is described first:
-        usually it is this very revision (one call), and registering needs it anyway."""
-        family = family_of(arn)
-        if family != family_revision(arn):
-            try:
-                latest = self.task_definition(family)
-                if latest[0]["taskDefinitionArn"] == arn:
-                    return latest
-            except DeployError:
-                pass  # no ACTIVE revision, or unknown: the revision itself is what decides
-        return self.task_definition(arn)
-
-    def know_pushed_at(self, repository: str, images: Iterable[Mapping[str, Any]]) -> None:
-        """Seed the stale guard from an image listing already in hand (catch-up lists them)."""
-        for image in images:
-            self._pushed_at[(repository, str(image["imageDigest"]))] = image.get("imagePushedAt")
-
-    def pushed_at(self, repository: str, digest: str) -> datetime | None:
-        """ECR's imagePushedAt of a digest (None when the image is gone)."""
-        key = (repository, digest)
-        if key not in self._pushed_at:
-            try:
-                resp = self.clients.ecr.describe_images(
-                    repositoryName=repository, imageIds=[{"imageDigest": digest}]
-                )
-                details = resp.get("imageDetails", [])
-                self._pushed_at[key] = details[0].get("imagePushedAt") if details else None
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ImageNotFoundException":
-                    raise DeployError(f"DescribeImages failed: {exc}", repository=repository) from exc
-                self._pushed_at[key] = None
-            except BotoCoreError as exc:
-                raise DeployError(f"DescribeImages failed: {exc}", repository=repository) from exc
-        return _aware(self._pushed_at[key])
 
     def _register(self, item: tuple[str, tuple[str, ...], str]) -> str:
         """The revision of ``source`` with ``containers`` on ``image``: registered once per
@@ -332,7 +194,7 @@ class PushDeployer:
                 o if isinstance(o, JobOutcome) else JobOutcome(j.name, j.task_definition, c, reason=str(o))
                 for (j, c), o in zip(jobs, outcomes, strict=True)
             ]
-        self._report(result, log)
+        report(result, log)
         return result
 
     def judge(
@@ -351,9 +213,9 @@ class PushDeployer:
             return "unchanged", "already runs this digest"
         if not others:
             return "deploy", ""
-        mine = self.pushed_at(push.repository, push.digest) or _aware(push.time)
+        mine = self.pushed_at(push.repository, push.digest) or aware(push.time)
         running = {d: self.pushed_at(push.repository, d) for d in sorted(others)}
-        fresh, digest = freshness(mine, running, _aware(task_definition.get("registeredAt")))
+        fresh, digest = freshness(mine, running, aware(task_definition.get("registeredAt")))
         if fresh == "newer":
             return "deploy", ""
         return ("stale" if fresh == "stale" else "held"), freshness_reason(fresh, digest)
@@ -384,31 +246,6 @@ class PushDeployer:
         except EcspilotError as exc:
             outcome.outcome, outcome.reason = "failed", str(exc)
         return outcome
-
-    def describe_services(self, keys: Iterable[tuple[str, str]]) -> None:
-        """Describe (cluster, service) pairs not yet known, 10 per call per cluster, into the
-        invocation's cache: the service, or why it cannot be deployed to."""
-        missing = sorted({k for k in keys if k not in self._services})
-        by_cluster: dict[str, list[str]] = {}
-        for cluster, name in missing:
-            by_cluster.setdefault(cluster, []).append(name)
-        batches = [
-            (cluster, chunk)
-            for cluster, names in by_cluster.items()
-            for chunk in chunks(names, DESCRIBE_SERVICES_BATCH)
-        ]
-        for (cluster, names), resp in zip(batches, self._map(self._describe_services, batches), strict=True):
-            if isinstance(resp, EcspilotError):
-                for name in names:
-                    self._services[(cluster, name)] = str(resp)
-                continue
-            for name in names:
-                self._services[(cluster, name)] = "service not found (MISSING)"
-            for failure in resp.get("failures", []):
-                name = str(failure.get("arn", "")).rsplit("/", 1)[-1]
-                self._services[(cluster, name)] = f"service not found ({failure.get('reason', 'unknown')})"
-            for svc in resp.get("services", []):
-                self._services[(cluster, svc["serviceName"])] = svc
 
     def _attach_services(self, targets: list[_Target]) -> None:
         self.describe_services((t.config.cluster, t.config.service_name) for t in targets)
@@ -496,47 +333,6 @@ class PushDeployer:
         """Write the deferred deployment records (BatchWriteItem, 25 per call)."""
         records, self.pending_records = self.pending_records, []
         self.history.record_deployments(records)
-
-    def _report(self, result: PushResult, log: dict[str, str]) -> None:
-        for o in result.outcomes:
-            _log_outcome(
-                "service",
-                o.outcome,
-                o.from_task_definition,
-                o.to_task_definition,
-                o.reason,
-                {"cluster": o.cluster, "ecs_service": o.service, **log},
-            )
-        count("DeploymentsStarted", len(result.by_outcome("deployed")))
-        count("DeploymentsSkipped", sum(o.outcome in ("unchanged", "stale", "held") for o in result.outcomes))
-        count("DeploymentErrors", len(result.by_outcome("failed")))
-        for j in result.jobs:
-            _log_outcome(
-                "job",
-                j.outcome,
-                j.from_task_definition,
-                j.to_task_definition,
-                j.reason,
-                {"job": j.job, **log},
-            )
-        if result.jobs:
-            count("JobImagesRegistered", sum(j.outcome == "registered" for j in result.jobs))
-
-
-def _log_outcome(
-    what: str, outcome: str, source: str, target: str, reason: str, keys: dict[str, Any]
-) -> None:
-    """One log line per service or job a push touched."""
-    logger.info(
-        f"{what} {outcome}",
-        extra={
-            **keys,
-            "outcome": outcome,
-            "from_task_definition": family_revision(source),
-            "task_definition": family_revision(target),
-            "reason": reason,
-        },
-    )
 
 
 def deploy_push(
