@@ -12,6 +12,7 @@ and a RegisterTaskDefinition whose reply was lost was still applied. So:
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -45,7 +46,7 @@ class Revisions:
     def __init__(
         self,
         clients: Clients,
-        attempts: int = 4,
+        attempts: int = 6,
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -96,7 +97,9 @@ class Revisions:
                     "RegisterTaskDefinition failed, looking for the revision before trying again",
                     extra={"task_definition": family, "attempt": attempt, "error": str(exc)},
                 )
-                self.sleep(self.backoff * 2 ** (attempt - 1))
+                # exponential backoff with jitter (about 15 s over 6 attempts): RegisterTaskDefinition
+                # refills at 1 call per second per account once its burst of 20 is spent
+                self.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
                 # the request may have been applied and only its reply lost
                 found = self._latest(family, strict=True)
                 if found is not None and self.identical(found, params):
