@@ -440,3 +440,30 @@ def test_catch_up_after_a_partial_failure_reuses_the_revision_the_first_pass_reg
     invoke("reconcile", {})
     assert len(revisions(rt, "web")) == 2
     assert running_image(rt, "web-b").endswith(fake_digest("web:v1"))
+
+
+def test_a_job_is_judged_by_the_same_rules_a_late_push_does_not_replace_an_image_gone_from_ecr(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN a job's family whose latest revision runs web:v2 by digest (registered by v2's push)
+    world.task_definition("report", {"app": world.image("web", "v0")})
+    job = {
+        "name": "report",
+        "cluster": "prod",
+        "task_definition": "report",
+        "containers": {"app": {"repository": "web", "tags": ["v*"]}},
+    }
+    rt = make_runtime(config(jobs=[job]))
+    world.push("web", "v1")
+    set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=120)
+    invoke(PUSH, world.push("web", "v2"))
+    # AND v2's image then deleted from ECR
+    rt.clients.ecr.batch_delete_image(repositoryName="web", imageIds=[{"imageDigest": fake_digest("web:v2")}])
+    recorder.reset()
+    # WHEN v1's event arrives late
+    [followed] = invoke(PUSH, push_event("web", "v1", fake_digest("web:v1")))["jobs"]
+    # THEN the job's family is held on v2, as a service would be: nothing registered
+    assert followed["outcome"] == "held"
+    assert "push time cannot be known" in followed["reason"]
+    assert recorder.writes() == []
+    assert len(revisions(rt, "report")) == 2
