@@ -276,14 +276,14 @@ def test_catch_up_of_several_repositories_describes_and_records_in_one_batch_eac
     recorder.reset()
     # WHEN reconcile catches up
     result = invoke("reconcile", {})
-    # THEN all three roll, with one DescribeServices and one BatchWriteItem for the lot
+    # THEN all three roll, with one DescribeServices and one TransactWriteItems for the lot
     assert sorted(a["target"] for a in result["actions"] if a["change"] == "update") == [
         "prod/api",
         "prod/cron",
         "prod/worker",
     ]
     assert recorder.count("DescribeServices") == 1
-    assert recorder.count("BatchWriteItem") == 1
+    assert recorder.count("TransactWriteItems") == 1
     assert [r["trigger"] for r in rt.history.deployments("prod", "cron")] == ["catch-up"]
 
 
