@@ -294,7 +294,8 @@ class History:
                 except (ClientError, BotoCoreError) as exc:
                     raise AwsError(f"reading history failed: {exc}", table=table) from exc
                 found |= {str(i["pk"]["S"]) for i in resp.get("Responses", {}).get(table, [])}
-                keys = list(resp.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
+                unprocessed: Mapping[str, Any] = resp.get("UnprocessedKeys", {}).get(table) or {}
+                keys = list(unprocessed.get("Keys", []))
                 if not keys:
                     break
                 time.sleep(min(0.05 * 2**attempt, 1.0))
