@@ -20,6 +20,7 @@ stops the others. With ``dry_run`` steps 5 to 7 are reported, not done.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -30,13 +31,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
 from ecspilot.envelope import parse_event
-from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
+from ecspilot.errors import AwsError, DeployError, DeployFailuresError, EcspilotError
 from ecspilot.events import EcrImageActionEvent
 from ecspilot.fanout import bounded_map, chunks
-from ecspilot.history import DeploymentRecord, History, utc_now
+from ecspilot.history import DeploymentRecord, History, deployment_key, utc_now
 from ecspilot.images import ImagePush, ImageRef, short_digest
 from ecspilot.obs import count, logger
 from ecspilot.runtime import Runtime
+from ecspilot.service_state import Claim, ServiceState, newer_claims, state_key
 from ecspilot.taskdef import clone_with_images, container_images, family_revision
 
 Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "failed"]
@@ -44,6 +46,7 @@ Hold = Callable[[ServiceConfig], "str | None"]
 T = TypeVar("T")
 R = TypeVar("R")
 DESCRIBE_SERVICES_BATCH = 10
+VERIFY_ROUNDS = 5  # each round needs yet another, newer concurrent push
 
 
 @dataclass
@@ -83,6 +86,7 @@ class PushResult:
     outcomes: list[ServiceOutcome] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     jobs: list[JobOutcome] = field(default_factory=list)
+    record_errors: list[EcspilotError] = field(default_factory=list)
 
     def by_outcome(self, outcome: Outcome) -> list[ServiceOutcome]:
         return [o for o in self.outcomes if o.outcome == outcome]
@@ -141,6 +145,18 @@ def deployment_configuration(service: Mapping[str, Any], rollback: bool) -> dict
     return conf
 
 
+def _deployment_created_at(service: Mapping[str, Any]) -> datetime | None:
+    for deployment in service.get("deployments", []):
+        if deployment.get("status") == "PRIMARY":
+            at = deployment.get("createdAt")
+            return at if isinstance(at, datetime) else None
+    return None
+
+
+def _iso(at: datetime | None) -> str:
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z") if at else ""
+
+
 def primary_deployment_id(service: Mapping[str, Any]) -> str:
     """The id of the service's PRIMARY deployment (``ecs-svc/...``), or ''."""
     for deployment in service.get("deployments", []):
@@ -175,6 +191,7 @@ class PushDeployer:
         self._services: dict[tuple[str, str], dict[str, Any] | str] = {}
         self.defer_records = False  # catch-up writes the records of all its pushes at once
         self.pending_records: list[DeploymentRecord] = []
+        self.state = ServiceState(history)
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | EcspilotError]:
         """Run ``fn`` over ``items`` on the bounded pool; an ecspilot error is returned, not raised."""
@@ -306,6 +323,8 @@ class PushDeployer:
             to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
             if to_deploy and not dry_run:
                 self._deploy(to_deploy, push, result)
+            if not dry_run:
+                self._backfill(live, push, result)
         if jobs:
             outcomes = self._map(lambda item: self._follow_job(item[0], item[1], push, dry_run), jobs)
             result.jobs = [o for o in outcomes if isinstance(o, JobOutcome)]  # errors are caught per job
@@ -442,7 +461,9 @@ class PushDeployer:
                     updates.append((t, new_arn))
             if not isinstance(new_arn, EcspilotError):
                 result.registered.append(new_arn)
+        updates = self._claim(updates, push)
         records = []
+        applied: list[tuple[_Target, list[Claim]]] = []
         started_at = utc_now()
         for (t, new_arn), outcome in zip(updates, self._map(self._update, updates), strict=True):
             if isinstance(outcome, EcspilotError):
@@ -452,25 +473,176 @@ class PushDeployer:
             # the service now runs the new revision: a later push in this invocation clones that one
             if t.service is not None:
                 t.service["taskDefinition"] = new_arn
-            records.append(
+            applied.append((t, self._claims_of(t, new_arn, push)))
+            records.append(self._record(t, new_arn, outcome, push, started_at))
+        self._write_records(records, result)
+        self._verify(applied)
+
+    # concurrent pushes: claim, act, verify (ecspilot.service_state) ----------------------------
+
+    def _claims_of(self, t: _Target, task_definition: str, push: ImagePush) -> list[Claim]:
+        pushed_at = self._pushed_at_for_claims(push)
+        return [
+            Claim(t.config.cluster, t.config.service_name, c, push.digest, pushed_at, task_definition)
+            for c in t.outcome.containers
+        ]
+
+    def _pushed_at_for_claims(self, push: ImagePush) -> float:
+        """When the pushed image was pushed: ECR's imagePushedAt, else the event's time, else now."""
+        try:
+            at = self.pushed_at(push.repository, push.digest)
+        except DeployError:
+            at = None
+        at = at or push.time
+        return at.timestamp() if at is not None else time.time()
+
+    def _claim(self, updates: list[tuple[_Target, str]], push: ImagePush) -> list[tuple[_Target, str]]:
+        """Claim each service's containers for this image before UpdateService; a service whose
+        container holds a newer image is stale, and is not updated."""
+        if not updates or not self.state.enabled:
+            return updates
+        claims = [c for t, arn in updates for c in self._claims_of(t, arn, push)]
+        try:
+            lost = self.state.claim(claims)
+        except AwsError as exc:
+            # without the claim a racing older push could win: do not act, let the retry do it
+            for t, _ in updates:
+                t.outcome.outcome = "failed"
+                t.outcome.reason = f"not deployed: {exc}"
+            return []
+        kept = []
+        for t, arn in updates:
+            if (t.config.cluster, t.config.service_name) in lost:
+                t.outcome.outcome = "stale"
+                t.outcome.reason = "a newer image was given to this service by a concurrent deployment"
+                count("DeploymentsSuperseded")
+            else:
+                kept.append((t, arn))
+        return kept
+
+    def _verify(self, applied: list[tuple[_Target, list[Claim]]]) -> None:
+        """After UpdateService: where a newer image claimed a container meanwhile, apply its
+        revision, and look again, so the last UpdateService carries the newest image."""
+        rounds = 0
+        while applied and self.state.enabled and rounds < VERIFY_ROUNDS:
+            rounds += 1
+            try:
+                states = self.state.read((t.config.cluster, t.config.service_name) for t, _ in applied)
+            except AwsError as exc:
+                logger.warning("could not verify the services' claims", extra={"error": str(exc)})
+                count("DeploymentVerifyErrors")
+                return
+            redo: list[tuple[_Target, Claim]] = []
+            for t, claims in applied:
+                newer = newer_claims(claims, states.get((t.config.cluster, t.config.service_name), {}))
+                if newer:
+                    redo.append((t, max(newer, key=lambda c: (c.pushed_at, c.digest))))
+            if not redo:
+                return
+            items = [(t, claim.task_definition) for t, claim in redo]
+            applied = []
+            for (t, claim), outcome in zip(redo, self._map(self._update, items), strict=True):
+                t.outcome.outcome = "stale"
+                t.outcome.reason = (
+                    f"superseded by a concurrent deployment of {short_digest(claim.digest)}: "
+                    f"{family_revision(claim.task_definition)} applied again"
+                )
+                count("DeploymentsSuperseded")
+                if isinstance(outcome, EcspilotError):
+                    t.outcome.outcome, t.outcome.reason = "failed", f"{t.outcome.reason}, but: {outcome}"
+                    continue
+                if t.service is not None:
+                    t.service["taskDefinition"] = claim.task_definition
+                applied.append((t, [claim]))
+
+    # records --------------------------------------------------------------------------------
+
+    def _record(
+        self, t: _Target, new_arn: str, deployment_id: str, push: ImagePush, started_at: str
+    ) -> DeploymentRecord:
+        return DeploymentRecord(
+            cluster=t.config.cluster,
+            service=t.config.service_name,
+            from_task_definition=t.outcome.from_task_definition,
+            to_task_definition=new_arn,
+            image_digest=push.digest,
+            image_tag=push.tag,
+            repository=push.repository,
+            deployment_id=deployment_id,
+            started_at=started_at,
+            event_id=push.event_id,
+            trigger=self.trigger,
+        )
+
+    def _write_records(self, records: list[DeploymentRecord], result: PushResult) -> None:
+        """Write (or defer) the records; a failed write is kept on the result, not raised, so the
+        jobs that follow the push are still registered; the invocation fails at the end and its
+        retry writes the records it finds missing (:meth:`_backfill`)."""
+        if self.defer_records:
+            self.pending_records.extend(records)
+            return
+        try:
+            self.history.record_deployments(records)
+        except AwsError as exc:
+            logger.error("deployment records not written", extra={"error": str(exc), "records": len(records)})
+            count("HistoryWriteErrors")
+            result.record_errors.append(exc)
+
+    def _backfill(self, targets: list[_Target], push: ImagePush, result: PushResult) -> None:
+        """Record the deployments an earlier attempt started but could not record: a service
+        already on this digest, whose ECS deployment has no record while the service's state
+        says ecspilot gave it this image. One BatchGetItem for every such service."""
+        unchanged = [
+            t
+            for t in targets
+            if t.outcome.outcome == "unchanged" and t.service is not None and primary_deployment_id(t.service)
+        ]
+        if not unchanged or not self.history.enabled:
+            return
+        keys = []
+        for t in unchanged:
+            keys += [
+                deployment_key(primary_deployment_id(t.service or {})),
+                state_key(t.config.cluster, t.config.service_name),
+            ]
+        try:
+            items = self.history.get_many(keys)
+        except AwsError as exc:
+            logger.warning("could not check for missing deployment records", extra={"error": str(exc)})
+            return
+        missing = []
+        for t in unchanged:
+            service = t.service or {}
+            deployment_id = primary_deployment_id(service)
+            key = deployment_key(deployment_id)
+            state = items.get((state_key(t.config.cluster, t.config.service_name)["pk"], "STATE"), {})
+            ours = all(
+                isinstance(state.get(f"image#{c}"), Mapping)
+                and state[f"image#{c}"].get("digest") == push.digest
+                for c in t.outcome.containers
+            )
+            if (key["pk"], key["sk"]) in items or not ours:
+                continue
+            t.outcome.deployment_id = deployment_id
+            t.outcome.reason = "already runs this digest; its deployment record was missing: written"
+            missing.append(
                 DeploymentRecord(
                     cluster=t.config.cluster,
                     service=t.config.service_name,
-                    from_task_definition=t.outcome.from_task_definition,
-                    to_task_definition=new_arn,
+                    from_task_definition="",
+                    to_task_definition=str(service.get("taskDefinition", "")),
                     image_digest=push.digest,
                     image_tag=push.tag,
                     repository=push.repository,
-                    deployment_id=outcome,
-                    started_at=started_at,
+                    deployment_id=deployment_id,
+                    started_at=_iso(_deployment_created_at(service)) or utc_now(),
                     event_id=push.event_id,
                     trigger=self.trigger,
                 )
             )
-        if self.defer_records:
-            self.pending_records.extend(records)
-        else:
-            self.history.record_deployments(records)
+        if missing:
+            logger.info("deployment records written on a retry", extra={"records": len(missing)})
+            self._write_records(missing, result)
 
     def flush_records(self) -> None:
         """Write the deferred deployment records (BatchWriteItem, 25 per call)."""
@@ -533,6 +705,7 @@ def deploy_push(
         DeployError(o.reason, cluster=o.cluster, service=o.service) for o in result.by_outcome("failed")
     ]
     failures += [DeployError(j.reason, job=j.job) for j in result.jobs if j.outcome == "failed"]
+    failures += [DeployError(f"deployment records not written: {e}") for e in result.record_errors]
     if failures and not dry_run:
         raise DeployFailuresError(failures, result)
     return result

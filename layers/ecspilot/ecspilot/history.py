@@ -275,33 +275,40 @@ class History:
         item = resp.get("Item")
         return deserialize(item) if item else None
 
-    def unrecorded(self, deployment_ids: Iterable[str]) -> set[str]:
-        """The deployment ids that have no record yet (BatchGetItem, 100 keys per call)."""
-        ids = sorted(set(deployment_ids))
-        if not self.enabled or not ids:
-            return set()
+    def get_many(self, keys: Iterable[Mapping[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The items at ``keys`` that exist, by ``(pk, sk)`` (BatchGetItem, 100 keys per call,
+        strongly consistent)."""
+        wanted = sorted({(k["pk"], k["sk"]) for k in keys})
+        if not self.enabled or not wanted:
+            return {}
         client, table = self._target()
-        found: set[str] = set()
-        for start in range(0, len(ids), BATCH_GET_LIMIT):
-            keys: list[Any] = [serialize(deployment_key(i)) for i in ids[start : start + BATCH_GET_LIMIT]]
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            batch: list[Any] = [
+                serialize({"pk": pk, "sk": sk}) for pk, sk in wanted[start : start + BATCH_GET_LIMIT]
+            ]
             for attempt in range(6):
                 try:
                     resp = client.batch_get_item(
-                        RequestItems={
-                            table: {"Keys": keys, "ProjectionExpression": "pk", "ConsistentRead": True}
-                        }
+                        RequestItems={table: {"Keys": batch, "ConsistentRead": True}}
                     )
                 except (ClientError, BotoCoreError) as exc:
                     raise AwsError(f"reading history failed: {exc}", table=table) from exc
-                found |= {str(i["pk"]["S"]) for i in resp.get("Responses", {}).get(table, [])}
+                for raw in resp.get("Responses", {}).get(table, []):
+                    item = deserialize(raw)
+                    found[(str(item["pk"]), str(item["sk"]))] = item
                 unprocessed: Mapping[str, Any] = resp.get("UnprocessedKeys", {}).get(table) or {}
-                keys = list(unprocessed.get("Keys", []))
-                if not keys:
+                batch = list(unprocessed.get("Keys", []))
+                if not batch:
                     break
                 time.sleep(min(0.05 * 2**attempt, 1.0))
-            if keys:
-                raise AwsError(f"{len(keys)} history read(s) left unprocessed", table=table)
-        return {i for i in ids if deployment_key(i)["pk"] not in found}
+            if batch:
+                raise AwsError(f"{len(batch)} history read(s) left unprocessed", table=table)
+        return found
+
+    def connection(self) -> tuple[DynamoDBClient, str] | None:
+        """The state table's client and name, or None when history is off."""
+        return self._target() if self.enabled else None
 
     # --- the tracker's access patterns (all Query, never Scan) ---------------------------------
 
