@@ -621,8 +621,9 @@ class PushDeployer:
                 and state[f"image#{c}"].get("digest") == push.digest
                 for c in t.outcome.containers
             )
-            if (key["pk"], key["sk"]) in items or not ours:
-                continue
+            recorded = items.get((key["pk"], key["sk"]), {})
+            if recorded.get("image_digest") or not ours:
+                continue  # recorded by ecspilot already (an external record gets its details)
             t.outcome.deployment_id = deployment_id
             t.outcome.reason = "already runs this digest; its deployment record was missing: written"
             missing.append(
