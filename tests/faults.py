@@ -13,6 +13,9 @@ call's parameters, and fails it in one of four ways:
 ``lost-reply``  the request reaches moto and is applied, but its reply is replaced by a 500
                 ``InternalFailure``: botocore's retry then sends the request again (the reply lost
                 on the way back of a RegisterTaskDefinition, an UpdateService...);
+``throttle``    the request is answered ``ThrottlingException`` (or ``code``) *instead of*
+                reaching moto (not applied): botocore's retry mode retries it as it would a
+                real throttle, so only a run of throttles longer than its attempts gets through;
 ``exception``   the call raises the given exception (a bug in a part, anything unexpected);
 ``delay``       the call waits ``seconds`` before it is sent, then goes through (to order racing
                 threads: the delayed call lands last).
@@ -23,6 +26,7 @@ matching calls, drawn from a seeded generator so a run is repeatable. ``fired`` 
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -34,7 +38,7 @@ from typing import Any, Literal
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
-Mode = Literal["error", "network", "lost-reply", "exception", "delay"]
+Mode = Literal["error", "network", "lost-reply", "throttle", "exception", "delay"]
 
 
 @dataclass
@@ -176,11 +180,18 @@ class Faults:
         parts = event_name.split(".")
         service_id = parts[1].lower().replace("-", "") if len(parts) > 2 else ""
         operation = parts[2] if len(parts) > 2 else ""
-        rule = self._pick(service_id, operation, getattr(self._params, "value", None) or {}, ("lost-reply",))
+        params = getattr(self._params, "value", None) or {}
+        rule = self._pick(service_id, operation, params, ("lost-reply", "throttle"))
         if rule is None:
             return None
+        headers = {"x-amzn-RequestId": "injected-fault"}
+        if rule.mode == "throttle":
+            # moto's own before-send handler runs after ours; pointed elsewhere, it lets it pass
+            request.url = "https://throttled.injected-fault.invalid/"
+            body = json.dumps({"__type": rule.code, "message": f"injected {rule.code}"}).encode()
+            return _LostReply(status_code=rule.status, headers=headers, body=body)
         body = b'{"__type":"InternalFailure","message":"injected: the reply was lost"}'
-        return _LostReply(status_code=500, headers={"x-amzn-RequestId": "injected-fault"}, body=body)
+        return _LostReply(status_code=500, headers=headers, body=body)
 
 
 class _LostReply(AWSResponse):
