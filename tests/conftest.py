@@ -22,6 +22,7 @@ from ecspilot.runtime import Runtime
 from ecspilot.sandbox import REGION, Sandbox, create_state_table
 from ecspilot.settings import Settings
 from tests.faults import Faults
+from tests.moto_state import atomic_dynamodb_writes, new_deployment_per_update
 
 TABLE = "ecspilot-state-test"
 
@@ -46,7 +47,9 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def moto() -> Iterator[None]:
     from moto import mock_aws  # noqa: PLC0415
 
-    with mock_aws():
+    # ECS gives every deployment its own id (moto keeps one per service unless told otherwise),
+    # and DynamoDB applies a conditional write atomically (moto checks, then writes, unlocked)
+    with mock_aws(), new_deployment_per_update(), atomic_dynamodb_writes():
         yield
 
 

@@ -13,7 +13,12 @@ call's parameters, and fails it in one of four ways:
 ``lost-reply``  the request reaches moto and is applied, but its reply is replaced by a 500
                 ``InternalFailure``: botocore's retry then sends the request again (the reply lost
                 on the way back of a RegisterTaskDefinition, an UpdateService...);
-``exception``   the call raises the given exception (a bug in a part, anything unexpected).
+``throttle``    the request is answered ``ThrottlingException`` (or ``code``) *instead of*
+                reaching moto (not applied): botocore's retry mode retries it as it would a
+                real throttle, so only a run of throttles longer than its attempts gets through;
+``exception``   the call raises the given exception (a bug in a part, anything unexpected);
+``delay``       the call waits ``seconds`` before it is sent, then goes through (to order racing
+                threads: the delayed call lands last).
 
 ``times`` bounds how often a rule fires (None: always); ``rate`` fires it on that share of the
 matching calls, drawn from a seeded generator so a run is repeatable. ``fired`` counts.
@@ -21,8 +26,10 @@ matching calls, drawn from a seeded generator so a run is repeatable. ``fired`` 
 
 from __future__ import annotations
 
+import json
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +38,7 @@ from typing import Any, Literal
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
-Mode = Literal["error", "network", "lost-reply", "exception"]
+Mode = Literal["error", "network", "lost-reply", "throttle", "exception", "delay"]
 
 
 @dataclass
@@ -45,6 +52,7 @@ class Rule:
     rate: float = 1.0
     when: Callable[[Mapping[str, Any]], bool] | None = None
     exception: BaseException | None = None
+    seconds: float = 0.0
     fired: int = 0
     seen: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
@@ -70,7 +78,7 @@ class Faults:
 
     def __init__(self) -> None:
         self.rules: list[Rule] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a ``when`` predicate may call AWS itself
         self._params = threading.local()
 
     def attach(self, session: Any) -> Faults:
@@ -93,12 +101,23 @@ class Faults:
         seed: int = 0,
         when: Callable[[Mapping[str, Any]], bool] | None = None,
         exception: BaseException | None = None,
+        seconds: float = 0.0,
     ) -> Rule:
         """Add a rule; see the module docstring. Returns it (``rule.fired`` counts)."""
         if status is None:
             status = 400 if code.endswith(("Exception", "Throttling", "Exceeded")) else 500
         rule = Rule(
-            operation, mode, code, status, service, times, rate, when, exception, rng=random.Random(seed)
+            operation,
+            mode,
+            code,
+            status,
+            service,
+            times,
+            rate,
+            when,
+            exception,
+            seconds,
+            rng=random.Random(seed),
         )
         with self._lock:
             self.rules.append(rule)
@@ -134,8 +153,11 @@ class Faults:
     def _before_call(self, model: Any, params: Mapping[str, Any], **_: Any) -> Any:
         service = model.service_model.service_name
         call_params = getattr(self._params, "value", None) or dict(params)
-        rule = self._pick(service, model.name, call_params, ("error", "network", "exception"))
+        rule = self._pick(service, model.name, call_params, ("error", "network", "exception", "delay"))
         if rule is None:
+            return None
+        if rule.mode == "delay":
+            time.sleep(rule.seconds)
             return None
         if rule.mode == "network":
             raise EndpointConnectionError(endpoint_url=f"https://{service}.injected-fault.invalid")
@@ -158,11 +180,18 @@ class Faults:
         parts = event_name.split(".")
         service_id = parts[1].lower().replace("-", "") if len(parts) > 2 else ""
         operation = parts[2] if len(parts) > 2 else ""
-        rule = self._pick(service_id, operation, getattr(self._params, "value", None) or {}, ("lost-reply",))
+        params = getattr(self._params, "value", None) or {}
+        rule = self._pick(service_id, operation, params, ("lost-reply", "throttle"))
         if rule is None:
             return None
+        headers = {"x-amzn-RequestId": "injected-fault"}
+        if rule.mode == "throttle":
+            # moto's own before-send handler runs after ours; pointed elsewhere, it lets it pass
+            request.url = "https://throttled.injected-fault.invalid/"
+            body = json.dumps({"__type": rule.code, "message": f"injected {rule.code}"}).encode()
+            return _LostReply(status_code=rule.status, headers=headers, body=body)
         body = b'{"__type":"InternalFailure","message":"injected: the reply was lost"}'
-        return _LostReply(status_code=500, headers={"x-amzn-RequestId": "injected-fault"}, body=body)
+        return _LostReply(status_code=500, headers=headers, body=body)
 
 
 class _LostReply(AWSResponse):

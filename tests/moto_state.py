@@ -6,7 +6,10 @@ Every helper says what real AWS would have done that moto does not.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ecspilot.sandbox import ACCOUNT, REGION
 
@@ -43,3 +46,32 @@ def set_registered_at(family: str, revision: int, seconds_ago: int) -> None:
 
     task_definition = ecs_backends[ACCOUNT][REGION].task_definitions[family][revision]
     task_definition.registered_at = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+
+
+@contextlib.contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """DynamoDB applies a conditional write atomically: its condition is checked and the item
+    written with no other write in between. moto's in-memory backend checks then writes without
+    a lock, so two threads can both pass a condition only one of them should. Tests that race
+    real threads on conditional writes serialize moto's DynamoDB write operations, as DynamoDB
+    does per item."""
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
+
+    lock = threading.RLock()
+    names = ("transact_write_items", "update_item", "put_item", "delete_item", "batch_write_item")
+    originals = {name: getattr(DynamoDBBackend, name) for name in names}
+
+    def locked(original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return call
+
+    for name, original in originals.items():
+        setattr(DynamoDBBackend, name, locked(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(DynamoDBBackend, name, original)

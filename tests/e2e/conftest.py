@@ -15,6 +15,7 @@ from ecspilot.aws import Clients
 from ecspilot.local import CallRecorder, local_aws, moto_api
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import Sandbox, create_state_table
+from tests.moto_state import new_deployment_per_update
 
 TABLE = "ecspilot-e2e"
 
@@ -45,7 +46,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    with local_aws() as endpoint:
+    with local_aws() as endpoint, new_deployment_per_update():
         # moto's state lives in this process, shared by every server it starts: start clean
         moto_api(endpoint, "reset", {})
         yield World(endpoint, tmp_path)

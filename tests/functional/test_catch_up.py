@@ -276,14 +276,17 @@ def test_catch_up_of_several_repositories_describes_and_records_in_one_batch_eac
     recorder.reset()
     # WHEN reconcile catches up
     result = invoke("reconcile", {})
-    # THEN all three roll, with one DescribeServices and one BatchWriteItem for the lot
+    # THEN all three roll, with one DescribeServices and one records write for the lot
     assert sorted(a["target"] for a in result["actions"] if a["change"] == "update") == [
         "prod/api",
         "prod/cron",
         "prod/worker",
     ]
     assert recorder.count("DescribeServices") == 1
-    assert recorder.count("BatchWriteItem") == 1
+    # one transaction claims each image's services, one writes the three records
+    writes = [p["TransactItems"] for p in recorder.params("TransactWriteItems")]
+    records = [w for w in writes if w[0]["Update"]["Key"]["pk"]["S"].startswith("DEPLOYMENT#")]
+    assert [len(w) for w in records] == [3]
     assert [r["trigger"] for r in rt.history.deployments("prod", "cron")] == ["catch-up"]
 
 

@@ -72,3 +72,12 @@ def test_a_rate_rule_is_repeatable_for_a_seed(clients: Clients, faults: Faults) 
     first = run(7)
     assert first == run(7)
     assert 0 < first.count(False) < 40
+
+
+def test_a_throttle_is_not_applied_and_botocore_retries_it(clients: Clients, faults: Faults) -> None:
+    url = _queue(clients)
+    rule = faults.fail("SendMessage", "throttle", times=2)
+    clients.sqs.send_message(QueueUrl=url, MessageBody="once")
+    assert rule.fired == 2
+    got = clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in got] == ["once"]  # two throttles, one delivery

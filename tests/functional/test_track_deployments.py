@@ -147,7 +147,7 @@ def test_a_completed_deployment_closes_its_record_with_the_duration_and_counts_a
     done_at = (datetime.fromisoformat(at) + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
     result = invoke(TRACK, deployment_event("ecs_deployment_completed", started["deployment_id"], at=done_at))
     # THEN the record is COMPLETED with ECS's reason and a 30 s duration
-    [record] = rt.history.deployment_by_id(started["deployment_id"])
+    record = rt.history.deployment(started["deployment_id"])
     assert record["status"] == "COMPLETED"
     assert record["duration_seconds"] == 30
     assert record["reason"] == "ECS deployment ecs-svc/6405940160831029548 completed."
@@ -168,12 +168,12 @@ def test_a_duplicate_completed_event_changes_nothing_and_counts_nothing(
     started = deploy(world, rt, "v1")
     event = deployment_event("ecs_deployment_completed", started["deployment_id"])
     invoke(TRACK, event)
-    [first] = rt.history.deployment_by_id(started["deployment_id"])
+    first = rt.history.deployment(started["deployment_id"])
     capsys.readouterr()
     # WHEN EventBridge delivers the same event again
     result = invoke(TRACK, event)
     # THEN the record is untouched and no second success is counted
-    [again] = rt.history.deployment_by_id(started["deployment_id"])
+    again = rt.history.deployment(started["deployment_id"])
     assert again == first
     assert result["moved"] == []
     assert metric_values(emitted(capsys.readouterr().out), "DeploymentsSucceeded") == []
@@ -189,7 +189,7 @@ def test_a_late_in_progress_event_never_moves_a_completed_record_back(
     invoke(TRACK, deployment_event("ecs_deployment_in_progress", started["deployment_id"]))
     invoke(TRACK, deployment_event("ecs_deployment_failed", started["deployment_id"]))
     # THEN COMPLETED stays COMPLETED
-    [record] = rt.history.deployment_by_id(started["deployment_id"])
+    record = rt.history.deployment(started["deployment_id"])
     assert record["status"] == "COMPLETED"
 
 
@@ -204,7 +204,7 @@ def test_a_failed_deployment_is_recorded_counted_and_notified_with_what_a_person
     # WHEN ECS reports the circuit breaker failed it
     invoke(TRACK, deployment_event("ecs_deployment_failed", started["deployment_id"]))
     # THEN the record is FAILED with the reason
-    [record] = rt.history.deployment_by_id(started["deployment_id"])
+    record = rt.history.deployment(started["deployment_id"])
     assert (record["status"], record["reason"]) == (
         "FAILED",
         "ECS deployment circuit breaker: tasks failed to start.",
@@ -250,12 +250,12 @@ def test_a_circuit_breaker_rollback_marks_the_bad_deployment_rolled_back_in_eith
     for name in order:
         invoke(TRACK, events[name])
     # THEN v2 is ROLLED_BACK to v1's deployment, v1 stays COMPLETED, and the rollback is recorded
-    [bad_now] = rt.history.deployment_by_id(bad["deployment_id"])
+    bad_now = rt.history.deployment(bad["deployment_id"])
     assert bad_now["status"] == "ROLLED_BACK"
     assert bad_now["rolled_back_to"] == good["deployment_id"]
     assert bad_now["rollback_deployment_id"] == rollback_id
-    assert rt.history.deployment_by_id(good["deployment_id"])[0]["status"] == "COMPLETED"
-    [rollback] = rt.history.deployment_by_id(rollback_id)
+    assert rt.history.deployment(good["deployment_id"])["status"] == "COMPLETED"
+    rollback = rt.history.deployment(rollback_id)
     assert (rollback["trigger"], rollback["status"]) == ("rollback", "COMPLETED")
     # AND the rollback is counted once and a person is told
     blobs = emitted(capsys.readouterr().out)

@@ -24,15 +24,13 @@ it is, never stops the others. With ``dry_run`` steps 5 to 7 are reported, not d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from ecspilot.aws import Clients
-from ecspilot.config import EcspilotConfig, JobConfig, ServiceConfig
-from ecspilot.deploy_reads import DESCRIBE_SERVICES_BATCH, DeployReads, aware
-from ecspilot.deploy_result import JobOutcome, Outcome, PushResult, ServiceOutcome, report
+from ecspilot.config import EcspilotConfig, JobConfig
+from ecspilot.deploy_commit import DeployCommit
+from ecspilot.deploy_reads import DESCRIBE_SERVICES_BATCH, aware
+from ecspilot.deploy_result import JobOutcome, Outcome, PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy_rules import (
     decide,
     deployment_configuration,
@@ -40,13 +38,12 @@ from ecspilot.deploy_rules import (
     freshness_reason,
     is_stale,
     primary_deployment_id,
-    rolled_back_reason,
 )
 from ecspilot.envelope import parse_event
 from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
 from ecspilot.events import EcrImageActionEvent
 from ecspilot.fanout import bounded_map
-from ecspilot.history import DeploymentRecord, History, utc_now
+from ecspilot.history import History, utc_now
 from ecspilot.images import ImagePush, short_digest
 from ecspilot.obs import count, logger
 from ecspilot.revisions import TaskDefinition
@@ -73,25 +70,17 @@ __all__ = [
 # --- the runbook ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Target:
-    config: ServiceConfig
-    outcome: ServiceOutcome
-    service: dict[str, Any] | None = None
+_Target = Target
 
 
-class PushDeployer(DeployReads):
+class PushDeployer(DeployCommit):
     """Deploys one image push to every configured service that follows it."""
 
     def __init__(
         self, clients: Clients, history: History, max_workers: int = 8, trigger: str = "push"
     ) -> None:
-        super().__init__(clients, max_workers)
-        self.trigger = trigger
-        self.history = history
+        super().__init__(clients, history, max_workers, trigger)
         self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
-        self.defer_records = False  # catch-up writes the records of all its pushes at once
-        self.pending_records: list[DeploymentRecord] = []
 
     # AWS edges ------------------------------------------------------------------------------
 
@@ -121,36 +110,6 @@ class PushDeployer(DeployReads):
             image=image,
         )
         return new_arn
-
-    def _update(self, item: tuple[_Target, str]) -> str:
-        target, new_arn = item
-        svc = target.config
-        kwargs: dict[str, Any] = {
-            "cluster": svc.cluster,
-            "service": svc.service_name,
-            "taskDefinition": new_arn,
-        }
-        conf = deployment_configuration(target.service or {}, svc.rollback)
-        if conf is not None:
-            kwargs["deploymentConfiguration"] = conf
-        try:
-            resp = self.clients.ecs.update_service(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise DeployError(
-                f"UpdateService failed: {exc}", cluster=svc.cluster, service=svc.service_name
-            ) from exc
-        return primary_deployment_id(resp["service"])
-
-    def _rolled_back(self, target: _Target, push: ImagePush) -> str | None:
-        """Why ``push`` is held on this service: its digest FAILED or was ROLLED_BACK there."""
-        svc = target.config
-        try:
-            records = self.history.deployments(svc.cluster, svc.service_name, limit=10)
-        except (ClientError, BotoCoreError) as exc:
-            raise DeployError(
-                f"reading deployment history failed: {exc}", cluster=svc.cluster, service=svc.service_name
-            ) from exc
-        return rolled_back_reason(records, push)
 
     # the flow -------------------------------------------------------------------------------
 
@@ -184,10 +143,12 @@ class PushDeployer(DeployReads):
             self._attach_services(targets)
             live = [t for t in targets if t.service is not None]
             self._decide(live, push)
-            self._hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
+            self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
             to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
             if to_deploy and not dry_run:
                 self._deploy(to_deploy, push, result)
+            if not dry_run:
+                self.backfill(live, push, result)
         if jobs:
             outcomes = self._map(lambda item: self._follow_job(item[0], item[1], push, dry_run), jobs)
             result.jobs = [
@@ -273,16 +234,6 @@ class PushDeployer(DeployReads):
             verdict, t.outcome.reason = got
             t.outcome.outcome = "would-deploy" if verdict == "deploy" else verdict
 
-    def _hold_rolled_back(self, targets: list[_Target], push: ImagePush) -> None:
-        """Hold the services where this digest FAILED or was ROLLED_BACK (one history read per
-        service about to be deployed, in parallel): a redelivered push or catch-up must not
-        undo the circuit breaker."""
-        for t, reason in zip(targets, self._map(lambda t: self._rolled_back(t, push), targets), strict=True):
-            if isinstance(reason, EcspilotError):
-                t.outcome.outcome, t.outcome.reason = "failed", str(reason)
-            elif reason:
-                t.outcome.outcome, t.outcome.reason = "held", reason
-
     def _deploy(self, targets: list[_Target], push: ImagePush, result: PushResult) -> None:
         groups: dict[tuple[str, tuple[str, ...]], list[_Target]] = {}
         for t in targets:
@@ -299,7 +250,9 @@ class PushDeployer(DeployReads):
                     updates.append((t, new_arn))
             if not isinstance(new_arn, EcspilotError):
                 result.registered.append(new_arn)
+        updates = self.claim(updates, push)
         records = []
+        applied = []
         started_at = utc_now()
         for (t, new_arn), outcome in zip(updates, self._map(self._update, updates), strict=True):
             if isinstance(outcome, EcspilotError):
@@ -309,30 +262,10 @@ class PushDeployer(DeployReads):
             # the service now runs the new revision: a later push in this invocation clones that one
             if t.service is not None:
                 t.service["taskDefinition"] = new_arn
-            records.append(
-                DeploymentRecord(
-                    cluster=t.config.cluster,
-                    service=t.config.service_name,
-                    from_task_definition=t.outcome.from_task_definition,
-                    to_task_definition=new_arn,
-                    image_digest=push.digest,
-                    image_tag=push.tag,
-                    repository=push.repository,
-                    deployment_id=outcome,
-                    started_at=started_at,
-                    event_id=push.event_id,
-                    trigger=self.trigger,
-                )
-            )
-        if self.defer_records:
-            self.pending_records.extend(records)
-        else:
-            self.history.record_deployments(records)
-
-    def flush_records(self) -> None:
-        """Write the deferred deployment records (BatchWriteItem, 25 per call)."""
-        records, self.pending_records = self.pending_records, []
-        self.history.record_deployments(records)
+            applied.append((t, self.claims_of(t, new_arn, push)))
+            records.append(self.record(t, new_arn, outcome, push, started_at))
+        self.write_records(records, result)
+        self.verify(applied)
 
 
 def deploy_push(
@@ -349,6 +282,7 @@ def deploy_push(
         DeployError(o.reason, cluster=o.cluster, service=o.service) for o in result.by_outcome("failed")
     ]
     failures += [DeployError(j.reason, job=j.job) for j in result.jobs if j.outcome == "failed"]
+    failures += [DeployError(f"deployment records not written: {e}") for e in result.record_errors]
     if failures and not dry_run:
         raise DeployFailuresError(failures, result)
     return result

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ecspilot.config import ServiceConfig
+from ecspilot.errors import EcspilotError
 from ecspilot.images import ImagePush
 from ecspilot.obs import count, logger
 from ecspilot.taskdef import family_revision
@@ -25,6 +27,15 @@ class ServiceOutcome:
     to_task_definition: str = ""
     deployment_id: str = ""
     reason: str = ""
+
+
+@dataclass
+class Target:
+    """A configured service in the runbook: its outcome so far and, once described, the service."""
+
+    config: ServiceConfig
+    outcome: ServiceOutcome
+    service: dict[str, Any] | None = None
 
 
 @dataclass
@@ -49,6 +60,7 @@ class PushResult:
     outcomes: list[ServiceOutcome] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     jobs: list[JobOutcome] = field(default_factory=list)
+    record_errors: list[EcspilotError] = field(default_factory=list)
 
     def by_outcome(self, outcome: Outcome) -> list[ServiceOutcome]:
         return [o for o in self.outcomes if o.outcome == outcome]

@@ -1,21 +1,30 @@
-"""The state table: deployment records and job runs.
+"""The state table: deployment records, job runs, and what each service was last given.
 
 One DynamoDB table, keys ``pk`` (S) and ``sk`` (S), one global secondary index
 ``gsi1`` (``gsi1pk``, ``gsi1sk``), TTL attribute ``expires_at``.
 
-Access patterns (all served by Query, never Scan):
+Access patterns (all served by GetItem or Query, never Scan):
 
 =================================  =========================================================
 pattern                            key condition
 =================================  =========================================================
-latest deployments of a service    pk = ``SERVICE#<cluster>#<service>``, sk begins ``DEPLOY#``,
-                                   newest first
-one deployment by ECS id           gsi1: gsi1pk = ``DEPLOYMENT#<ecs deployment id>``
+one deployment by ECS id           pk = ``DEPLOYMENT#<ecs deployment id>``, sk = ``DEPLOYMENT``
+                                   (GetItem, strongly consistent)
+latest deployments of a service    gsi1: gsi1pk = ``SERVICE#<cluster>#<service>``, gsi1sk begins
+                                   ``DEPLOY#`` (``DEPLOY#<started_at>``), newest first
 runs of a job                      pk = ``JOB#<job>``, sk begins ``RUN#``, newest first
 one run by task ARN                gsi1: gsi1pk = ``TASK#<task arn>``
+the newest image of a service      pk = ``SERVICE#<cluster>#<service>``, sk = ``STATE``
+                                   (:mod:`ecspilot.service_state`)
 last deployment of a service       as "latest deployments", ``Limit`` 1 (``ecspilot status``)
 last run of a job                  as "runs of a job", ``Limit`` 1 (``ecspilot status``)
 =================================  =========================================================
+
+A deployment has exactly one item, keyed by its ECS deployment id, whoever writes first: the
+push deployer upserts what it started (fields it knows, status IN_PROGRESS only if the item has
+none yet), the tracker upserts the status ECS reported (creating an ``external`` record when
+the deployer has not written yet). Whatever the order of the two writes, they meet on one item
+and its status only moves forward.
 
 Records expire ``retention_days`` after they are written.
 
@@ -28,6 +37,7 @@ out-of-order events change nothing.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -46,6 +56,9 @@ if TYPE_CHECKING:
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
+TRANSACT_LIMIT = 100  # TransactWriteItems' limit of actions per call
+TRANSACT_ATTEMPTS = 5
 
 
 def utc_now() -> str:
@@ -75,17 +88,21 @@ class DeploymentRecord:
     status: str = "IN_PROGRESS"
 
     def key(self) -> dict[str, str]:
-        return {
-            "pk": service_pk(self.cluster, self.service),
-            "sk": f"DEPLOY#{self.started_at}#{self.deployment_id}",
-        }
+        return deployment_key(self.deployment_id or f"{self.cluster}/{self.service}@{self.started_at}")
 
     def to_item(self) -> dict[str, Any]:
-        item: dict[str, Any] = {**self.key(), "type": "deployment", **asdict(self)}
-        if self.deployment_id:
-            item["gsi1pk"] = f"DEPLOYMENT#{self.deployment_id}"
-            item["gsi1sk"] = "DEPLOYMENT"
-        return item
+        return {
+            **self.key(),
+            "type": "deployment",
+            **asdict(self),
+            "gsi1pk": service_pk(self.cluster, self.service),
+            "gsi1sk": f"DEPLOY#{self.started_at}",
+        }
+
+
+def deployment_key(deployment_id: str) -> dict[str, str]:
+    """The key of a deployment's one item: its ECS deployment id."""
+    return {"pk": f"DEPLOYMENT#{deployment_id}", "sk": "DEPLOYMENT"}
 
 
 def job_pk(job: str) -> str:
@@ -187,22 +204,111 @@ class History:
         return written
 
     def record_deployments(self, records: Sequence[DeploymentRecord]) -> int:
-        """Write deployment records in batches."""
-        return self.put_items(r.to_item() for r in records)
+        """Upsert what the deployer started, 100 per TransactWriteItems: each record's fields are
+        set, its status only when the item has none yet (the tracker may have closed it already)."""
+        if not self.enabled or not records:
+            return 0
+        client, table = self._target()
+        expires = self.expires_at()
+        actions = []
+        latest = {record.key()["pk"]: record for record in records}  # one action per item
+        for record in latest.values():
+            item = {k: v for k, v in record.to_item().items() if k not in ("pk", "sk", "status")}
+            fields = {**item, "expires_at": expires}
+            update = _set_expression(fields)
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": serialize(record.key()),
+                        "UpdateExpression": f"{update.expression}, #status = if_not_exists(#status, :status)",
+                        "ExpressionAttributeNames": {**update.names, "#status": "status"},
+                        "ExpressionAttributeValues": serialize({**update.values, ":status": record.status}),
+                    }
+                }
+            )
+        for start in range(0, len(actions), TRANSACT_LIMIT):
+            self._transact(client, actions[start : start + TRANSACT_LIMIT])
+        return len(actions)
+
+    def _transact(self, client: DynamoDBClient, actions: Sequence[Any]) -> None:
+        """TransactWriteItems, retried while it is cancelled by a conflicting write (the tracker
+        updating one of the items at the same moment): botocore does not retry those."""
+        for attempt in range(TRANSACT_ATTEMPTS):
+            try:
+                client.transact_write_items(TransactItems=list(actions))
+                return
+            except ClientError as exc:
+                reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
+                conflict = exc.response.get("Error", {}).get(
+                    "Code"
+                ) == "TransactionCanceledException" and any(
+                    r in ("TransactionConflict", "ThrottlingError") for r in reasons
+                )
+                if not conflict or attempt == TRANSACT_ATTEMPTS - 1:
+                    raise AwsError(f"writing history failed: {exc}", table=self.table_name) from exc
+            except BotoCoreError as exc:
+                raise AwsError(f"writing history failed: {exc}", table=self.table_name) from exc
+            time.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
 
     def deployments(self, cluster: str, service: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Latest deployments of a service, newest first."""
-        if not self.enabled:
-            return []
-        client, table = self._target()
-        resp = client.query(
-            TableName=table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+        """Latest deployments of a service, newest first (gsi1)."""
+        return self._query(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :pk AND begins_with(gsi1sk, :sk)",
             ExpressionAttributeValues={":pk": {"S": service_pk(cluster, service)}, ":sk": {"S": "DEPLOY#"}},
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [deserialize(i) for i in resp.get("Items", [])]
+
+    def deployment(self, deployment_id: str) -> dict[str, Any] | None:
+        """The record of one ECS deployment (GetItem, strongly consistent), or None."""
+        if not self.enabled:
+            return None
+        client, table = self._target()
+        try:
+            resp = client.get_item(
+                TableName=table, Key=serialize(deployment_key(deployment_id)), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsError(f"reading history failed: {exc}", table=table) from exc
+        item = resp.get("Item")
+        return deserialize(item) if item else None
+
+    def get_many(self, keys: Iterable[Mapping[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The items at ``keys`` that exist, by ``(pk, sk)`` (BatchGetItem, 100 keys per call,
+        strongly consistent)."""
+        wanted = sorted({(k["pk"], k["sk"]) for k in keys})
+        if not self.enabled or not wanted:
+            return {}
+        client, table = self._target()
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            batch: list[Any] = [
+                serialize({"pk": pk, "sk": sk}) for pk, sk in wanted[start : start + BATCH_GET_LIMIT]
+            ]
+            for attempt in range(6):
+                try:
+                    resp = client.batch_get_item(
+                        RequestItems={table: {"Keys": batch, "ConsistentRead": True}}
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    raise AwsError(f"reading history failed: {exc}", table=table) from exc
+                for raw in resp.get("Responses", {}).get(table, []):
+                    item = deserialize(raw)
+                    found[(str(item["pk"]), str(item["sk"]))] = item
+                unprocessed: Mapping[str, Any] = resp.get("UnprocessedKeys", {}).get(table) or {}
+                batch = list(unprocessed.get("Keys", []))
+                if not batch:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            if batch:
+                raise AwsError(f"{len(batch)} history read(s) left unprocessed", table=table)
+        return found
+
+    def connection(self) -> tuple[DynamoDBClient, str] | None:
+        """The state table's client and name, or None when history is off."""
+        return self._target() if self.enabled else None
 
     # --- the tracker's access patterns (all Query, never Scan) ---------------------------------
 
@@ -215,19 +321,6 @@ class History:
         except (ClientError, BotoCoreError) as exc:
             raise AwsError(f"reading history failed: {exc}", table=table) from exc
         return [deserialize(i) for i in resp.get("Items", [])]
-
-    def deployment_by_id(self, deployment_id: str) -> list[dict[str, Any]]:
-        """The deployment record(s) of one ECS deployment id (gsi1), newest first.
-
-        ECS deployment ids are unique, so this is one record in practice; a list keeps
-        the caller honest about the index being eventually consistent.
-        """
-        items = self._query(
-            IndexName="gsi1",
-            KeyConditionExpression="gsi1pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"DEPLOYMENT#{deployment_id}"}},
-        )
-        return sorted(items, key=lambda i: str(i.get("sk", "")), reverse=True)
 
     def runs(self, job: str, limit: int = 20) -> list[dict[str, Any]]:
         """Runs of a job (one record per task), newest first."""
@@ -246,58 +339,53 @@ class History:
             ExpressionAttributeValues={":pk": {"S": f"TASK#{task_arn}"}},
         )
 
-    def put_new(self, item: Mapping[str, Any]) -> bool:
-        """Write ``item`` only if no item has its key yet; False when one already does."""
-        if not self.enabled:
-            return False
-        client, table = self._target()
-        try:
-            client.put_item(
-                TableName=table,
-                Item=serialize({**item, "expires_at": self.expires_at()}),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise AwsError(f"writing history failed: {exc}", table=table) from exc
-        except BotoCoreError as exc:
-            raise AwsError(f"writing history failed: {exc}", table=table) from exc
-        return True
-
     def transition(
         self,
         key: Mapping[str, str],
         status: str,
         allowed_from: Sequence[str],
         fields: Mapping[str, Any] | None = None,
+        create: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Set ``status`` (and ``fields``) on the item at ``key`` only while its status is one
         of ``allowed_from``: one conditional UpdateItem, so concurrent, duplicate and late
         events can never move a record backwards.
 
-        Returns the item as it was before the update, or None when the condition failed
-        (the record had already moved on, or does not exist).
+        With ``create`` (the item's other attributes), a missing item is created in the same
+        call (``create`` only fills attributes the item does not have yet), so a writer that
+        comes second meets the first on the one item.
+
+        Returns the item as it was before the update (``{}`` when it was created), or None
+        when the condition failed (the record had already moved on, or does not exist).
         """
-        if not self.enabled or not allowed_from:
+        if not self.enabled or not (allowed_from or create):
             return None
         client, table = self._target()
         values = {k: v for k, v in (fields or {}).items() if v is not None}
-        names = {"#status": "status", **{f"#f{i}": k for i, k in enumerate(values)}}
-        sets = ["#status = :status"] + [f"#f{i} = :f{i}" for i in range(len(values))]
+        extra = {
+            k: v for k, v in (create or {}).items() if v is not None and k not in values and k not in key
+        }
+        if create is not None:
+            extra.setdefault("expires_at", self.expires_at())
+        update = _set_expression(values, extra)
+        conditions = ["attribute_not_exists(pk)"] if create is not None else []
+        if allowed_from:
+            conditions.append(f"#status IN ({', '.join(f':from{i}' for i in range(len(allowed_from)))})")
+            update.sets.append("#status = :status")
+        else:  # only create: the status is set when the item is new, never moved
+            update.sets.append("#status = if_not_exists(#status, :status)")
         attr_values = {
+            **update.values,
             ":status": status,
-            **{f":f{i}": v for i, v in enumerate(values.values())},
             **{f":from{i}": s for i, s in enumerate(allowed_from)},
         }
-        condition = f"#status IN ({', '.join(f':from{i}' for i in range(len(allowed_from)))})"
         try:
             resp = client.update_item(
                 TableName=table,
                 Key=serialize(key),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
+                UpdateExpression=update.expression,
+                ConditionExpression=" OR ".join(conditions),
+                ExpressionAttributeNames={**update.names, "#status": "status"},
                 ExpressionAttributeValues=serialize(attr_values),
                 ReturnValues="ALL_OLD",
             )
@@ -308,3 +396,28 @@ class History:
         except BotoCoreError as exc:
             raise AwsError(f"updating history failed: {exc}", table=table, status=status) from exc
         return deserialize(resp.get("Attributes", {}))
+
+
+@dataclass
+class _Update:
+    sets: list[str]
+    names: dict[str, str]
+    values: dict[str, Any]
+
+    @property
+    def expression(self) -> str:
+        return "SET " + ", ".join(self.sets)
+
+
+def _set_expression(values: Mapping[str, Any], if_missing: Mapping[str, Any] | None = None) -> _Update:
+    """``SET`` clauses for ``values``, and ``if_not_exists`` ones for ``if_missing``."""
+    names: dict[str, str] = {}
+    attr: dict[str, Any] = {}
+    sets: list[str] = []
+    for i, (name, value) in enumerate(values.items()):
+        names[f"#f{i}"], attr[f":f{i}"] = name, value
+        sets.append(f"#f{i} = :f{i}")
+    for i, (name, value) in enumerate((if_missing or {}).items()):
+        names[f"#c{i}"], attr[f":c{i}"] = name, value
+        sets.append(f"#c{i} = if_not_exists(#c{i}, :c{i})")
+    return _Update(sets, names, attr)

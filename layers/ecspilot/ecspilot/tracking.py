@@ -49,6 +49,7 @@ from ecspilot.history import DeploymentRecord, History
 from ecspilot.images import short_digest
 from ecspilot.obs import count, logger, metrics, seconds
 from ecspilot.runtime import Runtime
+from ecspilot.service_state import ServiceState
 from ecspilot.taskdef import family_revision
 
 DeploymentStatus = Literal["IN_PROGRESS", "COMPLETED", "FAILED", "ROLLED_BACK"]
@@ -62,6 +63,7 @@ DEPLOYMENT_MOVES: dict[str, tuple[str, ...]] = {
     "ROLLED_BACK": ("IN_PROGRESS", "FAILED"),
 }
 OPEN_RUN = ("PENDING", "RUNNING")
+HOLDING = ("FAILED", "ROLLED_BACK")  # a digest that ended so is never deployed there again
 EVENT_STATUS: dict[str, DeploymentStatus] = {
     "SERVICE_DEPLOYMENT_IN_PROGRESS": "IN_PROGRESS",
     "SERVICE_DEPLOYMENT_COMPLETED": "COMPLETED",
@@ -305,14 +307,12 @@ class Tracker:
 
     # deployments ----------------------------------------------------------------------------
 
-    def _record_for(self, event: EcsDeploymentStateChangeEvent, trigger: str) -> dict[str, Any] | None:
-        """The deployment's record, created as external (or rollback) when ecspilot did not start it."""
+    def _upsert(self, event: EcsDeploymentStateChangeEvent, status: str, trigger: str) -> Moved | None:
+        """Apply the event's status to the deployment's one item (keyed by its ECS id), creating
+        it as ``external`` (or ``rollback``) when the deployer has not written it yet: deployer
+        and tracker meet on the same item whichever writes first."""
         cluster, service = parse_service_arn(event.service_arn)
         deployment_id = event.detail.deployment_id
-        for item in self.history.deployment_by_id(deployment_id):
-            if (item.get("cluster"), item.get("service")) == (cluster, service):
-                return item
-        started = iso(event.at) or ""
         record = DeploymentRecord(
             cluster=cluster,
             service=service,
@@ -322,19 +322,49 @@ class Tracker:
             image_tag="",
             repository="",
             deployment_id=deployment_id,
-            started_at=started,
+            started_at=iso(event.at) or "",
             trigger=trigger,
             event_id=event.id,
         )
-        item = {**record.to_item(), "service_arn": event.service_arn}
-        if self.history.put_new(item):
+        create = {**record.to_item(), "service_arn": event.service_arn}
+        del create["status"]
+        log = {"cluster": cluster, "ecs_service": service, "deployment_id": deployment_id}
+        if status == "IN_PROGRESS":
+            before = self.history.transition(record.key(), status, (), create=create)
+            if before == {}:
+                logger.info("deployment not started by ecspilot: recorded", extra=log)
+            return None
+        existing = self.history.deployment(deployment_id) or {}
+        if status in HOLDING and existing.get("status") in DEPLOYMENT_MOVES[status]:
+            self._hold(existing, status)
+        fields = {
+            "reason": event.detail.reason,
+            "finished_at": iso(event.at),
+            "duration_seconds": duration_seconds(existing.get("started_at"), event.at),
+        }
+        before = self.history.transition(record.key(), status, DEPLOYMENT_MOVES[status], fields, create)
+        if before is None:
             logger.info(
-                "deployment not started by ecspilot: recorded",
-                extra={"cluster": cluster, "ecs_service": service, "deployment_id": deployment_id},
+                "deployment record unchanged: it has already moved on",
+                extra={**log, "status": existing.get("status"), "event_status": status},
             )
-            return item
-        # the same event again (same key): read back what the first delivery wrote
-        return next(iter(self.history.deployment_by_id(deployment_id)), None)
+            return None
+        if before == {}:
+            logger.info("deployment not started by ecspilot: recorded", extra={**log, "status": status})
+        merged = {**create, **before, **{k: v for k, v in fields.items() if v is not None}, "status": status}
+        return Moved(merged, str(before.get("status", "")), status)
+
+    def _hold(self, record: Mapping[str, Any], status: str) -> None:
+        """Before a record becomes FAILED or ROLLED_BACK, hold its digest on the service, so no
+        redelivered push or catch-up deploys it there again. Written first: when the record's
+        move then fails, the event's retry writes the hold again (idempotent) and moves it."""
+        ServiceState(self.history).hold(
+            str(record.get("cluster", "")),
+            str(record.get("service", "")),
+            str(record.get("image_digest", "")),
+            status,
+            str(record.get("started_at", "")),
+        )
 
     def _move(self, record: Mapping[str, Any], status: str, fields: Mapping[str, Any]) -> Moved | None:
         key = {"pk": str(record["pk"]), "sk": str(record["sk"])}
@@ -370,6 +400,7 @@ class Tracker:
             if item.get("deployment_id") in {rollback_id, target}:
                 continue
             if item.get("status") in DEPLOYMENT_MOVES["ROLLED_BACK"]:
+                self._hold(item, "ROLLED_BACK")
                 return self._move(
                     item,
                     "ROLLED_BACK",
@@ -403,19 +434,9 @@ class Tracker:
             count("EventsIgnored")
             return {"ignored": f"event {event.detail.event_name} is not tracked"}
         target = rollback_target(event.detail.reason) if status == "IN_PROGRESS" else None
-        record = self._record_for(event, "rollback" if target else "external")
         moved: list[Moved] = []
-        if record is not None and status != "IN_PROGRESS":
-            step = self._move(
-                record,
-                status,
-                {
-                    "reason": event.detail.reason,
-                    "finished_at": iso(event.at),
-                    "duration_seconds": duration_seconds(record.get("started_at"), event.at),
-                },
-            )
-            moved += [step] if step else []
+        step = self._upsert(event, status, "rollback" if target else "external")
+        moved += [step] if step else []
         if target:
             step = self._rolled_back(event, target)
             moved += [step] if step else []
