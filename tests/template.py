@@ -112,3 +112,17 @@ def event_patterns(logical_id: str) -> dict[str, dict[str, Any]]:
     """The EventBridge rule patterns of a function's events, by event name."""
     events = load_template()["Resources"][logical_id]["Properties"].get("Events", {})
     return {name: e["Properties"]["Pattern"] for name, e in events.items() if e["Type"] == "EventBridgeRule"}
+
+
+def resolve_pseudo(value: Any, account: str, region: str) -> Any:
+    """``value`` with ``!Ref AWS::AccountId`` / ``!Ref AWS::Region`` replaced by ``account``/``region``
+    (to put a rule's pattern into a local EventBridge)."""
+    if isinstance(value, dict):
+        if value == {"Ref": "AWS::AccountId"}:
+            return account
+        if value == {"Ref": "AWS::Region"}:
+            return region
+        return {k: resolve_pseudo(v, account, region) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_pseudo(v, account, region) for v in value]
+    return value
