@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,10 +10,12 @@ import pytest
 
 from ecspilot.errors import EventError
 from ecspilot.local import CallRecorder, invoke, load_event
+from ecspilot.reconcile import SCHEDULE_INPUT
 from ecspilot.sandbox import Sandbox
 from tests.conftest import MakeRuntime
 from tests.faults import Faults, Mode
 from tests.functional.cloudformation import CloudFormationStandIn, custom_resource_event
+from tests.template import load_template
 
 
 @pytest.fixture
@@ -46,10 +49,17 @@ def test_a_stack_delete_answers_without_touching_aws(
     assert [r["Status"] for r in cloudformation.responses] == ["SUCCESS"]
 
 
-def test_the_rate_schedule_runs_reconcile(make_runtime: MakeRuntime) -> None:
+@pytest.mark.parametrize("event", [{}, None, SCHEDULE_INPUT])
+def test_the_rate_schedule_runs_reconcile(event: Any, make_runtime: MakeRuntime) -> None:
     make_runtime({"version": 1})
-    result = invoke("reconcile", {})
+    result = invoke("reconcile", event)
     assert result == {"dry_run": False, "summary": {}, "actions": []}
+
+
+def test_the_rate_schedule_of_the_template_sends_what_reconcile_reads_as_the_schedule() -> None:
+    events = load_template()["Resources"]["ReconcileFunction"]["Properties"]["Events"]
+    [schedule] = [e for e in events.values() if e["Type"] == "ScheduleV2"]
+    assert json.loads(schedule["Properties"]["Input"]) == SCHEDULE_INPUT
 
 
 # --- each part runs even when another fails -------------------------------------------------------

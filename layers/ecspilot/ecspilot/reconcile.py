@@ -91,6 +91,8 @@ def reconcile(rt: Runtime, dry_run: bool = False) -> ReconcileResult:
 # --- the reconcile function's triggers -----------------------------------------------------------
 
 RuntimeSource = Runtime | Callable[[], Runtime]
+# what the rate schedule sends (template.yaml sets it); {} is accepted too (a manual invoke)
+SCHEDULE_INPUT = {"trigger": "schedule"}
 
 
 def _is_custom_resource(event: Any) -> bool:
@@ -104,14 +106,14 @@ def _runtime(source: RuntimeSource) -> Runtime:
 def trigger_of(event: Any, rt: Runtime) -> str | dict[str, Any]:
     """Name the trigger of a (non custom resource) event, or the answer when it is ignored.
 
-    The rate schedule sends ``{}``; anything carrying ``detail-type`` or ``source`` is an
+    The rate schedule sends :data:`SCHEDULE_INPUT` (or ``{}``); anything carrying ``detail-type`` or ``source`` is an
     EventBridge event and must parse (CloudTrail events strictly), and come from a trusted origin.
     """
     from ecspilot.envelope import parse_event  # noqa: PLC0415 - only event triggers parse
     from ecspilot.events import CloudTrailApiCallEvent, EventBridgeEnvelope  # noqa: PLC0415
     from ecspilot.origins import untrusted_reason  # noqa: PLC0415
 
-    if event is None or event == {}:
+    if event is None or event in ({}, SCHEDULE_INPUT):
         return "schedule"
     if not isinstance(event, dict):
         raise EventError(f"malformed reconcile event: expected a JSON object, got {type(event).__name__}")
