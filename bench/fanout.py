@@ -107,7 +107,7 @@ def run_warm(server: MotoServer, sb: Sandbox, world: World) -> tuple[Runs, int]:
     recorder = CallRecorder()
     session = boto3.Session()
     recorder.attach(session)
-    settings = runtime.Settings(config_path=str(world.config_path), table_name=world.table)
+    settings = runtime.Settings.from_env(config_path=str(world.config_path), table_name=world.table)
     runtime.reset(Runtime.build(settings=settings, clients=Clients(session=session)))
     measure = Runs()
     client_calls = 0

@@ -85,7 +85,7 @@ class Pilot:
         self.recorder = CallRecorder()
         session = boto3.Session()
         self.recorder.attach(session)
-        built = runtime.Settings(config_path=str(path), **settings)
+        built = runtime.Settings.from_env(config_path=str(path), **settings)
         self.rt = Runtime.build(settings=built, clients=Clients(session=session))
         for name in clients:
             self.rt.clients.get(name)  # create the clients now: a warm Lambda has them

@@ -19,7 +19,7 @@ from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig, parse_config
 from ecspilot.local import CallRecorder
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import REGION, Sandbox, create_state_table
+from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, create_state_table
 from ecspilot.settings import Settings
 from tests.faults import Faults
 from tests.moto_state import atomic_dynamodb_writes, new_deployment_per_update
@@ -102,7 +102,14 @@ def make_runtime(clients: Clients, recorder: CallRecorder) -> MakeRuntime:
             create_state_table(clients, TABLE)
         parsed = config if isinstance(config, EcspilotConfig) else parse_config(config)
         rt = Runtime.build(
-            settings=Settings(table_name=TABLE if table else None, region=REGION, **settings),
+            settings=Settings(
+                **{
+                    "table_name": TABLE if table else None,
+                    "region": REGION,
+                    "account_id": ACCOUNT,
+                    **settings,
+                }
+            ),
             config=parsed,
             clients=clients,
         )

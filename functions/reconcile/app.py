@@ -16,4 +16,5 @@ from ecspilot.reconcile import handle_reconcile_event
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_reconcile_event(event, runtime.current())
+    # runtime.current, not runtime.current(): the custom resource answers even when building fails
+    return handle_reconcile_event(event, runtime.current)

@@ -71,3 +71,12 @@ def test_plan_with_an_unreadable_event_file_exits_2(
         main(["--config", str(write(tmp_path, CONFIG)), "plan", "--event", str(tmp_path / "nope.json")]) == 2
     )
     assert "cannot read event" in capsys.readouterr().err
+
+
+def test_validate_of_a_config_that_is_not_utf8_exits_2_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ecspilot.yaml"
+    path.write_bytes(b"version: 1\n# r\xe9sum\xe9 in latin-1\n")
+    assert main(["--config", str(path), "validate"]) == 2
+    assert "not UTF-8" in capsys.readouterr().err

@@ -13,16 +13,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from ecspilot.errors import EventError
 from ecspilot.jobs import started_by
-from ecspilot.local import REPO_ROOT, invoke, load_event, task_stopped_event
+from ecspilot.local import invoke, load_event, task_stopped_event
 from ecspilot.runtime import Runtime
 from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime
 from tests.job_runs import ends, fire
 from tests.moto_state import new_deployment_per_update
+from tests.template import event_patterns, resolve_pseudo
 
 TRACK = "track_deployments"
 PUSH = "deploy_on_push"
@@ -377,20 +377,11 @@ def test_a_stopped_task_that_run_job_did_not_start_is_ignored(
     assert rt.history.runs("nightly-report") == []
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads template.yaml: CloudFormation's short tags (``!GetAtt``, ``!Sub``...) load as None."""
-
-
-_CloudFormationLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 def tracker_rule_pattern(event: str) -> dict[str, Any]:
-    """The EventBridge pattern of one of track_deployments' events in template.yaml."""
-    template = yaml.load((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"), _CloudFormationLoader)
-    pattern: dict[str, Any] = template["Resources"]["TrackDeploymentsFunction"]["Properties"]["Events"][
-        event
-    ]["Properties"]["Pattern"]
-    return pattern
+    """The EventBridge pattern of one of track_deployments' events in template.yaml, with the
+    stack's account and region filled in."""
+    pattern = event_patterns("TrackDeploymentsFunction")[event]
+    return dict(resolve_pseudo(pattern, ACCOUNT, REGION))
 
 
 @pytest.mark.usefixtures("frozen_tasks")

@@ -234,3 +234,44 @@ def test_unreadable_documents(tmp_path: Path, text: str, expected: str) -> None:
 def test_a_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")
+
+
+# --- strict parsing: whole values only, UTF-8 only -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("doc", "path"),
+    [
+        ({"version": 1, "services": [svc("web\n")]}, "services[0].name"),
+        (
+            {"version": 1, "services": [svc(containers={"app": {"repository": "web\n"}})]},
+            "services[0].containers.app",
+        ),
+        (
+            {"version": 1, "services": [svc(containers={"app": {"repository": "web", "tags": ["v*\n"]}})]},
+            "services[0].containers.app.tags",
+        ),
+        ({"version": 1, "jobs": [job(task_definition="report\n")]}, "jobs[0].task_definition"),
+        ({"version": 1, "jobs": [job(schedule="rate(1 day)\n")]}, "jobs[0].schedule"),
+        ({"version": 1, "jobs": [job(schedule="rate(\u0661 day)")]}, "jobs[0].schedule"),
+        ({"version": 1, "jobs": [job(schedule="at(2026-11-29T16:00:00)\n")]}, "jobs[0].schedule"),
+    ],
+    ids=["name", "repository", "tag", "task-definition", "rate", "rate-unicode-digit", "at"],
+)
+def test_a_value_with_a_trailing_newline_or_foreign_digits_is_rejected(
+    doc: dict[str, Any], path: str
+) -> None:
+    assert any(p.startswith(path) for p, _ in problems_of(doc)), problems_of(doc)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"version: 1\nservices: []\n# caf\xe9 in latin-1\n", b"\xff\xfeversion: 1\n", b"version: 1\n\x80\n"],
+    ids=["latin-1", "utf-16-bom", "stray-byte"],
+)
+def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "ecspilot.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="not UTF-8") as caught:
+        load_config(path)
+    assert isinstance(caught.value.__cause__, UnicodeDecodeError)

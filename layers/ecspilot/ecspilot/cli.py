@@ -20,7 +20,11 @@ from ecspilot.errors import ConfigError, EcspilotError, EventError, InvalidMessa
 Command = Callable[[argparse.Namespace], int]
 
 
-def _runtime(args: argparse.Namespace) -> Any:
+def _runtime(args: argparse.Namespace, origin: bool = False) -> Any:
+    """The CLI's runtime. ``origin``: also know the caller's account and region, which events
+    must come from (a workstation may ask STS; the functions take them from their environment)."""
+    import dataclasses  # noqa: PLC0415
+
     import boto3  # noqa: PLC0415 - the CLI's AWS session is made only for verbs that need it
 
     from ecspilot.aws import Clients  # noqa: PLC0415
@@ -31,6 +35,9 @@ def _runtime(args: argparse.Namespace) -> Any:
     if args.config:
         settings = Settings.from_env(config_path=args.config)
     session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    if origin:
+        account = settings.account_id or session.client("sts").get_caller_identity()["Account"]
+        settings = dataclasses.replace(settings, account_id=account, region=session.region_name)
     clients = Clients(session=session, max_workers=settings.max_workers)
     return Runtime.build(settings=settings, clients=clients)
 
@@ -59,7 +66,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         event = json.loads(Path(args.event).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise EventError(f"cannot read event {args.event}: {exc}") from exc
-    result = handle_push_event(event, _runtime(args), dry_run=True)
+    result = handle_push_event(event, _runtime(args, origin=True), dry_run=True)
     if args.output == "json":
         as_json(result)
         return 0

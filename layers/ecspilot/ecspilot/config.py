@@ -52,7 +52,7 @@ class ImageSource(Model):
     @field_validator("repository")
     @classmethod
     def _repository(cls, value: str) -> str:
-        if not REPOSITORY_RE.match(value) or len(value) > 256:
+        if not REPOSITORY_RE.fullmatch(value) or len(value) > 256:
             raise ValueError(f"{value!r} is not a valid ECR repository name")
         return value
 
@@ -60,7 +60,7 @@ class ImageSource(Model):
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            if not TAG_GLOB_RE.match(pattern):
+            if not TAG_GLOB_RE.fullmatch(pattern):
                 raise ValueError(
                     f"{pattern!r} is not a tag glob: use letters, digits, '_', '.', '-' and * ? [ ]"
                 )
@@ -198,7 +198,7 @@ class JobConfig(Model):
     @classmethod
     def _task_definition(cls, value: str) -> str:
         family, sep, revision = value.partition(":")
-        if not NAME_RE.match(family) or (sep and not revision.isdigit()):
+        if not NAME_RE.fullmatch(family) or (sep and not revision.isdigit()):
             raise ValueError(f"{value!r} is not a family or family:revision")
         return value
 
@@ -333,7 +333,7 @@ def _cross_check(config: EcspilotConfig) -> Iterator[tuple[str, str]]:
     for section in ("services", "jobs", "daemons"):
         seen: dict[str, int] = {}
         for i, entry in enumerate(getattr(config, section)):
-            if not NAME_RE.match(entry.name):
+            if not NAME_RE.fullmatch(entry.name):
                 yield f"{section}[{i}].name", f"{entry.name!r} is not a valid name"
             if entry.name in seen:
                 yield (
@@ -414,6 +414,8 @@ def load_config(path: str | Path) -> EcspilotConfig:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

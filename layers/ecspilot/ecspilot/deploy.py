@@ -46,6 +46,7 @@ from ecspilot.fanout import bounded_map
 from ecspilot.history import History, utc_now
 from ecspilot.images import ImagePush, short_digest
 from ecspilot.obs import count, logger
+from ecspilot.origins import untrusted_reason
 from ecspilot.revisions import TaskDefinition
 from ecspilot.runtime import Runtime
 from ecspilot.taskdef import clone_with_images, container_images, family_revision
@@ -291,6 +292,9 @@ def deploy_push(
 def handle_push_event(event: Any, runtime: Runtime, dry_run: bool = False) -> dict[str, Any]:
     """The ``deploy_on_push`` flow: parse an ECR Image Action event and deploy it."""
     parsed = parse_event(EcrImageActionEvent, event, "ECR Image Action")
+    untrusted = untrusted_reason(runtime.settings, parsed.account, parsed.region, "ECR Image Action")
+    if untrusted:
+        return {"ignored": untrusted}
     reason = parsed.ignore_reason()
     if reason:
         logger.info(

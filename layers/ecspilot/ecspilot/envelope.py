@@ -26,7 +26,7 @@ class EventBridgeEvent(EventModel):
     """The envelope every EventBridge event shares; subclasses add detail-type, source and detail."""
 
     id: str
-    account: str = Field(pattern=r"^\d{12}$")
+    account: str = Field(pattern=r"^[0-9]{12}$")  # ASCII digits: \d is any Unicode digit
     region: str = Field(min_length=1)
     time: datetime
 

@@ -53,6 +53,10 @@ class EventError(EcspilotError):
     """An incoming event does not have the expected shape; names the field."""
 
 
+class CustomResourceError(EcspilotError):
+    """CloudFormation could not be answered (every PUT to the ResponseURL failed)."""
+
+
 class PlacementError(EcspilotError):
     """A placement preset, strategy or constraint is invalid."""
 

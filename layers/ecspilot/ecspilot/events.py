@@ -24,7 +24,7 @@ class EcrImageActionDetail(EventModel):
     @field_validator("image_digest")
     @classmethod
     def _digest(cls, value: str) -> str:
-        if not DIGEST_RE.match(value):
+        if not DIGEST_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a sha256 digest")
         return value
 
@@ -56,6 +56,28 @@ class EcrImageActionEvent(EventBridgeEvent):
             event_id=self.id,
             time=self.time,
         )
+
+
+# --- events that trigger reconcile -----------------------------------------------------------
+
+
+class EventBridgeEnvelope(EventBridgeEvent):
+    """Any EventBridge event: its envelope, with the detail-type and source it must carry."""
+
+    detail_type: str = Field(alias="detail-type", min_length=1)
+    source: str = Field(min_length=1)
+
+
+class CloudTrailDetail(EventModel):
+    event_source: str = Field(alias="eventSource", min_length=1)
+    event_name: str = Field(alias="eventName", min_length=1)
+
+
+class CloudTrailApiCallEvent(EventBridgeEnvelope):
+    """EventBridge ``AWS API Call via CloudTrail`` event (reconcile's drift triggers)."""
+
+    detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
+    detail: CloudTrailDetail
 
 
 # --- ECS events the tracker receives (AWS documentation shapes) ------------------------------

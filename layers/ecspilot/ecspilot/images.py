@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# use with fullmatch: "$" would also match before a trailing newline
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)

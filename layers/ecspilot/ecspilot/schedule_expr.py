@@ -10,8 +10,8 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-_RATE_RE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_AT_RE = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+_RATE_RE = re.compile(r"^rate\(([0-9]+) (minute|minutes|hour|hours|day|days)\)$")
+_AT_RE = re.compile(r"^at\(([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})\)$")
 _CRON_RE = re.compile(r"^cron\((.*)\)$")
 _MONTHS = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
 _DAYS = "SUN|MON|TUE|WED|THU|FRI|SAT"
@@ -75,7 +75,7 @@ def validate_cron(body: str) -> None:
 
 def validate_expression(expression: str) -> None:
     """Raise :class:`ScheduleExpressionError` unless ``expression`` is a valid Scheduler expression."""
-    rate = _RATE_RE.match(expression)
+    rate = _RATE_RE.fullmatch(expression)
     if rate:
         value, unit = int(rate.group(1)), rate.group(2)
         if value < 1:
@@ -83,14 +83,14 @@ def validate_expression(expression: str) -> None:
         if (value == 1) == unit.endswith("s"):
             raise ScheduleExpressionError(f"rate({value} {unit}): use the singular unit for 1, plural above")
         return
-    at = _AT_RE.match(expression)
+    at = _AT_RE.fullmatch(expression)
     if at:
         try:
             datetime.fromisoformat(at.group(1))
         except ValueError as exc:
             raise ScheduleExpressionError(f"at(...) is not a valid date and time: {exc}") from exc
         return
-    cron = _CRON_RE.match(expression)
+    cron = _CRON_RE.fullmatch(expression)
     if cron:
         validate_cron(cron.group(1))
         return

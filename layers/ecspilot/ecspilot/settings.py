@@ -7,6 +7,7 @@ The core never reads the environment itself: handlers and the CLI build a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -35,6 +36,9 @@ class Settings:
     config_path: str = DEFAULT_CONFIG_PATH
     table_name: str | None = None
     region: str | None = None
+    # the function's own account (ECSPILOT_ACCOUNT_ID, set by the template): events from other
+    # accounts are ignored (ecspilot.origins); unset, no event origin is trusted
+    account_id: str | None = None
     max_workers: int = 8
     retention_days: int = 90
     schedule_group: str = "ecspilot"
@@ -53,6 +57,7 @@ class Settings:
             config_path=env.get("ECSPILOT_CONFIG") or DEFAULT_CONFIG_PATH,
             table_name=env.get("ECSPILOT_TABLE") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            account_id=env.get("ECSPILOT_ACCOUNT_ID") or None,
             max_workers=_int(env, "ECSPILOT_MAX_WORKERS", 8),
             retention_days=_int(env, "ECSPILOT_RETENTION_DAYS", 90),
             schedule_group=env.get("ECSPILOT_SCHEDULE_GROUP") or "ecspilot",
@@ -63,7 +68,10 @@ class Settings:
             jobs_dlq_url=env.get("ECSPILOT_JOBS_DLQ_URL") or None,
             notify_topic_arn=env.get("ECSPILOT_NOTIFY_TOPIC_ARN") or None,
         )
-        return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
+        settings = replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
+        if settings.account_id is not None and not re.fullmatch(r"[0-9]{12}", settings.account_id):
+            raise SettingsError(f"ECSPILOT_ACCOUNT_ID must be 12 digits, got {settings.account_id!r}")
+        return settings
 
     def require(self, name: str) -> str:
         """Return a setting that this code path cannot do without, or fail saying which."""

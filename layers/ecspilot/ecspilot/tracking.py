@@ -48,6 +48,7 @@ from ecspilot.events import (
 from ecspilot.history import DeploymentRecord, History
 from ecspilot.images import short_digest
 from ecspilot.obs import count, logger, metrics, seconds
+from ecspilot.origins import untrusted_reason
 from ecspilot.runtime import Runtime
 from ecspilot.service_state import ServiceState
 from ecspilot.taskdef import family_revision
@@ -548,6 +549,9 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
         parsed = parse_event(EcsTaskStateChangeEvent, event, "ECS Task State Change")
     else:
         parsed = parse_event(EcsDeploymentStateChangeEvent, event, "ECS Deployment State Change")
+    untrusted = untrusted_reason(runtime.settings, parsed.account, parsed.region, parsed.detail_type)
+    if untrusted:
+        return {"ignored": untrusted}
     if not runtime.history.enabled:
         # the history is what the tracker keeps: failing makes the event land in the DLQ
         raise AwsError("no state table configured (ECSPILOT_TABLE): nothing to track into")

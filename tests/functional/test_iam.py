@@ -1,0 +1,350 @@
+"""IAM, checked: each function's role in template.yaml grants exactly what its handler calls.
+
+Every function's handler runs through scenarios that cover each code path that calls AWS (the
+managed-daemons API through botocore's Stubber, as moto lacks it); the ``CallRecorder`` sees each
+call with its parameters. Each call maps to the IAM actions it needs, including the implied ones
+(``ecs:TagResource`` when a create call carries tags, ``iam:PassRole`` when roles are handed to ECS
+or Scheduler). The test fails on a call the role lacks and on a grant nothing calls, naming the
+function and the action. Adding an AWS call? Add a scenario that reaches it, then the grant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from ecspilot import runtime
+from ecspilot.aws import Clients
+from ecspilot.config import parse_config
+from ecspilot.local import CallRecorder, invoke, load_event, task_stopped_event
+from ecspilot.runtime import Runtime
+from ecspilot.sandbox import ACCOUNT, REGION, QueuePump, Sandbox, create_jobs_queue, fake_digest
+from ecspilot.settings import Settings
+from tests.conftest import TABLE, MakeRuntime
+from tests.moto_state import new_deployment_per_update, set_image_pushed_at
+from tests.template import function_grants, function_ids
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecs-app-task"
+EXEC_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecs-app-exec"
+ROLES = {"taskRoleArn": ROLE, "executionRoleArn": EXEC_ROLE}
+TAGGED = {"tags": [{"key": "team", "value": "web"}]}
+GROUP = "ecspilot-iam"
+RECONCILE_SETTINGS = {  # what template.yaml gives the reconcile function
+    "schedule_group": GROUP,
+    "run_job_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ecspilot-RunJob",
+    "scheduler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/ecspilot-SchedulerRole",
+    "scheduler_dlq_arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:ecspilot-SchedulerDeadLetterQueue",
+}
+
+Call = tuple[str, str, dict[str, Any]]
+
+
+# --- what a call needs ---------------------------------------------------------------------------
+
+
+# Implied grants: (service, operation) -> [(action, when the call needs it)]. Tags given at
+# creation need ecs:TagResource conditioned on the creating action; roles handed to ECS tasks (a
+# new task definition's roles; RunTask and CreateDaemon pass the task definition's task and
+# execution roles, per the Service Authorization Reference) need iam:PassRole to ecs-tasks; a
+# schedule's target role is passed to EventBridge Scheduler.
+TO_TASKS = "iam:PassRole[ecs-tasks.amazonaws.com]"
+IMPLIED: dict[tuple[str, str], list[tuple[str, Callable[[Mapping[str, Any]], bool]]]] = {
+    ("ecs", "RegisterTaskDefinition"): [
+        ("ecs:TagResource[CreateAction=RegisterTaskDefinition]", lambda p: bool(p.get("tags"))),
+        (TO_TASKS, lambda p: bool(p.get("taskRoleArn") or p.get("executionRoleArn"))),
+    ],
+    ("ecs", "RunTask"): [
+        ("ecs:TagResource[CreateAction=RunTask]", lambda p: bool(p.get("tags"))),
+        (TO_TASKS, bool),
+    ],
+    ("ecs", "CreateService"): [
+        ("ecs:TagResource[CreateAction=CreateService]", lambda p: bool(p.get("tags")))
+    ],
+    ("ecs", "CreateDaemon"): [
+        ("ecs:TagResource[CreateAction=CreateDaemon]", lambda p: bool(p.get("tags"))),
+        (TO_TASKS, lambda p: True),
+    ],
+    ("scheduler", "CreateSchedule"): [
+        ("iam:PassRole[scheduler.amazonaws.com]", lambda p: bool(p.get("Target", {}).get("RoleArn")))
+    ],
+    ("scheduler", "UpdateSchedule"): [
+        ("iam:PassRole[scheduler.amazonaws.com]", lambda p: bool(p.get("Target", {}).get("RoleArn")))
+    ],
+}
+
+
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def needed(service: str, operation: str, params: Mapping[str, Any]) -> set[str]:
+    """The IAM actions one API call needs, in the keys tests/template.py gives grants."""
+    if (service, operation) == ("dynamodb", "TransactWriteItems"):
+        # IAM has no action of that name: each item needs its own operation's action
+        kinds = {next(iter(item)) for item in params.get("TransactItems", [])}
+        return {f"dynamodb:{TRANSACT_ACTIONS[k]}" for k in kinds}
+    action = f"{service}:{operation}"
+    if service == "dynamodb" and params.get("IndexName"):
+        action += "@index"  # a query on an index needs the index's ARN as resource
+    return {action} | {a for a, applies in IMPLIED.get((service, operation), []) if applies(params)}
+
+
+# --- scenarios -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """The calls each scenario's handler invocations made (setup calls excluded)."""
+
+    recorder: CallRecorder
+    sandbox: Sandbox
+    make_runtime: MakeRuntime
+    calls: list[Call] = field(default_factory=list)
+
+    def invoke(self, function: str, event: Any, raises: type[BaseException] | None = None) -> Any:
+        self.recorder.reset()
+        try:
+            if raises is None:
+                return invoke(function, event)
+            with pytest.raises(raises):
+                invoke(function, event)
+            return None
+        finally:
+            self.calls += self.recorder.calls
+            self.recorder.reset()
+
+    def runtime(self, config: dict[str, Any], **settings: Any) -> Runtime:
+        return self.make_runtime(config, table=False, table_name=TABLE, **settings)
+
+
+def web_world(sb: Sandbox, cluster: str = "prod") -> None:
+    sb.cluster(cluster)
+    sb.repository("web")
+    td = sb.task_definition("web", {"app": sb.image("web", "v0")}, **ROLES, **TAGGED)
+    sb.service(cluster, "web", td)
+    sb.service(cluster, "api", td)
+
+
+WEB = {
+    "version": 1,
+    "services": [
+        {"name": n, "cluster": "prod", "containers": {"app": {"repository": "web", "tags": ["v*"]}}}
+        for n in ("web", "api")
+    ],
+}
+
+
+def deploy_on_push(run: Run) -> None:
+    web_world(run.sandbox)
+    run.runtime(WEB)
+    old, new = run.sandbox.push("web", "v1"), run.sandbox.push("web", "v2")
+    set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=60)
+    run.invoke("deploy_on_push", new)  # describe, register (tags, roles), roll, record
+    run.invoke("deploy_on_push", new)  # duplicate: no-op
+    run.invoke("deploy_on_push", old)  # stale: the push times are compared
+
+
+JOB_CLUSTER = "batchfarm"
+
+
+def job_world(sb: Sandbox) -> None:
+    sb.cluster(JOB_CLUSTER, instances_per_zone=1)
+    sb.task_definition("nightly-report", {"report": sb.image("report", "v1")}, **ROLES)
+
+
+def job(name: str = "nightly-report", **fields: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "cluster": JOB_CLUSTER,
+        "task_definition": "nightly-report",
+        "launch_type": "EC2",
+        **fields,
+    }
+
+
+def run_job(run: Run) -> None:
+    job_world(run.sandbox)
+    run.runtime({"version": 1, "jobs": [job(concurrency="forbid")]})
+    firing = load_event("scheduler_run_job")
+    run.invoke("run_job", firing)  # claim the firing, run, record
+    run.invoke("run_job", firing)  # the same firing again: claimed already
+    run.invoke("run_job", {"job": "nightly-report"})  # forbid: a task runs, skipped
+    run.runtime({"version": 1, "jobs": [job(concurrency="replace")]})
+    run.invoke("run_job", {"job": "nightly-report"})  # replace: stop the running task, start anew
+
+
+def run_queued_jobs(run: Run) -> None:
+    job_world(run.sandbox)
+    url, dlq_url = create_jobs_queue(run.sandbox.clients, name="ecspilot-iam-jobs")
+    queued = job(concurrency="allow", queue={"allow": ["command"], "max_running": 5})
+    run.runtime({"version": 1, "jobs": [queued]}, jobs_dlq_url=dlq_url)  # as the template sets it
+    sqs = run.sandbox.clients.sqs
+    pump = QueuePump(run.sandbox.clients, url)  # visibility 0: what is not deleted comes again
+    sqs.send_message(QueueUrl=url, MessageBody='{"job": "nightly-report"}')
+    run.invoke("run_queued_jobs", pump.receive())  # claim, count running, run, record
+    for body in ('{"job": "nightly-report"}', '{"job": "nope"}'):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    # the first message again (its claim is read), one more (running tasks described), one unknown
+    event = pump.receive()
+    assert len(event["Records"]) == 3
+    pump.settle(event, run.invoke("run_queued_jobs", event))
+
+
+def track_deployments(run: Run) -> None:
+    topic = run.sandbox.clients.sns.create_topic(Name="ecspilot-iam-notify")["TopicArn"]
+    web_world(run.sandbox)
+    job_world(run.sandbox)
+    rt = run.runtime({**WEB, "jobs": [job()]}, notify_topic_arn=topic)
+    with new_deployment_per_update():
+        invoke("deploy_on_push", run.sandbox.push("web", "v1"))
+    [record] = [r for r in rt.history.deployments("prod", "web") if r["image_tag"] == "v1"]
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/web"
+    for sample, deployment in [
+        ("ecs_deployment_completed", record["deployment_id"]),  # close ecspilot's record
+        ("ecs_deployment_failed", "ecs-svc/0000000000000000001"),  # not ecspilot's: recorded, notified
+    ]:
+        run.invoke("track_deployments", load_event(sample, {"deploymentId": deployment}, resources=[arn]))
+    # a circuit-breaker rollback: the service's newest deployments are read to find what it undid
+    reason = f"ECS deployment circuit breaker: rolling back to deploymentId {record['deployment_id']}."
+    rolled_back = {"deploymentId": "ecs-svc/0000000000000000002", "reason": reason}
+    run.invoke("track_deployments", load_event("ecs_deployment_rolled_back", rolled_back, resources=[arn]))
+    [started] = invoke("run_job", {"job": "nightly-report"})["task_arns"]
+    task = rt.clients.ecs.describe_tasks(cluster=JOB_CLUSTER, tasks=[started])["tasks"][0]
+    run.invoke("track_deployments", task_stopped_event("ecs_task_stopped_failed", task))
+
+
+def reconcile(run: Run) -> None:
+    sb = run.sandbox
+    for cluster in ("alpha", "bravo"):
+        sb.cluster(cluster)
+    sb.task_definition("fluent-bit", {"fluent-bit": "public.ecr.aws/fluent-bit:stable"})
+    web_world(sb)
+    job_world(sb)
+    sb.clients.scheduler.create_schedule_group(Name=GROUP)
+    daemon = {"name": "log-agent", "clusters": "*", "task_definition": "fluent-bit"}
+    jobs = [job(schedule="rate(1 day)"), job("cleanup", schedule="rate(1 hour)")]
+    run.runtime({**WEB, "daemons": [daemon], "jobs": jobs}, **RECONCILE_SETTINGS)
+    sb.push("web", "v1")
+    run.invoke("reconcile", {})  # create daemons and schedules, catch up web and api
+    sb.task_definition("fluent-bit", {"fluent-bit": "public.ecr.aws/fluent-bit:2"})
+    run.runtime({**WEB, "daemons": [daemon], "jobs": [job(schedule="rate(2 days)")]}, **RECONCILE_SETTINGS)
+    run.invoke("reconcile", {})  # update the daemons and a schedule, delete the other
+    managed_daemons(run)
+
+
+MANAGED_PREFIX = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
+
+
+def managed_daemons(run: Run) -> None:
+    """The Managed Daemons API (moto lacks it): a create, then an update of a pinned revision."""
+    from tests.functional.test_managed_daemons import (  # noqa: PLC0415 - its Stubber builders
+        CP_A,
+        CP_B,
+        DAEMON_ARN,
+        OURS,
+        daemon_td,
+        expect_cluster,
+        expect_existing,
+        expect_latest,
+        expect_update,
+    )
+
+    ecs = boto3.client("ecs", region_name=REGION)
+    run.recorder.attach(ecs.meta)  # the recorder listens on the client's own hooks
+    for pinned in (False, True):
+        daemon = {
+            "name": "node-agent",
+            "clusters": ["prod"],
+            "task_definition": "node-agent:3" if pinned else "node-agent",
+            "capacity_providers": ["mi-general", "mi-gpu"],
+        }
+        with Stubber(ecs) as stub:
+            expect_cluster(stub)
+            if pinned:
+                stub.add_response(
+                    "describe_daemon_task_definition",
+                    {"daemonTaskDefinition": {"daemonTaskDefinitionArn": daemon_td(3)}},
+                    {"daemonTaskDefinition": "node-agent:3"},
+                )
+                expect_existing(stub, revision=2, providers=[CP_A, CP_B])
+                expect_update(stub, revision=3, providers=[CP_A, CP_B])
+            else:
+                expect_latest(stub, 3)
+                stub.add_response(
+                    "list_daemons",
+                    {"daemonSummariesList": []},
+                    {"clusterArn": f"{MANAGED_PREFIX}:cluster/prod"},
+                )
+                stub.add_response(
+                    "create_daemon",
+                    {"daemonArn": DAEMON_ARN, "status": "ACTIVE"},
+                    {
+                        "daemonName": "node-agent",
+                        "clusterArn": f"{MANAGED_PREFIX}:cluster/prod",
+                        "daemonTaskDefinitionArn": daemon_td(3),
+                        "capacityProviderArns": [CP_A, CP_B],
+                        "tags": OURS,
+                    },
+                )
+            rt = Runtime.build(
+                settings=Settings(region=REGION, account_id=ACCOUNT, max_workers=1),
+                config=parse_config({"version": 1, "daemons": [daemon]}),
+                clients=Clients(region=REGION, overrides={"ecs": stub.client}),
+            )
+            runtime.reset(rt)
+            result = run.invoke("reconcile", {})
+            stub.assert_no_pending_responses()
+            assert [a["change"] for a in result["actions"] if a["kind"] == "managed-daemon"] == [
+                "update" if pinned else "create"
+            ]
+
+
+SCENARIOS: dict[str, Callable[[Run], None]] = {
+    "deploy_on_push": deploy_on_push,
+    "run_job": run_job,
+    "run_queued_jobs": run_queued_jobs,
+    "track_deployments": track_deployments,
+    "reconcile": reconcile,
+}
+
+
+@pytest.fixture
+def run(recorder: CallRecorder, sandbox: Sandbox, make_runtime: MakeRuntime, frozen_tasks: None) -> Run:
+    make_runtime({"version": 1})  # creates the state table once
+    return Run(recorder, sandbox, make_runtime)
+
+
+def test_every_function_has_scenarios() -> None:
+    assert set(SCENARIOS) == set(function_ids())
+
+
+@pytest.mark.parametrize("function", sorted(SCENARIOS))
+def test_the_role_grants_exactly_what_the_function_calls(function: str, run: Run) -> None:
+    # GIVEN the function's handler run through its scenarios
+    SCENARIOS[function](run)
+    called: dict[str, str] = {}
+    for service, operation, params in run.calls:
+        for action in needed(service, operation, params):
+            called.setdefault(action, f"{service}.{operation}")
+    # WHEN compared with what template.yaml grants the function's role
+    logical_id = function_ids()[function]
+    granted = {g.key: g.sid for g in function_grants(logical_id)}
+    missing = sorted(set(called) - set(granted))
+    unused = sorted(set(granted) - set(called))
+    # THEN nothing is missing and nothing is granted for nothing
+    problems = [
+        f"{function} ({logical_id}) calls {a} (via {called[a]}) but its role lacks it" for a in missing
+    ]
+    problems += [
+        f"{function} ({logical_id}) is granted {a} (Sid {granted[a]}) but nothing calls it" for a in unused
+    ]
+    assert not problems, "\n" + "\n".join(problems)

@@ -1,0 +1,128 @@
+"""template.yaml as data: a YAML loader that understands CloudFormation's short tags, and the IAM
+actions each function's role is granted, with the conditions that matter (implied grants)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ecspilot.local import REPO_ROOT
+
+TEMPLATE = REPO_ROOT / "template.yaml"
+TAGS = ("Ref", "Sub", "GetAtt", "If", "Not", "Equals", "And", "Or", "Condition", "Join", "Select", "Split")
+
+
+class _Loader(yaml.SafeLoader):
+    """``!Ref X`` -> ``{"Ref": "X"}``, ``!GetAtt A.B`` -> ``{"Fn::GetAtt": ["A", "B"]}``, ..."""
+
+
+def _constructor(tag: str) -> Any:
+    key = "Ref" if tag == "Ref" else ("Condition" if tag == "Condition" else f"Fn::{tag}")
+
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if tag == "GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {key: value}
+
+    return construct
+
+
+for _tag in TAGS:
+    _Loader.add_constructor(f"!{_tag}", _constructor(_tag))
+
+
+@cache
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return dict(yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader))  # a SafeLoader subclass
+
+
+def _branches(value: Any) -> list[Any]:
+    """Both branches of an ``!If`` (a grant under a condition is still a grant), else the value."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        _, then, otherwise = value["Fn::If"]
+        return [*_branches(then), *_branches(otherwise)]
+    if isinstance(value, dict) and value.get("Ref") == "AWS::NoValue":
+        return []
+    return [value]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One allowed action, as compared with the calls: ``ecs:TagResource[CreateAction=RunTask]``,
+    ``iam:PassRole[ecs-tasks.amazonaws.com]``, ``dynamodb:Query@index``."""
+
+    key: str
+    sid: str
+    resource: Any
+
+
+def _key(action: str, statement: dict[str, Any]) -> str:
+    condition = statement.get("Condition", {})
+    string_equals = condition.get("StringEquals", {})
+    if action == "ecs:TagResource" and "ecs:CreateAction" in string_equals:
+        return f"{action}[CreateAction={string_equals['ecs:CreateAction']}]"
+    if action == "iam:PassRole" and "iam:PassedToService" in string_equals:
+        return f"{action}[{string_equals['iam:PassedToService']}]"
+    resources = [r for r in _as_list(statement.get("Resource", [])) if isinstance(r, dict) and "Fn::Sub" in r]
+    if action.startswith("dynamodb:") and any("/index/" in str(r["Fn::Sub"]) for r in resources):
+        return f"{action}@index"
+    return action
+
+
+def function_grants(logical_id: str) -> list[Grant]:
+    """Every action the function's role is allowed, from its SAM ``Policies`` statements."""
+    resource = load_template()["Resources"][logical_id]
+    grants = []
+    for policy in resource["Properties"].get("Policies", []):
+        for document in _branches(policy):
+            for statement in document.get("Statement", []):
+                if statement.get("Effect") != "Allow":
+                    continue
+                for action in _as_list(statement["Action"]):
+                    grants.append(
+                        Grant(_key(action, statement), statement.get("Sid", ""), statement.get("Resource"))
+                    )
+    return grants
+
+
+def function_ids() -> dict[str, str]:
+    """``functions/<name>`` -> the logical id of its AWS::Serverless::Function."""
+    out = {}
+    for logical_id, resource in load_template()["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            out[resource["Properties"]["CodeUri"].strip("/").split("/")[-1]] = logical_id
+    return out
+
+
+def event_patterns(logical_id: str) -> dict[str, dict[str, Any]]:
+    """The EventBridge rule patterns of a function's events, by event name."""
+    events = load_template()["Resources"][logical_id]["Properties"].get("Events", {})
+    return {name: e["Properties"]["Pattern"] for name, e in events.items() if e["Type"] == "EventBridgeRule"}
+
+
+def resolve_pseudo(value: Any, account: str, region: str) -> Any:
+    """``value`` with ``!Ref AWS::AccountId`` / ``!Ref AWS::Region`` replaced by ``account``/``region``
+    (to put a rule's pattern into a local EventBridge)."""
+    if isinstance(value, dict):
+        if value == {"Ref": "AWS::AccountId"}:
+            return account
+        if value == {"Ref": "AWS::Region"}:
+            return region
+        return {k: resolve_pseudo(v, account, region) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_pseudo(v, account, region) for v in value]
+    return value

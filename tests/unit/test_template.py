@@ -1,0 +1,68 @@
+"""template.yaml's guarantees that no linter checks: rules only take events from the stack's own
+account and region, writes to services and daemons are scoped by cluster, every DLQ has an alarm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.template import event_patterns, function_grants, function_ids, load_template
+
+OWN_ORIGIN = {"account": [{"Ref": "AWS::AccountId"}], "region": [{"Ref": "AWS::Region"}]}
+RULES = [(fn, name) for fn, lid in sorted(function_ids().items()) for name in sorted(event_patterns(lid))]
+
+
+def resources() -> dict[str, Any]:
+    return dict(load_template()["Resources"])
+
+
+@pytest.mark.parametrize(("function", "rule"), RULES, ids=[f"{f}-{r}" for f, r in RULES])
+def test_every_event_rule_takes_events_from_the_stacks_own_account_and_region_only(
+    function: str, rule: str
+) -> None:
+    pattern = event_patterns(function_ids()[function])[rule]
+    assert {k: pattern.get(k) for k in OWN_ORIGIN} == OWN_ORIGIN
+
+
+def test_the_functions_know_their_own_account_for_the_origin_check_in_code() -> None:
+    env = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["ECSPILOT_ACCOUNT_ID"] == {"Ref": "AWS::AccountId"}
+
+
+def test_every_dead_letter_queue_has_an_alarm() -> None:
+    res = resources()
+    queues = {lid for lid, r in res.items() if r["Type"] == "AWS::SQS::Queue" and "DeadLetter" in lid}
+    alarmed = {
+        d["Value"]["Fn::GetAtt"][0]
+        for r in res.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        for d in r["Properties"].get("Dimensions", [])
+        if d["Name"] == "QueueName"
+    }
+    assert queues == {"EventsDeadLetterQueue", "SchedulerDeadLetterQueue", "JobsDeadLetterQueue"}
+    assert queues <= alarmed
+
+
+SCOPED = {
+    "ecs:UpdateService": "service/${ServiceClusterNamePattern}/*",
+    "ecs:CreateService": "service/${ServiceClusterNamePattern}/*",
+    "ecs:CreateDaemon": "daemon/${ServiceClusterNamePattern}/*",
+    "ecs:UpdateDaemon": "daemon/${ServiceClusterNamePattern}/*",
+}
+
+
+@pytest.mark.parametrize("function", sorted(function_ids()))
+def test_writes_to_services_and_daemons_are_scoped_by_cluster(function: str) -> None:
+    for grant in function_grants(function_ids()[function]):
+        if grant.key in SCOPED:
+            assert str(grant.resource["Fn::Sub"]).endswith(SCOPED[grant.key]), (function, grant)
+        if grant.key == "ecs:StopTask":
+            statement = next(
+                s
+                for p in resources()[function_ids()[function]]["Properties"]["Policies"]
+                for s in p.get("Statement", [])
+                if s.get("Sid") == grant.sid
+            )
+            cluster = statement["Condition"]["ArnLike"]["ecs:cluster"]["Fn::Sub"]
+            assert cluster.endswith(":cluster/${JobClusterNamePattern}")
