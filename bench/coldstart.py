@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from bench.server import moto_server
-from ecspilot.local import LOCAL_AWS_ENV
+from ecspilot_dev.local import LOCAL_AWS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS = 10

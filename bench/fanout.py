@@ -38,9 +38,9 @@ from bench.harness import Runs
 from bench.server import MotoServer, moto_server
 from ecspilot import runtime
 from ecspilot.aws import Clients
-from ecspilot.local import CallRecorder, invoke
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import Sandbox, create_state_table
+from ecspilot_dev.local import CallRecorder, invoke
+from ecspilot_dev.sandbox import Sandbox, create_state_table
 
 CLUSTERS = ("bench-alpha", "bench-omega")  # unrelated names: moto matches clusters by substring
 SIZES = (1, 10, 50)
@@ -53,7 +53,7 @@ HISTORY_BATCH = 25
 # One push in a fresh interpreter: what a cold Lambda does, minus the Lambda runtime itself.
 FRESH_SCRIPT = (
     "import json, sys\n"
-    "from ecspilot.local import invoke\n"
+    "from ecspilot_dev.local import invoke\n"
     "result = invoke('deploy_on_push', json.load(open(sys.argv[1], encoding='utf-8')))\n"
     "print(json.dumps({'deployed': sum(s['outcome'] == 'deployed' for s in result['services'])}))\n"
 )

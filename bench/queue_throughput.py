@@ -12,7 +12,7 @@ Against one moto server process on loopback:
 - the jobs queue and its dead-letter queue with the redrive policy template.yaml
   gives them, the state table (idempotency claims and run records);
 - per batch: 10 messages sent, received and shaped into the SQS event Lambda's
-  event source mapping would send (:class:`ecspilot.sandbox.QueuePump`), all with
+  event source mapping would send (:class:`ecspilot_dev.sandbox.QueuePump`), all with
   setup clients (not counted, not timed); then **the handler invocation, timed
   and recorded**; then, again uncounted, the messages the handler did not report
   failed are deleted and the *previous* batch's tasks are stopped: each batch finds
@@ -39,8 +39,8 @@ from typing import Any
 from bench.harness import Pilot, Runs, check
 from bench.server import MotoServer, moto_server
 from ecspilot.jobs import started_by
-from ecspilot.local import moto_api
-from ecspilot.sandbox import QueuePump, Sandbox, create_jobs_queue, create_state_table
+from ecspilot_dev.local import moto_api
+from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue, create_state_table
 
 BATCHES = 100
 BATCH_SIZE = 10

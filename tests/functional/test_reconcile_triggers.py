@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ecspilot.local import invoke
+from ecspilot_dev.local import invoke
 from tests.conftest import MakeRuntime
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from ecspilot.aws import Clients
 from ecspilot.errors import SettingsError
-from ecspilot.local import CallRecorder, invoke
 from ecspilot.reconcile import reconcile
 from ecspilot.schedules import schedule_name
+from ecspilot_dev.local import CallRecorder, invoke
 from tests.conftest import MakeRuntime
 
 GROUP = "ecspilot-test"
