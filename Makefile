@@ -13,14 +13,22 @@ SAM_STAMP := $(SAM_VENV)/.installed-stamp
 PYTEST_ARGS ?=
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
+# `sam build` and the cold start benchmark need the runtime's Python (3.12) on PATH. pyenv's shim
+# answers to python3.12 even when no 3.12 is selected, so when it does not run, put pyenv's newest
+# 3.12 first on PATH (nothing changes where a python3.12 runs, or where there is none).
+PY312_PREFIX := $(shell python3.12 --version >/dev/null 2>&1 || \
+	pyenv prefix $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12\.[0-9]+$$' | tail -1) 2>/dev/null)
+ifneq ($(PY312_PREFIX),)
+export PATH := $(PY312_PREFIX)/bin:$(PATH)
+endif
 
 .PHONY: help install test lint types template unit functional e2e demo bench build clean
 
 help:
 	@echo "make demo   - run ecspilot's flows against a local AWS (moto), narrated"
 	@echo "make test   - lint, types, template validation, unit + functional + e2e tests"
-	@echo "make bench  - benchmarks (figures, not pass/fail)"
-	@echo "make build  - sam build (needs python3.12 on PATH)"
+	@echo "make bench  - benchmarks (figures, not pass/fail); cold start on a sam build of this machine's arch"
+	@echo "make build  - sam build (needs python3.12 on PATH; the layer: layers/ecspilot/Makefile)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +69,7 @@ test: lint types template
 demo: $(STAMP)
 	$(BIN)/ecspilot demo
 
-bench: $(STAMP)
+bench: $(STAMP) $(SAM_STAMP)
 	$(PY) -m bench
 
 build: $(SAM_STAMP)

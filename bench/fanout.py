@@ -5,8 +5,9 @@ For each N, against one moto server process on loopback:
 - ecspilot: the real ``deploy_on_push`` handler, warm (in this process, runtime
   built, as a warm Lambda) and in a fresh process (interpreter start, imports,
   config and clients included: the fair match for one CLI run);
-- the peer: ``ecs deploy CLUSTER SERVICE -i app IMAGE --timeout -1`` once per
-  service (N processes, one after the other, as a CI script would run them);
+- the peer: ``ecs deploy CLUSTER SERVICE -i app IMAGE --timeout -1 --no-deregister`` once per
+  service (N processes, one after the other, as a CI script would run them); it deregisters the
+  previous revision by default, work ecspilot does not do, so that is switched off;
 - the floor no deploy of N services can go below: N UpdateService +
   ceil(n/10) DescribeServices per cluster + 1 DescribeTaskDefinition +
   1 RegisterTaskDefinition + ceil(N/25) history writes (BatchWriteItem).
@@ -37,9 +38,9 @@ from bench.harness import Runs
 from bench.server import MotoServer, moto_server
 from ecspilot import runtime
 from ecspilot.aws import Clients
-from ecspilot.local import CallRecorder, invoke
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import Sandbox, create_state_table
+from ecspilot_dev.local import CallRecorder, invoke
+from ecspilot_dev.sandbox import Sandbox, create_state_table
 
 CLUSTERS = ("bench-alpha", "bench-omega")  # unrelated names: moto matches clusters by substring
 SIZES = (1, 10, 50)
@@ -52,7 +53,7 @@ HISTORY_BATCH = 25
 # One push in a fresh interpreter: what a cold Lambda does, minus the Lambda runtime itself.
 FRESH_SCRIPT = (
     "import json, sys\n"
-    "from ecspilot.local import invoke\n"
+    "from ecspilot_dev.local import invoke\n"
     "result = invoke('deploy_on_push', json.load(open(sys.argv[1], encoding='utf-8')))\n"
     "print(json.dumps({'deployed': sum(s['outcome'] == 'deployed' for s in result['services'])}))\n"
 )
@@ -214,14 +215,29 @@ def main() -> list[dict[str, Any]]:
     return rows
 
 
+def headline(rows: list[dict[str, Any]]) -> str:
+    """Peer wall time over ecspilot's, warm AND fresh process, at the smallest and largest N: a fresh
+    process is the fair match for one CLI run, and at N = 1 it is where the peer fares best."""
+    parts = []
+    for row in (rows[0], rows[-1]) if len(rows) > 1 else rows:
+        warm, fresh, peer_m = row["warm"], row["fresh"], row["peer"]
+        parts.append(
+            f"N = {row['n']}: peer {peer_m.wall:.2f} s vs ecspilot {warm.wall:.3f} s warm "
+            f"({peer_m.wall / warm.wall:.1f}x) and {fresh.wall:.3f} s in a fresh process "
+            f"({peer_m.wall / fresh.wall:.1f}x)"
+        )
+    return "Headline: " + "; ".join(parts) + "."
+
+
 def print_tables(rows: list[dict[str, Any]], peer_version: str) -> None:
     print("## Deploy fan-out: one push -> N services over 2 clusters, ecspilot vs `ecs deploy`")
     print(
         f"moto server (own process, loopback); peer: {peer_version}, `ecs deploy CLUSTER SERVICE -i app IMAGE "
-        f"--timeout -1` once per service; medians of {WARM_REPEATS} warm / {FRESH_REPEATS} fresh-process "
+        f"{' '.join(peer.DEPLOY_FLAGS)}` once per service; medians of {WARM_REPEATS} warm / {FRESH_REPEATS} fresh-process "
         f"ecspilot pushes and {'/'.join(str(PEER_REPEATS[n]) for n in SIZES)} peer rounds "
         f"(N = {'/'.join(str(n) for n in SIZES)}); calls = requests seen by moto's recorder\n"
     )
+    print(headline(rows) + "\n")
     print(
         "| N | floor | ecspilot calls | calls/floor | peer calls | peer/floor "
         "| ecspilot wall s (warm) | ecspilot wall s (fresh process) | peer wall s (N runs) "
@@ -234,7 +250,7 @@ def print_tables(rows: list[dict[str, Any]], peer_version: str) -> None:
             f"| {row['n']} | {fl} | {warm.call_count:.0f} | {warm.call_count / fl:.2f} "
             f"| {peer_m.call_count:.0f} | {peer_m.call_count / fl:.2f} "
             f"| {warm.wall:.3f} | {fresh.wall:.3f} | {peer_m.wall:.2f} "
-            f"| {peer_m.wall / warm.wall:.0f}x | {peer_m.wall / fresh.wall:.1f}x |"
+            f"| {peer_m.wall / warm.wall:.1f}x | {peer_m.wall / fresh.wall:.1f}x |"
         )
     last = rows[-1]
     print(f"\nRequests by operation at N = {last['n']} (one run each):\n")

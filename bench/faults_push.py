@@ -45,11 +45,11 @@ def _run(seed: int | None, mode: str = "error") -> list[Attempt]:
     from ecspilot.aws import Clients  # noqa: PLC0415
     from ecspilot.config import parse_config  # noqa: PLC0415
     from ecspilot.errors import DeployFailuresError  # noqa: PLC0415
-    from ecspilot.local import ecs_deployment_per_update, invoke  # noqa: PLC0415
     from ecspilot.obs import metrics  # noqa: PLC0415
     from ecspilot.runtime import Runtime  # noqa: PLC0415
-    from ecspilot.sandbox import REGION, Sandbox, create_state_table, fake_digest  # noqa: PLC0415
     from ecspilot.settings import Settings  # noqa: PLC0415
+    from ecspilot_dev.local import ecs_deployment_per_update, invoke  # noqa: PLC0415
+    from ecspilot_dev.sandbox import REGION, Sandbox, create_state_table, fake_digest  # noqa: PLC0415
     from tests.faults import Faults  # noqa: PLC0415
 
     os.environ.update(

@@ -2,7 +2,7 @@
 
 - :class:`Pilot` runs a real handler in this process with its runtime built once
   and its clients created (a warm Lambda), counting the client-side calls with
-  :class:`ecspilot.local.CallRecorder` beside the server-side count;
+  :class:`ecspilot_dev.local.CallRecorder` beside the server-side count;
 - :class:`Runs` keeps the wall times and request counts of repeated runs;
 - :func:`check` fails a benchmark loudly when a *correctness* expectation breaks
   (never on speed).
@@ -24,9 +24,9 @@ import yaml
 from bench.server import MotoServer
 from ecspilot import runtime
 from ecspilot.aws import Clients
-from ecspilot.local import CallRecorder, invoke
 from ecspilot.obs import metrics
 from ecspilot.runtime import Runtime
+from ecspilot_dev.local import CallRecorder, invoke
 
 READS = ("Describe", "List", "Get", "Query", "Scan", "BatchGet", "Receive")
 

@@ -38,9 +38,14 @@ class PeerRun:
     output: str
 
 
+# Fire and forget (no waiting for the rollout), and no deregistration of the previous task
+# definition revision: ecs-deploy deregisters it by default, work ecspilot does not do.
+DEPLOY_FLAGS = ("--timeout", "-1", "--no-deregister")
+
+
 def deploy(ecs: Path, cluster: str, service: str, container: str, image: str, env: dict[str, str]) -> PeerRun:
-    """One ``ecs deploy CLUSTER SERVICE -i CONTAINER IMAGE --timeout -1`` process (fire and forget)."""
-    argv = [str(ecs), "deploy", cluster, service, "-i", container, image, "--timeout", "-1"]
+    """One ``ecs deploy CLUSTER SERVICE -i CONTAINER IMAGE --timeout -1 --no-deregister`` process."""
+    argv = [str(ecs), "deploy", cluster, service, "-i", container, image, *DEPLOY_FLAGS]
     t0 = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     return PeerRun(proc.returncode, time.perf_counter() - t0, proc.stdout + proc.stderr)

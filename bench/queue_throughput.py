@@ -12,11 +12,13 @@ Against one moto server process on loopback:
 - the jobs queue and its dead-letter queue with the redrive policy template.yaml
   gives them, the state table (idempotency claims and run records);
 - per batch: 10 messages sent, received and shaped into the SQS event Lambda's
-  event source mapping would send (:class:`ecspilot.sandbox.QueuePump`), all with
+  event source mapping would send (:class:`ecspilot_dev.sandbox.QueuePump`), all with
   setup clients (not counted, not timed); then **the handler invocation, timed
   and recorded**; then, again uncounted, the messages the handler did not report
-  failed are deleted and the batch's tasks are stopped (they "finish" before the
-  next batch, so each batch starts with the same room under ``max_running``).
+  failed are deleted and the *previous* batch's tasks are stopped: each batch finds
+  the last batch's 10 tasks still RUNNING, as a busy queue would, so the handler's
+  ``max_running`` count lists them and describes them (``ListTasks`` + ``DescribeTasks``,
+  both counted), and still has room for its 10 (``max_running`` 20).
 
 Throughput = messages / summed handler wall time (a single warm Lambda working
 through the queue, one batch after the other). Calls per message are the requests
@@ -37,16 +39,17 @@ from typing import Any
 from bench.harness import Pilot, Runs, check
 from bench.server import MotoServer, moto_server
 from ecspilot.jobs import started_by
-from ecspilot.local import moto_api
-from ecspilot.sandbox import QueuePump, Sandbox, create_jobs_queue, create_state_table
+from ecspilot_dev.local import moto_api
+from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue, create_state_table
 
 BATCHES = 100
 BATCH_SIZE = 10
 CLUSTER = "queuefarm"  # unrelated to any other name: moto matches clusters by substring
 JOB = "render"
 TABLE = "bench-queue-state"
-MAX_RUNNING = 20  # above a batch, so backpressure counts but never holds a message back
-TARGETS = {"RunTask": 1.0, "ListTasks": 1 / BATCH_SIZE}  # per message: 1 RunTask, 1 ListTasks per batch
+MAX_RUNNING = 2 * BATCH_SIZE  # the last batch's tasks run on: room for one batch, never more
+# per message: 1 RunTask; per job and batch: 1 ListTasks and 1 DescribeTasks (the running ones)
+TARGETS = {"RunTask": 1.0, "ListTasks": 1 / BATCH_SIZE, "DescribeTasks": 1 / BATCH_SIZE}
 
 
 def job_config() -> dict[str, Any]:
@@ -121,6 +124,7 @@ def run(server: MotoServer, tmp: Path) -> dict[str, Any]:
     runs = Runs()
     total: collections.Counter[str] = collections.Counter()
     tasks_started = 0
+    previous: set[str] = set()  # the last batch's tasks, still RUNNING
     for batch in range(BATCHES):
         send_batch(sb, queue_url, batch)
         event = pump.receive(BATCH_SIZE)
@@ -131,12 +135,17 @@ def run(server: MotoServer, tmp: Path) -> dict[str, Any]:
         check(response["batchItemFailures"] == [], f"batch {batch}: failures {response['batchItemFailures']}")
         total.update(runs.ops)
         pump.settle(event, response)
-        arns = sb.clients.ecs.list_tasks(cluster=CLUSTER, startedBy=started_by(JOB), desiredStatus="RUNNING")[
-            "taskArns"
-        ]
-        check(len(arns) == BATCH_SIZE, f"batch {batch}: {len(arns)} tasks running, expected {BATCH_SIZE}")
-        tasks_started += len(arns)
-        stop_tasks(sb, arns)
+        running = set(
+            sb.clients.ecs.list_tasks(cluster=CLUSTER, startedBy=started_by(JOB), desiredStatus="RUNNING")[
+                "taskArns"
+            ]
+        )
+        new = running - previous
+        check(previous <= running, f"batch {batch}: the last batch's tasks stopped early")
+        check(len(new) == BATCH_SIZE, f"batch {batch}: {len(new)} tasks started, expected {BATCH_SIZE}")
+        tasks_started += len(new)
+        stop_tasks(sb, sorted(previous))
+        previous = new
     waiting = sb.clients.sqs.get_queue_attributes(
         QueueUrl=queue_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -154,7 +163,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(
         "moto server (own process, loopback); the real handler, warm (one Lambda working through the queue, "
         f"batch after batch); queue job `{JOB}` with `max_running: {MAX_RUNNING}` on {CLUSTER} "
-        "(3 container instances, tasks frozen RUNNING by moto's state manager, stopped between batches); "
+        "(3 container instances, tasks frozen RUNNING by moto's state manager; each batch finds the last "
+        "batch's tasks running, stopped after it); "
         "messages carry command and environment overrides; sending, receiving, deleting and stopping are "
         "setup calls, neither timed nor counted\n"
     )

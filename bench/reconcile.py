@@ -54,7 +54,7 @@ import boto3
 
 from bench.harness import Pilot, Runs, check, timed
 from bench.server import MotoServer, moto_server
-from ecspilot.sandbox import Sandbox, create_state_table, fake_digest
+from ecspilot_dev.sandbox import Sandbox, create_state_table, fake_digest
 
 # --- daemons ---------------------------------------------------------------------------------
 N_CLUSTERS = 50

@@ -31,7 +31,7 @@ import botocore.session
 from botocore.config import Config
 
 from ecspilot.aws import Clients
-from ecspilot.local import LOCAL_AWS_ENV, free_port, moto_api, pointed_at
+from ecspilot_dev.local import LOCAL_AWS_ENV, free_port, moto_api, pointed_at
 
 SETUP_MARKER = "bench-setup"
 

@@ -17,10 +17,10 @@ import pytest
 from ecspilot import runtime
 from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig, parse_config
-from ecspilot.local import CallRecorder
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, create_state_table
 from ecspilot.settings import Settings
+from ecspilot_dev.local import CallRecorder
+from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table
 from tests.faults import Faults
 from tests.moto_state import atomic_dynamodb_writes, new_deployment_per_update
 

@@ -4,7 +4,7 @@ ends them.
 moto runs no containers and emits no task events. A run ends here as a real one does: the task
 stops (``StopTask`` on moto stands for the container exiting) and ECS sends its ``ECS Task State
 Change`` event, built from a sample in ``events/`` about that very task
-(:func:`ecspilot.local.task_stopped_event`). Use with the ``frozen_tasks`` fixture, so moto keeps
+(:func:`ecspilot_dev.local.task_stopped_event`). Use with the ``frozen_tasks`` fixture, so moto keeps
 the task RUNNING until then.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ecspilot.aws import Clients
-from ecspilot.local import invoke, load_event, task_stopped_event
+from ecspilot_dev.local import invoke, load_event, task_stopped_event
 
 
 def fire(clients: Clients, job: str, scheduled_time: str = "2026-11-25T02:00:00Z") -> dict[str, Any]:

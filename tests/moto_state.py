@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ecspilot.sandbox import ACCOUNT, REGION
+from ecspilot_dev.sandbox import ACCOUNT, REGION
 
 
 def set_image_pushed_at(repository: str, digest: str, seconds_ago: int) -> None:
@@ -30,9 +30,9 @@ def set_image_pushed_at(repository: str, digest: str, seconds_ago: int) -> None:
 def new_deployment_per_update() -> contextlib.AbstractContextManager[None]:
     """ECS starts a new deployment, with a new id, on every UpdateService that changes the task
     definition; moto keeps one deployment id per service. The tracker matches ECS's events by
-    that id, so its tests need ECS's behaviour (``ecspilot.local.ecs_deployment_per_update``,
+    that id, so its tests need ECS's behaviour (``ecspilot_dev.local.ecs_deployment_per_update``,
     shared with the demo)."""
-    from ecspilot.local import ecs_deployment_per_update  # noqa: PLC0415
+    from ecspilot_dev.local import ecs_deployment_per_update  # noqa: PLC0415
 
     return ecs_deployment_per_update()
 

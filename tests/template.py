@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ecspilot.local import REPO_ROOT
+from ecspilot_dev.local import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "template.yaml"
 TAGS = ("Ref", "Sub", "GetAtt", "If", "Not", "Equals", "And", "Or", "Condition", "Join", "Select", "Split")

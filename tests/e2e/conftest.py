@@ -12,9 +12,9 @@ import yaml
 
 from ecspilot import runtime
 from ecspilot.aws import Clients
-from ecspilot.local import CallRecorder, local_aws, moto_api
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import Sandbox, create_state_table
+from ecspilot_dev.local import CallRecorder, local_aws, moto_api
+from ecspilot_dev.sandbox import Sandbox, create_state_table
 from tests.moto_state import new_deployment_per_update
 
 TABLE = "ecspilot-e2e"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ecspilot.local import invoke
-from ecspilot.sandbox import fake_digest
+from ecspilot_dev.local import invoke
+from ecspilot_dev.sandbox import fake_digest
 from tests.e2e.conftest import World
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from ecspilot.history import utc_now
-from ecspilot.local import invoke, load_event, moto_api
-from ecspilot.sandbox import QueuePump, create_jobs_queue
+from ecspilot_dev.local import invoke, load_event, moto_api
+from ecspilot_dev.sandbox import QueuePump, create_jobs_queue
 from tests.e2e.conftest import World
 
 CLUSTER = "mediafarm"

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import Sandbox, fake_digest
+from ecspilot_dev.local import CallRecorder, invoke, load_event
+from ecspilot_dev.sandbox import Sandbox, fake_digest
 from tests.conftest import MakeRuntime
 from tests.moto_state import new_deployment_per_update, set_image_pushed_at
 

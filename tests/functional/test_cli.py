@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ecspilot.cli import main
-from ecspilot.sandbox import Sandbox
+from ecspilot_dev.sandbox import Sandbox
 
 CONFIG: dict[str, Any] = {
     "version": 1,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import CustomResourceError, EventError
-from ecspilot.local import free_port, invoke
 from ecspilot.reconcile import handle_reconcile_event
 from ecspilot.runtime import Runtime
+from ecspilot_dev.local import free_port, invoke
 from tests.functional.cloudformation import CloudFormationStandIn, custom_resource_event
 
 BROKEN = "version: 1\nservices:\n  - name: web\n    cluster: prod\n    containers: {app: {tags: ['v 1']}}\n"

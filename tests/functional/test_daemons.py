@@ -15,8 +15,8 @@ from botocore.stub import Stubber
 from ecspilot import cli
 from ecspilot.aws import Clients
 from ecspilot.daemons import DAEMON_TAG, MANAGED_TAG, DaemonReconciler
-from ecspilot.local import CallRecorder, invoke, load_event
-from ecspilot.sandbox import Sandbox
+from ecspilot_dev.local import CallRecorder, invoke, load_event
+from ecspilot_dev.sandbox import Sandbox
 from tests.conftest import MakeRuntime
 
 FLUENT_BIT = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"

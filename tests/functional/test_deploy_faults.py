@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import DeployFailuresError
-from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import Sandbox, fake_digest, push_event
 from ecspilot.taskdef import family_of
+from ecspilot_dev.local import CallRecorder, invoke, load_event
+from ecspilot_dev.sandbox import Sandbox, fake_digest, push_event
 from tests.conftest import MakeRuntime
 from tests.faults import Faults
 from tests.moto_state import new_deployment_per_update, set_image_pushed_at, set_registered_at

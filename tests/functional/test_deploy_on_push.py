@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import DeployFailuresError, EventError
-from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import Sandbox, fake_digest
 from ecspilot.taskdef import READ_ONLY_FIELDS
+from ecspilot_dev.local import CallRecorder, invoke, load_event
+from ecspilot_dev.sandbox import Sandbox, fake_digest
 from tests.conftest import MakeRuntime
 from tests.moto_state import set_image_pushed_at
 

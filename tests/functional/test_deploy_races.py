@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import DeployFailuresError
-from ecspilot.local import invoke, load_event
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from ecspilot.service_state import Claim, newer_claims
+from ecspilot_dev.local import invoke, load_event
+from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime
 from tests.faults import Faults
 from tests.moto_state import set_image_pushed_at

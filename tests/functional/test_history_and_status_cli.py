@@ -17,9 +17,9 @@ import yaml
 
 from ecspilot.cli import main
 from ecspilot.history import utc_now
-from ecspilot.local import invoke, load_event
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
+from ecspilot_dev.local import invoke, load_event
+from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import TABLE, MakeRuntime
 from tests.job_runs import ends, fire
 from tests.moto_state import new_deployment_per_update

@@ -21,10 +21,10 @@ from botocore.stub import Stubber
 from ecspilot import runtime
 from ecspilot.aws import Clients
 from ecspilot.config import parse_config
-from ecspilot.local import CallRecorder, invoke, load_event, task_stopped_event
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import ACCOUNT, REGION, QueuePump, Sandbox, create_jobs_queue, fake_digest
 from ecspilot.settings import Settings
+from ecspilot_dev.local import CallRecorder, invoke, load_event, task_stopped_event
+from ecspilot_dev.sandbox import ACCOUNT, REGION, QueuePump, Sandbox, create_jobs_queue, fake_digest
 from tests.conftest import TABLE, MakeRuntime
 from tests.moto_state import new_deployment_per_update, set_image_pushed_at
 from tests.template import function_grants, function_ids

@@ -16,10 +16,10 @@ from ecspilot import runtime
 from ecspilot.aws import Clients
 from ecspilot.config import parse_config
 from ecspilot.daemons import DAEMON_TAG, MANAGED_TAG
-from ecspilot.local import invoke
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import REGION
 from ecspilot.settings import Settings
+from ecspilot_dev.local import invoke
+from ecspilot_dev.sandbox import REGION
 
 PREFIX = "arn:aws:ecs:us-east-1:123456789012"
 CLUSTER_ARN = f"{PREFIX}:cluster/prod"

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import SettingsError
-from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.origins import TrustedOrigins
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import ACCOUNT, REGION, Sandbox
 from ecspilot.settings import Settings
+from ecspilot_dev.local import CallRecorder, invoke, load_event
+from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox
 from tests.conftest import MakeRuntime
 
 ELSEWHERE = [("999999999999", REGION), (ACCOUNT, "eu-west-1"), ("999999999999", "eu-west-1")]

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import EventError
-from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.reconcile import SCHEDULE_INPUT
-from ecspilot.sandbox import Sandbox
+from ecspilot_dev.local import CallRecorder, invoke, load_event
+from ecspilot_dev.sandbox import Sandbox
 from tests.conftest import MakeRuntime
 from tests.faults import Faults, Mode
 from tests.functional.cloudformation import CloudFormationStandIn, custom_resource_event

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from ecspilot.aws import Clients
+from ecspilot.dynamo import deserialize
 from ecspilot.errors import PermanentJobError, RetryableJobError, UnknownJobError
-from ecspilot.history import deserialize
 from ecspilot.jobs import client_token, firing_token, run_job, started_by
-from ecspilot.local import CallRecorder, invoke, load_event
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import Sandbox
+from ecspilot_dev.local import CallRecorder, invoke, load_event
+from ecspilot_dev.sandbox import Sandbox
 from tests.canned import CannedRunTask, failure
 from tests.conftest import TABLE, MakeRuntime
 

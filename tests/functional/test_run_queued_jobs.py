@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from ecspilot.aws import Clients
 from ecspilot.jobs import started_by
-from ecspilot.local import CallRecorder, invoke
-from ecspilot.sandbox import QueuePump, Sandbox, create_jobs_queue
+from ecspilot_dev.local import CallRecorder, invoke
+from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue
 from tests.canned import CannedRunTask, failure
 from tests.conftest import MakeRuntime
 
@@ -279,7 +279,7 @@ def test_enqueue_validates_locally_then_sends_a_well_formed_message(
 def test_the_sample_batch_runs_the_valid_message_and_dead_letters_the_role_override(
     sandbox: Sandbox, make_runtime: MakeRuntime, clients: Clients, recorder: CallRecorder
 ) -> None:
-    from ecspilot.local import load_event  # noqa: PLC0415
+    from ecspilot_dev.local import load_event  # noqa: PLC0415
 
     sandbox.cluster(CLUSTER, instances_per_zone=1)
     sandbox.task_definition("render", {"app": sandbox.image("render", "v1")})

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from ecspilot.aws import Clients
-from ecspilot.local import CallRecorder, invoke
 from ecspilot.reconcile import reconcile
 from ecspilot.schedules import schedule_name
+from ecspilot_dev.local import CallRecorder, invoke
 from tests.conftest import MakeRuntime
 
 GROUP = "ecspilot-test"

@@ -16,9 +16,9 @@ import pytest
 
 from ecspilot.errors import EventError
 from ecspilot.jobs import started_by
-from ecspilot.local import invoke, load_event, task_stopped_event
 from ecspilot.runtime import Runtime
-from ecspilot.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
+from ecspilot_dev.local import invoke, load_event, task_stopped_event
+from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime
 from tests.job_runs import ends, fire
 from tests.moto_state import new_deployment_per_update

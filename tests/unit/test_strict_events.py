@@ -8,7 +8,7 @@ from ecspilot.envelope import parse_event
 from ecspilot.errors import EventError
 from ecspilot.events import EcrImageActionEvent
 from ecspilot.images import DIGEST_RE
-from ecspilot.local import load_event
+from ecspilot_dev.local import load_event
 
 GOOD = "sha256:" + "0123456789abcdef" * 4
 

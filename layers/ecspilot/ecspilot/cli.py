@@ -197,9 +197,22 @@ def cmd_placement(args: argparse.Namespace) -> int:
     return 0 if matched or not report.checks else 1
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from ecspilot import demo  # noqa: PLC0415 - needs moto, a dev dependency
+class DevToolsMissingError(EcspilotError):
+    """``ecspilot demo`` without the development package (``ecspilot_dev``) or what it needs (moto)."""
 
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        # the demo lives in the development package, never in the Lambda layer; moto is its local AWS
+        import moto.server  # noqa: F401, PLC0415
+
+        from ecspilot_dev import demo  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "a module").partition(".")[0]
+        raise DevToolsMissingError(
+            f"`ecspilot demo` needs ecspilot's development tools ({missing} is not installed): "
+            "in a checkout of the repository, run `make demo` (or `pip install -e '.[dev]'`)"
+        ) from exc
     return demo.run(verbose=args.verbose)
 
 

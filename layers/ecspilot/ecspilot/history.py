@@ -44,17 +44,15 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecspilot.dynamo import deserialize, serialize, set_expression
 from ecspilot.errors import AwsError
 from ecspilot.obs import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
 TRANSACT_LIMIT = 100  # TransactWriteItems' limit of actions per call
@@ -141,16 +139,6 @@ class RunRecord:
         }
 
 
-def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain dict as a DynamoDB attribute map (None values dropped)."""
-    return {k: _SERIALIZER.serialize(v) for k, v in item.items() if v is not None}
-
-
-def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A DynamoDB attribute map as a plain dict."""
-    return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
-
-
 class History:
     """Writes and reads the state table. With no table name it records nothing."""
 
@@ -215,7 +203,7 @@ class History:
         for record in latest.values():
             item = {k: v for k, v in record.to_item().items() if k not in ("pk", "sk", "status")}
             fields = {**item, "expires_at": expires}
-            update = _set_expression(fields)
+            update = set_expression(fields)
             actions.append(
                 {
                     "Update": {
@@ -367,7 +355,7 @@ class History:
         }
         if create is not None:
             extra.setdefault("expires_at", self.expires_at())
-        update = _set_expression(values, extra)
+        update = set_expression(values, extra)
         conditions = ["attribute_not_exists(pk)"] if create is not None else []
         if allowed_from:
             conditions.append(f"#status IN ({', '.join(f':from{i}' for i in range(len(allowed_from)))})")
@@ -396,28 +384,3 @@ class History:
         except BotoCoreError as exc:
             raise AwsError(f"updating history failed: {exc}", table=table, status=status) from exc
         return deserialize(resp.get("Attributes", {}))
-
-
-@dataclass
-class _Update:
-    sets: list[str]
-    names: dict[str, str]
-    values: dict[str, Any]
-
-    @property
-    def expression(self) -> str:
-        return "SET " + ", ".join(self.sets)
-
-
-def _set_expression(values: Mapping[str, Any], if_missing: Mapping[str, Any] | None = None) -> _Update:
-    """``SET`` clauses for ``values``, and ``if_not_exists`` ones for ``if_missing``."""
-    names: dict[str, str] = {}
-    attr: dict[str, Any] = {}
-    sets: list[str] = []
-    for i, (name, value) in enumerate(values.items()):
-        names[f"#f{i}"], attr[f":f{i}"] = name, value
-        sets.append(f"#f{i} = :f{i}")
-    for i, (name, value) in enumerate((if_missing or {}).items()):
-        names[f"#c{i}"], attr[f":c{i}"] = name, value
-        sets.append(f"#c{i} = if_not_exists(#c{i}, :c{i})")
-    return _Update(sets, names, attr)

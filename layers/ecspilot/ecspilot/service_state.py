@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecspilot.dynamo import serialize
 from ecspilot.errors import AwsError
-from ecspilot.history import TRANSACT_LIMIT, History, serialize, service_pk
+from ecspilot.history import TRANSACT_LIMIT, History, service_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

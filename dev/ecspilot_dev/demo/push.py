@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from ecspilot import runtime
-from ecspilot.demo.base import Demo
-from ecspilot.local import invoke
 from ecspilot.present import say, table
+from ecspilot_dev.demo.base import Demo
+from ecspilot_dev.local import invoke
 
 
 def chapter_deploy_on_push(demo: Demo) -> None:

@@ -11,15 +11,15 @@ from typing import Any
 import yaml
 
 from ecspilot import runtime
-from ecspilot.demo.base import DEMO_CONFIG, Demo
-from ecspilot.local import invoke
 from ecspilot.present import say
+from ecspilot_dev.demo.base import DEMO_CONFIG, Demo, run_cli
+from ecspilot_dev.local import invoke
 
 
 def _ecs_event(sample: str, deployment_id: str, service: str, **detail: Any) -> dict[str, Any]:
     """The ``ECS Deployment State Change`` event ECS would send (moto never sends one)."""
     from ecspilot.history import utc_now  # noqa: PLC0415
-    from ecspilot.local import load_event  # noqa: PLC0415
+    from ecspilot_dev.local import load_event  # noqa: PLC0415
 
     reasons = {
         "ecs_deployment_completed": f"ECS deployment {deployment_id} completed.",
@@ -97,8 +97,8 @@ def _bad_release(demo: Demo) -> None:
 def _job_runs(demo: Demo) -> None:
     """Two nights of nightly-report through the run_job handler: one exits 0, one exits 1 (the
     STOPPED events ECS would send for those very tasks)."""
-    from ecspilot.local import load_event, task_stopped_event  # noqa: PLC0415
     from ecspilot.taskdef import container_images  # noqa: PLC0415
+    from ecspilot_dev.local import load_event, task_stopped_event  # noqa: PLC0415
 
     sb, ecs = demo.sandbox, demo.clients.ecs
     demo.step("Job runs: Scheduler fires nightly-report on two nights; the run_job handler starts each")
@@ -136,8 +136,6 @@ def _show_inbox(demo: Demo, inbox: str) -> None:
 
 def chapter_tracking(demo: Demo) -> None:
     """ECS's own events close the deployment and run records; status and history show them."""
-    from ecspilot.cli import main as cli  # noqa: PLC0415
-
     say("\n=== Tracking: did my push deploy, roll back, or hang? Did the job exit 0? ===")
     inbox = _notifications_and_a_job(demo)
     demo.step(
@@ -160,4 +158,4 @@ def chapter_tracking(demo: Demo) -> None:
     _show_inbox(demo, inbox)
     for argv in (["status"], ["history", "web"], ["history", "nightly-report"]):
         demo.step(f"$ ecspilot {' '.join(argv)}")
-        cli(argv)
+        run_cli(argv)

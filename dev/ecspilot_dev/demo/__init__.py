@@ -16,16 +16,16 @@ from pathlib import Path
 import yaml
 
 from ecspilot import runtime
-from ecspilot.demo.base import DEMO_CONFIG, TABLE, Demo
-from ecspilot.demo.daemons import chapter_daemons_everywhere
-from ecspilot.demo.jobs import chapter_jobs, chapter_jobs_follow_pushes, chapter_placement_check
-from ecspilot.demo.push import chapter_catch_up, chapter_deploy_on_push
-from ecspilot.demo.queue import chapter_queue
-from ecspilot.demo.tracking import chapter_tracking
 from ecspilot.errors import EcspilotError
-from ecspilot.local import ecs_deployment_per_update, local_aws
 from ecspilot.present import say
-from ecspilot.sandbox import create_state_table
+from ecspilot_dev.demo.base import DEMO_CONFIG, TABLE, Demo
+from ecspilot_dev.demo.daemons import chapter_daemons_everywhere
+from ecspilot_dev.demo.jobs import chapter_jobs, chapter_jobs_follow_pushes, chapter_placement_check
+from ecspilot_dev.demo.push import chapter_catch_up, chapter_deploy_on_push
+from ecspilot_dev.demo.queue import chapter_queue
+from ecspilot_dev.demo.tracking import chapter_tracking
+from ecspilot_dev.local import ecs_deployment_per_update, local_aws
+from ecspilot_dev.sandbox import create_state_table
 
 CHAPTERS: list[Callable[[Demo], None]] = [
     chapter_deploy_on_push,

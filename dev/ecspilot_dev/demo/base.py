@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from ecspilot.aws import Clients
-from ecspilot.local import CallRecorder, invoke
 from ecspilot.present import say
-from ecspilot.sandbox import Sandbox
+from ecspilot_dev.local import CallRecorder, invoke
+from ecspilot_dev.sandbox import Sandbox
 
 TABLE = "ecspilot-demo-state"
 
@@ -29,6 +32,13 @@ DEMO_CONFIG: dict[str, Any] = {
     "jobs": [],
     "daemons": [],
 }
+
+
+def run_cli(argv: Sequence[str]) -> int:
+    """``ecspilot ARGV`` as a user would run it: its own process, this process's environment (the
+    local AWS, the config, the table). The demo never imports the CLI: it shows the CLI."""
+    sys.stdout.flush()
+    return subprocess.run([sys.executable, "-m", "ecspilot", *argv], check=False).returncode
 
 
 class Demo:

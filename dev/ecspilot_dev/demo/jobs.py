@@ -9,9 +9,9 @@ from typing import Any
 import yaml
 
 from ecspilot import runtime
-from ecspilot.demo.base import DEMO_CONFIG, TABLE, Demo
-from ecspilot.local import invoke
 from ecspilot.present import say, table
+from ecspilot_dev.demo.base import DEMO_CONFIG, TABLE, Demo, run_cli
+from ecspilot_dev.local import invoke
 
 JOBS_DEMO: list[dict[str, Any]] = [
     {
@@ -52,8 +52,8 @@ JOBS_DEMO: list[dict[str, Any]] = [
 
 def chapter_jobs(demo: Demo) -> None:
     """Scheduled and on-demand jobs: schedules, concurrency policies, the placement checker."""
-    from ecspilot.local import load_event, moto_api  # noqa: PLC0415
     from ecspilot.reconcile import reconcile  # noqa: PLC0415
+    from ecspilot_dev.local import load_event, moto_api  # noqa: PLC0415
 
     sb = demo.sandbox
     say("\n=== Jobs: scheduled and on-demand runs, concurrency policies, placement checks ===")
@@ -167,7 +167,7 @@ def _revision_rows(demo: Demo, arns: list[str]) -> list[dict[str, str]]:
 def chapter_jobs_follow_pushes(demo: Demo) -> None:
     """A job that declares ``containers:`` gets a new revision on a matching push; its next run uses it."""
     from ecspilot.jobs import live_tasks  # noqa: PLC0415
-    from ecspilot.local import load_event  # noqa: PLC0415
+    from ecspilot_dev.local import load_event  # noqa: PLC0415
 
     sb, ecs = demo.sandbox, demo.clients.ecs
     say("\n=== Jobs follow pushes: the next run uses the newest image, a pinned job stays put ===")
@@ -242,8 +242,6 @@ def _show_tasks(demo: Demo, arns: list[str]) -> None:
 
 def chapter_placement_check(demo: Demo) -> None:
     """`ecspilot placement check`: which instances a job's constraints select, and why not the others."""
-    from ecspilot import cli  # noqa: PLC0415
-
     say("\n=== Placement check: which container instances a job's constraints select ===")
     demo.step("Tag two instances storage=ssd (ecs.put_attributes); `ecspilot placement check ssd-indexer`")
     arns = demo.clients.ecs.list_container_instances(cluster="batch")["containerInstanceArns"]
@@ -256,13 +254,13 @@ def chapter_placement_check(demo: Demo) -> None:
         demo.clients.ecs.put_attributes(
             cluster="batch", attributes=[{"name": "storage", "value": "ssd", "targetId": arn}]
         )
-    cli.main(["placement", "check", "ssd-indexer"])
+    run_cli(["placement", "check", "ssd-indexer"])
     demo.step("`ecspilot run ssd-indexer --dry-run`: the same core path, nothing started")
-    cli.main(["run", "ssd-indexer", "--dry-run"])
+    run_cli(["run", "ssd-indexer", "--dry-run"])
 
 
 def _runs(demo: Demo, job: str) -> list[dict[str, Any]]:
-    from ecspilot.history import deserialize  # noqa: PLC0415
+    from ecspilot.dynamo import deserialize  # noqa: PLC0415
 
     resp = demo.clients.dynamodb.query(
         TableName=TABLE,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ecspilot import runtime
-from ecspilot.demo.base import Demo
-from ecspilot.local import invoke
 from ecspilot.present import say, table
+from ecspilot_dev.demo.base import Demo
+from ecspilot_dev.local import invoke
 
 
 def _reconcile_and_show(demo: Demo, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -26,8 +26,8 @@ def chapter_daemons_everywhere(demo: Demo) -> None:
     from dataclasses import replace  # noqa: PLC0415
 
     from ecspilot.config import parse_config  # noqa: PLC0415
-    from ecspilot.local import load_event  # noqa: PLC0415
     from ecspilot.reconcile import reconcile  # noqa: PLC0415
+    from ecspilot_dev.local import load_event  # noqa: PLC0415
 
     sb = demo.sandbox
     say("\n=== Daemons everywhere: one log agent per host, on every cluster, kept in place ===")

@@ -15,7 +15,7 @@ from typing import Any
 
 from ecspilot.aws import Clients
 from ecspilot.images import ecr_registry
-from ecspilot.local import load_event
+from ecspilot_dev.local import load_event
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
