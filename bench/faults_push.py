@@ -49,7 +49,7 @@ def _run(seed: int | None, mode: str = "error") -> list[Attempt]:
     from ecspilot.runtime import Runtime  # noqa: PLC0415
     from ecspilot.settings import Settings  # noqa: PLC0415
     from ecspilot_dev.local import ecs_deployment_per_update, invoke  # noqa: PLC0415
-    from ecspilot_dev.sandbox import REGION, Sandbox, create_state_table, fake_digest  # noqa: PLC0415
+    from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table, fake_digest  # noqa: PLC0415
     from tests.faults import Faults  # noqa: PLC0415
 
     os.environ.update(
@@ -78,7 +78,7 @@ def _run(seed: int | None, mode: str = "error") -> list[Attempt]:
             )
         create_state_table(clients, "faults-push")
         rt = Runtime.build(
-            settings=Settings(table_name="faults-push", region=REGION),
+            settings=Settings(table_name="faults-push", region=REGION, account_id=ACCOUNT),
             config=parse_config({"version": 1, "services": services}),
             clients=clients,
         )

@@ -470,3 +470,23 @@ def test_a_job_is_judged_by_the_same_rules_a_late_push_does_not_replace_an_image
     assert "push time cannot be known" in followed["reason"]
     assert recorder.writes() == []
     assert len(revisions(rt, "report")) == 2
+
+
+def test_a_shared_describe_services_or_update_failing_once_beyond_retries_is_tried_again(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults
+) -> None:
+    # GIVEN twelve services (two DescribeServices batches), and the first DescribeServices and the
+    # first two UpdateService calls throttled beyond botocore's retries
+    td = world.task_definition("web", {"app": world.image("web", "v0")})
+    names = [f"s{i:02}" for i in range(12)]
+    for name in names:
+        world.service("prod", name, td)
+    rt = make_runtime(config(*(service(n) for n in names)))
+    describe = faults.fail("DescribeServices", times=1)
+    update = faults.fail("UpdateService", times=2)
+    # WHEN the push arrives
+    result = invoke(PUSH, world.push("web", "v1"))
+    # THEN each failed call was tried once more, and every service rolled in this one invocation
+    assert (describe.fired, update.fired) == (1, 2)
+    assert set(outcomes(result).values()) == {"deployed"}
+    assert all(running_image(rt, n).endswith(fake_digest("web:v1")) for n in names)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from ecspilot.aws import Clients
 from ecspilot.config import EcspilotConfig, JobConfig
 from ecspilot.deploy_commit import DeployCommit
-from ecspilot.deploy_reads import DESCRIBE_SERVICES_BATCH, aware
+from ecspilot.deploy_reads import DESCRIBE_SERVICES_BATCH, aware, once_more
 from ecspilot.deploy_result import JobOutcome, Outcome, PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy_rules import (
     decide,
@@ -255,7 +255,7 @@ class PushDeployer(DeployCommit):
         records = []
         applied = []
         started_at = utc_now()
-        for (t, new_arn), outcome in zip(updates, self._map(self._update, updates), strict=True):
+        for (t, new_arn), outcome in zip(updates, self._map(once_more(self._update), updates), strict=True):
             if isinstance(outcome, EcspilotError):
                 t.outcome.outcome, t.outcome.reason = "failed", str(outcome)
                 continue

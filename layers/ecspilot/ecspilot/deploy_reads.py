@@ -6,7 +6,9 @@ push time) is made once per invocation; a failure fails only the services that n
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -28,6 +30,24 @@ DESCRIBE_SERVICES_BATCH = 10
 def aware(at: datetime | None) -> datetime | None:
     """Timestamps compared across ECR, ECS and events: naive ones are UTC."""
     return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+def once_more(fn: Callable[[T], R]) -> Callable[[T], R]:
+    """``fn``, tried a second time (after a short jittered pause) when it fails with a transient
+    AWS error that botocore's retries did not absorb: a shared read failing would fail every
+    service that needs it, and the retry of the invocation costs a whole run."""
+
+    def call(item: T) -> R:
+        try:
+            return fn(item)
+        except DeployError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ClientError | BotoCoreError) or not retryable(cause):
+                raise
+            time.sleep(0.2 + random.random() * 0.3)
+            return fn(item)
+
+    return call
 
 
 class DeployReads:
@@ -135,7 +155,8 @@ class DeployReads:
             for cluster, names in by_cluster.items()
             for chunk in chunks(names, DESCRIBE_SERVICES_BATCH)
         ]
-        for (cluster, names), resp in zip(batches, self._map(self._describe_services, batches), strict=True):
+        described = self._map(once_more(self._describe_services), batches)
+        for (cluster, names), resp in zip(batches, described, strict=True):
             if isinstance(resp, EcspilotError):
                 for name in names:
                     self._services[(cluster, name)] = str(resp)
