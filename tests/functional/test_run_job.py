@@ -144,12 +144,16 @@ def test_run_task_gets_the_tags_placement_overrides_and_started_by_of_the_job(
             },
         )
     )
-    run_job(
+    result = run_job(
         rt.config.jobs[0], rt, "manual", overrides={"containers": {"report": {"environment": {"DAY": "1"}}}}
     )
     [params] = recorder.params("RunTask")
     assert params["startedBy"] == "ecspilot/report"
-    assert params["tags"] == [{"key": "ecspilot:job", "value": "report"}]
+    # the job's tag, and the run's: a run whose RunTask reply is lost finds its tasks by it
+    assert params["tags"] == [
+        {"key": "ecspilot:job", "value": "report"},
+        {"key": "ecspilot:run", "value": result.run_id},
+    ]
     assert (params["propagateTags"], params["enableECSManagedTags"], params["launchType"]) == (
         "TASK_DEFINITION",
         True,

@@ -50,6 +50,7 @@ class Clients:
         self._region = region
         self._config = client_config(max_workers)
         self._clients: dict[str, Any] = dict(overrides or {})
+        self._injected = frozenset(self._clients)
         self._lock = threading.Lock()
 
     def get(self, service: str) -> Any:
@@ -61,6 +62,26 @@ class Clients:
                 self._session = session
                 client = session.client(service, config=self._config)  # type: ignore[call-overload]
                 self._clients[service] = client
+            return client
+
+    def single_attempt(self, service: str) -> Any:
+        """A client for ``service`` that sends each request once: botocore never retries it.
+
+        For calls that must not be applied twice where a lost reply cannot be told from a
+        failure (RunTask: moto does not deduplicate its ``clientToken``); the caller retries
+        after finding out whether the lost attempt was applied. Same session, so the same hooks.
+        """
+        if service in self._injected:
+            return self.get(service)  # an injected client (a Stubber's) answers every call
+        key = f"{service}#single-attempt"
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                session = self._session or boto3.Session(region_name=self._region)
+                self._session = session
+                config = self._config.merge(Config(retries={"mode": "standard", "max_attempts": 1}))
+                client = session.client(service, config=config)  # type: ignore[call-overload]
+                self._clients[key] = client
             return client
 
     @property

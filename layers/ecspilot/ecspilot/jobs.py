@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,17 +37,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecspilot.aws import Clients
-from ecspilot.claims import RequestClaim
+from ecspilot.claims import HasRemainingTime, RequestClaim, in_progress_until
 from ecspilot.config import JobConfig, PlacementSpec
 from ecspilot.envelope import parse_event
 from ecspilot.errors import (
+    AwsError,
     JobError,
     PermanentJobError,
     RetryableJobError,
     UnknownJobError,
+    error_code,
+    is_uncertain,
     job_call_error,
 )
-from ecspilot.history import RunRecord, job_pk, utc_now
+from ecspilot.history import RunRecord, job_pk, serialize, utc_now
 from ecspilot.obs import count, logger
 from ecspilot.placement import resolve_placement
 from ecspilot.runtime import Runtime
@@ -61,6 +65,9 @@ Decision = Literal["run", "skip", "replace"]
 Outcome = Literal["started", "skipped", "duplicate", "would-run", "would-skip", "failed"]
 
 JOB_TAG = "ecspilot:job"
+RUN_TAG = "ecspilot:run"  # the run id: finds the tasks of a run whose RunTask reply was lost
+RUN_TASK_ATTEMPTS = 3  # sends of one RunTask call (throttled, or lost and found to start nothing)
+RUN_TASK_BACKOFF = 0.1  # seconds before the second send, doubled after
 STARTED_BY_PREFIX = "ecspilot/"
 STARTED_BY_MAX = 36  # RunTask's limit
 RUN_TASK_MAX_COUNT = 10  # RunTask starts at most 10 tasks per call
@@ -242,7 +249,7 @@ def resolve_task_definition(job: JobConfig, clients: Clients) -> dict[str, Any]:
     try:
         resp = clients.ecs.describe_task_definition(taskDefinition=job.task_definition)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = error_code(exc)
         if code in ("ClientException", "InvalidParameterException"):
             raise PermanentJobError(
                 f"task definition {job.task_definition} not found: {exc}",
@@ -313,6 +320,32 @@ def running_count(job: JobConfig, clients: Clients) -> int:
     return len(live_tasks(job, clients))
 
 
+def request_tasks(job: JobConfig, clients: Clients, run_id: str) -> list[str]:
+    """The ARNs of the tasks ECS knows for run ``run_id`` (tagged ``ecspilot:run``), running or
+    recently stopped: what an attempt started even if its RunTask reply or its claim was lost."""
+    marker = started_by(job.name)
+    arns: list[str] = []
+    try:
+        paginator = clients.ecs.get_paginator("list_tasks")
+        for status in ("RUNNING", "STOPPED"):
+            for page in paginator.paginate(cluster=job.cluster, startedBy=marker, desiredStatus=status):
+                arns.extend(a for a in page.get("taskArns", []) if a not in arns)
+        found: list[str] = []
+        for start in range(0, len(arns), DESCRIBE_TASKS_BATCH):
+            resp = clients.ecs.describe_tasks(
+                cluster=job.cluster, tasks=arns[start : start + DESCRIBE_TASKS_BATCH], include=["TAGS"]
+            )
+            found.extend(
+                str(t["taskArn"])
+                for t in resp.get("tasks", [])
+                if t.get("startedBy") == marker
+                and {"key": RUN_TAG, "value": run_id} in [dict(tag) for tag in t.get("tags", [])]
+            )
+    except (ClientError, BotoCoreError) as exc:
+        raise api_error("looking up the tasks of a run", exc, job) from exc
+    return found
+
+
 # --- the runbook ------------------------------------------------------------------------------
 
 
@@ -332,8 +365,12 @@ def run_job(
     message_id: str = "",
     dry_run: bool = False,
     task_definition_arn: str | None = None,
+    claim_until: int | None = None,
 ) -> RunResult:
     """Run ``job`` now; see the module docstring for the steps.
+
+    ``claim_until`` (epoch seconds, :func:`ecspilot.claims.in_progress_until` of the Lambda
+    context) is when this invocation's claim on ``request_key`` stops protecting it if it dies.
 
     ``task_definition_arn``, when given, is the revision already resolved for this job (the queue
     resolves it once per batch) and saves the DescribeTaskDefinition.
@@ -360,6 +397,7 @@ def run_job(
             message_id,
             dry_run,
             task_definition_arn,
+            claim_until,
         )
     except JobError:
         count("JobRunErrors")
@@ -377,6 +415,7 @@ def _run(
     message_id: str,
     dry_run: bool,
     task_definition_arn: str | None = None,
+    claim_until: int | None = None,
 ) -> RunResult:
     td_arn = task_definition_arn or str(resolve_task_definition(job, rt.clients)["taskDefinitionArn"])
     log = _log(job, trigger, task_definition=family_revision(td_arn))
@@ -396,23 +435,52 @@ def _run(
     guard = RequestClaim(table, rt.settings.table_name, job, request_key or "", rt.settings.retention_days)
     earlier: list[str] = []
     if request_key and not dry_run:
-        earlier = _claim(guard, result, log, request_key)
+        until = claim_until if claim_until is not None else in_progress_until(None)
+        earlier = _claim(guard, job, rt.clients, result, log, request_key, until)
         if result.outcome == "duplicate":
             return result
     try:
         _concurrency_and_start(job, rt, result, log, earlier, overrides, count_override, request_key)
     except JobError:
         # Release the claim so a retry may run again, starting only the tasks still missing.
-        guard.finish("RETRY", result.task_arns)
+        _release(guard, [*earlier, *result.task_arns], log)
         raise
-    if not dry_run:
-        guard.finish("DONE", result.task_arns)
-    if result.outcome == "started":
-        _record(rt, job, result)
-        result.task_arns = earlier + result.task_arns
-        logger.info("job run started", extra={**log, "tasks": len(result.task_arns), "run_id": result.run_id})
-        count("JobRunsStarted")
+    if result.outcome != "started":
+        if not dry_run:
+            guard.finish("DONE", earlier)
+        return result
+    started = [*earlier, *result.task_arns]
+    try:
+        # Run records first, the claim last: a claim is DONE only once the run is recorded.
+        _record(rt, job, result, recovered=earlier)
+        guard.finish("DONE", started)
+    except (AwsError, JobError) as exc:
+        _release(guard, started, log)
+        error = RetryableJobError(
+            f"{len(started)} task(s) of {job.name} started but the run could not be recorded: {exc}; "
+            "a retry records it and starts nothing more",
+            job=job.name,
+            cluster=job.cluster,
+        )
+        result.task_arns = started
+        error.result = result
+        raise error from exc
+    result.task_arns = started
+    logger.info("job run started", extra={**log, "tasks": len(started), "run_id": result.run_id})
+    count("JobRunsStarted")
     return result
+
+
+def _release(guard: RequestClaim, task_arns: Sequence[str], log: Mapping[str, Any]) -> None:
+    """Mark the claim RETRY (keeping what started). If even that fails, the claim stays STARTING
+    until the invocation's time is up, then a retry takes it and finds the tasks in ECS."""
+    try:
+        guard.finish("RETRY", task_arns)
+    except JobError as exc:
+        logger.warning(
+            "could not release the request claim: it expires with this invocation",
+            extra={**log, "error": str(exc), "tasks": len(task_arns)},
+        )
 
 
 def _concurrency_and_start(
@@ -445,15 +513,21 @@ def _concurrency_and_start(
             count("JobRunsSkipped")
         return
     params = run_task_params(job, result.task_definition, overrides)
+    params["tags"] = [*params["tags"], {"key": RUN_TAG, "value": result.run_id}]
     result.requests = plan_requests(params, count_override or job.count, len(earlier), request_key)
     result.stopped = live if decision == "replace" else []
     if result.dry_run:
         return
     _stop(job, rt.clients, result.stopped, log)
-    result.started_at = utc_now()
+    result.started_at = result.started_at or utc_now()
     _start(job, rt.clients, result)
     if result.failures:
-        _record(rt, job, result)
+        try:
+            _record(rt, job, result, recovered=earlier)
+        except AwsError as exc:
+            logger.warning("could not record a failed run", extra={**log, "error": str(exc)})
+            if result.task_arns:  # started tasks must be recorded: a retry does it
+                _fail(job, result, log, retryable=True)
         _fail(job, result, log)
 
 
@@ -476,37 +550,96 @@ def plan_requests(
     return requests
 
 
-def _claim(guard: RequestClaim, result: RunResult, log: Mapping[str, Any], request_key: str) -> list[str]:
-    verdict, earlier = guard.claim()
-    if verdict == "done":
-        result.outcome, result.task_arns = "duplicate", earlier
+def _claim(
+    guard: RequestClaim,
+    job: JobConfig,
+    clients: Clients,
+    result: RunResult,
+    log: Mapping[str, Any],
+    request_key: str,
+    until: int,
+) -> list[str]:
+    """Claim the request; return the tasks earlier attempts started. A request claimed again
+    after a failed or crashed attempt also looks in ECS for tasks that attempt started but
+    never wrote down (its RunTask answered, then the invocation died)."""
+    state = guard.claim(until, utc_now())
+    result.started_at = state.started_at
+    if state.verdict == "done":
+        result.outcome, result.task_arns = "duplicate", state.task_arns
         result.reason = "this request already started its tasks"
         logger.info("job run skipped: duplicate request", extra={**log, "request": request_key})
         count("JobRunsSkipped")
-    elif verdict == "busy":
+        return state.task_arns
+    if state.verdict == "busy":
         raise RetryableJobError(
             "another invocation is starting this request", job=result.job, cluster=result.cluster
         )
-    elif not guard.enabled:
+    if not guard.enabled:
         logger.warning("no state table: only RunTask's clientToken guards this request", extra=log)
+        return []
+    earlier = list(state.task_arns)
+    if state.reclaimed:
+        found = [a for a in request_tasks(job, clients, result.run_id) if a not in earlier]
+        if found:
+            logger.warning(
+                "found tasks an earlier attempt started without writing them down",
+                extra={**log, "tasks": len(found), "run_id": result.run_id},
+            )
+            count("JobTasksRecovered", len(found))
+        earlier.extend(found)
     return earlier
 
 
 def _start(job: JobConfig, clients: Clients, result: RunResult) -> None:
+    """Send the planned RunTask calls. Each is sent once per attempt (no botocore retry: a lost
+    reply would start the tasks twice where ``clientToken`` is not honoured); a throttle is sent
+    again after a pause, and a call whose reply was lost is first looked up in ECS (the tasks
+    carry the run's tag) and sent again only if it started nothing."""
+    ecs = clients.single_attempt("ecs")
     for request in result.requests:
-        try:
-            resp = clients.ecs.run_task(**request)
-        except (ClientError, BotoCoreError) as exc:
-            error = api_error("RunTask", exc, job, task_definition=family_revision(result.task_definition))
-            kind: Literal["retryable", "permanent"] = "retryable" if error.retryable else "permanent"
-            result.failures.append(RunFailure(reason=error.message, kind=kind))
-            return
-        result.task_arns.extend(t["taskArn"] for t in resp.get("tasks", []))
-        for f in resp.get("failures", []):
-            reason = str(f.get("reason", "UNKNOWN"))
-            result.failures.append(
-                RunFailure(reason, str(f.get("detail", "")), str(f.get("arn", "")), classify_failure(reason))
-            )
+        for attempt in range(RUN_TASK_ATTEMPTS):
+            try:
+                resp = ecs.run_task(**request)
+            except (ClientError, BotoCoreError) as exc:
+                error = api_error(
+                    "RunTask", exc, job, task_definition=family_revision(result.task_definition)
+                )
+                if is_uncertain(exc):
+                    adopted = _adopt(job, clients, result)
+                    if adopted:
+                        break
+                if error.retryable and attempt + 1 < RUN_TASK_ATTEMPTS:
+                    time.sleep(RUN_TASK_BACKOFF * 2**attempt)
+                    continue
+                kind: Literal["retryable", "permanent"] = "retryable" if error.retryable else "permanent"
+                result.failures.append(RunFailure(reason=error.message, kind=kind))
+                return
+            result.task_arns.extend(t["taskArn"] for t in resp.get("tasks", []))
+            for f in resp.get("failures", []):
+                reason = str(f.get("reason", "UNKNOWN"))
+                result.failures.append(
+                    RunFailure(
+                        reason, str(f.get("detail", "")), str(f.get("arn", "")), classify_failure(reason)
+                    )
+                )
+            break
+
+
+def _adopt(job: JobConfig, clients: Clients, result: RunResult) -> list[str]:
+    """After a RunTask whose reply was lost: the tasks of this run ECS has and we did not know."""
+    try:
+        found = [a for a in request_tasks(job, clients, result.run_id) if a not in result.task_arns]
+    except JobError as exc:
+        logger.warning("could not look up a lost RunTask reply", extra={"job": job.name, "error": str(exc)})
+        return []
+    if found:
+        logger.warning(
+            "RunTask's reply was lost but it started tasks: adopting them",
+            extra={"job": job.name, "cluster": job.cluster, "tasks": len(found), "run_id": result.run_id},
+        )
+        count("JobTasksRecovered", len(found))
+    result.task_arns.extend(found)
+    return found
 
 
 def _run_id(request_key: str | None) -> str:
@@ -525,23 +658,45 @@ def _stop(job: JobConfig, clients: Clients, arns: Sequence[str], log: Mapping[st
         logger.info("stopped task to replace it", extra={**log, "task_arn": arn})
 
 
-def _record(rt: Runtime, job: JobConfig, result: RunResult) -> None:
+def _run_record(job: JobConfig, result: RunResult, arn: str) -> dict[str, Any]:
+    return RunRecord(
+        job=job.name,
+        run_id=result.run_id,
+        task_arn=arn,
+        cluster=job.cluster,
+        task_definition=result.task_definition,
+        trigger=result.trigger,
+        started_at=result.started_at,
+        message_id=result.message_id,
+        scheduled_time=result.scheduled_time,
+    ).to_item()
+
+
+def _record_recovered(rt: Runtime, job: JobConfig, result: RunResult, arns: Sequence[str]) -> None:
+    """Records of tasks an earlier attempt started: written only where missing (the earlier
+    attempt may have written them, and the tracker may have closed them since)."""
+    if not rt.history.enabled or not arns:
+        return
+    for arn in arns:
+        try:
+            rt.clients.dynamodb.put_item(
+                TableName=str(rt.settings.table_name),
+                Item=serialize({**_run_record(job, result, arn), "expires_at": rt.history.expires_at()}),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise AwsError(f"writing history failed: {exc}", table=rt.settings.table_name) from exc
+        except BotoCoreError as exc:
+            raise AwsError(f"writing history failed: {exc}", table=rt.settings.table_name) from exc
+
+
+def _record(rt: Runtime, job: JobConfig, result: RunResult, recovered: Sequence[str] = ()) -> None:
     """One RunRecord per task started, and one item per failure beside them (same pk, ``RUN#``
-    prefix, ``type: run-failure``) so a job's history shows what could not start."""
-    records: list[dict[str, Any]] = [
-        RunRecord(
-            job=job.name,
-            run_id=result.run_id,
-            task_arn=arn,
-            cluster=job.cluster,
-            task_definition=result.task_definition,
-            trigger=result.trigger,
-            started_at=result.started_at,
-            message_id=result.message_id,
-            scheduled_time=result.scheduled_time,
-        ).to_item()
-        for arn in result.task_arns
-    ]
+    prefix, ``type: run-failure``) so a job's history shows what could not start. ``recovered``:
+    tasks of earlier attempts, recorded where their record is missing."""
+    _record_recovered(rt, job, result, recovered)
+    records: list[dict[str, Any]] = [_run_record(job, result, arn) for arn in result.task_arns]
     records.extend(
         {
             "pk": job_pk(job.name),
@@ -565,11 +720,11 @@ def _record(rt: Runtime, job: JobConfig, result: RunResult) -> None:
     rt.history.put_items(records)
 
 
-def _fail(job: JobConfig, result: RunResult, log: Mapping[str, Any]) -> NoReturn:
+def _fail(job: JobConfig, result: RunResult, log: Mapping[str, Any], retryable: bool = False) -> NoReturn:
     reasons = "; ".join(
         f"{f.reason}" + (f" ({f.detail})" if f.detail else "") for f in dict.fromkeys(result.failures)
     )
-    retryable = all(f.kind == "retryable" for f in result.failures)
+    retryable = retryable or all(f.kind == "retryable" for f in result.failures)
     started = len(result.task_arns)
     message = f"{len(result.failures)} task(s) of {job.name} could not start ({started} started): {reasons}"
     logger.warning(
@@ -607,8 +762,11 @@ def find_job(rt: Runtime, name: str) -> JobConfig:
     return job
 
 
-def handle_run_job_event(event: Any, rt: Runtime, dry_run: bool = False) -> dict[str, Any]:
-    """The ``run_job`` flow: a Scheduler firing (``{"job", "scheduled_time"}``) or ``{"job"}``."""
+def handle_run_job_event(
+    event: Any, rt: Runtime, dry_run: bool = False, context: HasRemainingTime | None = None
+) -> dict[str, Any]:
+    """The ``run_job`` flow: a Scheduler firing (``{"job", "scheduled_time"}``) or ``{"job"}``.
+    ``context`` (the Lambda context) bounds how long the firing's claim protects this invocation."""
     parsed = parse_event(RunJobEvent, event, "run_job input")
     job = find_job(rt, parsed.job)
     if parsed.scheduled_time:
@@ -619,6 +777,7 @@ def handle_run_job_event(event: Any, rt: Runtime, dry_run: bool = False) -> dict
             request_key=firing_token(job.name, parsed.scheduled_time),
             scheduled_time=parsed.scheduled_time,
             dry_run=dry_run,
+            claim_until=in_progress_until(context),
         )
     else:
         result = run_job(job, rt, "manual", dry_run=dry_run)

@@ -12,8 +12,16 @@ The runbook for one batch (DESIGN.md, "Queue message"):
    schedules and manual runs (:func:`ecspilot.jobs.run_job`, trigger ``queue``), keyed on the
    message id (or the body's ``idempotency_key``) so a redelivered message never starts a second
    task: the state table claims the request and RunTask's ``clientToken`` derives from it;
-4. transient failures (throttling, capacity ``failures[]``) are reported in
-   ``batchItemFailures``; permanent ones (missing or invalid resources) go to the DLQ.
+4. transient failures (throttling of any service, server errors, network errors, capacity
+   ``failures[]``: :func:`ecspilot.errors.is_transient` decides, in one place) are reported in
+   ``batchItemFailures``; permanent ones (missing or invalid resources, an override naming a
+   container the task definition does not have) go to the DLQ with the reason. A message whose
+   tasks started is never dead-lettered: a failure after RunTask (recording the run, completing
+   the claim) is transient, and the retry records the run without starting anything.
+
+One failure stays one failure: every message gets its own outcome. An unexpected exception
+while handling one message (a bug, anything) is logged with its traceback, counted
+(``QueueMessageErrors``) and that message alone is retried; the others carry on.
 
 Powertools' batch processor shapes the partial batch response from the outcomes.
 """
@@ -26,8 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from ecspilot.claims import HasRemainingTime, in_progress_until
 from ecspilot.config import JobConfig
 from ecspilot.errors import (
     EcspilotError,
@@ -35,10 +42,11 @@ from ecspilot.errors import (
     JobError,
     PermanentJobError,
     RetryableJobError,
+    is_transient,
 )
 from ecspilot.jobs import resolve_task_definition, run_job, running_count
 from ecspilot.obs import count, logger
-from ecspilot.queue_request import QueueRequest, parse_request
+from ecspilot.queue_request import QueueRequest, check_container, parse_request
 from ecspilot.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -89,9 +97,11 @@ def dlq_url_from_source(rt: Runtime, source_arn: str) -> str:
 class QueueBatch:
     """Processes one SQS batch; see the module docstring."""
 
-    def __init__(self, rt: Runtime, dry_run: bool = False) -> None:
+    def __init__(self, rt: Runtime, dry_run: bool = False, context: HasRemainingTime | None = None) -> None:
         self.rt = rt
         self.dry_run = dry_run
+        # claims taken for this batch protect it until the invocation's time is up
+        self.claim_until = in_progress_until(context)
         self._dlq_url = rt.settings.jobs_dlq_url
         self._lock = threading.Lock()
         self._task_definitions: dict[str, dict[str, Any]] = {}
@@ -120,16 +130,29 @@ class QueueBatch:
                     "ecspilot_source_message_id": {"DataType": "String", "StringValue": outcome.message_id},
                 },
             )
-        except (ClientError, BotoCoreError, EcspilotError) as exc:
+        except Exception as exc:  # whatever failed, the message stays in the queue
             outcome.outcome = "retry"
             outcome.reason = f"{reason} (moving it to the DLQ failed: {exc}; SQS's redrive will)"
-            logger.error("message could not be dead-lettered", extra={**log, "error": str(exc)})
+            logger.error("message could not be dead-lettered", extra={**log, "error": str(exc)}, exc_info=exc)
+            count("QueueDeadLetterErrors")
             return
         outcome.outcome = "dead-lettered"
         logger.warning("message moved to the dead-letter queue", extra=log)
         count("QueueMessagesDeadLettered")
 
     # the batch --------------------------------------------------------------------------
+
+    def unexpected(self, outcome: MessageOutcome, step: str, exc: BaseException) -> None:
+        """An exception nobody expected while handling one message: logged with its traceback,
+        counted, and the message (alone) retried."""
+        outcome.outcome = "retry"
+        outcome.reason = f"unexpected error while {step}: {type(exc).__name__}: {exc}"
+        logger.error(
+            "unexpected error handling a message: it is retried",
+            extra={"message_id": outcome.message_id, "job": outcome.job, "step": step},
+            exc_info=exc,
+        )
+        count("QueueMessageErrors")
 
     def process(self, records: Sequence[Mapping[str, Any]]) -> dict[str, MessageOutcome]:
         outcomes: dict[str, MessageOutcome] = {}
@@ -142,6 +165,9 @@ class QueueBatch:
             except InvalidMessageError as exc:
                 outcome.job = str(exc.context.get("job", ""))
                 self.dead_letter(record, outcome, exc.reason)
+                continue
+            except Exception as exc:  # one message's failure stays its own
+                self.unexpected(outcome, "parsing the message", exc)
                 continue
             outcome.job = request.job.name
             admitted.append((record, request, outcome))
@@ -198,23 +224,30 @@ class QueueBatch:
     ) -> list[tuple[Mapping[str, Any], QueueRequest, MessageOutcome]]:
         """Resolve each job's task definition once per batch; a job that cannot resolve fails
         its messages (permanent -> DLQ, transient -> retry) without a RunTask."""
-        failed: dict[str, JobError] = {}
+        failed: dict[str, Exception] = {}
         for _, request, _ in launch:
             name = request.job.name
             if name not in self._task_definitions and name not in failed:
                 try:
                     self._task_definitions[name] = resolve_task_definition(request.job, self.rt.clients)
-                except JobError as exc:
+                except Exception as exc:  # judged per message below
                     failed[name] = exc
         keep = []
         for record, request, outcome in launch:
             error = failed.get(request.job.name)
             if error is None:
+                try:
+                    check_container(request, self._task_definitions[request.job.name])
+                except InvalidMessageError as exc:
+                    self.dead_letter(record, outcome, exc.reason)
+                    continue
                 keep.append((record, request, outcome))
             elif isinstance(error, PermanentJobError):
                 self.dead_letter(record, outcome, str(error))
-            else:
+            elif isinstance(error, EcspilotError):
                 outcome.outcome, outcome.reason = "retry", str(error)
+            else:
+                self.unexpected(outcome, "resolving the task definition", error)
         return keep
 
     def _room(self, job: JobConfig, outcome: MessageOutcome) -> int | None:
@@ -226,8 +259,17 @@ class QueueBatch:
         except JobError as exc:
             outcome.reason = f"counting running tasks failed: {exc}"
             return 0
+        except Exception as exc:  # the job's messages wait, the batch goes on
+            self.unexpected(outcome, "counting running tasks", exc)
+            return 0
 
     def _launch(self, record: Mapping[str, Any], request: QueueRequest, outcome: MessageOutcome) -> None:
+        try:
+            self._run(record, request, outcome)
+        except Exception as exc:  # one message's failure stays its own
+            self.unexpected(outcome, "running the job", exc)
+
+    def _run(self, record: Mapping[str, Any], request: QueueRequest, outcome: MessageOutcome) -> None:
         job = request.job
         key = request_key(request, outcome.message_id)
         try:
@@ -242,11 +284,15 @@ class QueueBatch:
                 message_id=outcome.message_id,
                 dry_run=self.dry_run,
                 task_definition_arn=str(self._task_definitions[job.name]["taskDefinitionArn"]),
+                claim_until=self.claim_until,
             )
         except RetryableJobError as exc:
             outcome.outcome, outcome.reason = "retry", str(exc)
             return
         except PermanentJobError as exc:
+            if is_transient(exc):  # never dead-letter a message for trouble that passes
+                outcome.outcome, outcome.reason = "retry", str(exc)
+                return
             self.dead_letter(record, outcome, str(exc))
             return
         except EcspilotError as exc:
@@ -279,7 +325,7 @@ class QueueBatch:
 
 def handle_queue_event(event: Mapping[str, Any], rt: Runtime, context: Any = None) -> dict[str, Any]:
     """The ``run_queued_jobs`` flow: process a batch, answer with the partial batch failures."""
-    outcomes = QueueBatch(rt).process(list(event.get("Records", [])))
+    outcomes = QueueBatch(rt, context=context).process(list(event.get("Records", [])))
     for o in outcomes.values():
         logger.info(f"message {o.outcome}", extra=asdict(o))
 
