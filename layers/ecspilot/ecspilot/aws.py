@@ -79,7 +79,7 @@ class Clients:
             if client is None:
                 session = self._session or boto3.Session(region_name=self._region)
                 self._session = session
-                config = self._config.merge(Config(retries={"mode": "standard", "max_attempts": 1}))
+                config = self._config.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
                 client = session.client(service, config=config)  # type: ignore[call-overload]
                 self._clients[key] = client
             return client

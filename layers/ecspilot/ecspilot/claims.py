@@ -116,7 +116,7 @@ class RequestClaim:
                 UpdateExpression="SET #s = :starting, claimed_at = :now, in_progress_until = :until, "
                 "#t = :type, job = :job, started_at = if_not_exists(started_at, :started_at)",
                 ConditionExpression="attribute_not_exists(pk) OR #s = :retry OR (#s = :starting AND "
-                "(in_progress_until < :now OR (attribute_not_exists(in_progress_until) AND claimed_at < :stale)))",
+                "(in_progress_until <= :now OR (attribute_not_exists(in_progress_until) AND claimed_at < :stale)))",
                 ExpressionAttributeNames={"#s": "status", "#t": "type"},
                 ExpressionAttributeValues={
                     ":starting": {"S": "STARTING"},

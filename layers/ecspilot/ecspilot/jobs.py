@@ -441,8 +441,9 @@ def _run(
             return result
     try:
         _concurrency_and_start(job, rt, result, log, earlier, overrides, count_override, request_key)
-    except JobError:
-        # Release the claim so a retry may run again, starting only the tasks still missing.
+    except Exception:
+        # Release the claim (whatever failed, a bug included) so a retry may run again, starting
+        # only the tasks still missing; it must not wait for this invocation's claim to expire.
         _release(guard, [*earlier, *result.task_arns], log)
         raise
     if result.outcome != "started":
