@@ -47,6 +47,7 @@ from ecspilot.errors import (
     RetryableJobError,
     UnknownJobError,
     error_code,
+    is_transient,
     is_uncertain,
     job_call_error,
 )
@@ -68,6 +69,7 @@ JOB_TAG = "ecspilot:job"
 RUN_TAG = "ecspilot:run"  # the run id: finds the tasks of a run whose RunTask reply was lost
 RUN_TASK_ATTEMPTS = 3  # sends of one RunTask call (throttled, or lost and found to start nothing)
 RUN_TASK_BACKOFF = 0.1  # seconds before the second send, doubled after
+COMPLETE_ATTEMPTS = 3  # tries at recording a started run and completing its claim
 STARTED_BY_PREFIX = "ecspilot/"
 STARTED_BY_MAX = 36  # RunTask's limit
 RUN_TASK_MAX_COUNT = 10  # RunTask starts at most 10 tasks per call
@@ -452,9 +454,7 @@ def _run(
         return result
     started = [*earlier, *result.task_arns]
     try:
-        # Run records first, the claim last: a claim is DONE only once the run is recorded.
-        _record(rt, job, result, recovered=earlier)
-        guard.finish("DONE", started)
+        _complete(rt, job, result, guard, earlier, started)
     except (AwsError, JobError) as exc:
         _release(guard, started, log)
         error = RetryableJobError(
@@ -472,16 +472,45 @@ def _run(
     return result
 
 
+def _complete(
+    rt: Runtime,
+    job: JobConfig,
+    result: RunResult,
+    guard: RequestClaim,
+    earlier: list[str],
+    started: list[str],
+) -> None:
+    """Run records first, the claim last: a claim is DONE only once the run is recorded. Tasks
+    started, so a transient failure here is tried again at once (a few times) rather than
+    leaving a started run unrecorded until the message comes back."""
+    for attempt in range(COMPLETE_ATTEMPTS):
+        try:
+            _record(rt, job, result, recovered=earlier)
+            guard.finish("DONE", started)
+            return
+        except (AwsError, JobError) as exc:
+            if not is_transient(exc) or attempt + 1 == COMPLETE_ATTEMPTS:
+                raise
+            time.sleep(RUN_TASK_BACKOFF * 2**attempt)
+
+
 def _release(guard: RequestClaim, task_arns: Sequence[str], log: Mapping[str, Any]) -> None:
-    """Mark the claim RETRY (keeping what started). If even that fails, the claim stays STARTING
-    until the invocation's time is up, then a retry takes it and finds the tasks in ECS."""
-    try:
-        guard.finish("RETRY", task_arns)
-    except JobError as exc:
-        logger.warning(
-            "could not release the request claim: it expires with this invocation",
-            extra={**log, "error": str(exc), "tasks": len(task_arns)},
-        )
+    """Mark the claim RETRY (keeping what started), trying a transient failure again at once.
+    If even that fails, the claim stays STARTING until the invocation's time is up; then a
+    retry takes it and finds the tasks in ECS by the run's tag."""
+    for attempt in range(COMPLETE_ATTEMPTS):
+        try:
+            guard.finish("RETRY", task_arns)
+            return
+        except JobError as exc:
+            if is_transient(exc) and attempt + 1 < COMPLETE_ATTEMPTS:
+                time.sleep(RUN_TASK_BACKOFF * 2**attempt)
+                continue
+            logger.warning(
+                "could not release the request claim: it expires with this invocation",
+                extra={**log, "error": str(exc), "tasks": len(task_arns)},
+            )
+            return
 
 
 def _concurrency_and_start(

@@ -28,6 +28,7 @@ Powertools' batch processor shapes the partial batch response from the outcomes.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +53,7 @@ from ecspilot.runtime import Runtime
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-Outcome = Literal["started", "duplicate", "dead-lettered", "retry", "would-run"]
+Outcome = Literal["started", "duplicate", "dead-lettered", "retry", "requeued", "would-run"]
 REASON_ATTRIBUTE = "ecspilot_reason"
 OUTCOME_METRICS = {
     "started": "QueueMessagesStarted",
@@ -79,19 +80,45 @@ class TransientMessageError(EcspilotError):
     """The message could not run now; SQS delivers it again (reported in batchItemFailures)."""
 
 
-def dlq_url_from_source(rt: Runtime, source_arn: str) -> str:
-    """The dead-letter queue of the source queue, from its redrive policy."""
-    import json  # noqa: PLC0415
+@dataclass(frozen=True)
+class Redrive:
+    """The source queue's redrive policy: where SQS moves a message, after how many receives."""
 
+    dlq_url: str
+    max_receive_count: int | None
+    queue_url: str = ""
+
+
+_redrive_cache: dict[str, Redrive] = {}  # per source queue ARN, for the life of the process
+
+
+def redrive_policy(rt: Runtime, source_arn: str) -> Redrive:
+    """The source queue's redrive policy (read once per process)."""
+    if source_arn in _redrive_cache:
+        return _redrive_cache[source_arn]
     _, _, _, _, account, name = source_arn.split(":", 5)
     sqs = rt.clients.sqs
     url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
-    target = json.loads(attrs.get("RedrivePolicy", "{}")).get("deadLetterTargetArn", "")
-    if not target:
+    policy = json.loads(attrs.get("RedrivePolicy", "{}"))
+    target = str(policy.get("deadLetterTargetArn", ""))
+    dlq_url = ""
+    if target:
+        _, _, _, _, dlq_account, dlq_name = target.split(":", 5)
+        dlq_url = str(sqs.get_queue_url(QueueName=dlq_name, QueueOwnerAWSAccountId=dlq_account)["QueueUrl"])
+    count = policy.get("maxReceiveCount")
+    redrive = Redrive(dlq_url, int(count) if count is not None else None, str(url))
+    _redrive_cache[source_arn] = redrive
+    return redrive
+
+
+def dlq_url_from_source(rt: Runtime, source_arn: str) -> str:
+    """The dead-letter queue of the source queue, from its redrive policy."""
+    url = redrive_policy(rt, source_arn).dlq_url
+    if not url:
+        name = source_arn.rsplit(":", 1)[-1]
         raise EcspilotError(f"queue {name} has no redrive policy and ECSPILOT_JOBS_DLQ_URL is not set")
-    _, _, _, _, dlq_account, dlq_name = target.split(":", 5)
-    return str(sqs.get_queue_url(QueueName=dlq_name, QueueOwnerAWSAccountId=dlq_account)["QueueUrl"])
+    return url
 
 
 class QueueBatch:
@@ -114,7 +141,9 @@ class QueueBatch:
                 self._dlq_url = dlq_url_from_source(self.rt, source_arn)
             return self._dlq_url
 
-    def dead_letter(self, record: Mapping[str, Any], outcome: MessageOutcome, reason: str) -> None:
+    def dead_letter(
+        self, record: Mapping[str, Any], outcome: MessageOutcome, reason: str, kind: str = "permanent"
+    ) -> None:
         """Move a message to the DLQ with the reason; on failure leave it in the queue."""
         outcome.reason = reason
         log = {"message_id": outcome.message_id, "job": outcome.job, "reason": reason}
@@ -128,6 +157,7 @@ class QueueBatch:
                 MessageAttributes={
                     REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]},
                     "ecspilot_source_message_id": {"DataType": "String", "StringValue": outcome.message_id},
+                    "ecspilot_kind": {"DataType": "String", "StringValue": kind},
                 },
             )
         except Exception as exc:  # whatever failed, the message stays in the queue
@@ -190,10 +220,65 @@ class QueueBatch:
             done = first.outcome in ("started", "duplicate", "would-run")
             outcome.outcome = "duplicate" if done else "retry"
             outcome.reason = f"same request as message {first.message_id} ({first.outcome})"
+        self._last_deliveries(records, outcomes)
         for o in outcomes.values():
             if o.outcome in OUTCOME_METRICS:
                 count(OUTCOME_METRICS[o.outcome])
         return outcomes
+
+    def _last_deliveries(
+        self, records: Sequence[Mapping[str, Any]], outcomes: Mapping[str, MessageOutcome]
+    ) -> None:
+        """A message to retry on its last delivery would be moved to the DLQ by SQS's redrive,
+        with no reason. One whose tasks started (the run is not recorded yet) goes back to the
+        queue as a copy carrying its request key, so it is finished, never dead-lettered and
+        never run twice; any other is moved to the DLQ now, saying why (the failure was
+        transient: redriving it later is safe, its claim keeps it from running twice)."""
+        last = [r for r in records if outcomes[str(r.get("messageId", ""))].outcome == "retry"]
+        if not last or self.dry_run:
+            return
+        try:
+            redrive = redrive_policy(self.rt, str(last[0].get("eventSourceARN", "")))
+        except Exception as exc:  # without the limit, SQS's redrive still keeps the message
+            logger.warning("could not read the queue's redrive policy", extra={"error": str(exc)})
+            return
+        if redrive.max_receive_count is None:
+            return
+        for record in last:
+            outcome = outcomes[str(record.get("messageId", ""))]
+            receives = int(dict(record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
+            if receives < redrive.max_receive_count:
+                continue
+            if outcome.task_arns and self._requeue(record, outcome, redrive.queue_url):
+                continue
+            reason = f"gave up after {receives} deliveries; the last failure was transient: {outcome.reason}"
+            self.dead_letter(record, outcome, reason, kind="transient")
+
+    def _requeue(self, record: Mapping[str, Any], outcome: MessageOutcome, queue_url: str) -> bool:
+        """Send a copy of a message whose run started, keyed as the original (its
+        ``idempotency_key`` set to the original's key); True once sent."""
+        try:
+            body = json.loads(str(record.get("body", "")))
+            body.setdefault("idempotency_key", outcome.message_id)
+            self.rt.clients.sqs.send_message(
+                QueueUrl=queue_url,
+                MessageBody=json.dumps(body),
+                MessageAttributes={
+                    "ecspilot_requeued_from": {"DataType": "String", "StringValue": outcome.message_id}
+                },
+            )
+        except Exception as exc:  # the original stays; SQS's redrive may take it
+            logger.error(
+                "could not requeue a started run", extra={"message_id": outcome.message_id}, exc_info=exc
+            )
+            return False
+        outcome.outcome = "requeued"
+        outcome.reason = (
+            f"{len(outcome.task_arns)} task(s) started, run not completed: requeued ({outcome.reason})"
+        )
+        logger.warning("started run requeued to be completed", extra=asdict(outcome))
+        count("QueueMessagesRequeued")
+        return True
 
     def _backpressure(
         self, admitted: list[tuple[Mapping[str, Any], QueueRequest, MessageOutcome]]
@@ -288,6 +373,7 @@ class QueueBatch:
             )
         except RetryableJobError as exc:
             outcome.outcome, outcome.reason = "retry", str(exc)
+            outcome.task_arns = list(exc.result.task_arns) if exc.result is not None else []
             return
         except PermanentJobError as exc:
             if is_transient(exc):  # never dead-letter a message for trouble that passes
