@@ -408,3 +408,50 @@ def test_two_invocations_racing_on_one_message_start_exactly_one_task(
     _, again = queue.deliver()
     assert again["batchItemFailures"] == []
     assert_ran_once_and_recorded(queue, clients)
+
+
+# --- the last delivery ------------------------------------------------------------------------
+
+
+def test_a_message_failing_transiently_until_its_last_delivery_goes_to_the_dlq_with_its_reason(
+    queue: Queue, clients: Clients, faults: Faults
+) -> None:
+    # GIVEN RunTask throttled on every delivery (the queue's maxReceiveCount is 3)
+    message = queue.send({"job": "render"})
+    faults.fail("RunTask", code="ThrottlingException")
+    # WHEN it is delivered three times
+    assert [failed_ids(queue.deliver()[1]) for _ in range(2)] == [[message], [message]]
+    _, last = queue.deliver()
+    # THEN on the last delivery ecspilot moves it to the DLQ itself, saying why and that it was
+    # transient (SQS's redrive would have moved it with no reason)
+    assert last["batchItemFailures"] == []
+    [dead] = queue.dead_letters()
+    attributes = dead["MessageAttributes"]
+    assert attributes["ecspilot_kind"]["StringValue"] == "transient"
+    assert attributes["ecspilot_reason"]["StringValue"].startswith("gave up after 3 deliveries")
+    assert "ThrottlingException" in attributes["ecspilot_reason"]["StringValue"]
+    assert running(clients) == []
+
+
+def test_a_started_run_still_unrecorded_on_its_last_delivery_is_requeued_not_dead_lettered(
+    queue: Queue, clients: Clients, faults: Faults, recorder: CallRecorder
+) -> None:
+    # GIVEN a message whose task starts but whose run record cannot be written, three times
+    queue.send({"job": "render", "overrides": {"command": ["render", "7"]}})
+    batch = faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
+    single = faults.fail("PutItem", service="dynamodb", code="InternalServerError")  # the retries' writes
+    with faults.active(batch, single):
+        for _ in range(3):
+            queue.deliver()
+    # THEN it was never dead-lettered: a copy keyed as the original waits in the queue
+    assert queue.dead_letters() == []
+    [task] = running(clients)
+    assert queue.waiting() == 1
+    # WHEN the copy is delivered with the table back
+    recorder.reset()
+    _, response = queue.deliver()
+    # THEN it completes the same run: no second task, the run recorded, the claim DONE
+    assert response["batchItemFailures"] == []
+    assert recorder.count("RunTask") == 0
+    assert_ran_once_and_recorded(queue, clients)
+    assert running(clients)[0]["taskArn"] == task["taskArn"]
