@@ -217,6 +217,7 @@ def run(server: MotoServer, tmp: Path) -> dict[str, Any]:
             rows["valid: ran once"] += n == 1
             rows["valid: ran twice or more"] += n > 1
             rows["valid: in the DLQ"] += message_id in dlq_ids
+            rows["valid: ran and in the DLQ"] += n > 0 and message_id in dlq_ids
             rows["valid: lost (never ran, not in the DLQ)"] += n == 0 and message_id not in dlq_ids
         else:
             rows["invalid: in the DLQ"] += message_id in dlq_ids
@@ -259,6 +260,7 @@ def print_table(result: dict[str, Any]) -> None:
     print("| --- | --- | --- | --- |")
     targets = {
         "valid: ran twice or more": 0,
+        "valid: ran and in the DLQ": 0,
         "valid: lost (never ran, not in the DLQ)": 0,
         "invalid: ran": 0,
         "invalid: lost (not in the DLQ)": 0,
@@ -267,6 +269,7 @@ def print_table(result: dict[str, Any]) -> None:
         "valid: ran once",
         "valid: ran twice or more",
         "valid: in the DLQ",
+        "valid: ran and in the DLQ",
         "valid: lost (never ran, not in the DLQ)",
         "invalid: in the DLQ",
         "invalid: ran",
@@ -307,6 +310,7 @@ def main() -> None:
         rows = result["rows"]
         check(rows["valid: ran twice or more"] == 0, "a message ran twice")
         check(rows["valid: lost (never ran, not in the DLQ)"] == 0, "a valid message was lost")
+        check(rows["valid: ran and in the DLQ"] == 0, "a message that ran was dead-lettered")
         check(rows["invalid: lost (not in the DLQ)"] == 0, "an invalid message was lost")
         check(rows["invalid: ran"] == 0, "an invalid message ran")
         check(result["no_reason"] == 0, "a DLQ entry has no reason")

@@ -455,3 +455,50 @@ def test_a_started_run_still_unrecorded_on_its_last_delivery_is_requeued_not_dea
     assert recorder.count("RunTask") == 0
     assert_ran_once_and_recorded(queue, clients)
     assert running(clients)[0]["taskArn"] == task["taskArn"]
+
+
+def test_a_message_whose_earlier_attempt_started_its_task_and_lost_its_claim_is_requeued_not_dead_lettered(
+    queue: Queue, clients: Clients, faults: Faults
+) -> None:
+    # GIVEN the first attempt starts the task, then the table refuses every write after the claim,
+    # so the claim stays STARTING (held until that invocation's time is up) and later deliveries
+    # are told "busy" without knowing the task started
+    queue.send({"job": "render"})
+    faults.fail(
+        "UpdateItem", service="dynamodb", code="InternalServerError", when=lambda p: ":status" in str(p)
+    )
+    faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
+    for _ in range(3):
+        queue.deliver()
+    # THEN on the last delivery ECS is asked (the run's tag): the task started, so the message is
+    # requeued under its own request key instead of being dead-lettered
+    assert queue.dead_letters() == []
+    assert len(running(clients)) == 1
+    assert queue.waiting() == 1
+
+
+def test_a_claim_is_never_done_before_its_run_is_recorded(
+    queue: Queue, clients: Clients, faults: Faults, recorder: CallRecorder
+) -> None:
+    # GIVEN an invocation (1 s left) whose run record cannot be written and whose claim cannot
+    # be released (RETRY fails), though marking it DONE would work
+    message = queue.send({"job": "render"})
+    event = queue.pump.receive()
+
+    def releasing(params: Mapping[str, Any]) -> bool:
+        return params.get("ExpressionAttributeValues", {}).get(":status", {}).get("S") == "RETRY"
+
+    record = faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
+    release = faults.fail("UpdateItem", service="dynamodb", code="InternalServerError", when=releasing)
+    with faults.active(record, release):
+        response = handle_queue_event(event, runtime.current(), ShortContext(millis=1000))
+    # THEN the claim is not DONE (a DONE claim would make every retry a duplicate: never recorded)
+    assert failed_ids(response) == [message]
+    assert [c["status"] for c in claims(clients)] == ["STARTING"]
+    # AND once that invocation's time is up, the retry records the run without a second task
+    time.sleep(2.1)
+    recorder.reset()
+    _, again = queue.deliver()
+    assert again["batchItemFailures"] == []
+    assert recorder.count("RunTask") == 0
+    assert_ran_once_and_recorded(queue, clients)

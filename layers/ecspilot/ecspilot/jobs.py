@@ -125,6 +125,7 @@ __all__ = [  # the runbook, and the names of job_plan / job_tasks callers have a
     "plan_requests",
     "request_tasks",
     "resolve_task_definition",
+    "run_id_for",
     "run_job",
     "run_task_params",
     "running_count",

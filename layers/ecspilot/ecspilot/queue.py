@@ -45,7 +45,7 @@ from ecspilot.errors import (
     RetryableJobError,
     is_transient,
 )
-from ecspilot.jobs import resolve_task_definition, run_job, running_count
+from ecspilot.jobs import request_tasks, resolve_task_definition, run_id_for, run_job, running_count
 from ecspilot.obs import count, logger
 from ecspilot.queue_request import QueueRequest, check_container, parse_request
 from ecspilot.runtime import Runtime
@@ -69,6 +69,7 @@ class MessageOutcome:
     job: str = ""
     reason: str = ""
     task_arns: list[str] = field(default_factory=list)
+    request_key: str = ""
 
 
 def request_key(request: QueueRequest, message_id: str) -> str:
@@ -200,6 +201,7 @@ class QueueBatch:
                 self.unexpected(outcome, "parsing the message", exc)
                 continue
             outcome.job = request.job.name
+            outcome.request_key = request_key(request, outcome.message_id)
             admitted.append((record, request, outcome))
         # Two messages of one batch with the same request key: the first runs, the others follow it.
         firsts: dict[str, MessageOutcome] = {}
@@ -249,10 +251,28 @@ class QueueBatch:
             receives = int(dict(record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
             if receives < redrive.max_receive_count:
                 continue
-            if outcome.task_arns and self._requeue(record, outcome, redrive.queue_url):
+            if self._started(outcome) and self._requeue(record, outcome, redrive.queue_url):
                 continue
             reason = f"gave up after {receives} deliveries; the last failure was transient: {outcome.reason}"
             self.dead_letter(record, outcome, reason, kind="transient")
+
+    def _started(self, outcome: MessageOutcome) -> bool:
+        """Whether the message's run started tasks: known from this attempt, else looked up in
+        ECS by the run's tag (an earlier attempt may have started them, then lost its claim)."""
+        if outcome.task_arns:
+            return True
+        job = self.rt.config.job(outcome.job) if outcome.request_key else None
+        if job is None:
+            return False
+        try:
+            outcome.task_arns = request_tasks(job, self.rt.clients, run_id_for(outcome.request_key))
+        except Exception as exc:  # ECS cannot tell: the message is dead-lettered with its reason
+            logger.warning(
+                "could not look up the tasks of a message's run",
+                extra={"message_id": outcome.message_id, "job": outcome.job, "error": str(exc)},
+            )
+            return False
+        return bool(outcome.task_arns)
 
     def _requeue(self, record: Mapping[str, Any], outcome: MessageOutcome, queue_url: str) -> bool:
         """Send a copy of a message whose run started, keyed as the original (its
