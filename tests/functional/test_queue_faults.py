@@ -373,22 +373,28 @@ def atomic_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(DynamoDBBackend, name, atomic)
 
 
+def on_run_task(clients: Clients, hook: Any) -> None:
+    """Call ``hook`` as each RunTask is about to be sent, in the caller's thread: a botocore hook
+    on the client RunTask goes through (the faults' own hooks run under a lock, which would
+    serialize the two invocations instead of racing them)."""
+    clients.single_attempt("ecs").meta.events.register("before-call.ecs.RunTask", hook)
+
+
 @pytest.mark.usefixtures("atomic_conditional_writes")
 def test_two_invocations_racing_on_one_message_start_exactly_one_task(
-    queue: Queue, clients: Clients, faults: Faults, recorder: CallRecorder
+    queue: Queue, clients: Clients, recorder: CallRecorder
 ) -> None:
-    # GIVEN one message delivered to two invocations at once (SQS at-least-once), and a RunTask
-    # slow enough that both are inside the run at the same time
+    # GIVEN one message delivered to two invocations at once (SQS at-least-once), released
+    # together by a barrier, with a RunTask slow enough that both are inside the run together
     queue.send({"job": "render"})
     event = queue.pump.receive()
     load_handler(RUN)  # warm: both invocations start at once
     gate = threading.Barrier(2)
 
-    def slow(params: Mapping[str, Any]) -> bool:
-        time.sleep(0.5)
-        return False  # never fails the call, only slows it
+    def slow(**_: Any) -> None:
+        time.sleep(0.5)  # answers nothing: the call goes on, only later
 
-    faults.fail("RunTask", when=slow)
+    on_run_task(clients, slow)
     responses: list[dict[str, Any]] = []
 
     def invocation() -> None:
@@ -400,12 +406,45 @@ def test_two_invocations_racing_on_one_message_start_exactly_one_task(
         t.start()
     for t in threads:
         t.join()
-    # THEN exactly one task started; the loser was told to retry (the claim was busy)
+    # THEN exactly one task started; the other invocation was told to retry (busy claim) or, if
+    # the machine delayed it past the first one's end, found the request done
     assert recorder.count("RunTask") == 1
     assert len(running(clients)) == 1
-    assert sorted(len(r["batchItemFailures"]) for r in responses) == [0, 1]
-    # AND its redelivery is a duplicate
+    assert sorted(len(r["batchItemFailures"]) for r in responses) in ([0, 1], [0, 0])
     _, again = queue.deliver()
+    assert again["batchItemFailures"] == []
+    assert_ran_once_and_recorded(queue, clients)
+
+
+@pytest.mark.usefixtures("atomic_conditional_writes")
+def test_a_second_invocation_arriving_while_the_first_is_inside_run_task_starts_nothing(
+    queue: Queue, clients: Clients, recorder: CallRecorder
+) -> None:
+    # GIVEN the first invocation is inside RunTask (held there until the second one is done)
+    message = queue.send({"job": "render"})
+    event = queue.pump.receive()
+    inside, second_done = threading.Event(), threading.Event()
+
+    def hold(**_: Any) -> None:
+        inside.set()
+        second_done.wait(timeout=30)  # answers nothing: the call goes on once released
+
+    on_run_task(clients, hold)
+    first: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: first.append(invoke(RUN, event)))
+    thread.start()
+    assert inside.wait(timeout=30)
+    # WHEN a second invocation processes the same message in another thread meanwhile
+    try:
+        second = invoke(RUN, event)
+    finally:
+        second_done.set()
+        thread.join()
+    # THEN the second is told to retry (the claim is busy) and exactly one task started
+    assert failed_ids(second) == [message]
+    assert first[0]["batchItemFailures"] == []
+    assert recorder.count("RunTask") == 1
+    _, again = queue.deliver()  # SQS delivers the retried one again: a duplicate, deleted
     assert again["batchItemFailures"] == []
     assert_ran_once_and_recorded(queue, clients)
 
