@@ -18,8 +18,12 @@ Against one moto server process on loopback:
   (visible or in flight), at most 100 rounds.
 
 Then each valid message's tasks are counted by the run tag RunTask puts on them
-(``ecspilot:run``, a hash of the request key), and the DLQ is read. Targets: ran twice = 0,
-lost (never ran and not in the DLQ) = 0, every DLQ entry has a reason; checked loudly.
+(``ecspilot:run``, a hash of the request key; a requeued copy keeps its original's key), and
+the DLQ is read (an entry ecspilot moved names its source message; one SQS's redrive moved is
+matched by its body). Targets, checked loudly: ran twice = 0, lost (never ran and not in the
+DLQ) = 0, ran and dead-lettered = 0, every DLQ entry has a reason, the queue ends empty. A valid
+message may end in the DLQ (with its reason, ``ecspilot_kind: transient``) when it failed on
+each of its 5 deliveries before its run started: the figure to watch, not a target.
 """
 
 from __future__ import annotations

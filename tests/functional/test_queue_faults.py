@@ -541,3 +541,23 @@ def test_a_claim_is_never_done_before_its_run_is_recorded(
     assert again["batchItemFailures"] == []
     assert recorder.count("RunTask") == 0
     assert_ran_once_and_recorded(queue, clients)
+
+
+def test_a_started_run_requeued_too_often_is_dead_lettered_with_its_reason_not_looped_forever(
+    queue: Queue, clients: Clients, faults: Faults
+) -> None:
+    # GIVEN a copy already requeued 10 times, and a table that still refuses its run record
+    queue.clients.sqs.send_message(
+        QueueUrl=queue.url,
+        MessageBody=json.dumps({"job": "render", "idempotency_key": "m-1"}),
+        MessageAttributes={"ecspilot_requeues": {"DataType": "Number", "StringValue": "10"}},
+    )
+    faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
+    faults.fail("PutItem", service="dynamodb", code="InternalServerError")
+    for _ in range(3):
+        queue.deliver()
+    # THEN on its last delivery it goes to the DLQ, saying its task started (redrive is safe)
+    [reason] = reasons(queue).values()
+    assert reason.startswith("its 1 task(s) started; requeued 10 times, gave up after 3 deliveries")
+    assert len(running(clients)) == 1
+    assert queue.waiting() == 0

@@ -47,6 +47,7 @@ from ecspilot.errors import (
 )
 from ecspilot.jobs import request_tasks, resolve_task_definition, run_id_for, run_job, running_count
 from ecspilot.obs import count, logger
+from ecspilot.queue_redrive import dlq_url_from_source, redrive_policy
 from ecspilot.queue_request import QueueRequest, check_container, parse_request
 from ecspilot.runtime import Runtime
 
@@ -55,6 +56,10 @@ if TYPE_CHECKING:
 
 Outcome = Literal["started", "duplicate", "dead-lettered", "retry", "requeued", "would-run"]
 REASON_ATTRIBUTE = "ecspilot_reason"
+REQUEUES_ATTRIBUTE = "ecspilot_requeues"
+# A started run whose recording keeps failing is requeued this many times (each after
+# QueueMaxReceiveCount deliveries), then dead-lettered with its reason: bounded, never silent.
+MAX_REQUEUES = 10
 OUTCOME_METRICS = {
     "started": "QueueMessagesStarted",
     "duplicate": "QueueMessagesDuplicate",
@@ -81,45 +86,12 @@ class TransientMessageError(EcspilotError):
     """The message could not run now; SQS delivers it again (reported in batchItemFailures)."""
 
 
-@dataclass(frozen=True)
-class Redrive:
-    """The source queue's redrive policy: where SQS moves a message, after how many receives."""
-
-    dlq_url: str
-    max_receive_count: int | None
-    queue_url: str = ""
-
-
-_redrive_cache: dict[str, Redrive] = {}  # per source queue ARN, for the life of the process
-
-
-def redrive_policy(rt: Runtime, source_arn: str) -> Redrive:
-    """The source queue's redrive policy (read once per process)."""
-    if source_arn in _redrive_cache:
-        return _redrive_cache[source_arn]
-    _, _, _, _, account, name = source_arn.split(":", 5)
-    sqs = rt.clients.sqs
-    url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
-    policy = json.loads(attrs.get("RedrivePolicy", "{}"))
-    target = str(policy.get("deadLetterTargetArn", ""))
-    dlq_url = ""
-    if target:
-        _, _, _, _, dlq_account, dlq_name = target.split(":", 5)
-        dlq_url = str(sqs.get_queue_url(QueueName=dlq_name, QueueOwnerAWSAccountId=dlq_account)["QueueUrl"])
-    count = policy.get("maxReceiveCount")
-    redrive = Redrive(dlq_url, int(count) if count is not None else None, str(url))
-    _redrive_cache[source_arn] = redrive
-    return redrive
-
-
-def dlq_url_from_source(rt: Runtime, source_arn: str) -> str:
-    """The dead-letter queue of the source queue, from its redrive policy."""
-    url = redrive_policy(rt, source_arn).dlq_url
-    if not url:
-        name = source_arn.rsplit(":", 1)[-1]
-        raise EcspilotError(f"queue {name} has no redrive policy and ECSPILOT_JOBS_DLQ_URL is not set")
-    return url
+def _requeues(record: Mapping[str, Any]) -> int:
+    """How many times this message was requeued (its ``ecspilot_requeues`` attribute; Lambda
+    spells the value ``stringValue``, boto3 ``StringValue``)."""
+    attribute = dict(dict(record.get("messageAttributes") or {}).get(REQUEUES_ATTRIBUTE) or {})
+    value = str(attribute.get("stringValue", attribute.get("StringValue", "0")))
+    return int(value) if value.isdigit() else 0
 
 
 class QueueBatch:
@@ -251,9 +223,17 @@ class QueueBatch:
             receives = int(dict(record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
             if receives < redrive.max_receive_count:
                 continue
-            if self._started(outcome) and self._requeue(record, outcome, redrive.queue_url):
+            requeues = _requeues(record)
+            started = self._started(outcome)
+            if (
+                started
+                and requeues < MAX_REQUEUES
+                and self._requeue(record, outcome, redrive.queue_url, requeues)
+            ):
                 continue
             reason = f"gave up after {receives} deliveries; the last failure was transient: {outcome.reason}"
+            if started:
+                reason = f"its {len(outcome.task_arns)} task(s) started; requeued {requeues} times, {reason}"
             self.dead_letter(record, outcome, reason, kind="transient")
 
     def _started(self, outcome: MessageOutcome) -> bool:
@@ -274,7 +254,9 @@ class QueueBatch:
             return False
         return bool(outcome.task_arns)
 
-    def _requeue(self, record: Mapping[str, Any], outcome: MessageOutcome, queue_url: str) -> bool:
+    def _requeue(
+        self, record: Mapping[str, Any], outcome: MessageOutcome, queue_url: str, requeues: int
+    ) -> bool:
         """Send a copy of a message whose run started, keyed as the original (its
         ``idempotency_key`` set to the original's key); True once sent."""
         try:
@@ -284,7 +266,8 @@ class QueueBatch:
                 QueueUrl=queue_url,
                 MessageBody=json.dumps(body),
                 MessageAttributes={
-                    "ecspilot_requeued_from": {"DataType": "String", "StringValue": outcome.message_id}
+                    "ecspilot_requeued_from": {"DataType": "String", "StringValue": outcome.message_id},
+                    REQUEUES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(requeues + 1)},
                 },
             )
         except Exception as exc:  # the original stays; SQS's redrive may take it
