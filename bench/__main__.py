@@ -18,6 +18,7 @@ BENCHMARKS = [
     "coldstart",  # handler import time vs import boto3 + clients (issue 7, part 2)
     "fanout",  # one push -> 1/10/50 services, ecspilot vs `ecs deploy` (issue 7, part 1)
     "queue_throughput",  # 100 batches of 10 through run_queued_jobs: messages/s, calls/message (7.3)
+    "faults_queue",  # 50 messages, 30% of RunTask and DynamoDB calls failing: ran once/twice, lost, DLQ (issue 6-9)
     "reconcile",  # 50 clusters x 3 daemons, and catch-up of 50 services: first and in-sync run (7.4, 8)
     "faults_push",  # one push to 50 services with 30% of ECS calls failing, and Lambda's retries (11)
 ]

@@ -17,14 +17,18 @@ class CannedRunTask:
     def __init__(self, clients: Clients, *responses: dict[str, Any]) -> None:
         self.responses = list(responses)
         self.clients = clients
-        clients.ecs.meta.events.register("before-call.ecs.RunTask", self)
+        # RunTask goes through the single-attempt ECS client (ecspilot.jobs); hook both
+        self.targets = [clients.ecs, clients.single_attempt("ecs")]
+        for client in self.targets:
+            client.meta.events.register("before-call.ecs.RunTask", self)
 
     def __call__(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         body = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
         return AWSResponse("https://ecs.local", 200, {}, None), {"tasks": [], "failures": [], **body}
 
     def remove(self) -> None:
-        self.clients.ecs.meta.events.unregister("before-call.ecs.RunTask", self)
+        for client in self.targets:
+            client.meta.events.unregister("before-call.ecs.RunTask", self)
 
 
 def failure(reason: str, detail: str = "", cluster: str = "batchfarm") -> dict[str, str]:

@@ -18,4 +18,4 @@ from ecspilot.obs import logger, metrics
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_run_job_event(event, runtime.current())
+    return handle_run_job_event(event, runtime.current(), context=context)

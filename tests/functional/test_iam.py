@@ -197,6 +197,15 @@ def run_queued_jobs(run: Run) -> None:
     event = pump.receive()
     assert len(event["Records"]) == 3
     pump.settle(event, run.invoke("run_queued_jobs", event))
+    # a message waiting for room (max_running) on its last delivery: the redrive policy is read
+    # and the message goes to the DLQ with its reason before SQS's redrive would move it
+    full = job(concurrency="allow", queue={"allow": ["command"], "max_running": 1})
+    run.runtime({"version": 1, "jobs": [full]}, jobs_dlq_url=dlq_url)
+    sqs.send_message(QueueUrl=url, MessageBody='{"job": "nightly-report"}')
+    event = pump.receive()
+    for record in event["Records"]:
+        record["attributes"]["ApproximateReceiveCount"] = "5"  # the queue's maxReceiveCount
+    pump.settle(event, run.invoke("run_queued_jobs", event))
 
 
 def track_deployments(run: Run) -> None:

@@ -18,6 +18,7 @@ from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox
 from tests.canned import CannedRunTask, failure
 from tests.conftest import TABLE, MakeRuntime
+from tests.faults import Faults
 
 CLUSTER = "batchfarm"
 
@@ -144,12 +145,16 @@ def test_run_task_gets_the_tags_placement_overrides_and_started_by_of_the_job(
             },
         )
     )
-    run_job(
+    result = run_job(
         rt.config.jobs[0], rt, "manual", overrides={"containers": {"report": {"environment": {"DAY": "1"}}}}
     )
     [params] = recorder.params("RunTask")
     assert params["startedBy"] == "ecspilot/report"
-    assert params["tags"] == [{"key": "ecspilot:job", "value": "report"}]
+    # the job's tag, and the run's: a run whose RunTask reply is lost finds its tasks by it
+    assert params["tags"] == [
+        {"key": "ecspilot:job", "value": "report"},
+        {"key": "ecspilot:run", "value": result.run_id},
+    ]
     assert (params["propagateTags"], params["enableECSManagedTags"], params["launchType"]) == (
         "TASK_DEFINITION",
         True,
@@ -316,3 +321,66 @@ def test_a_runtime_built_for_the_handler_is_used(world: Sandbox, make_runtime: M
     rt: Runtime = make_runtime(config())
     assert invoke("run_job", {"job": "report"})["trigger"] == "manual"
     assert len(run_items(rt.clients)) == 1
+
+
+# --- claims under faults (issue 9) ------------------------------------------------------------
+
+
+def claim_item(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    key = {
+        "pk": {"S": "JOB#report"},
+        "sk": {"S": f"REQUEST#{firing_token('report', event['scheduled_time'])}"},
+    }
+    return deserialize(rt.clients.dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"])
+
+
+def test_the_handler_passes_its_context_so_a_claim_expires_with_the_invocation(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults
+) -> None:
+    import time  # noqa: PLC0415
+
+    rt = make_runtime(config())
+    event = load_event("scheduler_run_job", job="report")
+    # GIVEN the claim can be taken but never released (the table fails every later update)
+    faults.fail(
+        "UpdateItem", service="dynamodb", code="InternalServerError", when=lambda p: ":status" in str(p)
+    )
+    faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
+    with pytest.raises(RetryableJobError, match="could not be recorded"):
+        invoke("run_job", event)
+    claim = claim_item(rt, event)
+    # THEN it holds as long as the invocation's remaining time (LocalContext: 300 s), not 900 s
+    assert claim["status"] == "STARTING"
+    assert abs(int(claim["in_progress_until"]) - (time.time() + 300)) <= 2
+
+
+def test_a_firing_whose_run_record_write_fails_is_recorded_by_its_retry_without_a_second_task(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults, recorder: CallRecorder
+) -> None:
+    rt = make_runtime(config(concurrency="allow"))
+    event = load_event("scheduler_run_job", job="report")
+    outage = faults.fail("BatchWriteItem", service="dynamodb", code="ProvisionedThroughputExceededException")
+    with faults.active(outage), pytest.raises(RetryableJobError, match="starts nothing more"):
+        invoke("run_job", event)
+    assert claim_item(rt, event)["status"] == "RETRY"  # never DONE before the run is recorded
+    assert run_items(rt.clients) == []
+    recorder.reset()
+    result = invoke("run_job", event)
+    assert recorder.count("RunTask") == 0
+    [task] = live(rt.clients)
+    assert result["task_arns"] == [task["taskArn"]]
+    assert [i["task_arn"] for i in run_items(rt.clients)] == [task["taskArn"]]
+    assert claim_item(rt, event)["status"] == "DONE"
+
+
+def test_a_firing_whose_run_task_reply_is_lost_starts_one_task(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults
+) -> None:
+    rt = make_runtime(config(concurrency="allow", count=2))
+    event = load_event("scheduler_run_job", job="report")
+    faults.fail("RunTask", "lost-reply", times=1)
+    result = invoke("run_job", event)
+    assert result["outcome"] == "started"
+    assert len(live(rt.clients)) == 2
+    assert sorted(result["task_arns"]) == sorted(t["taskArn"] for t in live(rt.clients))
+    assert len(run_items(rt.clients)) == 2

@@ -141,3 +141,68 @@ def test_any_body_is_either_a_valid_request_or_a_reasoned_refusal(raw: str | byt
         assert "command" in allowed
     for var, _ in request.environment:
         assert {"environment", f"environment.{var}"} & allowed
+
+
+# --- nesting and containers (issues 6 and 12) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        ('{"job": "render"}', 1),
+        ('{"job": "render", "overrides": {"command": ["a"]}}', 3),
+        ('{"job": "[[[[{{{{"}', 1),  # brackets inside strings do not nest
+        ('{"job": "a\\"[[["}', 1),  # nor after an escaped quote
+        ("[" * 10_000 + "]" * 10_000, 33),  # stops counting past the limit
+    ],
+)
+def test_nesting_depth_counts_brackets_outside_strings(body: str, depth: int) -> None:
+    from ecspilot.queue_request import nesting_depth  # noqa: PLC0415
+
+    assert nesting_depth(body) == depth
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 10_000 + "]" * 10_000,
+        '{"job": "render", "overrides": {"command": ' + "[" * 10_000 + "]" * 10_000 + "}}",
+        "{" * 5_000,  # not even valid JSON: the depth is what is wrong first
+    ],
+)
+def test_a_body_nested_thousands_deep_is_refused_with_a_precise_reason(body: str) -> None:
+    with pytest.raises(InvalidMessageError) as info:
+        parse_request(body, CONFIG)
+    assert "nests JSON 33 levels deep; a message has at most 32" in info.value.reason
+
+
+TASK_DEFINITION = {"family": "render", "containerDefinitions": [{"name": "app"}, {"name": "log-router"}]}
+
+
+@pytest.mark.parametrize(
+    ("container", "problem"),
+    [
+        (None, None),
+        ("app", None),
+        ("log-router", None),
+        (
+            "sidecar",
+            "override container 'sidecar' is not a container of render (containers: app, log-router)",
+        ),
+    ],
+)
+def test_a_message_container_must_be_one_of_the_task_definition(
+    container: str | None, problem: str | None
+) -> None:
+    from ecspilot.queue_request import check_container  # noqa: PLC0415
+
+    overrides: dict[str, Any] = {"command": ["go"]}
+    if container:
+        overrides["container"] = container
+    request = parse_request(json.dumps({"job": "render", "overrides": overrides}), CONFIG)
+    if problem is None:
+        check_container(request, TASK_DEFINITION)
+        return
+    with pytest.raises(InvalidMessageError) as info:
+        check_container(request, TASK_DEFINITION)
+    assert info.value.reason == problem

@@ -37,6 +37,7 @@ KNOWN_OVERSIZED: dict[str, str] = {
     "ecspilot.cql": "lexer/parser apart from evaluation against instances",
     "ecspilot.daemons": "decisions, AWS edge (describe/create/update), managed daemons",
     "ecspilot.jobs": "concurrency decisions, task resolution, RunTask edge, handler glue",
+    "ecspilot.queue": "batch runbook apart from the last-delivery and dead-letter edge",
     "ecspilot.tracking": "deployment and run trackers apart, notifications",
 }
 

@@ -50,7 +50,7 @@ class Clients:
         self._region = region
         self._config = client_config(max_workers)
         self._clients: dict[str, Any] = dict(overrides or {})
-        self._overrides = frozenset(overrides or {})
+        self._injected = frozenset(self._clients)
         self._lock = threading.Lock()
 
     def get(self, service: str) -> Any:
@@ -65,12 +65,18 @@ class Clients:
             return client
 
     def single_attempt(self, service: str) -> Any:
-        """A client for ``service`` without botocore's retries, for the few calls whose retry
-        ecspilot makes itself because a blind resend is not safe (RegisterTaskDefinition: a lost
-        reply resent registers a second revision). An injected client is used as it is."""
+        """A client for ``service`` that sends each request once: botocore never retries it.
+
+        For calls that must not be applied twice where a lost reply cannot be told from a
+        failure (RunTask: moto does not deduplicate its ``clientToken``; RegisterTaskDefinition:
+        a resent request registers a second revision); the caller retries after finding out
+        whether the lost attempt was applied. Same session, so the same hooks.
+        """
+        if service in self._injected:
+            return self.get(service)  # an injected client (a Stubber's) answers every call
         key = f"{service}#single-attempt"
         with self._lock:
-            client = self._clients.get(service if service in self._overrides else key)
+            client = self._clients.get(key)
             if client is None:
                 session = self._session or boto3.Session(region_name=self._region)
                 self._session = session

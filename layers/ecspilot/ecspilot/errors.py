@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,  # botocore's, not the builtin
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    ResponseStreamingError,
+)
 
 
 class EcspilotError(Exception):
@@ -140,25 +150,121 @@ class DaemonError(AwsError):
     """Ensuring one daemon on one cluster failed (or its clusters could not be found)."""
 
 
-# AWS error codes that may pass on their own: throttling and server-side trouble.
-RETRYABLE_API_ERRORS = frozenset(
+# --- transient or permanent: the one classifier ---------------------------------------------
+# Every module asks here whether an AWS failure may pass on its own (retry, keep the message in
+# the queue) or needs a fix first (report it, dead-letter the message). The codes cover botocore's
+# own retry lists (``botocore.retries.standard``: throttled and transient codes) and the server
+# errors each service names its own way.
+
+THROTTLING_ERROR_CODES = frozenset(
     {
-        "ThrottlingException",
         "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
         "TooManyRequestsException",
-        "ServerException",
-        "ServiceUnavailableException",
+        "ProvisionedThroughputExceededException",  # DynamoDB
+        "RequestLimitExceeded",  # DynamoDB, EC2 (account-level request rate)
+        "TransactionInProgressException",
+        "BandwidthLimitExceeded",
         "LimitExceededException",
+        "SlowDown",  # S3
+        "EC2ThrottledException",
+        "PriorRequestNotComplete",
     }
 )
+SERVER_ERROR_CODES = frozenset(
+    {
+        "InternalServerError",  # DynamoDB
+        "InternalServerException",
+        "InternalFailure",
+        "InternalError",
+        "InternalErrorException",
+        "ServerException",  # ECS
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "ServiceException",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "TransactionConflictException",  # DynamoDB: a concurrent transaction, passes on its own
+    }
+)
+RETRYABLE_API_ERRORS = THROTTLING_ERROR_CODES | SERVER_ERROR_CODES
+# botocore errors raised before or while talking to AWS that may pass: connections, timeouts,
+# a reply cut short, credentials that could not be fetched this time.
+TRANSIENT_BOTOCORE_ERRORS: tuple[type[BotoCoreError], ...] = (
+    ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError, ...
+    HTTPClientError,  # ReadTimeoutError, ...
+    ResponseStreamingError,
+    IncompleteReadError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of ``exc`` (``ThrottlingException``, ...), or ``""`` when it has none.
+
+    Follows ``__cause__`` so a typed ecspilot error raised ``from`` a ClientError answers too.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ClientError):
+            return str(current.response.get("Error", {}).get("Code", "") or "")
+        current = current.__cause__
+    return ""
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status of a ClientError (0 when unknown)."""
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return 0
+
+
+def is_throttle(exc: BaseException) -> bool:
+    """AWS refused the call for its rate: it was not applied, sending it again later is safe."""
+    return error_code(exc) in THROTTLING_ERROR_CODES or http_status(exc) == 429
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the failure may pass on its own: throttling of any service, server errors (5xx,
+    ``InternalServerError``, ``ServiceUnavailable``...) and network errors (every botocore
+    connection or timeout error). Anything else (validation, access denied, a missing resource,
+    a bug) needs a fix first. An :class:`AwsError` answers with its own ``retryable``."""
+    if isinstance(exc, EcspilotError):
+        if isinstance(exc, AwsError) and exc.retryable:
+            return True
+        return exc.__cause__ is not None and is_transient(exc.__cause__)
+    if isinstance(exc, BotoCoreError):
+        return isinstance(exc, TRANSIENT_BOTOCORE_ERRORS)
+    if isinstance(exc, ClientError):
+        status = http_status(exc)
+        return error_code(exc) in RETRYABLE_API_ERRORS or status >= 500 or status == 429
+    return False
+
+
+def is_uncertain(exc: BaseException) -> bool:
+    """Whether a failed call may have been applied all the same: the request may have reached AWS
+    and its reply was lost (a server error, a connection dropped or timed out after sending).
+    A throttle, a validation error or a connection never made are certain: nothing happened."""
+    if isinstance(exc, EcspilotError):
+        return exc.__cause__ is not None and is_uncertain(exc.__cause__)
+    if isinstance(exc, EndpointConnectionError):
+        return False  # the connection was never made: nothing was sent
+    if isinstance(exc, (NoCredentialsError, CredentialRetrievalError)):
+        return False
+    return is_transient(exc) and not is_throttle(exc)
 
 
 def job_call_error(
     action: str, exc: ClientError | BotoCoreError, *, job: str, cluster: str, **context: Any
 ) -> JobError:
-    """A typed error for a failed AWS call of a job run: throttling, server errors and
-    connection problems may pass (retryable), anything else will not (permanent)."""
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-    retryable = isinstance(exc, BotoCoreError) or code in RETRYABLE_API_ERRORS
-    kind = RetryableJobError if retryable else PermanentJobError
-    return kind(f"{action} failed: {exc}", job=job, cluster=cluster, **context)
+    """A typed error for a failed AWS call of a job run: transient (:func:`is_transient`) may
+    pass (retryable), anything else will not (permanent)."""
+    kind = RetryableJobError if is_transient(exc) else PermanentJobError
+    return kind(f"{action} failed: {exc}", job=job, cluster=cluster, code=error_code(exc) or None, **context)

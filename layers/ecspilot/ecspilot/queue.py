@@ -12,22 +12,30 @@ The runbook for one batch (DESIGN.md, "Queue message"):
    schedules and manual runs (:func:`ecspilot.jobs.run_job`, trigger ``queue``), keyed on the
    message id (or the body's ``idempotency_key``) so a redelivered message never starts a second
    task: the state table claims the request and RunTask's ``clientToken`` derives from it;
-4. transient failures (throttling, capacity ``failures[]``) are reported in
-   ``batchItemFailures``; permanent ones (missing or invalid resources) go to the DLQ.
+4. transient failures (throttling of any service, server errors, network errors, capacity
+   ``failures[]``: :func:`ecspilot.errors.is_transient` decides, in one place) are reported in
+   ``batchItemFailures``; permanent ones (missing or invalid resources, an override naming a
+   container the task definition does not have) go to the DLQ with the reason. A message whose
+   tasks started is never dead-lettered: a failure after RunTask (recording the run, completing
+   the claim) is transient, and the retry records the run without starting anything.
+
+One failure stays one failure: every message gets its own outcome. An unexpected exception
+while handling one message (a bug, anything) is logged with its traceback, counted
+(``QueueMessageErrors``) and that message alone is retried; the others carry on.
 
 Powertools' batch processor shapes the partial batch response from the outcomes.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from ecspilot.claims import HasRemainingTime, in_progress_until
 from ecspilot.config import JobConfig
 from ecspilot.errors import (
     EcspilotError,
@@ -35,17 +43,23 @@ from ecspilot.errors import (
     JobError,
     PermanentJobError,
     RetryableJobError,
+    is_transient,
 )
-from ecspilot.jobs import resolve_task_definition, run_job, running_count
+from ecspilot.jobs import request_tasks, resolve_task_definition, run_id_for, run_job, running_count
 from ecspilot.obs import count, logger
-from ecspilot.queue_request import QueueRequest, parse_request
+from ecspilot.queue_redrive import dlq_url_from_source, redrive_policy
+from ecspilot.queue_request import QueueRequest, check_container, parse_request
 from ecspilot.runtime import Runtime
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-Outcome = Literal["started", "duplicate", "dead-lettered", "retry", "would-run"]
+Outcome = Literal["started", "duplicate", "dead-lettered", "retry", "requeued", "would-run"]
 REASON_ATTRIBUTE = "ecspilot_reason"
+REQUEUES_ATTRIBUTE = "ecspilot_requeues"
+# A started run whose recording keeps failing is requeued this many times (each after
+# QueueMaxReceiveCount deliveries), then dead-lettered with its reason: bounded, never silent.
+MAX_REQUEUES = 10
 OUTCOME_METRICS = {
     "started": "QueueMessagesStarted",
     "duplicate": "QueueMessagesDuplicate",
@@ -60,6 +74,7 @@ class MessageOutcome:
     job: str = ""
     reason: str = ""
     task_arns: list[str] = field(default_factory=list)
+    request_key: str = ""
 
 
 def request_key(request: QueueRequest, message_id: str) -> str:
@@ -71,27 +86,22 @@ class TransientMessageError(EcspilotError):
     """The message could not run now; SQS delivers it again (reported in batchItemFailures)."""
 
 
-def dlq_url_from_source(rt: Runtime, source_arn: str) -> str:
-    """The dead-letter queue of the source queue, from its redrive policy."""
-    import json  # noqa: PLC0415
-
-    _, _, _, _, account, name = source_arn.split(":", 5)
-    sqs = rt.clients.sqs
-    url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
-    target = json.loads(attrs.get("RedrivePolicy", "{}")).get("deadLetterTargetArn", "")
-    if not target:
-        raise EcspilotError(f"queue {name} has no redrive policy and ECSPILOT_JOBS_DLQ_URL is not set")
-    _, _, _, _, dlq_account, dlq_name = target.split(":", 5)
-    return str(sqs.get_queue_url(QueueName=dlq_name, QueueOwnerAWSAccountId=dlq_account)["QueueUrl"])
+def _requeues(record: Mapping[str, Any]) -> int:
+    """How many times this message was requeued (its ``ecspilot_requeues`` attribute; Lambda
+    spells the value ``stringValue``, boto3 ``StringValue``)."""
+    attribute = dict(dict(record.get("messageAttributes") or {}).get(REQUEUES_ATTRIBUTE) or {})
+    value = str(attribute.get("stringValue", attribute.get("StringValue", "0")))
+    return int(value) if value.isdigit() else 0
 
 
 class QueueBatch:
     """Processes one SQS batch; see the module docstring."""
 
-    def __init__(self, rt: Runtime, dry_run: bool = False) -> None:
+    def __init__(self, rt: Runtime, dry_run: bool = False, context: HasRemainingTime | None = None) -> None:
         self.rt = rt
         self.dry_run = dry_run
+        # claims taken for this batch protect it until the invocation's time is up
+        self.claim_until = in_progress_until(context)
         self._dlq_url = rt.settings.jobs_dlq_url
         self._lock = threading.Lock()
         self._task_definitions: dict[str, dict[str, Any]] = {}
@@ -104,7 +114,9 @@ class QueueBatch:
                 self._dlq_url = dlq_url_from_source(self.rt, source_arn)
             return self._dlq_url
 
-    def dead_letter(self, record: Mapping[str, Any], outcome: MessageOutcome, reason: str) -> None:
+    def dead_letter(
+        self, record: Mapping[str, Any], outcome: MessageOutcome, reason: str, kind: str = "permanent"
+    ) -> None:
         """Move a message to the DLQ with the reason; on failure leave it in the queue."""
         outcome.reason = reason
         log = {"message_id": outcome.message_id, "job": outcome.job, "reason": reason}
@@ -118,18 +130,32 @@ class QueueBatch:
                 MessageAttributes={
                     REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]},
                     "ecspilot_source_message_id": {"DataType": "String", "StringValue": outcome.message_id},
+                    "ecspilot_kind": {"DataType": "String", "StringValue": kind},
                 },
             )
-        except (ClientError, BotoCoreError, EcspilotError) as exc:
+        except Exception as exc:  # whatever failed, the message stays in the queue
             outcome.outcome = "retry"
             outcome.reason = f"{reason} (moving it to the DLQ failed: {exc}; SQS's redrive will)"
-            logger.error("message could not be dead-lettered", extra={**log, "error": str(exc)})
+            logger.error("message could not be dead-lettered", extra={**log, "error": str(exc)}, exc_info=exc)
+            count("QueueDeadLetterErrors")
             return
         outcome.outcome = "dead-lettered"
         logger.warning("message moved to the dead-letter queue", extra=log)
         count("QueueMessagesDeadLettered")
 
     # the batch --------------------------------------------------------------------------
+
+    def unexpected(self, outcome: MessageOutcome, step: str, exc: BaseException) -> None:
+        """An exception nobody expected while handling one message: logged with its traceback,
+        counted, and the message (alone) retried."""
+        outcome.outcome = "retry"
+        outcome.reason = f"unexpected error while {step}: {type(exc).__name__}: {exc}"
+        logger.error(
+            "unexpected error handling a message: it is retried",
+            extra={"message_id": outcome.message_id, "job": outcome.job, "step": step},
+            exc_info=exc,
+        )
+        count("QueueMessageErrors")
 
     def process(self, records: Sequence[Mapping[str, Any]]) -> dict[str, MessageOutcome]:
         outcomes: dict[str, MessageOutcome] = {}
@@ -143,7 +169,11 @@ class QueueBatch:
                 outcome.job = str(exc.context.get("job", ""))
                 self.dead_letter(record, outcome, exc.reason)
                 continue
+            except Exception as exc:  # one message's failure stays its own
+                self.unexpected(outcome, "parsing the message", exc)
+                continue
             outcome.job = request.job.name
+            outcome.request_key = request_key(request, outcome.message_id)
             admitted.append((record, request, outcome))
         # Two messages of one batch with the same request key: the first runs, the others follow it.
         firsts: dict[str, MessageOutcome] = {}
@@ -164,10 +194,94 @@ class QueueBatch:
             done = first.outcome in ("started", "duplicate", "would-run")
             outcome.outcome = "duplicate" if done else "retry"
             outcome.reason = f"same request as message {first.message_id} ({first.outcome})"
+        self._last_deliveries(records, outcomes)
         for o in outcomes.values():
             if o.outcome in OUTCOME_METRICS:
                 count(OUTCOME_METRICS[o.outcome])
         return outcomes
+
+    def _last_deliveries(
+        self, records: Sequence[Mapping[str, Any]], outcomes: Mapping[str, MessageOutcome]
+    ) -> None:
+        """A message to retry on its last delivery would be moved to the DLQ by SQS's redrive,
+        with no reason. One whose tasks started (the run is not recorded yet) goes back to the
+        queue as a copy carrying its request key, so it is finished, never dead-lettered and
+        never run twice; any other is moved to the DLQ now, saying why (the failure was
+        transient: redriving it later is safe, its claim keeps it from running twice)."""
+        last = [r for r in records if outcomes[str(r.get("messageId", ""))].outcome == "retry"]
+        if not last or self.dry_run:
+            return
+        try:
+            redrive = redrive_policy(self.rt, str(last[0].get("eventSourceARN", "")))
+        except Exception as exc:  # without the limit, SQS's redrive still keeps the message
+            logger.warning("could not read the queue's redrive policy", extra={"error": str(exc)})
+            return
+        if redrive.max_receive_count is None:
+            return
+        for record in last:
+            outcome = outcomes[str(record.get("messageId", ""))]
+            receives = int(dict(record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
+            if receives < redrive.max_receive_count:
+                continue
+            requeues = _requeues(record)
+            started = self._started(outcome)
+            if (
+                started
+                and requeues < MAX_REQUEUES
+                and self._requeue(record, outcome, redrive.queue_url, requeues)
+            ):
+                continue
+            reason = f"gave up after {receives} deliveries; the last failure was transient: {outcome.reason}"
+            if started:
+                reason = f"its {len(outcome.task_arns)} task(s) started; requeued {requeues} times, {reason}"
+            self.dead_letter(record, outcome, reason, kind="transient")
+
+    def _started(self, outcome: MessageOutcome) -> bool:
+        """Whether the message's run started tasks: known from this attempt, else looked up in
+        ECS by the run's tag (an earlier attempt may have started them, then lost its claim)."""
+        if outcome.task_arns:
+            return True
+        job = self.rt.config.job(outcome.job) if outcome.request_key else None
+        if job is None:
+            return False
+        try:
+            outcome.task_arns = request_tasks(job, self.rt.clients, run_id_for(outcome.request_key))
+        except Exception as exc:  # ECS cannot tell: the message is dead-lettered with its reason
+            logger.warning(
+                "could not look up the tasks of a message's run",
+                extra={"message_id": outcome.message_id, "job": outcome.job, "error": str(exc)},
+            )
+            return False
+        return bool(outcome.task_arns)
+
+    def _requeue(
+        self, record: Mapping[str, Any], outcome: MessageOutcome, queue_url: str, requeues: int
+    ) -> bool:
+        """Send a copy of a message whose run started, keyed as the original (its
+        ``idempotency_key`` set to the original's key); True once sent."""
+        try:
+            body = json.loads(str(record.get("body", "")))
+            body.setdefault("idempotency_key", outcome.message_id)
+            self.rt.clients.sqs.send_message(
+                QueueUrl=queue_url,
+                MessageBody=json.dumps(body),
+                MessageAttributes={
+                    "ecspilot_requeued_from": {"DataType": "String", "StringValue": outcome.message_id},
+                    REQUEUES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(requeues + 1)},
+                },
+            )
+        except Exception as exc:  # the original stays; SQS's redrive may take it
+            logger.error(
+                "could not requeue a started run", extra={"message_id": outcome.message_id}, exc_info=exc
+            )
+            return False
+        outcome.outcome = "requeued"
+        outcome.reason = (
+            f"{len(outcome.task_arns)} task(s) started, run not completed: requeued ({outcome.reason})"
+        )
+        logger.warning("started run requeued to be completed", extra=asdict(outcome))
+        count("QueueMessagesRequeued")
+        return True
 
     def _backpressure(
         self, admitted: list[tuple[Mapping[str, Any], QueueRequest, MessageOutcome]]
@@ -198,23 +312,30 @@ class QueueBatch:
     ) -> list[tuple[Mapping[str, Any], QueueRequest, MessageOutcome]]:
         """Resolve each job's task definition once per batch; a job that cannot resolve fails
         its messages (permanent -> DLQ, transient -> retry) without a RunTask."""
-        failed: dict[str, JobError] = {}
+        failed: dict[str, Exception] = {}
         for _, request, _ in launch:
             name = request.job.name
             if name not in self._task_definitions and name not in failed:
                 try:
                     self._task_definitions[name] = resolve_task_definition(request.job, self.rt.clients)
-                except JobError as exc:
+                except Exception as exc:  # judged per message below
                     failed[name] = exc
         keep = []
         for record, request, outcome in launch:
             error = failed.get(request.job.name)
             if error is None:
+                try:
+                    check_container(request, self._task_definitions[request.job.name])
+                except InvalidMessageError as exc:
+                    self.dead_letter(record, outcome, exc.reason)
+                    continue
                 keep.append((record, request, outcome))
             elif isinstance(error, PermanentJobError):
                 self.dead_letter(record, outcome, str(error))
-            else:
+            elif isinstance(error, EcspilotError):
                 outcome.outcome, outcome.reason = "retry", str(error)
+            else:
+                self.unexpected(outcome, "resolving the task definition", error)
         return keep
 
     def _room(self, job: JobConfig, outcome: MessageOutcome) -> int | None:
@@ -226,8 +347,17 @@ class QueueBatch:
         except JobError as exc:
             outcome.reason = f"counting running tasks failed: {exc}"
             return 0
+        except Exception as exc:  # the job's messages wait, the batch goes on
+            self.unexpected(outcome, "counting running tasks", exc)
+            return 0
 
     def _launch(self, record: Mapping[str, Any], request: QueueRequest, outcome: MessageOutcome) -> None:
+        try:
+            self._run(record, request, outcome)
+        except Exception as exc:  # one message's failure stays its own
+            self.unexpected(outcome, "running the job", exc)
+
+    def _run(self, record: Mapping[str, Any], request: QueueRequest, outcome: MessageOutcome) -> None:
         job = request.job
         key = request_key(request, outcome.message_id)
         try:
@@ -242,11 +372,16 @@ class QueueBatch:
                 message_id=outcome.message_id,
                 dry_run=self.dry_run,
                 task_definition_arn=str(self._task_definitions[job.name]["taskDefinitionArn"]),
+                claim_until=self.claim_until,
             )
         except RetryableJobError as exc:
             outcome.outcome, outcome.reason = "retry", str(exc)
+            outcome.task_arns = list(exc.result.task_arns) if exc.result is not None else []
             return
         except PermanentJobError as exc:
+            if is_transient(exc):  # never dead-letter a message for trouble that passes
+                outcome.outcome, outcome.reason = "retry", str(exc)
+                return
             self.dead_letter(record, outcome, str(exc))
             return
         except EcspilotError as exc:
@@ -279,7 +414,7 @@ class QueueBatch:
 
 def handle_queue_event(event: Mapping[str, Any], rt: Runtime, context: Any = None) -> dict[str, Any]:
     """The ``run_queued_jobs`` flow: process a batch, answer with the partial batch failures."""
-    outcomes = QueueBatch(rt).process(list(event.get("Records", [])))
+    outcomes = QueueBatch(rt, context=context).process(list(event.get("Records", [])))
     for o in outcomes.values():
         logger.info(f"message {o.outcome}", extra=asdict(o))
 

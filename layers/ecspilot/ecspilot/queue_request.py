@@ -3,7 +3,8 @@
 Body: ``{"job": NAME, "overrides": {...}, "count": N, "idempotency_key": "..."}``.
 ``overrides`` takes ``command`` (list of strings), ``environment`` (name -> value),
 ``cpu`` and ``memory`` (integers), and ``container`` (which container they apply
-to; default: the task definition's first container). Each must be allowed by the
+to, a container of the job's task definition: :func:`check_container`, once it is resolved;
+default: the task definition's first container). Each must be allowed by the
 job's ``queue.allow``: ``environment`` allows every variable, ``environment.NAME``
 one. Anything else (``taskRoleArn``, ``executionRoleArn``, ``image``, unknown
 keys) is refused: a message can never choose a role or an image.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,9 @@ OVERRIDE_KEYS = frozenset({"command", "environment", "cpu", "memory", "container
 BODY_KEYS = frozenset({"job", "overrides", "count", "idempotency_key"})
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+# A valid body nests 4 levels (body, overrides, environment or command, value); a deeper one is
+# refused before it is parsed, so a body nested 10,000 deep never reaches the recursive parser.
+MAX_NESTING = 32
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,15 @@ def parse_request(body: str | bytes, config: EcspilotConfig) -> QueueRequest:
     """Validate a message body; raise :class:`InvalidMessageError` with a precise reason."""
     if len(body) > MAX_BODY_BYTES:
         raise InvalidMessageError(f"message body is larger than {MAX_BODY_BYTES} bytes")
+    depth = nesting_depth(body)
+    if depth > MAX_NESTING:
+        raise InvalidMessageError(
+            f"message body nests JSON {depth} levels deep; a message has at most {MAX_NESTING}"
+        )
     try:
         data = json.loads(body)
+    except RecursionError as exc:  # unreachable past the depth check; kept as a precise reason
+        raise InvalidMessageError("message body nests JSON too deeply to parse") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessageError(f"message body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -113,6 +125,48 @@ def parse_request(body: str | bytes, config: EcspilotConfig) -> QueueRequest:
             f"overrides are {size} bytes once encoded; ECS takes at most {MAX_OVERRIDES_BYTES}", job=name
         )
     return request
+
+
+def nesting_depth(body: str | bytes) -> int:
+    """The deepest nesting of JSON arrays and objects in ``body`` (brackets inside strings do
+    not count). Linear, no recursion; stops counting past ``MAX_NESTING``."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_NESTING:
+                    break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def check_container(request: QueueRequest, task_definition: Mapping[str, Any]) -> None:
+    """A message's ``container`` must be a container of the job's task definition (else RunTask
+    would fail later, or apply the overrides to nothing): :class:`InvalidMessageError` if not."""
+    if request.container is None:
+        return
+    names = [str(c.get("name", "")) for c in task_definition.get("containerDefinitions", [])]
+    if request.container not in names:
+        family = str(task_definition.get("family", "")) or "the task definition"
+        raise InvalidMessageError(
+            f"override container {request.container!r} is not a container of {family} "
+            f"(containers: {', '.join(names) or 'none'})",
+            job=request.job.name,
+        )
 
 
 def _overrides(job: JobConfig, overrides: dict[str, Any], count: int, key: str | None) -> QueueRequest:
