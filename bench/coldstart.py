@@ -78,7 +78,7 @@ before = set(sys.modules)
 t0 = time.perf_counter()
 import app
 t1 = time.perf_counter()
-from ecspilot import runtime
+from ecspilot.interfaces import runtime
 rt = runtime.current()
 t2 = time.perf_counter()
 for name in client_names.split(","):
@@ -124,7 +124,7 @@ IMPORTTIME_PROBE = """
 import sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import app
-from ecspilot import runtime
+from ecspilot.interfaces import runtime
 rt = runtime.current()
 for name in sys.argv[3].split(","):
     rt.clients.get(name)

@@ -36,9 +36,9 @@ import yaml
 from bench import peer
 from bench.harness import Runs
 from bench.server import MotoServer, moto_server
-from ecspilot import runtime
-from ecspilot.aws import Clients
-from ecspilot.runtime import Runtime
+from ecspilot.aws.clients import Clients
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import Sandbox, create_state_table
 

@@ -41,13 +41,13 @@ def _run(seed: int | None, mode: str = "error") -> list[Attempt]:
     import boto3  # noqa: PLC0415 - after the environment is set
     from moto import mock_aws  # noqa: PLC0415
 
-    from ecspilot import runtime  # noqa: PLC0415
-    from ecspilot.aws import Clients  # noqa: PLC0415
-    from ecspilot.config import parse_config  # noqa: PLC0415
+    from ecspilot.aws.clients import Clients  # noqa: PLC0415
+    from ecspilot.domain.config import parse_config  # noqa: PLC0415
     from ecspilot.errors import DeployFailuresError  # noqa: PLC0415
+    from ecspilot.interfaces import runtime  # noqa: PLC0415
+    from ecspilot.interfaces.runtime import Runtime  # noqa: PLC0415
+    from ecspilot.interfaces.settings import Settings  # noqa: PLC0415
     from ecspilot.obs import metrics  # noqa: PLC0415
-    from ecspilot.runtime import Runtime  # noqa: PLC0415
-    from ecspilot.settings import Settings  # noqa: PLC0415
     from ecspilot_dev.local import ecs_deployment_per_update, invoke  # noqa: PLC0415
     from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table, fake_digest  # noqa: PLC0415
     from tests.faults import Faults  # noqa: PLC0415

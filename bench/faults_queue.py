@@ -41,11 +41,11 @@ import yaml
 
 from bench.harness import check
 from bench.server import MotoServer, moto_server
-from ecspilot import runtime
-from ecspilot.aws import Clients
-from ecspilot.jobs import RUN_TAG, started_by
+from ecspilot.aws.clients import Clients
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.jobs.runbook import RUN_TAG, started_by
 from ecspilot.obs import logger, metrics
-from ecspilot.runtime import Runtime
 from ecspilot_dev.local import invoke, moto_api
 from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue, create_state_table
 from tests.faults import Faults
@@ -169,7 +169,7 @@ def tasks_per_run(sb: Sandbox) -> collections.Counter[str]:
 
 
 def run_id(message_id: str) -> str:
-    """The run id of a queue message (ecspilot.queue.request_key, hashed as ecspilot.jobs does)."""
+    """The run id of a queue message (ecspilot.queue.batch.request_key, hashed as ecspilot.jobs.runbook does)."""
     return hashlib.sha256(f"queue:{JOB}:{message_id}".encode()).hexdigest()[:16]
 
 

@@ -22,10 +22,10 @@ import boto3
 import yaml
 
 from bench.server import MotoServer
-from ecspilot import runtime
-from ecspilot.aws import Clients
+from ecspilot.aws.clients import Clients
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import metrics
-from ecspilot.runtime import Runtime
 from ecspilot_dev.local import CallRecorder, invoke
 
 READS = ("Describe", "List", "Get", "Query", "Scan", "BatchGet", "Receive")

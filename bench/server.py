@@ -30,7 +30,7 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
-from ecspilot.aws import Clients
+from ecspilot.aws.clients import Clients
 from ecspilot_dev.local import LOCAL_AWS_ENV, free_port, moto_api, pointed_at
 
 SETUP_MARKER = "bench-setup"

@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
-from ecspilot.aws import Clients
+from ecspilot.aws.clients import Clients
 
 
 class CannedRunTask:
@@ -17,7 +17,7 @@ class CannedRunTask:
     def __init__(self, clients: Clients, *responses: dict[str, Any]) -> None:
         self.responses = list(responses)
         self.clients = clients
-        # RunTask goes through the single-attempt ECS client (ecspilot.jobs); hook both
+        # RunTask goes through the single-attempt ECS client (ecspilot.jobs.runbook); hook both
         self.targets = [clients.ecs, clients.single_attempt("ecs")]
         for client in self.targets:
             client.meta.events.register("before-call.ecs.RunTask", self)

@@ -14,11 +14,11 @@ from typing import Any
 import boto3
 import pytest
 
-from ecspilot import runtime
-from ecspilot.aws import Clients
-from ecspilot.config import EcspilotConfig, parse_config
-from ecspilot.runtime import Runtime
-from ecspilot.settings import Settings
+from ecspilot.aws.clients import Clients
+from ecspilot.domain.config import EcspilotConfig, parse_config
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.interfaces.settings import Settings
 from ecspilot_dev.local import CallRecorder
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table
 from tests.faults import Faults

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecspilot.aws import Clients
+from ecspilot.aws.clients import Clients
 from ecspilot_dev.local import invoke, load_event, task_stopped_event
 
 

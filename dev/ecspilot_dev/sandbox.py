@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ecspilot.aws import Clients
-from ecspilot.images import ecr_registry
+from ecspilot.aws.clients import Clients
+from ecspilot.domain.images import ecr_registry
 from ecspilot_dev.local import load_event
 
 ACCOUNT = "123456789012"

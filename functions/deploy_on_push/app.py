@@ -8,8 +8,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecspilot import runtime
-from ecspilot.deploy import handle_push_event
+from ecspilot.deploy.runbook import handle_push_event
+from ecspilot.interfaces import runtime
 from ecspilot.obs import logger, metrics
 
 

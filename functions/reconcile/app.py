@@ -8,9 +8,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecspilot import runtime
+from ecspilot.interfaces import runtime
 from ecspilot.obs import logger, metrics
-from ecspilot.reconcile import handle_reconcile_event
+from ecspilot.reconcile.runbook import handle_reconcile_event
 
 
 @metrics.log_metrics

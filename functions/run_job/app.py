@@ -10,8 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecspilot import runtime
-from ecspilot.jobs import handle_run_job_event
+from ecspilot.interfaces import runtime
+from ecspilot.jobs.runbook import handle_run_job_event
 from ecspilot.obs import logger, metrics
 
 

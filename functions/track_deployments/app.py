@@ -9,9 +9,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecspilot import runtime
+from ecspilot.interfaces import runtime
 from ecspilot.obs import logger, metrics
-from ecspilot.tracking import handle_ecs_event
+from ecspilot.tracking.tracker import handle_ecs_event
 
 
 @metrics.log_metrics

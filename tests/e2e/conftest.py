@@ -10,9 +10,9 @@ import boto3
 import pytest
 import yaml
 
-from ecspilot import runtime
-from ecspilot.aws import Clients
-from ecspilot.runtime import Runtime
+from ecspilot.aws.clients import Clients
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import CallRecorder, local_aws, moto_api
 from ecspilot_dev.sandbox import Sandbox, create_state_table
 from tests.moto_state import new_deployment_per_update

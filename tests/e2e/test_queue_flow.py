@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ecspilot.history import utc_now
+from ecspilot.aws.history import utc_now
 from ecspilot_dev.local import invoke, load_event, moto_api
 from ecspilot_dev.sandbox import QueuePump, create_jobs_queue
 from tests.e2e.conftest import World

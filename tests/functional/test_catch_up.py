@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ecspilot.runtime import Runtime
+from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox, fake_digest
 from tests.conftest import MakeRuntime
@@ -98,7 +98,7 @@ def test_catch_up_never_moves_a_service_to_an_older_image(world: Sandbox, make_r
 def test_plan_shows_the_catch_up_without_doing_it(
     world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
 ) -> None:
-    from ecspilot.reconcile import reconcile  # noqa: PLC0415
+    from ecspilot.reconcile.runbook import reconcile  # noqa: PLC0415
 
     world.service("prod", "web-0", world.task_definition("web", {"app": world.image("web", "v0")}))
     rt = make_runtime(config())

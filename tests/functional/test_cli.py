@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ecspilot.cli import main
+from ecspilot.interfaces.cli import main
 from ecspilot_dev.sandbox import Sandbox
 
 CONFIG: dict[str, Any] = {

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import CustomResourceError, EventError
-from ecspilot.reconcile import handle_reconcile_event
-from ecspilot.runtime import Runtime
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.reconcile.runbook import handle_reconcile_event
 from ecspilot_dev.local import free_port, invoke
 from tests.functional.cloudformation import CloudFormationStandIn, custom_resource_event
 

@@ -12,9 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from ecspilot import cli
-from ecspilot.aws import Clients
-from ecspilot.daemons import DAEMON_TAG, MANAGED_TAG, DaemonReconciler
+from ecspilot.aws.clients import Clients
+from ecspilot.daemons.runbook import DAEMON_TAG, MANAGED_TAG, DaemonReconciler
+from ecspilot.interfaces import cli
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox
 from tests.conftest import MakeRuntime

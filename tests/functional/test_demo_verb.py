@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ecspilot import cli
+from ecspilot.interfaces import cli
 
 
 @pytest.mark.parametrize("missing", ["ecspilot_dev", "moto"])

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from ecspilot.domain.taskdef import family_of
 from ecspilot.errors import DeployFailuresError
-from ecspilot.runtime import Runtime
-from ecspilot.taskdef import family_of
+from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox, fake_digest, push_event
 from tests.conftest import MakeRuntime

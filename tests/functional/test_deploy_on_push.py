@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from ecspilot.domain.taskdef import READ_ONLY_FIELDS
 from ecspilot.errors import DeployFailuresError, EventError
-from ecspilot.runtime import Runtime
-from ecspilot.taskdef import READ_ONLY_FIELDS
+from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox, fake_digest
 from tests.conftest import MakeRuntime
@@ -277,7 +277,7 @@ def test_the_malformed_sample_event_names_the_missing_digest(make_runtime: MakeR
 def test_a_dry_run_plans_without_changing_anything(
     world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
 ) -> None:
-    from ecspilot.deploy import handle_push_event  # noqa: PLC0415
+    from ecspilot.deploy.runbook import handle_push_event  # noqa: PLC0415
 
     td = world.task_definition("web", {"app": world.image("web", "v0")})
     world.service("prod", "web", td)

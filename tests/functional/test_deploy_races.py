@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from ecspilot.aws.service_state import Claim, newer_claims
 from ecspilot.errors import DeployFailuresError
-from ecspilot.runtime import Runtime
-from ecspilot.service_state import Claim, newer_claims
+from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime
@@ -94,7 +94,7 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
 
 
 def claims_digest(params: Mapping[str, Any]) -> str:
-    """The digest a TransactWriteItems claims (ecspilot.service_state), or ''."""
+    """The digest a TransactWriteItems claims (ecspilot.aws.service_state), or ''."""
     items = params.get("TransactItems", [])
     values = items[0]["Update"]["ExpressionAttributeValues"] if items else {}
     return str(values.get(":c0", {}).get("M", {}).get("digest", {}).get("S", ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from ecspilot.aws import Clients
+from ecspilot.aws.clients import Clients
 from tests.faults import Faults
 
 

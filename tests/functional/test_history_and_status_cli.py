@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ecspilot.cli import main
-from ecspilot.history import utc_now
-from ecspilot.runtime import Runtime
+from ecspilot.aws.history import utc_now
+from ecspilot.interfaces.cli import main
+from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import TABLE, MakeRuntime

@@ -18,11 +18,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ecspilot import runtime
-from ecspilot.aws import Clients
-from ecspilot.config import parse_config
-from ecspilot.runtime import Runtime
-from ecspilot.settings import Settings
+from ecspilot.aws.clients import Clients
+from ecspilot.domain.config import parse_config
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.interfaces.settings import Settings
 from ecspilot_dev.local import CallRecorder, invoke, load_event, task_stopped_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, QueuePump, Sandbox, create_jobs_queue, fake_digest
 from tests.conftest import TABLE, MakeRuntime

@@ -12,12 +12,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ecspilot import runtime
-from ecspilot.aws import Clients
-from ecspilot.config import parse_config
-from ecspilot.daemons import DAEMON_TAG, MANAGED_TAG
-from ecspilot.runtime import Runtime
-from ecspilot.settings import Settings
+from ecspilot.aws.clients import Clients
+from ecspilot.daemons.runbook import DAEMON_TAG, MANAGED_TAG
+from ecspilot.domain.config import parse_config
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.interfaces.settings import Settings
 from ecspilot_dev.local import invoke
 from ecspilot_dev.sandbox import REGION
 

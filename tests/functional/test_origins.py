@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import SettingsError
-from ecspilot.origins import TrustedOrigins
-from ecspilot.runtime import Runtime
-from ecspilot.settings import Settings
+from ecspilot.interfaces.origins import TrustedOrigins
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.interfaces.settings import Settings
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox
 from tests.conftest import MakeRuntime

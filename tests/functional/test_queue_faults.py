@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from ecspilot import runtime
-from ecspilot.aws import Clients
-from ecspilot.history import deserialize
-from ecspilot.queue import handle_queue_event
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.history import deserialize
+from ecspilot.interfaces import runtime
+from ecspilot.queue.batch import handle_queue_event
 from ecspilot_dev.local import CallRecorder, invoke, load_handler
 from tests.conftest import TABLE
 from tests.faults import Faults

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from ecspilot.aws import Clients
-from ecspilot.dynamo import deserialize
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.dynamo import deserialize
 from ecspilot.errors import PermanentJobError, RetryableJobError, UnknownJobError
-from ecspilot.jobs import client_token, firing_token, run_job, started_by
-from ecspilot.runtime import Runtime
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.jobs.runbook import client_token, firing_token, run_job, started_by
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox
 from tests.canned import CannedRunTask, failure

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecspilot.aws import Clients
-from ecspilot.jobs import started_by
+from ecspilot.aws.clients import Clients
+from ecspilot.jobs.runbook import started_by
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue
 from tests.canned import CannedRunTask, failure
@@ -228,9 +228,9 @@ BODIES = st.one_of(
 def test_any_batch_never_raises_and_never_runs_an_invalid_message(
     bodies: list[str], queue: Queue, clients: Clients, recorder: CallRecorder
 ) -> None:
-    from ecspilot import runtime  # noqa: PLC0415
     from ecspilot.errors import InvalidMessageError  # noqa: PLC0415
-    from ecspilot.queue_request import parse_request  # noqa: PLC0415
+    from ecspilot.interfaces import runtime  # noqa: PLC0415
+    from ecspilot.queue.request import parse_request  # noqa: PLC0415
 
     config = runtime.current().config
     valid = 0
@@ -257,7 +257,7 @@ def test_enqueue_validates_locally_then_sends_a_well_formed_message(
 ) -> None:
     import yaml  # noqa: PLC0415
 
-    from ecspilot.cli import main  # noqa: PLC0415
+    from ecspilot.interfaces.cli import main  # noqa: PLC0415
 
     config = tmp_path / "ecspilot.yaml"
     config.write_text(yaml.safe_dump({"version": 1, "jobs": [render_job()]}), encoding="utf-8")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from ecspilot.aws import Clients
-from ecspilot.reconcile import reconcile
-from ecspilot.schedules import schedule_name
+from ecspilot.aws.clients import Clients
+from ecspilot.jobs.schedules import schedule_name
+from ecspilot.reconcile.runbook import reconcile
 from ecspilot_dev.local import CallRecorder, invoke
 from tests.conftest import MakeRuntime
 

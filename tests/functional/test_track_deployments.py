@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import EventError
-from ecspilot.jobs import started_by
-from ecspilot.runtime import Runtime
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.jobs.runbook import started_by
 from ecspilot_dev.local import invoke, load_event, task_stopped_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ecspilot.claims import MAX_IN_PROGRESS_SECONDS, in_progress_until
+from ecspilot.aws.claims import MAX_IN_PROGRESS_SECONDS, in_progress_until
 
 
 @dataclass

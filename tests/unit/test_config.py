@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ecspilot.config import load_config, parse_config
+from ecspilot.domain.config import load_config, parse_config
 from ecspilot.errors import ConfigError
 
 

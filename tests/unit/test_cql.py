@@ -11,8 +11,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from ecspilot import cql
-from ecspilot.cql import And, Compare, Exists, Not, Op, Or
+from ecspilot.domain import cql
+from ecspilot.domain.cql import And, Compare, Exists, Not, Op, Or
 from ecspilot.errors import QueryLanguageError
 
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from ecspilot.config import ClusterTag
-from ecspilot.daemons import (
+from ecspilot.daemons.runbook import (
     DAEMON_TAG,
     MANAGED_TAG,
     PLACEMENT_TAG,
@@ -24,6 +23,7 @@ from ecspilot.daemons import (
     update_daemon_params,
     update_service_params,
 )
+from ecspilot.domain.config import ClusterTag
 
 ACCOUNT_PREFIX = "arn:aws:ecs:us-east-1:123456789012"
 CLUSTER_ARN = f"{ACCOUNT_PREFIX}:cluster/prod"

@@ -7,8 +7,8 @@ import threading
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from ecspilot.aws.fanout import bounded_map, chunks
 from ecspilot.errors import DeployError, EcspilotError, UnexpectedError
-from ecspilot.fanout import bounded_map, chunks
 
 
 def flaky(item: int) -> int:

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ecspilot.deploy import decide, deployment_configuration, is_stale, primary_deployment_id
-from ecspilot.deploy_rules import freshness, rolled_back_reason
+from ecspilot.deploy.rules import freshness, rolled_back_reason
+from ecspilot.deploy.runbook import decide, deployment_configuration, is_stale, primary_deployment_id
+from ecspilot.domain.images import ImagePush, ImageRef
+from ecspilot.domain.taskdef import clone_with_images, family_of, same_registration
 from ecspilot.errors import DeployError
-from ecspilot.images import ImagePush, ImageRef
-from ecspilot.taskdef import clone_with_images, family_of, same_registration
 
 REG = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 D1 = "sha256:" + "1" * 64

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ecspilot.config import JobConfig
-from ecspilot.jobs import (
+from ecspilot.domain.config import JobConfig
+from ecspilot.jobs.runbook import (
     STARTED_BY_MAX,
     classify_failure,
     client_token,

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from ecspilot.errors import PlacementError
-from ecspilot.placement import (
+from ecspilot.domain.placement import (
     InstanceCheck,
     Placement,
     check_instances,
     constraints_from_strings,
     resolve_placement,
 )
+from ecspilot.errors import PlacementError
 
 AZ_SPREAD = {"type": "spread", "field": "attribute:ecs.availability-zone"}
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecspilot.config import parse_config
+from ecspilot.domain.config import parse_config
 from ecspilot.errors import InvalidMessageError
-from ecspilot.queue_request import build_body, parse_request
+from ecspilot.queue.request import build_body, parse_request
 
 CONFIG = parse_config(
     {
@@ -157,7 +157,7 @@ def test_any_body_is_either_a_valid_request_or_a_reasoned_refusal(raw: str | byt
     ],
 )
 def test_nesting_depth_counts_brackets_outside_strings(body: str, depth: int) -> None:
-    from ecspilot.queue_request import nesting_depth  # noqa: PLC0415
+    from ecspilot.queue.request import nesting_depth  # noqa: PLC0415
 
     assert nesting_depth(body) == depth
 
@@ -194,7 +194,7 @@ TASK_DEFINITION = {"family": "render", "containerDefinitions": [{"name": "app"},
 def test_a_message_container_must_be_one_of_the_task_definition(
     container: str | None, problem: str | None
 ) -> None:
-    from ecspilot.queue_request import check_container  # noqa: PLC0415
+    from ecspilot.queue.request import check_container  # noqa: PLC0415
 
     overrides: dict[str, Any] = {"command": ["go"]}
     if container:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecspilot.schedule_expr import ScheduleExpressionError, validate_expression, validate_timezone
+from ecspilot.domain.schedule_expr import ScheduleExpressionError, validate_expression, validate_timezone
 
 
 @pytest.mark.parametrize(

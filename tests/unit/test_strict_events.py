@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ecspilot.envelope import parse_event
+from ecspilot.domain.envelope import parse_event
+from ecspilot.domain.events import EcrImageActionEvent
+from ecspilot.domain.images import DIGEST_RE
 from ecspilot.errors import EventError
-from ecspilot.events import EcrImageActionEvent
-from ecspilot.images import DIGEST_RE
 from ecspilot_dev.local import load_event
 
 GOOD = "sha256:" + "0123456789abcdef" * 4

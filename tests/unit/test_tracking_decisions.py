@@ -6,8 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ecspilot.events import EcsContainerState
-from ecspilot.tracking import duration_seconds, may_move, parse_service_arn, rollback_target, run_outcome
+from ecspilot.domain.events import EcsContainerState
+from ecspilot.tracking.tracker import (
+    duration_seconds,
+    may_move,
+    parse_service_arn,
+    rollback_target,
+    run_outcome,
+)
 
 
 def containers(**exit_codes: int | None) -> list[EcsContainerState]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from ecspilot import runtime
 from ecspilot.errors import EcspilotError
-from ecspilot.present import say
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.present import say
 from ecspilot_dev.demo.base import DEMO_CONFIG, TABLE, Demo
 from ecspilot_dev.demo.daemons import chapter_daemons_everywhere
 from ecspilot_dev.demo.jobs import chapter_jobs, chapter_jobs_follow_pushes, chapter_placement_check

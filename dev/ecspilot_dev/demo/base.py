@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ecspilot.aws import Clients
-from ecspilot.present import say
+from ecspilot.aws.clients import Clients
+from ecspilot.interfaces.present import say
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import Sandbox
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecspilot import runtime
-from ecspilot.present import say, table
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.present import say, table
 from ecspilot_dev.demo.base import Demo
 from ecspilot_dev.local import invoke
 
@@ -25,8 +25,8 @@ def chapter_daemons_everywhere(demo: Demo) -> None:
     """Reconcile keeps a DAEMON service on every configured cluster."""
     from dataclasses import replace  # noqa: PLC0415
 
-    from ecspilot.config import parse_config  # noqa: PLC0415
-    from ecspilot.reconcile import reconcile  # noqa: PLC0415
+    from ecspilot.domain.config import parse_config  # noqa: PLC0415
+    from ecspilot.reconcile.runbook import reconcile  # noqa: PLC0415
     from ecspilot_dev.local import load_event  # noqa: PLC0415
 
     sb = demo.sandbox

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from ecspilot import runtime
-from ecspilot.present import say, table
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.present import say, table
 from ecspilot_dev.demo.base import DEMO_CONFIG, TABLE, Demo, run_cli
 from ecspilot_dev.local import invoke
 
@@ -52,7 +52,7 @@ JOBS_DEMO: list[dict[str, Any]] = [
 
 def chapter_jobs(demo: Demo) -> None:
     """Scheduled and on-demand jobs: schedules, concurrency policies, the placement checker."""
-    from ecspilot.reconcile import reconcile  # noqa: PLC0415
+    from ecspilot.reconcile.runbook import reconcile  # noqa: PLC0415
     from ecspilot_dev.local import load_event, moto_api  # noqa: PLC0415
 
     sb = demo.sandbox
@@ -121,7 +121,7 @@ def chapter_jobs(demo: Demo) -> None:
     demo.step("cache-warmer (replace), run twice by hand: the second run stops the first run's tasks")
     job = runtime.current().config.job("cache-warmer")
     assert job is not None
-    from ecspilot.jobs import run_job  # noqa: PLC0415
+    from ecspilot.jobs.runbook import run_job  # noqa: PLC0415
 
     first = run_job(job, runtime.current(), "manual")
     demo.note(f"run 1: started {', '.join(a.rsplit('/', 1)[-1][:8] for a in first.task_arns)}")
@@ -166,7 +166,7 @@ def _revision_rows(demo: Demo, arns: list[str]) -> list[dict[str, str]]:
 
 def chapter_jobs_follow_pushes(demo: Demo) -> None:
     """A job that declares ``containers:`` gets a new revision on a matching push; its next run uses it."""
-    from ecspilot.jobs import live_tasks  # noqa: PLC0415
+    from ecspilot.jobs.runbook import live_tasks  # noqa: PLC0415
     from ecspilot_dev.local import load_event  # noqa: PLC0415
 
     sb, ecs = demo.sandbox, demo.clients.ecs
@@ -260,7 +260,7 @@ def chapter_placement_check(demo: Demo) -> None:
 
 
 def _runs(demo: Demo, job: str) -> list[dict[str, Any]]:
-    from ecspilot.dynamo import deserialize  # noqa: PLC0415
+    from ecspilot.aws.dynamo import deserialize  # noqa: PLC0415
 
     resp = demo.clients.dynamodb.query(
         TableName=TABLE,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from ecspilot import runtime
-from ecspilot.present import say, table
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.present import say, table
 from ecspilot_dev.demo.base import Demo
 from ecspilot_dev.local import invoke
 
@@ -69,7 +69,7 @@ def chapter_deploy_on_push(demo: Demo) -> None:
 
 def chapter_catch_up(demo: Demo) -> None:
     """A push whose event never arrives is caught up by reconcile; a rolled-back digest is held."""
-    from ecspilot.reconcile import reconcile  # noqa: PLC0415
+    from ecspilot.reconcile.runbook import reconcile  # noqa: PLC0415
 
     say("\n=== Catch-up: ECR events are best effort; reconcile deploys a missed push ===")
     rt = runtime.current()

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import yaml
 
-from ecspilot import runtime
-from ecspilot.present import say, table
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.present import say, table
 from ecspilot_dev.demo.base import Demo
 from ecspilot_dev.local import invoke
 
 
 def chapter_queue(demo: Demo) -> None:
     """Queue messages become job runs: allowlisted, bounded, never lost, never run twice."""
-    from ecspilot.queue_request import build_body  # noqa: PLC0415
+    from ecspilot.queue.request import build_body  # noqa: PLC0415
     from ecspilot_dev.sandbox import QueuePump, create_jobs_queue  # noqa: PLC0415
 
     say("\n=== Queue: one SQS message, one ECS task; nothing lost, nothing run twice ===")

@@ -10,15 +10,15 @@ from typing import Any
 
 import yaml
 
-from ecspilot import runtime
-from ecspilot.present import say
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.present import say
 from ecspilot_dev.demo.base import DEMO_CONFIG, Demo, run_cli
 from ecspilot_dev.local import invoke
 
 
 def _ecs_event(sample: str, deployment_id: str, service: str, **detail: Any) -> dict[str, Any]:
     """The ``ECS Deployment State Change`` event ECS would send (moto never sends one)."""
-    from ecspilot.history import utc_now  # noqa: PLC0415
+    from ecspilot.aws.history import utc_now  # noqa: PLC0415
     from ecspilot_dev.local import load_event  # noqa: PLC0415
 
     reasons = {
@@ -97,7 +97,7 @@ def _bad_release(demo: Demo) -> None:
 def _job_runs(demo: Demo) -> None:
     """Two nights of nightly-report through the run_job handler: one exits 0, one exits 1 (the
     STOPPED events ECS would send for those very tasks)."""
-    from ecspilot.taskdef import container_images  # noqa: PLC0415
+    from ecspilot.domain.taskdef import container_images  # noqa: PLC0415
     from ecspilot_dev.local import load_event, task_stopped_event  # noqa: PLC0415
 
     sb, ecs = demo.sandbox, demo.clients.ecs

@@ -1,5 +1,5 @@
 import sys
 
-from ecspilot.cli import main
+from ecspilot.interfaces.cli import main
 
 sys.exit(main())

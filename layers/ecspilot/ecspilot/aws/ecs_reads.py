@@ -1,0 +1,170 @@
+"""The deploy's reads, cached per invocation: services, task definitions, image push times.
+
+Every read that several services share (a DescribeServices batch, a task definition, an image's
+push time) is made once per invocation; a failure fails only the services that need it.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.fanout import bounded_map, chunks
+from ecspilot.aws.revisions import Revisions, TaskDefinition, retryable
+from ecspilot.domain.taskdef import family_of, family_revision
+from ecspilot.errors import DeployError, EcspilotError
+from ecspilot.obs import logger
+
+T = TypeVar("T")
+R = TypeVar("R")
+DESCRIBE_SERVICES_BATCH = 10
+
+
+def aware(at: datetime | None) -> datetime | None:
+    """Timestamps compared across ECR, ECS and events: naive ones are UTC."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+def once_more(fn: Callable[[T], R]) -> Callable[[T], R]:
+    """``fn``, tried a second time (after a short jittered pause) when it fails with a transient
+    AWS error that botocore's retries did not absorb: a shared read failing would fail every
+    service that needs it, and the retry of the invocation costs a whole run."""
+
+    def call(item: T) -> R:
+        try:
+            return fn(item)
+        except DeployError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ClientError | BotoCoreError) or not retryable(cause):
+                raise
+            time.sleep(0.2 + random.random() * 0.3)
+            return fn(item)
+
+    return call
+
+
+class DeployReads:
+    """The reads of one invocation of the deploy core, on a bounded pool."""
+
+    def __init__(self, clients: Clients, max_workers: int = 8) -> None:
+        self.clients = clients
+        self.max_workers = max_workers
+        self.revisions = Revisions(clients)
+        self._task_definitions: dict[str, TaskDefinition | DeployError] = {}
+        self._pushed_at: dict[tuple[str, str], datetime | None] = {}
+        self._services: dict[tuple[str, str], dict[str, Any] | str] = {}
+        self._lock = threading.Lock()
+
+    def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | EcspilotError]:
+        """Run ``fn`` over ``items`` on the bounded pool; an item's failure is returned, not raised."""
+        return bounded_map(fn, items, self.max_workers)
+
+    def _describe_services(self, batch: tuple[str, Sequence[str]]) -> dict[str, Any]:
+        cluster, names = batch
+        try:
+            resp = self.clients.ecs.describe_services(cluster=cluster, services=list(names))
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(f"DescribeServices failed: {exc}", cluster=cluster) from exc
+        return dict(resp)
+
+    def task_definition(self, name: str) -> TaskDefinition:
+        """DescribeTaskDefinition (with tags) once per name per invocation.
+
+        A failure is tried once more, then remembered for the invocation: the services and jobs
+        sharing that task definition fail, the others go on (and Lambda's retry tries again).
+        """
+        cached = self._task_definitions.get(name)
+        if isinstance(cached, DeployError):
+            raise DeployError(cached.message, **cached.context) from cached
+        if cached is not None:
+            return cached
+        try:
+            try:
+                got = self.revisions.describe(name)
+            except (ClientError, BotoCoreError) as first:
+                if isinstance(first, ClientError) and not retryable(first):
+                    raise
+                logger.warning(
+                    "DescribeTaskDefinition failed, trying once more",
+                    extra={"task_definition": name, "error": str(first)},
+                )
+                got = self.revisions.describe(name)
+        except (ClientError, BotoCoreError) as exc:
+            error = DeployError(f"DescribeTaskDefinition failed: {exc}", task_definition=name)
+            error.__cause__ = exc
+            with self._lock:
+                self._task_definitions[name] = error
+            raise error from exc
+        with self._lock:
+            self._task_definitions[name] = got
+            self._task_definitions.setdefault(str(got[0]["taskDefinitionArn"]), got)
+        return got
+
+    def source(self, arn: str) -> TaskDefinition:
+        """The revision a service runs. Its family's latest ACTIVE revision is described first:
+        usually it is this very revision (one call), and registering needs it anyway."""
+        family = family_of(arn)
+        if family != family_revision(arn):
+            try:
+                latest = self.task_definition(family)
+                if latest[0]["taskDefinitionArn"] == arn:
+                    return latest
+            except DeployError:
+                pass  # no ACTIVE revision, or unknown: the revision itself is what decides
+        return self.task_definition(arn)
+
+    def know_pushed_at(self, repository: str, images: Iterable[Mapping[str, Any]]) -> None:
+        """Seed the stale guard from an image listing already in hand (catch-up lists them)."""
+        for image in images:
+            self._pushed_at[(repository, str(image["imageDigest"]))] = image.get("imagePushedAt")
+
+    def pushed_at(self, repository: str, digest: str) -> datetime | None:
+        """ECR's imagePushedAt of a digest (None when the image is gone)."""
+        key = (repository, digest)
+        if key not in self._pushed_at:
+            try:
+                resp = self.clients.ecr.describe_images(
+                    repositoryName=repository, imageIds=[{"imageDigest": digest}]
+                )
+                details = resp.get("imageDetails", [])
+                self._pushed_at[key] = details[0].get("imagePushedAt") if details else None
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ImageNotFoundException":
+                    raise DeployError(f"DescribeImages failed: {exc}", repository=repository) from exc
+                self._pushed_at[key] = None
+            except BotoCoreError as exc:
+                raise DeployError(f"DescribeImages failed: {exc}", repository=repository) from exc
+        return aware(self._pushed_at[key])
+
+    def describe_services(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Describe (cluster, service) pairs not yet known, 10 per call per cluster, into the
+        invocation's cache: the service, or why it cannot be deployed to."""
+        missing = sorted({k for k in keys if k not in self._services})
+        by_cluster: dict[str, list[str]] = {}
+        for cluster, name in missing:
+            by_cluster.setdefault(cluster, []).append(name)
+        batches = [
+            (cluster, chunk)
+            for cluster, names in by_cluster.items()
+            for chunk in chunks(names, DESCRIBE_SERVICES_BATCH)
+        ]
+        described = self._map(once_more(self._describe_services), batches)
+        for (cluster, names), resp in zip(batches, described, strict=True):
+            if isinstance(resp, EcspilotError):
+                for name in names:
+                    self._services[(cluster, name)] = str(resp)
+                continue
+            for name in names:
+                self._services[(cluster, name)] = "service not found (MISSING)"
+            for failure in resp.get("failures", []):
+                name = str(failure.get("arn", "")).rsplit("/", 1)[-1]
+                self._services[(cluster, name)] = f"service not found ({failure.get('reason', 'unknown')})"
+            for svc in resp.get("services", []):
+                self._services[(cluster, svc["serviceName"])] = svc

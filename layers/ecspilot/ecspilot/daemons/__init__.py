@@ -1,0 +1,1 @@
+"""DAEMON services and managed daemons that must exist on clusters."""

@@ -1,0 +1,174 @@
+"""Catch-up: deploy what a missed push would have deployed.
+
+ECR delivers push events on a best-effort basis, so a release can be pushed and
+never announced. On every reconcile, for each configured image source (the
+``containers`` of services and of jobs), the newest *tagged* image of the
+repository whose tag matches the source's patterns (ordered by ``imagePushedAt``)
+goes through the same deploy core as a push event (trigger ``catch-up``): the
+same digest pinning, rules and records. A service or job already on that image
+costs no write call. Catch-up never moves a service back: a service running an
+image whose push time cannot be known (its tag deleted, expired by a lifecycle
+policy) is held (a ``conflict``) unless the candidate was pushed after the
+running revision was registered, and a digest that FAILED or was ROLLED_BACK on
+a service is held there. One deployer serves every pass, so services sharing a
+task definition get one revision whatever their tag patterns.
+
+Runbook: list each repository's tagged images once (paginated) -> pick the
+newest per (repository, patterns) -> one synthetic push per chosen image,
+restricted to the services and jobs that chose it -> deploy core -> actions.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ecspilot.deploy.runbook import PushDeployer
+from ecspilot.domain.config import EcspilotConfig, JobConfig, ServiceConfig
+from ecspilot.domain.images import ImagePush, short_digest
+from ecspilot.domain.plan import Action, Change
+from ecspilot.errors import AwsError
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.obs import logger
+
+
+@dataclass(frozen=True)
+class Newest:
+    """The newest tagged image of a repository that matches some patterns."""
+
+    tag: str
+    digest: str
+    pushed_at: datetime
+    registry_id: str
+
+
+def newest_image(details: Iterable[Mapping[str, Any]], patterns: Sequence[str]) -> Newest | None:
+    """Pick the most recently pushed image with a tag matching ``patterns`` (pure).
+
+    Ties on ``imagePushedAt`` go to the larger digest, so the choice is stable.
+    """
+    best: Newest | None = None
+    for image in details:
+        tags = sorted(
+            t for t in image.get("imageTags", []) if any(fnmatch.fnmatchcase(t, p) for p in patterns)
+        )
+        pushed_at = image.get("imagePushedAt")
+        if not tags or pushed_at is None:
+            continue
+        candidate = Newest(tags[0], image["imageDigest"], pushed_at, str(image.get("registryId", "")))
+        if best is None or (candidate.pushed_at, candidate.digest) > (best.pushed_at, best.digest):
+            best = candidate
+    return best
+
+
+def _sources(
+    config: EcspilotConfig,
+) -> dict[tuple[str, tuple[str, ...]], tuple[list[ServiceConfig], list[JobConfig]]]:
+    """Group the config's image sources by (repository, patterns)."""
+    groups: dict[tuple[str, tuple[str, ...]], tuple[list[ServiceConfig], list[JobConfig]]] = {}
+    for svc in config.services:
+        for source in svc.containers.values():
+            services, _ = groups.setdefault((source.repository, tuple(source.tags)), ([], []))
+            if svc not in services:
+                services.append(svc)
+    for job in config.jobs:
+        for source in job.containers.values():
+            _, jobs = groups.setdefault((source.repository, tuple(source.tags)), ([], []))
+            if job not in jobs:
+                jobs.append(job)
+    return groups
+
+
+def _tagged_images(rt: Runtime, repository: str) -> list[dict[str, Any]]:
+    try:
+        pages = rt.clients.ecr.get_paginator("describe_images").paginate(
+            repositoryName=repository, filter={"tagStatus": "TAGGED"}
+        )
+        return [dict(d) for page in pages for d in page.get("imageDetails", [])]
+    except (ClientError, BotoCoreError) as exc:
+        raise AwsError(f"listing images of {repository} failed: {exc}", repository=repository) from exc
+
+
+CHANGES: dict[str, Change] = {
+    "deployed": "update",
+    "would-deploy": "update",
+    "registered": "update",
+    "would-register": "update",
+    "failed": "error",
+    "held": "conflict",
+}
+
+
+def to_action(
+    target: str, outcome: str, reason: str, push: ImagePush, applied: bool, change_text: str
+) -> Action:
+    """A deploy-core outcome (service or job) as a reconcile action (pure)."""
+    image = f"{push.repository}:{push.tag} ({short_digest(push.digest)})"
+    change = CHANGES.get(outcome, "in-sync")
+    if change == "update":
+        return Action("catch-up", target, "update", f"{change_text} {image}", applied=applied)
+    if change in ("error", "conflict"):
+        return Action("catch-up", target, change, reason)
+    return Action("catch-up", target, "in-sync", f"{reason} ({image} is the newest)")
+
+
+def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
+    """The reconcile part: one action per followed service and job."""
+    actions: list[Action] = []
+    listings: dict[str, list[dict[str, Any]] | AwsError] = {}
+    region = rt.clients.ecr.meta.region_name
+    deployer = PushDeployer(rt.clients, rt.history, rt.settings.max_workers, trigger="catch-up")
+    deployer.defer_records = True
+    sources = _sources(rt.config)
+    # one DescribeServices pass for every followed service, whatever repository it follows
+    deployer.describe_services(
+        (svc.cluster, svc.service_name) for services, _ in sources.values() for svc in services
+    )
+    for (repository, patterns), (services, jobs) in sources.items():
+        if repository not in listings:
+            try:
+                listings[repository] = _tagged_images(rt, repository)
+            except AwsError as exc:
+                listings[repository] = exc
+        listing = listings[repository]
+        if isinstance(listing, AwsError):
+            actions += [
+                Action("catch-up", f"{s.cluster}/{s.service_name}", "error", str(listing)) for s in services
+            ]
+            actions += [Action("catch-up", f"job/{j.name}", "error", str(listing)) for j in jobs]
+            continue
+        deployer.know_pushed_at(repository, listing)
+        newest = newest_image(listing, patterns)
+        if newest is None:
+            logger.info(
+                "no tagged image matches", extra={"repository": repository, "patterns": list(patterns)}
+            )
+            continue
+        push = ImagePush(
+            account=newest.registry_id,
+            region=region,
+            repository=repository,
+            tag=newest.tag,
+            digest=newest.digest,
+            event_id=f"catch-up-{newest.digest[7:19]}",
+            time=newest.pushed_at,
+        )
+        scoped = rt.config.model_copy(update={"services": services, "jobs": jobs})
+        result = deployer.run(push, scoped, dry_run=dry_run)
+        actions += [
+            to_action(
+                f"{o.cluster}/{o.service}", o.outcome, o.reason, push, not dry_run, "deploy missed push"
+            )
+            for o in result.outcomes
+        ]
+        actions += [
+            to_action(f"job/{j.job}", j.outcome, j.reason, push, not dry_run, f"register {j.family} with")
+            for j in result.jobs
+        ]
+    deployer.flush_records()
+    return actions

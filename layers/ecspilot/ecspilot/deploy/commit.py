@@ -1,0 +1,275 @@
+"""The deploy's writes, once the decisions are made: claim, UpdateService, verify, record.
+
+- **claim** each service's containers for the pushed image in the state table, conditionally,
+  before ``UpdateService``; **verify** after it, and apply a newer claim's revision again
+  (:mod:`ecspilot.aws.service_state` has the protocol and why the newest image ends up last);
+- **record** what was started: one item per ECS deployment id, upserted so the tracker and the
+  deployer meet on it in any order (:mod:`ecspilot.aws.history`); a failed write is kept on the
+  result, not raised, and the retry of the invocation writes what it finds missing
+  (:meth:`DeployCommit.backfill`);
+- **hold**: the digests that FAILED or were ROLLED_BACK on a service, from the same state items
+  (the tracker marks them), read in one BatchGetItem for every service about to be deployed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.ecs_reads import DeployReads
+from ecspilot.aws.history import DeploymentRecord, History, deployment_key, utc_now
+from ecspilot.aws.service_state import Claim, ServiceState, held_records, newer_claims, state_key
+from ecspilot.deploy.result import PushResult, Target
+from ecspilot.deploy.rules import deployment_configuration, primary_deployment_id, rolled_back_reason
+from ecspilot.domain.images import ImagePush, short_digest
+from ecspilot.domain.taskdef import family_revision
+from ecspilot.errors import AwsError, DeployError, EcspilotError
+from ecspilot.obs import count, logger
+
+VERIFY_ROUNDS = 5  # each round needs yet another, newer concurrent push
+
+
+class DeployCommit(DeployReads):
+    """The write side of one invocation of the deploy core."""
+
+    def __init__(
+        self, clients: Clients, history: History, max_workers: int = 8, trigger: str = "push"
+    ) -> None:
+        super().__init__(clients, max_workers)
+        self.history = history
+        self.trigger = trigger
+        self.state = ServiceState(history)
+        self.defer_records = False  # catch-up writes the records of all its pushes at once
+        self.pending_records: list[DeploymentRecord] = []
+
+    # UpdateService ----------------------------------------------------------------------------
+
+    def _update(self, item: tuple[Target, str]) -> str:
+        target, new_arn = item
+        svc = target.config
+        kwargs: dict[str, Any] = {
+            "cluster": svc.cluster,
+            "service": svc.service_name,
+            "taskDefinition": new_arn,
+        }
+        conf = deployment_configuration(target.service or {}, svc.rollback)
+        if conf is not None:
+            kwargs["deploymentConfiguration"] = conf
+        try:
+            resp = self.clients.ecs.update_service(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(
+                f"UpdateService failed: {exc}", cluster=svc.cluster, service=svc.service_name
+            ) from exc
+        return primary_deployment_id(resp["service"])
+
+    # the rolled-back hold ---------------------------------------------------------------------
+
+    def hold_rolled_back(self, targets: Sequence[Target], push: ImagePush) -> None:
+        """Hold the services where this digest FAILED or was ROLLED_BACK: a redelivered push or
+        catch-up must not undo the circuit breaker. One BatchGetItem per 100 services."""
+        if not targets or not self.state.enabled:
+            return
+        try:
+            states = self.state.read((t.config.cluster, t.config.service_name) for t in targets)
+        except AwsError as exc:
+            for t in targets:  # not knowing is not permission: the retry decides
+                t.outcome.outcome, t.outcome.reason = "failed", f"reading the rolled-back hold failed: {exc}"
+            return
+        for t in targets:
+            reason = rolled_back_reason(
+                held_records(states.get((t.config.cluster, t.config.service_name), {})), push
+            )
+            if reason:
+                t.outcome.outcome, t.outcome.reason = "held", reason
+
+    # claim, act, verify -----------------------------------------------------------------------
+
+    def claims_of(self, t: Target, task_definition: str, push: ImagePush) -> list[Claim]:
+        pushed_at = self._pushed_at_for_claims(push)
+        return [
+            Claim(t.config.cluster, t.config.service_name, c, push.digest, pushed_at, task_definition)
+            for c in t.outcome.containers
+        ]
+
+    def _pushed_at_for_claims(self, push: ImagePush) -> float:
+        """When the pushed image was pushed: ECR's imagePushedAt, else the event's time, else now."""
+        try:
+            at = self.pushed_at(push.repository, push.digest)
+        except DeployError:
+            at = None
+        at = at or push.time
+        return at.timestamp() if at is not None else time.time()
+
+    def claim(self, updates: list[tuple[Target, str]], push: ImagePush) -> list[tuple[Target, str]]:
+        """Claim each service's containers for this image before UpdateService; a service whose
+        container holds a newer image is stale, and is not updated."""
+        if not updates or not self.state.enabled:
+            return updates
+        claims = [c for t, arn in updates for c in self.claims_of(t, arn, push)]
+        try:
+            lost = self.state.claim(claims)
+        except AwsError as exc:
+            # without the claim a racing older push could win: do not act, let the retry do it
+            for t, _ in updates:
+                t.outcome.outcome = "failed"
+                t.outcome.reason = f"not deployed: {exc}"
+            return []
+        kept = []
+        for t, arn in updates:
+            if (t.config.cluster, t.config.service_name) in lost:
+                t.outcome.outcome = "stale"
+                t.outcome.reason = "a newer image was given to this service by a concurrent deployment"
+                count("DeploymentsSuperseded")
+            else:
+                kept.append((t, arn))
+        return kept
+
+    def verify(self, applied: list[tuple[Target, list[Claim]]]) -> None:
+        """After UpdateService: where a newer image claimed a container meanwhile, apply its
+        revision, and look again, so the last UpdateService carries the newest image."""
+        rounds = 0
+        while applied and self.state.enabled and rounds < VERIFY_ROUNDS:
+            rounds += 1
+            try:
+                states = self.state.read((t.config.cluster, t.config.service_name) for t, _ in applied)
+            except AwsError as exc:
+                logger.warning("could not verify the services' claims", extra={"error": str(exc)})
+                count("DeploymentVerifyErrors")
+                return
+            redo: list[tuple[Target, Claim]] = []
+            for t, claims in applied:
+                newer = newer_claims(claims, states.get((t.config.cluster, t.config.service_name), {}))
+                if newer:
+                    redo.append((t, max(newer, key=lambda c: (c.pushed_at, c.digest))))
+            if not redo:
+                return
+            items = [(t, claim.task_definition) for t, claim in redo]
+            applied = []
+            for (t, claim), outcome in zip(redo, self._map(self._update, items), strict=True):
+                t.outcome.outcome = "stale"
+                t.outcome.reason = (
+                    f"superseded by a concurrent deployment of {short_digest(claim.digest)}: "
+                    f"{family_revision(claim.task_definition)} applied again"
+                )
+                count("DeploymentsSuperseded")
+                if isinstance(outcome, EcspilotError):
+                    t.outcome.outcome, t.outcome.reason = "failed", f"{t.outcome.reason}, but: {outcome}"
+                    continue
+                if t.service is not None:
+                    t.service["taskDefinition"] = claim.task_definition
+                applied.append((t, [claim]))
+
+    # records ----------------------------------------------------------------------------------
+
+    def record(
+        self, t: Target, new_arn: str, deployment_id: str, push: ImagePush, started_at: str
+    ) -> DeploymentRecord:
+        return DeploymentRecord(
+            cluster=t.config.cluster,
+            service=t.config.service_name,
+            from_task_definition=t.outcome.from_task_definition,
+            to_task_definition=new_arn,
+            image_digest=push.digest,
+            image_tag=push.tag,
+            repository=push.repository,
+            deployment_id=deployment_id,
+            started_at=started_at,
+            event_id=push.event_id,
+            trigger=self.trigger,
+        )
+
+    def write_records(self, records: list[DeploymentRecord], result: PushResult) -> None:
+        """Write (or defer) the records; a failed write is kept on the result, not raised, so the
+        jobs that follow the push are still registered; the invocation fails at the end and its
+        retry writes the records it finds missing (:meth:`backfill`)."""
+        if self.defer_records:
+            self.pending_records.extend(records)
+            return
+        try:
+            self.history.record_deployments(records)
+        except AwsError as exc:
+            logger.error("deployment records not written", extra={"error": str(exc), "records": len(records)})
+            count("HistoryWriteErrors")
+            result.record_errors.append(exc)
+
+    def flush_records(self) -> None:
+        """Write the deferred deployment records (TransactWriteItems, 100 per call)."""
+        records, self.pending_records = self.pending_records, []
+        self.history.record_deployments(records)
+
+    def backfill(self, targets: Sequence[Target], push: ImagePush, result: PushResult) -> None:
+        """Record the deployments an earlier attempt started but could not record: a service
+        already on this digest, whose ECS deployment has no record (or only the tracker's
+        ``external`` one) while the service's state says ecspilot gave it this image. One
+        BatchGetItem for every such service."""
+        unchanged = [
+            t
+            for t in targets
+            if t.outcome.outcome == "unchanged" and t.service is not None and primary_deployment_id(t.service)
+        ]
+        if not unchanged or not self.history.enabled:
+            return
+        keys = []
+        for t in unchanged:
+            keys += [
+                deployment_key(primary_deployment_id(t.service or {})),
+                state_key(t.config.cluster, t.config.service_name),
+            ]
+        try:
+            items = self.history.get_many(keys)
+        except AwsError as exc:
+            logger.warning("could not check for missing deployment records", extra={"error": str(exc)})
+            return
+        missing = []
+        for t in unchanged:
+            service = t.service or {}
+            deployment_id = primary_deployment_id(service)
+            key = deployment_key(deployment_id)
+            state_pk = state_key(t.config.cluster, t.config.service_name)
+            state = items.get((state_pk["pk"], state_pk["sk"]), {})
+            ours = all(_claimed(state, c) == push.digest for c in t.outcome.containers)
+            if items.get((key["pk"], key["sk"]), {}).get("image_digest") or not ours:
+                continue  # recorded by ecspilot already, or not ecspilot's deployment of this image
+            t.outcome.deployment_id = deployment_id
+            t.outcome.reason = "already runs this digest; its missing deployment record was written"
+            missing.append(
+                DeploymentRecord(
+                    cluster=t.config.cluster,
+                    service=t.config.service_name,
+                    from_task_definition="",
+                    to_task_definition=str(service.get("taskDefinition", "")),
+                    image_digest=push.digest,
+                    image_tag=push.tag,
+                    repository=push.repository,
+                    deployment_id=deployment_id,
+                    started_at=_iso(_primary_created_at(service)) or utc_now(),
+                    event_id=push.event_id,
+                    trigger=self.trigger,
+                )
+            )
+        if missing:
+            logger.info("deployment records written on a retry", extra={"records": len(missing)})
+            self.write_records(missing, result)
+
+
+def _claimed(state: Mapping[str, Any], container: str) -> str:
+    held = state.get(f"image#{container}")
+    return str(held.get("digest", "")) if isinstance(held, Mapping) else ""
+
+
+def _primary_created_at(service: Mapping[str, Any]) -> datetime | None:
+    for deployment in service.get("deployments", []):
+        if deployment.get("status") == "PRIMARY":
+            at = deployment.get("createdAt")
+            return at if isinstance(at, datetime) else None
+    return None
+
+
+def _iso(at: datetime | None) -> str:
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z") if at else ""

@@ -1,0 +1,316 @@
+"""Image push -> digest-pinned task definition revisions -> rolled services.
+
+The runbook, step by step (DESIGN.md, "Image push"):
+
+1. match the pushed repository and tag against the config's services;
+2. describe the matched services, 10 per call per cluster;
+3. describe each distinct task definition once (with its tags), cached for the invocation
+   (deploy_reads); a failed describe is tried once more, then fails only the services on it;
+4. judge per distinct source revision (deploy_rules, pure, the same for pushes, their
+   redeliveries, catch-up and jobs): unchanged when every matched container runs the digest;
+   stale when it runs a newer push of the repository; held when it runs an image whose push
+   time cannot be known and this one is not provably newer; then, for the services about to
+   be deployed only, held when this digest FAILED or was ROLLED_BACK there (history);
+5. one revision per distinct source revision, only the matched containers' ``image`` changed
+   to ``REGISTRY/REPO@sha256:...``: the family's identical latest revision is reused, so a
+   retry or a lost reply never adds one (revisions);
+6. ``UpdateService`` with the new revision (never ``desiredCount``);
+7. record the deployments (IN_PROGRESS).
+
+Steps 2, 3, 4 (history), 5 and 6 fan out on a bounded pool; one service's failure, whatever
+it is, never stops the others. With ``dry_run`` steps 5 to 7 are reported, not done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.ecs_reads import DESCRIBE_SERVICES_BATCH, aware, once_more
+from ecspilot.aws.fanout import bounded_map
+from ecspilot.aws.history import History, utc_now
+from ecspilot.aws.revisions import TaskDefinition
+from ecspilot.deploy.commit import DeployCommit
+from ecspilot.deploy.result import JobOutcome, Outcome, PushResult, ServiceOutcome, Target, report
+from ecspilot.deploy.rules import (
+    decide,
+    deployment_configuration,
+    freshness,
+    freshness_reason,
+    is_stale,
+    primary_deployment_id,
+)
+from ecspilot.domain.config import EcspilotConfig, JobConfig
+from ecspilot.domain.envelope import parse_event
+from ecspilot.domain.events import EcrImageActionEvent
+from ecspilot.domain.images import ImagePush, short_digest
+from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
+from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
+from ecspilot.interfaces.origins import untrusted_reason
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.obs import count, logger
+
+Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
+
+
+# the pure decisions live in deploy_rules; re-exported here for the callers that know them here
+__all__ = [
+    "DESCRIBE_SERVICES_BATCH",
+    "JobOutcome",
+    "Outcome",
+    "PushResult",
+    "ServiceOutcome",
+    "decide",
+    "deployment_configuration",
+    "is_stale",
+    "primary_deployment_id",
+]
+
+
+# --- the runbook ------------------------------------------------------------------------------
+
+
+_Target = Target
+
+
+class PushDeployer(DeployCommit):
+    """Deploys one image push to every configured service that follows it."""
+
+    def __init__(
+        self, clients: Clients, history: History, max_workers: int = 8, trigger: str = "push"
+    ) -> None:
+        super().__init__(clients, history, max_workers, trigger)
+        self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
+
+    # AWS edges ------------------------------------------------------------------------------
+
+    def _register(self, item: tuple[str, tuple[str, ...], str]) -> str:
+        """The revision of ``source`` with ``containers`` on ``image``: registered once per
+        invocation, and reused when the family's latest ACTIVE revision already is exactly it."""
+        with self._lock:
+            known = self._registered.get(item)
+        if known is not None:
+            return known
+        source_arn, containers, image = item
+        task_definition, tags = self.source(source_arn)
+        family = str(task_definition["family"])
+        params = clone_with_images(
+            task_definition, dict.fromkeys(containers, image), tags, self.revisions.accepted()
+        )
+        latest = self._task_definitions.get(family)
+        new_arn, reused = self.revisions.ensure(params, None if isinstance(latest, DeployError) else latest)
+        with self._lock:
+            self._registered[item] = new_arn
+            self._task_definitions.pop(family, None)  # the family's latest may have changed
+        logger.info(
+            "reused identical task definition" if reused else "registered task definition",
+            source_task_definition=family_revision(source_arn),
+            task_definition=family_revision(new_arn),
+            containers=list(containers),
+            image=image,
+        )
+        return new_arn
+
+    # the flow -------------------------------------------------------------------------------
+
+    def run(self, push: ImagePush, config: EcspilotConfig, dry_run: bool = False) -> PushResult:
+        """Deploy ``push`` to every service that follows it; see the module docstring.
+
+        The same rules hold on every path (a push, its redelivery, catch-up): a service never
+        moves back to an older image (stale) nor to one not provably newer (held), and a digest
+        that FAILED or was ROLLED_BACK on a service is held there.
+        """
+        result = PushResult(push=push, dry_run=dry_run)
+        log = {
+            "repository": push.repository,
+            "image_tag": push.tag,
+            "image_digest": short_digest(push.digest),
+        }
+        targets = [
+            _Target(svc, ServiceOutcome(svc.name, svc.cluster, svc.service_name, containers))
+            for svc, containers in config.services_for(push.repository, push.tag)
+        ]
+        result.outcomes = [t.outcome for t in targets]
+        jobs = config.jobs_for(push.repository, push.tag)
+        if not targets and not jobs:
+            logger.info("no configured service or job follows this image", extra=log)
+            return result
+        logger.info(
+            "push matches",
+            extra={"services": [t.config.name for t in targets], "jobs": [j.name for j, _ in jobs], **log},
+        )
+        if targets:
+            self._attach_services(targets)
+            live = [t for t in targets if t.service is not None]
+            self._decide(live, push)
+            self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
+            to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
+            if to_deploy and not dry_run:
+                self._deploy(to_deploy, push, result)
+            if not dry_run:
+                self.backfill(live, push, result)
+        if jobs:
+            outcomes = self._map(lambda item: self._follow_job(item[0], item[1], push, dry_run), jobs)
+            result.jobs = [
+                o if isinstance(o, JobOutcome) else JobOutcome(j.name, j.task_definition, c, reason=str(o))
+                for (j, c), o in zip(jobs, outcomes, strict=True)
+            ]
+        report(result, log)
+        return result
+
+    def judge(
+        self, source: TaskDefinition, containers: Sequence[str], push: ImagePush
+    ) -> tuple[Verdict, str]:
+        """The one decision and guard for a service's or a job's revision: deploy, unchanged,
+        stale (runs a newer push), held (runs an image not provably older) or failed."""
+        task_definition = source[0]
+        images = container_images(task_definition)
+        missing = [c for c in containers if c not in images]
+        if missing:
+            where = family_revision(str(task_definition.get("taskDefinitionArn", "")))
+            return "failed", f"container(s) {', '.join(missing)} not in {where}"
+        verdict, others = decide(images, containers, push)
+        if verdict == "unchanged":
+            return "unchanged", "already runs this digest"
+        if not others:
+            return "deploy", ""
+        mine = self.pushed_at(push.repository, push.digest) or aware(push.time)
+        running = {d: self.pushed_at(push.repository, d) for d in sorted(others)}
+        fresh, digest = freshness(mine, running, aware(task_definition.get("registeredAt")))
+        if fresh == "newer":
+            return "deploy", ""
+        return ("stale" if fresh == "stale" else "held"), freshness_reason(fresh, digest)
+
+    def _judge_source(self, item: tuple[str, tuple[str, ...]], push: ImagePush) -> tuple[Verdict, str]:
+        return self.judge(self.source(item[0]), item[1], push)
+
+    def _follow_job(
+        self, job: JobConfig, containers: list[str], push: ImagePush, dry_run: bool
+    ) -> JobOutcome:
+        """Register a new revision of a job's family with the pushed image, so the next run uses it."""
+        outcome = JobOutcome(job.name, job.task_definition, containers)
+        try:
+            latest = self.task_definition(job.task_definition)
+            outcome.from_task_definition = str(latest[0]["taskDefinitionArn"])
+            verdict, outcome.reason = self.judge(latest, containers, push)
+            if verdict == "unchanged":
+                outcome.outcome, outcome.reason = "unchanged", "latest revision already runs this digest"
+            elif verdict in ("stale", "held", "failed"):
+                outcome.outcome = verdict
+            elif dry_run:
+                outcome.outcome = "would-register"
+            else:
+                outcome.to_task_definition = self._register(
+                    (outcome.from_task_definition, tuple(containers), push.pinned)
+                )
+                outcome.outcome = "registered"
+        except EcspilotError as exc:
+            outcome.outcome, outcome.reason = "failed", str(exc)
+        return outcome
+
+    def _attach_services(self, targets: list[_Target]) -> None:
+        self.describe_services((t.config.cluster, t.config.service_name) for t in targets)
+        for t in targets:
+            svc = self._services[(t.config.cluster, t.config.service_name)]
+            if isinstance(svc, str):
+                t.outcome.reason = svc
+            elif svc.get("status") == "ACTIVE":
+                t.service = svc
+                t.outcome.from_task_definition = svc["taskDefinition"]
+            else:
+                t.outcome.reason = f"service is {svc.get('status')}"
+
+    def _decide(self, targets: list[_Target], push: ImagePush) -> None:
+        """Judge once per distinct (source revision, containers): the describes fan out, the
+        judgements (a few cached ECR reads) run one by one, each failing only its own services."""
+        keys = sorted({(t.outcome.from_task_definition, tuple(t.outcome.containers)) for t in targets})
+        self._map(self.source, sorted({arn for arn, _ in keys}))  # warm the cache in parallel
+        verdicts = dict(zip(keys, bounded_map(lambda k: self._judge_source(k, push), keys, 1), strict=True))
+        for t in targets:
+            got = verdicts[(t.outcome.from_task_definition, tuple(t.outcome.containers))]
+            if isinstance(got, EcspilotError):
+                t.outcome.reason = str(got)
+                continue
+            verdict, t.outcome.reason = got
+            t.outcome.outcome = "would-deploy" if verdict == "deploy" else verdict
+
+    def _deploy(self, targets: list[_Target], push: ImagePush, result: PushResult) -> None:
+        groups: dict[tuple[str, tuple[str, ...]], list[_Target]] = {}
+        for t in targets:
+            groups.setdefault((t.outcome.from_task_definition, tuple(t.outcome.containers)), []).append(t)
+        keys = list(groups)
+        registered = self._map(self._register, [(arn, containers, push.pinned) for arn, containers in keys])
+        updates: list[tuple[_Target, str]] = []
+        for key, new_arn in zip(keys, registered, strict=True):
+            for t in groups[key]:
+                if isinstance(new_arn, EcspilotError):
+                    t.outcome.outcome, t.outcome.reason = "failed", str(new_arn)
+                else:
+                    t.outcome.to_task_definition = new_arn
+                    updates.append((t, new_arn))
+            if not isinstance(new_arn, EcspilotError):
+                result.registered.append(new_arn)
+        updates = self.claim(updates, push)
+        records = []
+        applied = []
+        started_at = utc_now()
+        for (t, new_arn), outcome in zip(updates, self._map(once_more(self._update), updates), strict=True):
+            if isinstance(outcome, EcspilotError):
+                t.outcome.outcome, t.outcome.reason = "failed", str(outcome)
+                continue
+            t.outcome.outcome, t.outcome.deployment_id = "deployed", outcome
+            # the service now runs the new revision: a later push in this invocation clones that one
+            if t.service is not None:
+                t.service["taskDefinition"] = new_arn
+            applied.append((t, self.claims_of(t, new_arn, push)))
+            records.append(self.record(t, new_arn, outcome, push, started_at))
+        self.write_records(records, result)
+        self.verify(applied)
+
+
+def deploy_push(
+    push: ImagePush,
+    config: EcspilotConfig,
+    clients: Clients,
+    history: History,
+    max_workers: int = 8,
+    dry_run: bool = False,
+) -> PushResult:
+    """Deploy one push; raise :class:`DeployFailuresError` after the fan-out if any service failed."""
+    result = PushDeployer(clients, history, max_workers).run(push, config, dry_run=dry_run)
+    failures = [
+        DeployError(o.reason, cluster=o.cluster, service=o.service) for o in result.by_outcome("failed")
+    ]
+    failures += [DeployError(j.reason, job=j.job) for j in result.jobs if j.outcome == "failed"]
+    failures += [DeployError(f"deployment records not written: {e}") for e in result.record_errors]
+    if failures and not dry_run:
+        raise DeployFailuresError(failures, result)
+    return result
+
+
+def handle_push_event(event: Any, runtime: Runtime, dry_run: bool = False) -> dict[str, Any]:
+    """The ``deploy_on_push`` flow: parse an ECR Image Action event and deploy it."""
+    parsed = parse_event(EcrImageActionEvent, event, "ECR Image Action")
+    untrusted = untrusted_reason(runtime.settings, parsed.account, parsed.region, "ECR Image Action")
+    if untrusted:
+        return {"ignored": untrusted}
+    reason = parsed.ignore_reason()
+    if reason:
+        logger.info(
+            "event ignored",
+            reason=reason,
+            repository=parsed.detail.repository_name,
+            image_digest=short_digest(parsed.detail.image_digest),
+        )
+        count("EventsIgnored")
+        return {"ignored": reason}
+    result = deploy_push(
+        parsed.to_push(),
+        runtime.config,
+        runtime.clients,
+        runtime.history,
+        max_workers=runtime.settings.max_workers,
+        dry_run=dry_run,
+    )
+    return result.as_dict()

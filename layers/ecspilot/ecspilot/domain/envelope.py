@@ -1,0 +1,48 @@
+"""The shapes every event model shares, and parsing with errors that name the field.
+
+Kept apart from the event models themselves (:mod:`ecspilot.domain.events`) so a handler
+loads only the models it parses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ecspilot.errors import EventError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class EventModel(BaseModel):
+    """Events carry more keys than we read: ignore the rest, keep ours immutable."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class EventBridgeEvent(EventModel):
+    """The envelope every EventBridge event shares; subclasses add detail-type, source and detail."""
+
+    id: str
+    account: str = Field(pattern=r"^[0-9]{12}$")  # ASCII digits: \d is any Unicode digit
+    region: str = Field(min_length=1)
+    time: datetime
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(event)"
+
+
+def parse_event(model: type[M], event: Any, kind: str) -> M:
+    """Validate ``event`` as ``model``; raise :class:`EventError` naming the first bad field."""
+    if not isinstance(event, dict):
+        raise EventError(f"malformed {kind} event: expected a JSON object, got {type(event).__name__}")
+    try:
+        return model.model_validate(event)
+    except ValidationError as exc:
+        problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise EventError(
+            f"malformed {kind} event: {'; '.join(problems)}", field=_field_path(exc.errors()[0]["loc"])
+        ) from exc

@@ -1,0 +1,64 @@
+"""Which AWS accounts and regions ecspilot takes events from. Pure.
+
+An EventBridge event names the account and region it comes from. ecspilot acts on them (an
+ECR push pins ``<account>.dkr.ecr.<region>...``), so an event from anywhere else is ignored:
+the rules filter on ``account`` and ``region`` in ``template.yaml``, and the code checks again
+here, so a rule edited by hand, a forwarded event or a direct invoke cannot widen the set.
+
+The trusted set is the function's own account and region (settings, from the environment the
+template sets: no STS call). It is a set so a later config key (``accounts:``) can add more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ecspilot.interfaces.settings import Settings
+from ecspilot.obs import count, logger
+
+
+@dataclass(frozen=True)
+class TrustedOrigins:
+    """The (account, region) pairs events may come from."""
+
+    pairs: frozenset[tuple[str, str]]
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[str | None, str | None]]) -> TrustedOrigins:
+        """Keep only complete pairs: an unknown account or region trusts nothing (fail closed)."""
+        return cls(frozenset((a, r) for a, r in pairs if a and r))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, extra: Iterable[tuple[str, str]] = ()) -> TrustedOrigins:
+        """The function's own account and region, plus ``extra`` pairs."""
+        return cls.of([(settings.account_id, settings.region), *extra])
+
+    def why_untrusted(self, account: str, region: str) -> str | None:
+        """None when ``account``/``region`` is trusted, else the reason to ignore the event."""
+        if (account, region) in self.pairs:
+            return None
+        if not self.pairs:
+            return "no trusted account is configured (set ECSPILOT_ACCOUNT_ID and AWS_REGION)"
+        return f"event from untrusted origin account {account} region {region}"
+
+
+def untrusted_reason(settings: Settings, account: str, region: str, kind: str) -> str | None:
+    """Check an event's origin against ``settings``; log and count an untrusted one.
+
+    Returns the reason to ignore the event, or None when it may be acted on.
+    """
+    reason = TrustedOrigins.from_settings(settings).why_untrusted(account, region)
+    if reason is not None:
+        logger.warning(
+            "event from an untrusted origin ignored",
+            event_kind=kind,
+            event_account=account,
+            event_region=region,
+            reason=reason,
+        )
+        count("EventsUntrustedOrigin")
+    return reason
+
+
+__all__ = ["TrustedOrigins", "untrusted_reason"]

@@ -1,0 +1,61 @@
+"""What a handler needs besides its event: settings, config, clients, history.
+
+Built once per process on first use (not at import time) and reused by warm
+invocations. Tests and the demo call :func:`reset` to start again.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.history import History
+from ecspilot.domain.config import EcspilotConfig, load_config
+from ecspilot.interfaces.settings import Settings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    config: EcspilotConfig
+    clients: Clients
+    history: History
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings | None = None,
+        config: EcspilotConfig | None = None,
+        clients: Clients | None = None,
+    ) -> Runtime:
+        """Assemble a runtime; anything not given is built from the environment."""
+        settings = settings or Settings.from_env()
+        config = config or load_config(settings.config_path)
+        clients = clients or Clients(region=settings.region, max_workers=settings.max_workers)
+        history = History(
+            clients.dynamodb if settings.table_name else None, settings.table_name, settings.retention_days
+        )
+        return cls(settings=settings, config=config, clients=clients, history=history)
+
+
+__all__ = ["Runtime", "Settings", "current", "reset"]
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The process-wide runtime, built on first use."""
+    global _current  # noqa: PLW0603 - one runtime per Lambda process, by design
+    with _lock:
+        if _current is None:
+            _current = Runtime.build()
+        return _current
+
+
+def reset(runtime: Runtime | None = None) -> None:
+    """Forget the process-wide runtime (or set it): the next :func:`current` rebuilds it."""
+    global _current  # noqa: PLW0603
+    with _lock:
+        _current = runtime

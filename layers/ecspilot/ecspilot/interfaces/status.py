@@ -1,0 +1,223 @@
+"""What runs now and how it went: the data behind ``ecspilot status`` and ``ecspilot history``.
+
+Reads only: DescribeServices (10 per call per cluster), DescribeTaskDefinition (once per
+revision), and Query on the state table (never Scan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ecspilot.aws.fanout import chunks
+from ecspilot.deploy.runbook import DESCRIBE_SERVICES_BATCH
+from ecspilot.domain.config import EcspilotConfig
+from ecspilot.domain.images import ImageRef, short_digest
+from ecspilot.domain.taskdef import container_images, family_revision
+from ecspilot.errors import AwsError, ConfigError
+from ecspilot.interfaces.runtime import Runtime
+
+
+@dataclass
+class ServiceStatus:
+    """A configured service: the image it runs now, and its last deployment's outcome."""
+
+    name: str
+    cluster: str
+    service: str
+    task_definition: str = ""
+    images: dict[str, str] = field(default_factory=dict)  # container -> tag (or "-")
+    digests: dict[str, str] = field(default_factory=dict)  # container -> sha256:...
+    last_deployment: str = "-"
+    last_deployment_at: str = ""
+    last_deployment_tag: str = ""
+    last_deployment_reason: str = ""
+    problem: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class JobStatus:
+    """A configured job: its last run and outcome."""
+
+    name: str
+    cluster: str
+    last_run: str = "-"
+    last_run_at: str = ""
+    trigger: str = ""
+    exit_codes: dict[str, int] = field(default_factory=dict)
+    duration_seconds: int | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tag_for(image: str, digest: str | None, deployments: Sequence[Mapping[str, Any]]) -> str:
+    """The tag of a running image: its own, or the tag ecspilot recorded when it pinned the digest."""
+    ref = ImageRef.parse(image)
+    if ref.tag:
+        return ref.tag
+    for record in deployments:
+        if digest and record.get("image_digest") == digest and record.get("image_tag"):
+            return str(record["image_tag"])
+    return "-"
+
+
+def _describe_services(rt: Runtime, cluster: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for batch in chunks(list(names), DESCRIBE_SERVICES_BATCH):
+        try:
+            resp = rt.clients.ecs.describe_services(cluster=cluster, services=list(batch))
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsError(f"DescribeServices failed: {exc}", cluster=cluster) from exc
+        for svc in resp.get("services", []):
+            found[svc["serviceName"]] = dict(svc)
+    return found
+
+
+def service_status(rt: Runtime) -> list[ServiceStatus]:
+    """Every configured service, with what it runs and how its last deployment went."""
+    out: list[ServiceStatus] = []
+    by_cluster: dict[str, list[str]] = {}
+    for svc in rt.config.services:
+        by_cluster.setdefault(svc.cluster, []).append(svc.service_name)
+    described = {
+        cluster: _describe_services(rt, cluster, sorted(set(n))) for cluster, n in by_cluster.items()
+    }
+    task_definitions: dict[str, dict[str, str]] = {}
+    for svc in rt.config.services:
+        row = ServiceStatus(svc.name, svc.cluster, svc.service_name)
+        out.append(row)
+        deployments = rt.history.deployments(svc.cluster, svc.service_name, limit=20)
+        # a circuit-breaker rollback is ECS undoing the last deployment: show that one's outcome
+        last = next((d for d in deployments if d.get("trigger") != "rollback"), None)
+        if last is not None:
+            row.last_deployment = str(last.get("status", "-"))
+            row.last_deployment_at = str(last.get("finished_at") or last.get("started_at", ""))
+            row.last_deployment_tag = str(last.get("image_tag") or last.get("trigger", ""))
+            row.last_deployment_reason = str(last.get("reason") or "")
+        current = described[svc.cluster].get(svc.service_name)
+        if current is None or current.get("status") != "ACTIVE":
+            row.problem = "service not found" if current is None else f"service is {current.get('status')}"
+            continue
+        arn = str(current["taskDefinition"])
+        row.task_definition = family_revision(arn)
+        if arn not in task_definitions:
+            try:
+                td = rt.clients.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+            except (ClientError, BotoCoreError) as exc:
+                raise AwsError(f"DescribeTaskDefinition failed: {exc}", task_definition=arn) from exc
+            task_definitions[arn] = container_images(dict(td))
+        images = task_definitions[arn]
+        for container in svc.containers:
+            image = images.get(container)
+            if image is None:
+                row.problem = f"container {container} not in {row.task_definition}"
+                continue
+            digest = ImageRef.parse(image).digest
+            row.digests[container] = digest or ""
+            row.images[container] = tag_for(image, digest, deployments)
+    return out
+
+
+def job_status(rt: Runtime) -> list[JobStatus]:
+    """Every configured job, with its last run."""
+    out: list[JobStatus] = []
+    for job in rt.config.jobs:
+        row = JobStatus(job.name, job.cluster)
+        out.append(row)
+        runs = rt.history.runs(job.name, limit=1)
+        if not runs:
+            continue
+        last = runs[0]
+        row.last_run = str(last.get("status", "-"))
+        row.last_run_at = str(last.get("started_at", ""))
+        row.trigger = str(last.get("trigger", ""))
+        row.exit_codes = {str(k): int(v) for k, v in (last.get("exit_codes") or {}).items()}
+        duration = last.get("duration_seconds")
+        row.duration_seconds = int(duration) if duration is not None else None
+        row.reason = str(last.get("reason") or "")
+    return out
+
+
+Kind = Literal["service", "job"]
+
+
+def resolve(config: EcspilotConfig, name: str) -> tuple[Kind, str, str]:
+    """What ``ecspilot history NAME`` is about: ``("service", cluster, service)`` or
+    ``("job", cluster, job)``. NAME is a configured service or job name, an ECS service name
+    of the config, or ``CLUSTER/SERVICE`` for any service (external deployments too)."""
+    for svc in config.services:
+        if name in (svc.name, svc.service_name, f"{svc.cluster}/{svc.service_name}"):
+            return "service", svc.cluster, svc.service_name
+    job = config.job(name)
+    if job is not None:
+        return "job", job.cluster, job.name
+    if "/" in name:
+        cluster, _, service = name.partition("/")
+        return "service", cluster, service
+    raise ConfigError(f"{name!r} is neither a configured service nor a job (or give CLUSTER/SERVICE)")
+
+
+def history_rows(rt: Runtime, name: str, limit: int = 20) -> tuple[Kind, list[dict[str, Any]]]:
+    """The newest ``limit`` deployments of a service, or runs of a job, for display."""
+    kind, cluster, target = resolve(rt.config, name)
+    if kind == "job":
+        rows = []
+        for r in rt.history.runs(target, limit=limit):
+            exits = r.get("exit_codes") or {}
+            rows.append(
+                {
+                    "started": r.get("started_at", ""),
+                    "status": r.get("status", ""),
+                    "trigger": r.get("trigger", ""),
+                    "task": str(r.get("task_arn", "")).rsplit("/", 1)[-1][:12],
+                    "exit": ",".join(f"{k}={v}" for k, v in exits.items()),
+                    "duration": _duration(r.get("duration_seconds")),
+                    "reason": r.get("reason", ""),
+                    "record": plain(r),
+                }
+            )
+        return kind, rows
+    rows = []
+    for r in rt.history.deployments(cluster, target, limit=limit):
+        rows.append(
+            {
+                "started": r.get("started_at", ""),
+                "status": r.get("status", ""),
+                "trigger": r.get("trigger", ""),
+                "tag": r.get("image_tag") or "-",
+                "digest": short_digest(str(r.get("image_digest") or "")) or "-",
+                "to": family_revision(str(r.get("to_task_definition") or "")) or "-",
+                "duration": _duration(r.get("duration_seconds")),
+                "deployment": r.get("deployment_id", ""),
+                "reason": r.get("reason", ""),
+                "record": plain(r),
+            }
+        )
+    return kind, rows
+
+
+def plain(value: Any) -> Any:
+    """A record as plain JSON values: DynamoDB numbers (Decimal) become int or float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _duration(value: Any) -> str:
+    if value is None:
+        return "-"
+    total = int(value)
+    return f"{total // 60}m{total % 60:02d}s" if total >= 60 else f"{total}s"

@@ -1,0 +1,508 @@
+"""Job run: one job's ECS task(s), under its concurrency policy, recorded.
+
+The runbook, step by step (DESIGN.md, "Job run"):
+
+1. resolve the task definition: a family becomes its latest ACTIVE revision, a pinned
+   ``family:revision`` must exist and be ACTIVE;
+2. for a request that must not start twice (a scheduled firing, a queue message), claim it in
+   the state table with a conditional write; a claim already done is a duplicate (nothing runs);
+3. find the job's live tasks by ``startedBy`` (:func:`started_by`, at most 36 characters) and
+   apply the concurrency policy (pure, :func:`decide`): ``allow`` runs, ``forbid`` skips while a
+   task is PENDING or RUNNING, ``replace`` stops them with a reason and then runs (queue runs
+   skip this step: ``queue.max_running`` bounds them, counted once per batch);
+4. ``RunTask`` in calls of at most 10 tasks, each with a ``clientToken`` derived from the
+   request, so a retried request maps to the same tokens;
+5. classify ``failures[]`` (pure, :func:`classify_failure`): capacity (``RESOURCE:*``, ``AGENT``)
+   is retryable, anything else (missing or invalid resources) is permanent;
+6. record one :class:`~ecspilot.aws.history.RunRecord` per task started (and the failures), release
+   or complete the claim, and raise :class:`RetryableJobError` / :class:`PermanentJobError`
+   when tasks could not start.
+
+Under faults: RunTask is sent once per attempt and a lost reply is looked up in ECS by the run's
+tag (``ecspilot:run``) before sending again; a claim taken again after a failed or dead attempt
+also looks there, so tasks an attempt started are never started twice; the run records are
+written before the claim is DONE, and a failure after tasks started is always retryable.
+
+The module is the runbook; the pure decisions live in :mod:`ecspilot.jobs.plan`, the ECS calls
+in :mod:`ecspilot.jobs.tasks` (their public names are importable from here too).
+
+With ``dry_run`` steps 2 and 4 to 6 are reported, not done. The queue flow calls
+:func:`run_job` with ``trigger="queue"``, the message's overrides and count, and the message
+id (or the body's ``idempotency_key``) in ``request_key``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecspilot.aws.claims import HasRemainingTime, RequestClaim, in_progress_until
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.dynamo import serialize
+from ecspilot.aws.history import RunRecord, job_pk, utc_now
+from ecspilot.domain.config import JobConfig
+from ecspilot.domain.envelope import parse_event
+from ecspilot.domain.taskdef import family_revision
+from ecspilot.errors import (
+    AwsError,
+    JobError,
+    PermanentJobError,
+    RetryableJobError,
+    UnknownJobError,
+    error_code,
+    is_transient,
+)
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.jobs.plan import (
+    CLIENT_TOKEN_MAX,
+    COMPLETE_ATTEMPTS,
+    JOB_TAG,
+    RETRYABLE_REASONS,
+    RUN_TAG,
+    RUN_TASK_BACKOFF,
+    RUN_TASK_MAX_COUNT,
+    STARTED_BY_MAX,
+    STARTED_BY_PREFIX,
+    Decision,
+    Outcome,
+    Policy,
+    RunFailure,
+    RunResult,
+    Trigger,
+    classify_failure,
+    client_token,
+    container_overrides,
+    decide,
+    firing_token,
+    placement_input,
+    plan_requests,
+    run_id_for,
+    run_task_params,
+    split_count,
+    started_by,
+)
+from ecspilot.jobs.tasks import (
+    api_error,
+    describe_tasks,
+    live_tasks,
+    request_tasks,
+    resolve_task_definition,
+    running_count,
+    start_tasks,
+    stop_tasks,
+)
+from ecspilot.obs import count, logger
+
+__all__ = [  # the runbook, and the names of job_plan / job_tasks callers have always imported from here
+    "CLIENT_TOKEN_MAX",
+    "JOB_TAG",
+    "RETRYABLE_REASONS",
+    "RUN_TAG",
+    "RUN_TASK_MAX_COUNT",
+    "STARTED_BY_MAX",
+    "STARTED_BY_PREFIX",
+    "Decision",
+    "Outcome",
+    "Policy",
+    "RunFailure",
+    "RunJobEvent",
+    "RunResult",
+    "Trigger",
+    "api_error",
+    "classify_failure",
+    "client_token",
+    "container_overrides",
+    "decide",
+    "describe_tasks",
+    "find_job",
+    "firing_token",
+    "handle_run_job_event",
+    "live_tasks",
+    "placement_input",
+    "plan_requests",
+    "request_tasks",
+    "resolve_task_definition",
+    "run_id_for",
+    "run_job",
+    "run_task_params",
+    "running_count",
+    "split_count",
+    "started_by",
+]
+
+
+def _log(job: JobConfig, trigger: str, **extra: Any) -> dict[str, Any]:
+    return {"job": job.name, "cluster": job.cluster, "trigger": trigger, **extra}
+
+
+def run_job(
+    job: JobConfig,
+    rt: Runtime,
+    trigger: Trigger,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    count_override: int | None = None,
+    request_key: str | None = None,
+    scheduled_time: str = "",
+    message_id: str = "",
+    dry_run: bool = False,
+    task_definition_arn: str | None = None,
+    claim_until: int | None = None,
+) -> RunResult:
+    """Run ``job`` now; see the module docstring for the steps.
+
+    ``claim_until`` (epoch seconds, :func:`ecspilot.aws.claims.in_progress_until` of the Lambda
+    context) is when this invocation's claim on ``request_key`` stops protecting it if it dies.
+
+    ``task_definition_arn``, when given, is the revision already resolved for this job (the queue
+    resolves it once per batch) and saves the DescribeTaskDefinition.
+
+    ``overrides`` (the config's ``overrides`` shape) and ``count_override`` apply to this run
+    only. ``request_key`` names a request that must never start twice (a scheduled firing:
+    :func:`firing_token`; a queue message: its id): RunTask's client tokens derive from it and
+    the state table guards it. Returns a :class:`RunResult` whose ``outcome`` is ``started``,
+    ``skipped`` (forbid), ``duplicate`` (the request already ran), or ``would-run`` /
+    ``would-skip`` in a dry run. Raises :class:`RetryableJobError` (capacity, throttling, a
+    claim held by another invocation) or :class:`PermanentJobError` (missing or invalid
+    resources), both carrying ``job`` and ``cluster`` in their context and, once RunTask
+    answered, the :class:`RunResult` as ``error.result``.
+    """
+    try:
+        return _run(
+            job,
+            rt,
+            trigger,
+            overrides,
+            count_override,
+            request_key,
+            scheduled_time,
+            message_id,
+            dry_run,
+            task_definition_arn,
+            claim_until,
+        )
+    except JobError:
+        count("JobRunErrors")
+        raise
+
+
+def _run(
+    job: JobConfig,
+    rt: Runtime,
+    trigger: Trigger,
+    overrides: Mapping[str, Any] | None,
+    count_override: int | None,
+    request_key: str | None,
+    scheduled_time: str,
+    message_id: str,
+    dry_run: bool,
+    task_definition_arn: str | None = None,
+    claim_until: int | None = None,
+) -> RunResult:
+    td_arn = task_definition_arn or str(resolve_task_definition(job, rt.clients)["taskDefinitionArn"])
+    log = _log(job, trigger, task_definition=family_revision(td_arn))
+    result = RunResult(
+        job=job.name,
+        trigger=trigger,
+        outcome="would-run" if dry_run else "started",
+        dry_run=dry_run,
+        cluster=job.cluster,
+        task_definition=td_arn,
+        started_by=started_by(job.name),
+        run_id=run_id_for(request_key),
+        scheduled_time=scheduled_time,
+        message_id=message_id,
+    )
+    table = rt.clients.dynamodb if rt.history.enabled and request_key and not dry_run else None
+    guard = RequestClaim(table, rt.settings.table_name, job, request_key or "", rt.settings.retention_days)
+    earlier: list[str] = []
+    if request_key and not dry_run:
+        until = claim_until if claim_until is not None else in_progress_until(None)
+        earlier = _claim(guard, job, rt.clients, result, log, request_key, until)
+        if result.outcome == "duplicate":
+            return result
+    try:
+        _concurrency_and_start(job, rt, result, log, earlier, overrides, count_override, request_key)
+    except Exception:
+        # Release the claim (whatever failed, a bug included) so a retry may run again, starting
+        # only the tasks still missing; it must not wait for this invocation's claim to expire.
+        _release(guard, [*earlier, *result.task_arns], log)
+        raise
+    if result.outcome != "started":
+        if not dry_run:
+            guard.finish("DONE", earlier)
+        return result
+    started = [*earlier, *result.task_arns]
+    try:
+        _complete(rt, job, result, guard, earlier, started)
+    except (AwsError, JobError) as exc:
+        _release(guard, started, log)
+        error = RetryableJobError(
+            f"{len(started)} task(s) of {job.name} started but the run could not be recorded: {exc}; "
+            "a retry records it and starts nothing more",
+            job=job.name,
+            cluster=job.cluster,
+        )
+        result.task_arns = started
+        error.result = result
+        raise error from exc
+    result.task_arns = started
+    logger.info("job run started", extra={**log, "tasks": len(started), "run_id": result.run_id})
+    count("JobRunsStarted")
+    return result
+
+
+def _complete(
+    rt: Runtime,
+    job: JobConfig,
+    result: RunResult,
+    guard: RequestClaim,
+    earlier: list[str],
+    started: list[str],
+) -> None:
+    """Run records first, the claim last: a claim is DONE only once the run is recorded. Tasks
+    started, so a transient failure here is tried again at once (a few times) rather than
+    leaving a started run unrecorded until the message comes back."""
+    for attempt in range(COMPLETE_ATTEMPTS):
+        try:
+            _record(rt, job, result, recovered=earlier)
+            guard.finish("DONE", started)
+            return
+        except (AwsError, JobError) as exc:
+            if not is_transient(exc) or attempt + 1 == COMPLETE_ATTEMPTS:
+                raise
+            time.sleep(RUN_TASK_BACKOFF * 2**attempt)
+
+
+def _release(guard: RequestClaim, task_arns: Sequence[str], log: Mapping[str, Any]) -> None:
+    """Mark the claim RETRY (keeping what started), trying a transient failure again at once.
+    If even that fails, the claim stays STARTING until the invocation's time is up; then a
+    retry takes it and finds the tasks in ECS by the run's tag."""
+    for attempt in range(COMPLETE_ATTEMPTS):
+        try:
+            guard.finish("RETRY", task_arns)
+            return
+        except JobError as exc:
+            if is_transient(exc) and attempt + 1 < COMPLETE_ATTEMPTS:
+                time.sleep(RUN_TASK_BACKOFF * 2**attempt)
+                continue
+            logger.warning(
+                "could not release the request claim: it expires with this invocation",
+                extra={**log, "error": str(exc), "tasks": len(task_arns)},
+            )
+            return
+
+
+def _concurrency_and_start(
+    job: JobConfig,
+    rt: Runtime,
+    result: RunResult,
+    log: Mapping[str, Any],
+    earlier: Sequence[str],
+    overrides: Mapping[str, Any] | None,
+    count_override: int | None,
+    request_key: str | None,
+) -> None:
+    if result.trigger == "queue":
+        # Queue runs are bounded by queue.max_running, counted once per batch by the queue
+        # flow; the job's concurrency policy governs schedule and manual runs only.
+        live: list[str] = []
+        decision: Decision = "run"
+    else:
+        live = [t["taskArn"] for t in live_tasks(job, rt.clients) if t["taskArn"] not in earlier]
+        decision = decide(job.concurrency, len(live))
+        logger.info(
+            "concurrency decided",
+            extra={**log, "policy": job.concurrency, "live_tasks": len(live), "decision": decision},
+        )
+    if decision == "skip":
+        result.outcome = "would-skip" if result.dry_run else "skipped"
+        result.reason = f"{len(live)} task(s) of the job still PENDING or RUNNING (concurrency: forbid)"
+        if not result.dry_run:
+            logger.info("job run skipped", extra={**log, "reason": result.reason})
+            count("JobRunsSkipped")
+        return
+    params = run_task_params(job, result.task_definition, overrides)
+    params["tags"] = [*params["tags"], {"key": RUN_TAG, "value": result.run_id}]
+    result.requests = plan_requests(params, count_override or job.count, len(earlier), request_key)
+    result.stopped = live if decision == "replace" else []
+    if result.dry_run:
+        return
+    stop_tasks(job, rt.clients, result.stopped, log)
+    result.started_at = result.started_at or utc_now()
+    start_tasks(job, rt.clients, result)
+    if result.failures:
+        try:
+            _record(rt, job, result, recovered=earlier)
+        except AwsError as exc:
+            logger.warning("could not record a failed run", extra={**log, "error": str(exc)})
+            if result.task_arns:  # started tasks must be recorded: a retry does it
+                _fail(job, result, log, retryable=True)
+        _fail(job, result, log)
+
+
+def _claim(
+    guard: RequestClaim,
+    job: JobConfig,
+    clients: Clients,
+    result: RunResult,
+    log: Mapping[str, Any],
+    request_key: str,
+    until: int,
+) -> list[str]:
+    """Claim the request; return the tasks earlier attempts started. A request claimed again
+    after a failed or crashed attempt also looks in ECS for tasks that attempt started but
+    never wrote down (its RunTask answered, then the invocation died)."""
+    state = guard.claim(until, utc_now())
+    result.started_at = state.started_at
+    if state.verdict == "done":
+        result.outcome, result.task_arns = "duplicate", state.task_arns
+        result.reason = "this request already started its tasks"
+        logger.info("job run skipped: duplicate request", extra={**log, "request": request_key})
+        count("JobRunsSkipped")
+        return state.task_arns
+    if state.verdict == "busy":
+        raise RetryableJobError(
+            "another invocation is starting this request", job=result.job, cluster=result.cluster
+        )
+    if not guard.enabled:
+        logger.warning("no state table: only RunTask's clientToken guards this request", extra=log)
+        return []
+    earlier = list(state.task_arns)
+    if state.reclaimed:
+        found = [a for a in request_tasks(job, clients, result.run_id) if a not in earlier]
+        if found:
+            logger.warning(
+                "found tasks an earlier attempt started without writing them down",
+                extra={**log, "tasks": len(found), "run_id": result.run_id},
+            )
+            count("JobTasksRecovered", len(found))
+        earlier.extend(found)
+    return earlier
+
+
+def _run_record(job: JobConfig, result: RunResult, arn: str) -> dict[str, Any]:
+    return RunRecord(
+        job=job.name,
+        run_id=result.run_id,
+        task_arn=arn,
+        cluster=job.cluster,
+        task_definition=result.task_definition,
+        trigger=result.trigger,
+        started_at=result.started_at,
+        message_id=result.message_id,
+        scheduled_time=result.scheduled_time,
+    ).to_item()
+
+
+def _record_recovered(rt: Runtime, job: JobConfig, result: RunResult, arns: Sequence[str]) -> None:
+    """Records of tasks an earlier attempt started: written only where missing (the earlier
+    attempt may have written them, and the tracker may have closed them since)."""
+    if not rt.history.enabled or not arns:
+        return
+    for arn in arns:
+        try:
+            rt.clients.dynamodb.put_item(
+                TableName=str(rt.settings.table_name),
+                Item=serialize({**_run_record(job, result, arn), "expires_at": rt.history.expires_at()}),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise AwsError(f"writing history failed: {exc}", table=rt.settings.table_name) from exc
+        except BotoCoreError as exc:
+            raise AwsError(f"writing history failed: {exc}", table=rt.settings.table_name) from exc
+
+
+def _record(rt: Runtime, job: JobConfig, result: RunResult, recovered: Sequence[str] = ()) -> None:
+    """One RunRecord per task started, and one item per failure beside them (same pk, ``RUN#``
+    prefix, ``type: run-failure``) so a job's history shows what could not start. ``recovered``:
+    tasks of earlier attempts, recorded where their record is missing."""
+    _record_recovered(rt, job, result, recovered)
+    records: list[dict[str, Any]] = [_run_record(job, result, arn) for arn in result.task_arns]
+    records.extend(
+        {
+            "pk": job_pk(job.name),
+            "sk": f"RUN#{result.started_at}#failure-{result.run_id}-{i}",
+            "type": "run-failure",
+            "job": job.name,
+            "run_id": result.run_id,
+            "cluster": job.cluster,
+            "task_definition": result.task_definition,
+            "trigger": result.trigger,
+            "started_at": result.started_at,
+            "status": "FAILED",
+            "reason": f.reason,
+            "detail": f.detail,
+            "kind": f.kind,
+            "scheduled_time": result.scheduled_time,
+            "message_id": result.message_id,
+        }
+        for i, f in enumerate(result.failures)
+    )
+    rt.history.put_items(records)
+
+
+def _fail(job: JobConfig, result: RunResult, log: Mapping[str, Any], retryable: bool = False) -> NoReturn:
+    reasons = "; ".join(
+        f"{f.reason}" + (f" ({f.detail})" if f.detail else "") for f in dict.fromkeys(result.failures)
+    )
+    retryable = retryable or all(f.kind == "retryable" for f in result.failures)
+    started = len(result.task_arns)
+    message = f"{len(result.failures)} task(s) of {job.name} could not start ({started} started): {reasons}"
+    logger.warning(
+        "job run failed",
+        extra={**log, "reason": reasons, "retryable": retryable, "tasks": started, "run_id": result.run_id},
+    )
+    if started:
+        count("JobRunsStarted")
+    kind = RetryableJobError if retryable else PermanentJobError
+    error = kind(
+        message, job=job.name, cluster=job.cluster, task_definition=family_revision(result.task_definition)
+    )
+    error.result = result
+    raise error
+
+
+class RunJobEvent(BaseModel):
+    """The run_job function's input: what a Scheduler schedule sends, or a direct invoke."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    job: str = Field(min_length=1)
+    scheduled_time: str | None = None
+
+
+def find_job(rt: Runtime, name: str) -> JobConfig:
+    """The configured job ``name``, or :class:`UnknownJobError`."""
+    job = rt.config.job(name)
+    if job is None:
+        known = ", ".join(j.name for j in rt.config.jobs) or "none"
+        raise UnknownJobError(f"no job named {name!r} in the config (jobs: {known})", job=name)
+    return job
+
+
+def handle_run_job_event(
+    event: Any, rt: Runtime, dry_run: bool = False, context: HasRemainingTime | None = None
+) -> dict[str, Any]:
+    """The ``run_job`` flow: a Scheduler firing (``{"job", "scheduled_time"}``) or ``{"job"}``.
+    ``context`` (the Lambda context) bounds how long the firing's claim protects this invocation."""
+    parsed = parse_event(RunJobEvent, event, "run_job input")
+    job = find_job(rt, parsed.job)
+    if parsed.scheduled_time:
+        result = run_job(
+            job,
+            rt,
+            "schedule",
+            request_key=firing_token(job.name, parsed.scheduled_time),
+            scheduled_time=parsed.scheduled_time,
+            dry_run=dry_run,
+            claim_until=in_progress_until(context),
+        )
+    else:
+        result = run_job(job, rt, "manual", dry_run=dry_run)
+    return result.as_dict()

@@ -1,0 +1,1 @@
+"""Queue-driven jobs: request validation (pure), the batch runbook, the redrive policy."""

@@ -1,0 +1,1 @@
+"""ECS state events -> closed deployment and run records, metrics, notifications."""
