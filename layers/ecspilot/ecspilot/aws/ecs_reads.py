@@ -1,7 +1,13 @@
-"""The deploy's reads, cached per invocation: services, task definitions, image push times.
+"""The one ECS read layer: DescribeServices in batches, DescribeTaskDefinition once per name.
 
-Every read that several services share (a DescribeServices batch, a task definition, an image's
-push time) is made once per invocation; a failure fails only the services that need it.
+- :func:`service_batches` and :func:`describe_service_batch`: any number of services, 10 per
+  DescribeServices call per cluster, found services and ECS's ``failures[]`` by name; every flow
+  that reads services (deploy, catch-up, daemons, status) goes through them;
+- :class:`TaskDefinitions`: DescribeTaskDefinition once per name per invocation (thread-safe),
+  with tags when asked; the botocore error is raised as it is, each flow types it;
+- :class:`DeployReads`: the deploy's reads, cached per invocation (services, task definitions,
+  image push times): a read that several services share is made once, and its failure fails
+  only the services that need it.
 """
 
 from __future__ import annotations
@@ -50,6 +56,59 @@ def once_more(fn: Callable[[T], R]) -> Callable[[T], R]:
     return call
 
 
+def service_batches(keys: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """``(cluster, names)`` batches of at most 10 distinct names, for DescribeServices."""
+    by_cluster: dict[str, list[str]] = {}
+    for cluster, name in sorted(set(keys)):
+        by_cluster.setdefault(cluster, []).append(name)
+    return [
+        (cluster, list(chunk))
+        for cluster, names in by_cluster.items()
+        for chunk in chunks(names, DESCRIBE_SERVICES_BATCH)
+    ]
+
+
+def describe_service_batch(
+    ecs: Any, cluster: str, names: Sequence[str], *, tags: bool = False
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """One DescribeServices call (at most 10 names): the services found by name, and ECS's
+    ``failures[]`` by name (``MISSING``...). Raises the botocore error: callers type it."""
+    kwargs: dict[str, Any] = {"cluster": cluster, "services": list(names)}
+    if tags:
+        kwargs["include"] = ["TAGS"]
+    resp = ecs.describe_services(**kwargs)
+    found = {str(svc["serviceName"]): dict(svc) for svc in resp.get("services", [])}
+    failures = {
+        str(f.get("arn", "")).rsplit("/", 1)[-1]: str(f.get("reason", "unknown"))
+        for f in resp.get("failures", [])
+    }
+    return found, failures
+
+
+class TaskDefinitions:
+    """DescribeTaskDefinition once per (name, tags) per invocation, shared by threads. A failure
+    is not cached (the botocore error is raised as it is: each flow types it its own way)."""
+
+    def __init__(self, ecs: Any) -> None:
+        self.ecs = ecs
+        self._cache: dict[tuple[str, bool], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, *, tags: bool = False) -> dict[str, Any]:
+        """The DescribeTaskDefinition reply (``taskDefinition``, and ``tags`` when asked)."""
+        with self._lock:
+            cached = self._cache.get((name, tags)) or (self._cache.get((name, True)) if not tags else None)
+        if cached is not None:
+            return cached
+        kwargs: dict[str, Any] = {"taskDefinition": name}
+        if tags:
+            kwargs["include"] = ["TAGS"]
+        resp = dict(self.ecs.describe_task_definition(**kwargs))
+        with self._lock:
+            self._cache[(name, tags)] = resp
+        return resp
+
+
 class DeployReads:
     """The reads of one invocation of the deploy core, on a bounded pool."""
 
@@ -66,13 +125,14 @@ class DeployReads:
         """Run ``fn`` over ``items`` on the bounded pool; an item's failure is returned, not raised."""
         return bounded_map(fn, items, self.max_workers)
 
-    def _describe_services(self, batch: tuple[str, Sequence[str]]) -> dict[str, Any]:
+    def _describe_services(
+        self, batch: tuple[str, Sequence[str]]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         cluster, names = batch
         try:
-            resp = self.clients.ecs.describe_services(cluster=cluster, services=list(names))
+            return describe_service_batch(self.clients.ecs, cluster, names)
         except (ClientError, BotoCoreError) as exc:
             raise DeployError(f"DescribeServices failed: {exc}", cluster=cluster) from exc
-        return dict(resp)
 
     def task_definition(self, name: str) -> TaskDefinition:
         """DescribeTaskDefinition (with tags) once per name per invocation.
@@ -146,25 +206,16 @@ class DeployReads:
     def describe_services(self, keys: Iterable[tuple[str, str]]) -> None:
         """Describe (cluster, service) pairs not yet known, 10 per call per cluster, into the
         invocation's cache: the service, or why it cannot be deployed to."""
-        missing = sorted({k for k in keys if k not in self._services})
-        by_cluster: dict[str, list[str]] = {}
-        for cluster, name in missing:
-            by_cluster.setdefault(cluster, []).append(name)
-        batches = [
-            (cluster, chunk)
-            for cluster, names in by_cluster.items()
-            for chunk in chunks(names, DESCRIBE_SERVICES_BATCH)
-        ]
+        batches = service_batches(k for k in keys if k not in self._services)
         described = self._map(once_more(self._describe_services), batches)
-        for (cluster, names), resp in zip(batches, described, strict=True):
-            if isinstance(resp, EcspilotError):
+        for (cluster, names), got in zip(batches, described, strict=True):
+            if isinstance(got, EcspilotError):
                 for name in names:
-                    self._services[(cluster, name)] = str(resp)
+                    self._services[(cluster, name)] = str(got)
                 continue
+            found, failures = got
             for name in names:
-                self._services[(cluster, name)] = "service not found (MISSING)"
-            for failure in resp.get("failures", []):
-                name = str(failure.get("arn", "")).rsplit("/", 1)[-1]
-                self._services[(cluster, name)] = f"service not found ({failure.get('reason', 'unknown')})"
-            for svc in resp.get("services", []):
-                self._services[(cluster, svc["serviceName"])] = svc
+                if name in found:
+                    self._services[(cluster, name)] = found[name]
+                else:
+                    self._services[(cluster, name)] = f"service not found ({failures.get(name, 'MISSING')})"
