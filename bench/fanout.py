@@ -10,7 +10,10 @@ For each N, against one moto server process on loopback:
   previous revision by default, work ecspilot does not do, so that is switched off;
 - the floor no deploy of N services can go below: N UpdateService +
   ceil(n/10) DescribeServices per cluster + 1 DescribeTaskDefinition +
-  1 RegisterTaskDefinition + ceil(N/25) history writes (BatchWriteItem).
+  1 RegisterTaskDefinition + ceil(N/100) history writes (the records: TransactWriteItems of
+  upserts, one item per ECS deployment id). What ecspilot adds above it is what its guarantees
+  cost: the state items read for held digests and after UpdateService (BatchGetItem), the
+  claims (TransactWriteItems) and the push times of the stale guard (DescribeImages).
 
 Calls are the requests moto's recorder saw during the measured run (setup calls
 are left out by their User-Agent marker), so both tools are counted the same way.
@@ -48,7 +51,7 @@ WARM_REPEATS = 5  # ecspilot, warm handler
 FRESH_REPEATS = 3  # ecspilot, fresh process per push
 PEER_REPEATS = {1: 5, 10: 3, 50: 3}  # peer: N processes per repeat, so fewer repeats at large N
 CONTAINER = "app"
-HISTORY_BATCH = 25
+HISTORY_BATCH = 100  # TransactWriteItems: 100 actions per call
 
 # One push in a fresh interpreter: what a cold Lambda does, minus the Lambda runtime itself.
 FRESH_SCRIPT = (
@@ -275,7 +278,7 @@ def floor_by_operation(n: int) -> dict[str, int]:
         "DescribeServices": sum(math.ceil(k / 10) for k in per_cluster(n) if k),
         "DescribeTaskDefinition": 1,
         "RegisterTaskDefinition": 1,
-        "BatchWriteItem": math.ceil(n / HISTORY_BATCH),
+        "TransactWriteItems": math.ceil(n / HISTORY_BATCH),
     }
 
 
