@@ -57,7 +57,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ecspilot.deploy.runbook import handle_push_event  # noqa: PLC0415
+    from ecspilot.deploy.handler import handle_push_event  # noqa: PLC0415
     from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
 
     if not args.event:
@@ -231,7 +231,7 @@ def print_history(rt: Any, name: str, limit: int = 20, output: str = "table") ->
     from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
     from ecspilot.interfaces.status import history_rows, resolve  # noqa: PLC0415
 
-    kind, rows = history_rows(rt, name, limit)
+    kind, rows = history_rows(rt.config, rt.history, name, limit)
     if output == "json":
         as_json([r["record"] for r in rows])
         return 0
@@ -252,7 +252,7 @@ def print_status(rt: Any, output: str = "table") -> int:
     from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
     from ecspilot.interfaces.status import job_status, service_status  # noqa: PLC0415
 
-    services, jobs = service_status(rt), job_status(rt)
+    services, jobs = service_status(rt.config, rt.clients.ecs, rt.history), job_status(rt.config, rt.history)
     if output == "json":
         as_json({"services": [s.as_dict() for s in services], "jobs": [j.as_dict() for j in jobs]})
         return 0
