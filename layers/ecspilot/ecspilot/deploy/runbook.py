@@ -27,20 +27,13 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ecspilot.aws.clients import Clients
-from ecspilot.aws.ecs_reads import DESCRIBE_SERVICES_BATCH, aware, once_more
+from ecspilot.aws.ecs_reads import aware, once_more
 from ecspilot.aws.fanout import bounded_map
 from ecspilot.aws.history import History, utc_now
 from ecspilot.aws.revisions import TaskDefinition
 from ecspilot.deploy.commit import DeployCommit
-from ecspilot.deploy.result import JobOutcome, Outcome, PushResult, ServiceOutcome, Target, report
-from ecspilot.deploy.rules import (
-    decide,
-    deployment_configuration,
-    freshness,
-    freshness_reason,
-    is_stale,
-    primary_deployment_id,
-)
+from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
+from ecspilot.deploy.rules import decide, freshness, freshness_reason
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
@@ -48,20 +41,6 @@ from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
 from ecspilot.obs import logger
 
 Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
-
-
-# the pure decisions live in deploy_rules; re-exported here for the callers that know them here
-__all__ = [
-    "DESCRIBE_SERVICES_BATCH",
-    "JobOutcome",
-    "Outcome",
-    "PushResult",
-    "ServiceOutcome",
-    "decide",
-    "deployment_configuration",
-    "is_stale",
-    "primary_deployment_id",
-]
 
 
 # --- the runbook ------------------------------------------------------------------------------
