@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecspilot.deploy.runbook import handle_push_event
+from ecspilot.deploy.handler import handle_push_event
 from ecspilot.interfaces import runtime
 from ecspilot.obs import logger, metrics
 

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ecspilot.interfaces import runtime
 from ecspilot.obs import logger, metrics
-from ecspilot.reconcile.runbook import handle_reconcile_event
+from ecspilot.reconcile.handler import handle_reconcile_event
 
 
 @metrics.log_metrics

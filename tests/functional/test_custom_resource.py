@@ -13,7 +13,7 @@ import pytest
 
 from ecspilot.errors import CustomResourceError, EventError
 from ecspilot.interfaces.runtime import Runtime
-from ecspilot.reconcile.runbook import handle_reconcile_event
+from ecspilot.reconcile.handler import handle_reconcile_event
 from ecspilot_dev.local import free_port, invoke
 from tests.functional.cloudformation import CloudFormationStandIn, custom_resource_event
 

@@ -221,6 +221,40 @@ def test_a_register_throttled_beyond_retries_is_retried_by_ecspilot_into_one_rev
     assert len(revisions(rt, "web")) == 2
 
 
+def test_a_register_answered_429_under_a_code_no_list_knows_is_retried_as_a_throttle(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults, recorder: CallRecorder
+) -> None:
+    # GIVEN RegisterTaskDefinition refused once with HTTP 429 and an error code no list names
+    # (the one classifier, errors.is_transient, reads the status too: the old local copy did not)
+    world.service("prod", "a", world.task_definition("web", {"app": world.image("web", "v0")}))
+    rt = make_runtime(config(service("a")))
+    refused = faults.fail("RegisterTaskDefinition", code="SlowDownPlease", status=429, times=1)
+    # WHEN web:v1 is pushed
+    result = invoke(PUSH, world.push("web", "v1"))
+    # THEN ecspilot tried again and registered one revision
+    assert refused.fired == 1
+    assert outcomes(result) == {"a": "deployed"}
+    assert recorder.count("RegisterTaskDefinition") == 2
+    assert len(revisions(rt, "web")) == 2
+
+
+def test_a_register_refused_for_a_permanent_reason_is_tried_once_and_fails_with_its_cause(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults, recorder: CallRecorder
+) -> None:
+    # GIVEN RegisterTaskDefinition refused as invalid (a permanent error: trying again cannot help)
+    world.service("prod", "a", world.task_definition("web", {"app": world.image("web", "v0")}))
+    rt = make_runtime(config(service("a")))
+    faults.fail("RegisterTaskDefinition", code="ClientException")
+    # WHEN web:v1 is pushed
+    with pytest.raises(DeployFailuresError) as caught:
+        invoke(PUSH, world.push("web", "v1"))
+    # THEN one attempt, no revision, and the service's failure says why (the code of its cause)
+    assert recorder.count("RegisterTaskDefinition") == 1
+    assert len(revisions(rt, "web")) == 1
+    assert "ClientException" in failed_services(caught)["a"]
+    assert running_image(rt, "a") == world.image("web", "v0")
+
+
 def test_after_a_partial_failure_the_retry_puts_every_service_on_the_one_new_revision(
     world: Sandbox, make_runtime: MakeRuntime, faults: Faults, recorder: CallRecorder
 ) -> None:

@@ -277,7 +277,7 @@ def test_the_malformed_sample_event_names_the_missing_digest(make_runtime: MakeR
 def test_a_dry_run_plans_without_changing_anything(
     world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
 ) -> None:
-    from ecspilot.deploy.runbook import handle_push_event  # noqa: PLC0415
+    from ecspilot.deploy.handler import handle_push_event  # noqa: PLC0415
 
     td = world.task_definition("web", {"app": world.image("web", "v0")})
     world.service("prod", "web", td)

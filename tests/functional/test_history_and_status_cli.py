@@ -14,13 +14,17 @@ from typing import Any
 
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from ecspilot.aws.history import utc_now
+from ecspilot.errors import AwsError, error_code
 from ecspilot.interfaces.cli import main
 from ecspilot.interfaces.runtime import Runtime
-from ecspilot_dev.local import invoke, load_event
+from ecspilot.interfaces.status import service_status
+from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import TABLE, MakeRuntime
+from tests.faults import Faults
 from tests.job_runs import ends, fire
 from tests.moto_state import new_deployment_per_update
 
@@ -155,3 +159,68 @@ def test_status_as_json_is_machine_readable(filled: Runtime, capsys: pytest.Capt
         "ROLLED_BACK",
     )
     assert data["jobs"][0]["last_run"] == "FAILED"
+
+
+# --- status's reads: the one ECS read layer, explicit dependencies -----------------------------
+
+
+def _services_config(names_by_cluster: dict[str, list[str]]) -> dict[str, Any]:
+    services = [
+        {
+            "name": f"{cluster}-{name}",
+            "cluster": cluster,
+            "service": name,
+            "containers": {"app": {"repository": "web"}},
+        }
+        for cluster, names in names_by_cluster.items()
+        for name in names
+    ]
+    return {"version": 1, "services": services}
+
+
+def test_status_describes_services_ten_per_call_per_cluster_and_each_revision_once(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN 12 services on one cluster sharing one revision, one on another cluster, one missing
+    for cluster in ("alpha", "zeta"):
+        sandbox.cluster(cluster)
+    shared = sandbox.task_definition("web", {"app": sandbox.image("web", "v1")})
+    other = sandbox.task_definition("api", {"app": sandbox.image("web", "v2")})
+    many = [f"svc-{i:02d}" for i in range(12)]
+    for name in many:
+        sandbox.service("alpha", name, shared)
+    sandbox.service("zeta", "solo", other)
+    rt = make_runtime(_services_config({"alpha": many, "zeta": ["solo", "gone"]}))
+    # WHEN status is read with the clients and history it is given
+    rows = service_status(rt.config, rt.clients.ecs, rt.history)
+    # THEN DescribeServices: 10 + 2 names on alpha, 2 on zeta; DescribeTaskDefinition once per revision
+    batches = sorted((p["cluster"], len(p["services"])) for p in recorder.params("DescribeServices"))
+    assert batches == [("alpha", 2), ("alpha", 10), ("zeta", 2)]
+    assert recorder.count("DescribeTaskDefinition") == 2
+    by_name = {r.name: r for r in rows}
+    assert by_name["alpha-svc-00"].images == {"app": "v1"}
+    assert by_name["zeta-solo"].images == {"app": "v2"}
+    assert by_name["zeta-gone"].problem == "service not found"
+
+
+@pytest.mark.parametrize(
+    ("operation", "context"),
+    [("DescribeServices", {"cluster": "prod"}), ("DescribeTaskDefinition", {"task_definition": "web"})],
+)
+def test_status_throttled_past_botocores_retries_fails_with_a_typed_error_and_its_cause(
+    sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults, operation: str, context: dict[str, str]
+) -> None:
+    # GIVEN a service, and ECS throttling one of status's reads beyond botocore's retries
+    sandbox.cluster("prod")
+    sandbox.service("prod", "web", sandbox.task_definition("web", {"app": sandbox.image("web", "v1")}))
+    rt = make_runtime(_services_config({"prod": ["web"]}))
+    faults.fail(operation)
+    # WHEN status is read
+    with pytest.raises(AwsError) as caught:
+        service_status(rt.config, rt.clients.ecs, rt.history)
+    # THEN a typed error names what failed, raised from the botocore error
+    assert error_code(caught.value) == "ThrottlingException"
+    assert isinstance(caught.value.__cause__, ClientError)
+    assert operation in str(caught.value)
+    for key, value in context.items():
+        assert value in str(caught.value.context[key])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ecspilot.errors import EventError
-from ecspilot.reconcile.runbook import SCHEDULE_INPUT
+from ecspilot.reconcile.handler import SCHEDULE_INPUT
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox
 from tests.conftest import MakeRuntime

@@ -6,8 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ecspilot.deploy.rules import freshness, rolled_back_reason
-from ecspilot.deploy.runbook import decide, deployment_configuration, is_stale, primary_deployment_id
+from ecspilot.deploy.rules import (
+    decide,
+    deployment_configuration,
+    freshness,
+    is_stale,
+    primary_deployment_id,
+    rolled_back_reason,
+)
 from ecspilot.domain.images import ImagePush, ImageRef
 from ecspilot.domain.taskdef import clone_with_images, family_of, same_registration
 from ecspilot.errors import DeployError

@@ -271,3 +271,94 @@ def test_the_checker_counts_lines_and_flags_only_modules_over_the_limit(tmp_path
 def test_the_checker_sees_a_development_tool_imported_inside_a_function(tmp_path: Path) -> None:
     root = _package(tmp_path, {"a.py": "def f():\n    from moto import mock_aws\n", "b.py": "import boto3\n"})
     assert external_imports(root) == {"pkg": set(), "pkg.a": {"moto"}, "pkg.b": {"boto3"}}
+
+
+# --- the composition root stays at the edges ---------------------------------------------------
+
+RUNTIME = "ecspilot.interfaces.runtime"
+# Modules outside interfaces/, reconcile/ and */handler.py that still import the process Runtime
+# -> what takes its place (the flow's core receives config, clients, history, settings values).
+# The list only shrinks: it is emptied when the flows' handler modules are merged.
+KNOWN_RUNTIME_IMPORTERS: dict[str, str] = {
+    "ecspilot.daemons.runbook": "reconcile_daemons(rt, dry_run) to daemons/handler.py",
+    "ecspilot.jobs.runbook": "handle_run_job_event to jobs/handler.py",
+    "ecspilot.jobs.schedules": "reconcile_schedules(rt, dry_run) to a handler module",
+    "ecspilot.queue.batch": "handle_queue_event to queue/handler.py",
+    "ecspilot.queue.redrive": "the queue's settings passed in by its handler",
+    "ecspilot.tracking.tracker": "handle_tracking_event to tracking/handler.py",
+}
+
+
+def may_import_runtime(module: str) -> bool:
+    """The edges: the interfaces, reconcile (its parts take the runtime) and each flow's handler."""
+    inside = module.partition(".")[2]  # the module's name inside its top-level package
+    return inside.startswith(("interfaces.", "reconcile.")) or inside.rsplit(".", 1)[-1] == "handler"
+
+
+def runtime_importers(root: Path) -> set[str]:
+    """The modules under ``root`` that import ``<root>.interfaces.runtime`` (anywhere in the module:
+    at top level, in a function, under TYPE_CHECKING) and are not edges."""
+    runtime = f"{root.name}.interfaces.runtime"
+    found = set()
+    for name, path in modules_of(root).items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        if not may_import_runtime(name) and runtime in imported_names(name, tree, path.name == "__init__.py"):
+            found.add(name)
+    return found
+
+
+def test_only_the_edges_import_the_process_runtime() -> None:
+    new = sorted(runtime_importers(CORE) - KNOWN_RUNTIME_IMPORTERS.keys())
+    assert not new, (
+        f"these modules import {RUNTIME}: give their core what it uses and move the entry point "
+        f"to the flow's handler.py: {new}"
+    )
+
+
+def test_every_known_runtime_importer_still_imports_it_so_the_allowlist_only_shrinks() -> None:
+    fixed = sorted(KNOWN_RUNTIME_IMPORTERS.keys() - runtime_importers(CORE))
+    assert not fixed, f"no longer import {RUNTIME}: remove from KNOWN_RUNTIME_IMPORTERS: {fixed}"
+
+
+@pytest.mark.parametrize(
+    ("module", "allowed"),
+    [
+        ("ecspilot.interfaces.cli", True),
+        ("ecspilot.reconcile.runbook", True),
+        ("ecspilot.deploy.handler", True),
+        ("ecspilot.jobs.handler", True),
+        ("ecspilot.deploy.runbook", False),
+        ("ecspilot.aws.history", False),
+        ("ecspilot.domain.config", False),
+        ("ecspilot.deploy.handlers", False),
+        ("ecspilot.interfaces", False),
+    ],
+)
+def test_only_interfaces_reconcile_and_handler_modules_may_import_the_runtime(
+    module: str, allowed: bool
+) -> None:
+    assert may_import_runtime(module) is allowed
+
+
+def test_the_checker_sees_every_way_of_importing_the_runtime(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "interfaces/__init__.py": "",
+            "interfaces/runtime.py": "class Runtime: ...\n",
+            "interfaces/cli.py": "from pkg.interfaces.runtime import Runtime\n",
+            "flow/__init__.py": "",
+            "flow/core.py": "from pkg.interfaces.runtime import Runtime\n",
+            "flow/lazy.py": "def f():\n    from pkg.interfaces import runtime\n",
+            "flow/typed.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.interfaces.runtime\n",
+            "flow/relative.py": "from ..interfaces.runtime import Runtime\n",
+            "flow/pure.py": "from pkg.interfaces import cli\n",
+            "flow/handler.py": "from pkg.interfaces.runtime import Runtime\n",
+        },
+    )
+    assert runtime_importers(root) == {
+        "pkg.flow.core",
+        "pkg.flow.lazy",
+        "pkg.flow.typed",
+        "pkg.flow.relative",
+    }

@@ -23,9 +23,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.fanout import bounded_map, chunks
-from ecspilot.aws.revisions import Revisions, TaskDefinition, retryable
+from ecspilot.aws.revisions import Revisions, TaskDefinition
 from ecspilot.domain.taskdef import family_of, family_revision
-from ecspilot.errors import DeployError, EcspilotError
+from ecspilot.errors import DeployError, EcspilotError, error_code, is_transient
 from ecspilot.obs import logger
 
 T = TypeVar("T")
@@ -48,7 +48,7 @@ def once_more(fn: Callable[[T], R]) -> Callable[[T], R]:
             return fn(item)
         except DeployError as exc:
             cause = exc.__cause__
-            if not isinstance(cause, ClientError | BotoCoreError) or not retryable(cause):
+            if not isinstance(cause, ClientError | BotoCoreError) or not is_transient(cause):
                 raise
             time.sleep(0.2 + random.random() * 0.3)
             return fn(item)
@@ -149,7 +149,7 @@ class DeployReads:
             try:
                 got = self.revisions.describe(name)
             except (ClientError, BotoCoreError) as first:
-                if isinstance(first, ClientError) and not retryable(first):
+                if not is_transient(first):
                     raise
                 logger.warning(
                     "DescribeTaskDefinition failed, trying once more",
@@ -196,7 +196,7 @@ class DeployReads:
                 details = resp.get("imageDetails", [])
                 self._pushed_at[key] = details[0].get("imagePushedAt") if details else None
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ImageNotFoundException":
+                if error_code(exc) != "ImageNotFoundException":
                     raise DeployError(f"DescribeImages failed: {exc}", repository=repository) from exc
                 self._pushed_at[key] = None
             except BotoCoreError as exc:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.dynamo import deserialize, serialize, set_expression
-from ecspilot.errors import AwsError
+from ecspilot.errors import AwsError, error_code
 from ecspilot.obs import logger
 
 if TYPE_CHECKING:
@@ -228,9 +228,7 @@ class History:
                 return
             except ClientError as exc:
                 reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
-                conflict = exc.response.get("Error", {}).get(
-                    "Code"
-                ) == "TransactionCanceledException" and any(
+                conflict = error_code(exc) == "TransactionCanceledException" and any(
                     r in ("TransactionConflict", "ThrottlingError") for r in reasons
                 )
                 if not conflict or attempt == TRANSACT_ATTEMPTS - 1:
@@ -378,7 +376,7 @@ class History:
                 ReturnValues="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise AwsError(f"updating history failed: {exc}", table=table, status=status) from exc
         except BotoCoreError as exc:

@@ -21,18 +21,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.clients import Clients
 from ecspilot.domain.taskdef import clone_with_images, family_revision, same_registration
-from ecspilot.errors import RETRYABLE_API_ERRORS, DeployError
+from ecspilot.errors import DeployError, is_transient
 from ecspilot.obs import logger
 
 TaskDefinition = tuple[dict[str, Any], list[dict[str, str]]]
-
-
-def retryable(exc: ClientError | BotoCoreError) -> bool:
-    """Throttling, a server error, a lost reply or a connection problem: trying again may work."""
-    if isinstance(exc, BotoCoreError):
-        return True
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return exc.response.get("Error", {}).get("Code", "") in RETRYABLE_API_ERRORS or status >= 500
 
 
 def tags_of(resp: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -89,7 +81,7 @@ class Revisions:
                 resp = register.register_task_definition(**params)
                 return str(resp["taskDefinition"]["taskDefinitionArn"]), False
             except (ClientError, BotoCoreError) as exc:
-                if not retryable(exc) or attempt == self.attempts:
+                if not is_transient(exc) or attempt == self.attempts:
                     raise DeployError(
                         f"RegisterTaskDefinition failed: {exc}", task_definition=family, attempts=attempt
                     ) from exc
@@ -116,7 +108,7 @@ class Revisions:
         try:
             return self.describe(family)
         except ClientError as exc:
-            if not retryable(exc):
+            if not is_transient(exc):
                 return None  # no ACTIVE revision in the family: nothing to reuse
             if strict:
                 return None  # the next attempt will look again

@@ -44,7 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.dynamo import serialize
 from ecspilot.aws.history import TRANSACT_LIMIT, History, service_pk
-from ecspilot.errors import AwsError
+from ecspilot.errors import AwsError, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -158,9 +158,7 @@ class ServiceState:
                 return lost
             except ClientError as exc:
                 reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException" or len(
-                    reasons
-                ) != len(keys):
+                if error_code(exc) != "TransactionCanceledException" or len(reasons) != len(keys):
                     raise AwsError(f"claiming the services' images failed: {exc}", table=table) from exc
                 failed = {k for k, r in zip(keys, reasons, strict=True) if r == "ConditionalCheckFailed"}
                 lost |= failed

@@ -28,12 +28,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.history import History
 from ecspilot.deploy.runbook import PushDeployer
 from ecspilot.domain.config import EcspilotConfig, JobConfig, ServiceConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.plan import Action, Change
 from ecspilot.errors import AwsError
-from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import logger
 
 
@@ -84,9 +85,9 @@ def _sources(
     return groups
 
 
-def _tagged_images(rt: Runtime, repository: str) -> list[dict[str, Any]]:
+def _tagged_images(ecr: Any, repository: str) -> list[dict[str, Any]]:
     try:
-        pages = rt.clients.ecr.get_paginator("describe_images").paginate(
+        pages = ecr.get_paginator("describe_images").paginate(
             repositoryName=repository, filter={"tagStatus": "TAGGED"}
         )
         return [dict(d) for page in pages for d in page.get("imageDetails", [])]
@@ -117,14 +118,16 @@ def to_action(
     return Action("catch-up", target, "in-sync", f"{reason} ({image} is the newest)")
 
 
-def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
-    """The reconcile part: one action per followed service and job."""
+def catch_up(
+    config: EcspilotConfig, clients: Clients, history: History, max_workers: int = 8, dry_run: bool = False
+) -> list[Action]:
+    """Catch up every followed service and job: one action each (the reconcile part's core)."""
     actions: list[Action] = []
     listings: dict[str, list[dict[str, Any]] | AwsError] = {}
-    region = rt.clients.ecr.meta.region_name
-    deployer = PushDeployer(rt.clients, rt.history, rt.settings.max_workers, trigger="catch-up")
+    region = clients.ecr.meta.region_name
+    deployer = PushDeployer(clients, history, max_workers, trigger="catch-up")
     deployer.defer_records = True
-    sources = _sources(rt.config)
+    sources = _sources(config)
     # one DescribeServices pass for every followed service, whatever repository it follows
     deployer.describe_services(
         (svc.cluster, svc.service_name) for services, _ in sources.values() for svc in services
@@ -132,7 +135,7 @@ def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
     for (repository, patterns), (services, jobs) in sources.items():
         if repository not in listings:
             try:
-                listings[repository] = _tagged_images(rt, repository)
+                listings[repository] = _tagged_images(clients.ecr, repository)
             except AwsError as exc:
                 listings[repository] = exc
         listing = listings[repository]
@@ -158,7 +161,7 @@ def catch_up(rt: Runtime, dry_run: bool = False) -> list[Action]:
             event_id=f"catch-up-{newest.digest[7:19]}",
             time=newest.pushed_at,
         )
-        scoped = rt.config.model_copy(update={"services": services, "jobs": jobs})
+        scoped = config.model_copy(update={"services": services, "jobs": jobs})
         result = deployer.run(push, scoped, dry_run=dry_run)
         actions += [
             to_action(

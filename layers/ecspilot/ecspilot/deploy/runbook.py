@@ -24,48 +24,23 @@ it is, never stops the others. With ``dry_run`` steps 5 to 7 are reported, not d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from ecspilot.aws.clients import Clients
-from ecspilot.aws.ecs_reads import DESCRIBE_SERVICES_BATCH, aware, once_more
+from ecspilot.aws.ecs_reads import aware, once_more
 from ecspilot.aws.fanout import bounded_map
 from ecspilot.aws.history import History, utc_now
 from ecspilot.aws.revisions import TaskDefinition
 from ecspilot.deploy.commit import DeployCommit
-from ecspilot.deploy.result import JobOutcome, Outcome, PushResult, ServiceOutcome, Target, report
-from ecspilot.deploy.rules import (
-    decide,
-    deployment_configuration,
-    freshness,
-    freshness_reason,
-    is_stale,
-    primary_deployment_id,
-)
+from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
+from ecspilot.deploy.rules import decide, freshness, freshness_reason
 from ecspilot.domain.config import EcspilotConfig, JobConfig
-from ecspilot.domain.envelope import parse_event
-from ecspilot.domain.events import EcrImageActionEvent
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
 from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
-from ecspilot.interfaces.origins import untrusted_reason
-from ecspilot.interfaces.runtime import Runtime
-from ecspilot.obs import count, logger
+from ecspilot.obs import logger
 
 Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
-
-
-# the pure decisions live in deploy_rules; re-exported here for the callers that know them here
-__all__ = [
-    "DESCRIBE_SERVICES_BATCH",
-    "JobOutcome",
-    "Outcome",
-    "PushResult",
-    "ServiceOutcome",
-    "decide",
-    "deployment_configuration",
-    "is_stale",
-    "primary_deployment_id",
-]
 
 
 # --- the runbook ------------------------------------------------------------------------------
@@ -287,30 +262,3 @@ def deploy_push(
     if failures and not dry_run:
         raise DeployFailuresError(failures, result)
     return result
-
-
-def handle_push_event(event: Any, runtime: Runtime, dry_run: bool = False) -> dict[str, Any]:
-    """The ``deploy_on_push`` flow: parse an ECR Image Action event and deploy it."""
-    parsed = parse_event(EcrImageActionEvent, event, "ECR Image Action")
-    untrusted = untrusted_reason(runtime.settings, parsed.account, parsed.region, "ECR Image Action")
-    if untrusted:
-        return {"ignored": untrusted}
-    reason = parsed.ignore_reason()
-    if reason:
-        logger.info(
-            "event ignored",
-            reason=reason,
-            repository=parsed.detail.repository_name,
-            image_digest=short_digest(parsed.detail.image_digest),
-        )
-        count("EventsIgnored")
-        return {"ignored": reason}
-    result = deploy_push(
-        parsed.to_push(),
-        runtime.config,
-        runtime.clients,
-        runtime.history,
-        max_workers=runtime.settings.max_workers,
-        dry_run=dry_run,
-    )
-    return result.as_dict()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ecspilot.errors import ConfigError, EcspilotError, EventError, InvalidMessageError, SettingsError
+from ecspilot.interfaces.cli_parser import build_parser
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -57,7 +58,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ecspilot.deploy.runbook import handle_push_event  # noqa: PLC0415
+    from ecspilot.deploy.handler import handle_push_event  # noqa: PLC0415
     from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
 
     if not args.event:
@@ -231,7 +232,7 @@ def print_history(rt: Any, name: str, limit: int = 20, output: str = "table") ->
     from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
     from ecspilot.interfaces.status import history_rows, resolve  # noqa: PLC0415
 
-    kind, rows = history_rows(rt, name, limit)
+    kind, rows = history_rows(rt.config, rt.history, name, limit)
     if output == "json":
         as_json([r["record"] for r in rows])
         return 0
@@ -252,7 +253,7 @@ def print_status(rt: Any, output: str = "table") -> int:
     from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
     from ecspilot.interfaces.status import job_status, service_status  # noqa: PLC0415
 
-    services, jobs = service_status(rt), job_status(rt)
+    services, jobs = service_status(rt.config, rt.clients.ecs, rt.history), job_status(rt.config, rt.history)
     if output == "json":
         as_json({"services": [s.as_dict() for s in services], "jobs": [j.as_dict() for j in jobs]})
         return 0
@@ -329,53 +330,6 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 COMMANDS["enqueue"] = cmd_enqueue
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ecspilot", description="Run Amazon ECS workloads hands-off.")
-    parser.add_argument("--config", help="config file (default: $ECSPILOT_CONFIG or ./ecspilot.yaml)")
-    parser.add_argument("--region", help="AWS region (default: the usual AWS places)")
-    parser.add_argument("--profile", help="AWS profile")
-    parser.add_argument("--output", choices=["table", "json"], default="table")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("validate", help="validate the config file")
-    plan = sub.add_parser("plan", help="dry run: what an event (or a reconcile) would do")
-    plan.add_argument("--event", help="an event JSON file, e.g. events/ecr_push.json")
-    sub.add_parser("reconcile", help="apply the reconcile plan (daemons, schedules) from a workstation")
-    run = sub.add_parser("run", help="run a job now (trigger manual), through run_job's core path")
-    run.add_argument("job", help="the job's name in the config")
-    run.add_argument("--dry-run", action="store_true", help="show what would run, change nothing")
-    placement = sub.add_parser("placement", help="placement tools")
-    placement_sub = placement.add_subparsers(dest="placement_command", required=True)
-    check = placement_sub.add_parser(
-        "check", help="which container instances of the job's cluster satisfy its constraints, and why not"
-    )
-    check.add_argument("job", help="the job's name in the config")
-    demo = sub.add_parser("demo", help="run ecspilot's flows against a local AWS (moto), narrated")
-    demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
-    add_tracking_parsers(sub)
-    enqueue = sub.add_parser("enqueue", help="send a job request to the jobs queue, validated locally first")
-    enqueue.add_argument("job", help="the job's name in the config (it needs a queue section)")
-    enqueue.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="an override: command='render --fast', environment.NAME=value, cpu=256, memory=512, container=app",
-    )
-    enqueue.add_argument("--count", type=int, default=1, help="tasks to start (default 1)")
-    enqueue.add_argument("--idempotency-key", help="deduplicate on this key instead of the message id")
-    enqueue.add_argument("--queue-url", help="the jobs queue (default: $ECSPILOT_JOBS_QUEUE_URL)")
-    return parser
-
-
-def add_tracking_parsers(sub: Any) -> None:
-    """``history`` and ``status``; ``--output`` is also accepted after the verb."""
-    history = sub.add_parser("history", help="latest deployments of a service, or runs of a job")
-    history.add_argument("name", help="a configured service or job, or CLUSTER/SERVICE")
-    history.add_argument("--limit", type=int, default=20, help="how many, newest first (default 20)")
-    history.add_argument("--output", choices=["table", "json"], default=argparse.SUPPRESS)
-    status = sub.add_parser("status", help="what each service runs and how it went; each job's last run")
-    status.add_argument("--output", choices=["table", "json"], default=argparse.SUPPRESS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

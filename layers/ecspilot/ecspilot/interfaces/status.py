@@ -1,7 +1,7 @@
 """What runs now and how it went: the data behind ``ecspilot status`` and ``ecspilot history``.
 
-Reads only: DescribeServices (10 per call per cluster), DescribeTaskDefinition (once per
-revision), and Query on the state table (never Scan).
+Reads only, through :mod:`ecspilot.aws.ecs_reads`: DescribeServices (10 per call per cluster),
+DescribeTaskDefinition (once per revision), and Query on the state table (never Scan).
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ecspilot.aws.fanout import chunks
-from ecspilot.deploy.runbook import DESCRIBE_SERVICES_BATCH
+from ecspilot.aws.ecs_reads import TaskDefinitions, describe_service_batch, service_batches
+from ecspilot.aws.history import History
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.images import ImageRef, short_digest
 from ecspilot.domain.taskdef import container_images, family_revision
 from ecspilot.errors import AwsError, ConfigError
-from ecspilot.interfaces.runtime import Runtime
 
 
 @dataclass
@@ -70,32 +69,27 @@ def tag_for(image: str, digest: str | None, deployments: Sequence[Mapping[str, A
     return "-"
 
 
-def _describe_services(rt: Runtime, cluster: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for batch in chunks(list(names), DESCRIBE_SERVICES_BATCH):
+def _describe_services(ecs: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The (cluster, service) pairs found, 10 per DescribeServices call per cluster."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for cluster, names in service_batches(keys):
         try:
-            resp = rt.clients.ecs.describe_services(cluster=cluster, services=list(batch))
+            services, _ = describe_service_batch(ecs, cluster, names)
         except (ClientError, BotoCoreError) as exc:
             raise AwsError(f"DescribeServices failed: {exc}", cluster=cluster) from exc
-        for svc in resp.get("services", []):
-            found[svc["serviceName"]] = dict(svc)
+        found.update({(cluster, name): svc for name, svc in services.items()})
     return found
 
 
-def service_status(rt: Runtime) -> list[ServiceStatus]:
+def service_status(config: EcspilotConfig, ecs: Any, history: History) -> list[ServiceStatus]:
     """Every configured service, with what it runs and how its last deployment went."""
     out: list[ServiceStatus] = []
-    by_cluster: dict[str, list[str]] = {}
-    for svc in rt.config.services:
-        by_cluster.setdefault(svc.cluster, []).append(svc.service_name)
-    described = {
-        cluster: _describe_services(rt, cluster, sorted(set(n))) for cluster, n in by_cluster.items()
-    }
-    task_definitions: dict[str, dict[str, str]] = {}
-    for svc in rt.config.services:
+    described = _describe_services(ecs, [(svc.cluster, svc.service_name) for svc in config.services])
+    task_definitions = TaskDefinitions(ecs)
+    for svc in config.services:
         row = ServiceStatus(svc.name, svc.cluster, svc.service_name)
         out.append(row)
-        deployments = rt.history.deployments(svc.cluster, svc.service_name, limit=20)
+        deployments = history.deployments(svc.cluster, svc.service_name, limit=20)
         # a circuit-breaker rollback is ECS undoing the last deployment: show that one's outcome
         last = next((d for d in deployments if d.get("trigger") != "rollback"), None)
         if last is not None:
@@ -103,19 +97,16 @@ def service_status(rt: Runtime) -> list[ServiceStatus]:
             row.last_deployment_at = str(last.get("finished_at") or last.get("started_at", ""))
             row.last_deployment_tag = str(last.get("image_tag") or last.get("trigger", ""))
             row.last_deployment_reason = str(last.get("reason") or "")
-        current = described[svc.cluster].get(svc.service_name)
+        current = described.get((svc.cluster, svc.service_name))
         if current is None or current.get("status") != "ACTIVE":
             row.problem = "service not found" if current is None else f"service is {current.get('status')}"
             continue
         arn = str(current["taskDefinition"])
         row.task_definition = family_revision(arn)
-        if arn not in task_definitions:
-            try:
-                td = rt.clients.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
-            except (ClientError, BotoCoreError) as exc:
-                raise AwsError(f"DescribeTaskDefinition failed: {exc}", task_definition=arn) from exc
-            task_definitions[arn] = container_images(dict(td))
-        images = task_definitions[arn]
+        try:
+            images = container_images(dict(task_definitions.get(arn)["taskDefinition"]))
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsError(f"DescribeTaskDefinition failed: {exc}", task_definition=arn) from exc
         for container in svc.containers:
             image = images.get(container)
             if image is None:
@@ -127,13 +118,13 @@ def service_status(rt: Runtime) -> list[ServiceStatus]:
     return out
 
 
-def job_status(rt: Runtime) -> list[JobStatus]:
+def job_status(config: EcspilotConfig, history: History) -> list[JobStatus]:
     """Every configured job, with its last run."""
     out: list[JobStatus] = []
-    for job in rt.config.jobs:
+    for job in config.jobs:
         row = JobStatus(job.name, job.cluster)
         out.append(row)
-        runs = rt.history.runs(job.name, limit=1)
+        runs = history.runs(job.name, limit=1)
         if not runs:
             continue
         last = runs[0]
@@ -166,12 +157,14 @@ def resolve(config: EcspilotConfig, name: str) -> tuple[Kind, str, str]:
     raise ConfigError(f"{name!r} is neither a configured service nor a job (or give CLUSTER/SERVICE)")
 
 
-def history_rows(rt: Runtime, name: str, limit: int = 20) -> tuple[Kind, list[dict[str, Any]]]:
+def history_rows(
+    config: EcspilotConfig, history: History, name: str, limit: int = 20
+) -> tuple[Kind, list[dict[str, Any]]]:
     """The newest ``limit`` deployments of a service, or runs of a job, for display."""
-    kind, cluster, target = resolve(rt.config, name)
+    kind, cluster, target = resolve(config, name)
     if kind == "job":
         rows = []
-        for r in rt.history.runs(target, limit=limit):
+        for r in history.runs(target, limit=limit):
             exits = r.get("exit_codes") or {}
             rows.append(
                 {
@@ -187,7 +180,7 @@ def history_rows(rt: Runtime, name: str, limit: int = 20) -> tuple[Kind, list[di
             )
         return kind, rows
     rows = []
-    for r in rt.history.deployments(cluster, target, limit=limit):
+    for r in history.deployments(cluster, target, limit=limit):
         rows.append(
             {
                 "started": r.get("started_at", ""),
