@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,23 @@ def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path: Path, content: by
     with pytest.raises(ConfigError, match="not UTF-8") as caught:
         load_config(path)
     assert isinstance(caught.value.__cause__, UnicodeDecodeError)
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        ("base", ["Model", "ImageSource", "NAME_RE"]),
+        ("jobs", ["JobConfig", "NetworkConfig", "PlacementSpec", "RetryPolicy", "QueueConfig"]),
+        ("schema", ["EcspilotConfig", "ServiceConfig", "DaemonConfig", "ClusterTag"]),
+        ("loading", ["load_config", "parse_config", "format_loc"]),
+    ],
+)
+def test_the_package_re_exports_each_part_under_its_old_import_path(module: str, names: list[str]) -> None:
+    # GIVEN the config split by layer WHEN importing from ecspilot.domain.config, as every caller does
+    from ecspilot.domain import config  # noqa: PLC0415
+
+    part = importlib.import_module(f"ecspilot.domain.config.{module}")
+    # THEN the names are the very objects the part defines, and the package lists them
+    for name in names:
+        assert getattr(config, name) is getattr(part, name)
+        assert name in config.__all__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -588,3 +589,21 @@ def parse_or_error(text: str) -> cql.Expr | QueryLanguageError:
         return cql.parse(text)
     except QueryLanguageError as exc:
         return exc
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        ("syntax", ["Op", "Compare", "Exists", "And", "Or", "Not", "FIELDS", "subject_problem"]),
+        ("parser", ["parse"]),
+        ("printer", ["to_text"]),
+        ("evaluator", ["InstanceFacts", "Verdict", "evaluate"]),
+    ],
+)
+def test_the_package_re_exports_each_part_under_its_old_import_path(module: str, names: list[str]) -> None:
+    # GIVEN the split modules WHEN importing from ecspilot.domain.cql, as every caller does
+    part = importlib.import_module(f"ecspilot.domain.cql.{module}")
+    # THEN the names are the very objects the part defines, and the package lists them
+    for name in names:
+        assert getattr(cql, name) is getattr(part, name)
+        assert name in cql.__all__

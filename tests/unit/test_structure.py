@@ -28,8 +28,6 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 # Core modules over MAX_LINES lines -> how the later restructure splits them.
 KNOWN_OVERSIZED: dict[str, str] = {
-    "ecspilot.domain.config": "schema models apart from loading/validation",
-    "ecspilot.domain.cql": "lexer/parser apart from evaluation against instances",
     "ecspilot.daemons.runbook": "decisions, AWS edge (describe/create/update), managed daemons",
     "ecspilot.jobs.runbook": "concurrency decisions, task resolution, RunTask edge, handler glue",
     "ecspilot.queue.batch": "batch runbook apart from the last-delivery and dead-letter edge",

@@ -20,6 +20,7 @@ from ecspilot.interfaces import runtime
 from ecspilot.interfaces.present import say
 from ecspilot_dev.demo.base import DEMO_CONFIG, TABLE, Demo
 from ecspilot_dev.demo.daemons import chapter_daemons_everywhere
+from ecspilot_dev.demo.hardening import chapter_hardening
 from ecspilot_dev.demo.jobs import chapter_jobs, chapter_jobs_follow_pushes, chapter_placement_check
 from ecspilot_dev.demo.push import chapter_catch_up, chapter_deploy_on_push
 from ecspilot_dev.demo.queue import chapter_queue
@@ -36,6 +37,7 @@ CHAPTERS: list[Callable[[Demo], None]] = [
     chapter_placement_check,
     chapter_queue,
     chapter_daemons_everywhere,
+    chapter_hardening,
 ]
 
 

@@ -16,7 +16,9 @@ from ecspilot_dev.demo.base import DEMO_CONFIG, Demo, run_cli
 from ecspilot_dev.local import invoke
 
 
-def _ecs_event(sample: str, deployment_id: str, service: str, **detail: Any) -> dict[str, Any]:
+def ecs_event(
+    sample: str, deployment_id: str, service: str, cluster: str = "prod", **detail: Any
+) -> dict[str, Any]:
     """The ``ECS Deployment State Change`` event ECS would send (moto never sends one)."""
     from ecspilot.aws.history import utc_now  # noqa: PLC0415
     from ecspilot_dev.local import load_event  # noqa: PLC0415
@@ -26,7 +28,7 @@ def _ecs_event(sample: str, deployment_id: str, service: str, **detail: Any) -> 
         "ecs_deployment_in_progress": f"ECS deployment {deployment_id} in progress.",
     }
     detail = {"deploymentId": deployment_id, "updatedAt": utc_now(), "reason": reasons.get(sample), **detail}
-    arn = f"arn:aws:ecs:us-east-1:123456789012:service/prod/{service}"
+    arn = f"arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}"
     event = load_event(sample, {k: v for k, v in detail.items() if v is not None}, resources=[arn])
     event["id"] = f"{sample}-{deployment_id}"
     return event
@@ -37,7 +39,7 @@ def _deployment_of(service: str, tag: str) -> dict[str, Any]:
     return next(r for r in rows if r.get("image_tag") == tag)
 
 
-def _track(demo: Demo, event: dict[str, Any]) -> None:
+def track(demo: Demo, event: dict[str, Any]) -> None:
     """Invoke the tracker with an event and narrate which record moved."""
     result: dict[str, Any] = invoke("track_deployments", event)
     moved = result.get("moved") or []
@@ -81,17 +83,17 @@ def _bad_release(demo: Demo) -> None:
     demo.step(
         "ECS: v3's tasks fail to start; the circuit breaker fails the deployment and rolls web back to v2"
     )
-    _track(demo, _ecs_event("ecs_deployment_failed", v3["deployment_id"], "web"))
+    track(demo, ecs_event("ecs_deployment_failed", v3["deployment_id"], "web"))
     # what ECS does and moto does not: a new deployment back on v2's revision
     service = clients.ecs.update_service(
         cluster="prod", service="web", taskDefinition=v2["to_task_definition"]
     )
     rollback_id = service["service"]["deployments"][0]["id"]
     reason = f"ECS deployment circuit breaker: rolling back to deploymentId {v2['deployment_id']}."
-    _track(demo, _ecs_event("ecs_deployment_rolled_back", rollback_id, "web", reason=reason))
-    _track(demo, _ecs_event("ecs_deployment_completed", rollback_id, "web"))
+    track(demo, ecs_event("ecs_deployment_rolled_back", rollback_id, "web", reason=reason))
+    track(demo, ecs_event("ecs_deployment_completed", rollback_id, "web"))
     demo.note("v3's IN_PROGRESS event arrives last (EventBridge does not promise order):")
-    _track(demo, _ecs_event("ecs_deployment_in_progress", v3["deployment_id"], "web"))
+    track(demo, ecs_event("ecs_deployment_in_progress", v3["deployment_id"], "web"))
 
 
 def _job_runs(demo: Demo) -> None:
@@ -121,7 +123,7 @@ def _job_runs(demo: Demo) -> None:
         # run would otherwise be skipped: concurrency forbid)
         task = ecs.stop_task(cluster="prod", task=arn, reason="demo: the container exited")["task"]
         demo.note(f"task {arn.rsplit('/', 1)[-1][:8]} ran; ECS reports it STOPPED: report exited {exit_code}")
-        _track(demo, task_stopped_event(sample, task, images))
+        track(demo, task_stopped_event(sample, task, images))
 
 
 def _show_inbox(demo: Demo, inbox: str) -> None:
@@ -143,16 +145,14 @@ def chapter_tracking(demo: Demo) -> None:
     )
     for service in ("web", "web-canary"):
         for tag in ("v1", "v2"):
-            _track(
+            track(
                 demo,
-                _ecs_event(
-                    "ecs_deployment_completed", _deployment_of(service, tag)["deployment_id"], service
-                ),
+                ecs_event("ecs_deployment_completed", _deployment_of(service, tag)["deployment_id"], service),
             )
     demo.step("The same COMPLETED event again, then a late IN_PROGRESS: records only move forward")
     v2 = _deployment_of("web", "v2")
-    _track(demo, _ecs_event("ecs_deployment_completed", v2["deployment_id"], "web"))
-    _track(demo, _ecs_event("ecs_deployment_in_progress", v2["deployment_id"], "web"))
+    track(demo, ecs_event("ecs_deployment_completed", v2["deployment_id"], "web"))
+    track(demo, ecs_event("ecs_deployment_in_progress", v2["deployment_id"], "web"))
     _bad_release(demo)
     _job_runs(demo)
     _show_inbox(demo, inbox)

@@ -1,6 +1,6 @@
 """Daemons everywhere: every configured DAEMON service exists and matches, on every target cluster.
 
-The runbook, step by step (DESIGN.md, "Reconcile", the ``daemons`` contract):
+The runbook, step by step (docs/ARCHITECTURE.md, "Reconcile", the ``daemons`` contract):
 
 1. find the target clusters: the listed ones, or ``"*"`` = every cluster of the
    account (``ListClusters`` paginated), narrowed by ``cluster_tag``; both

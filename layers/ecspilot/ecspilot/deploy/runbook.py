@@ -1,6 +1,6 @@
 """Image push -> digest-pinned task definition revisions -> rolled services.
 
-The runbook, step by step (DESIGN.md, "Image push"):
+The runbook, step by step (docs/ARCHITECTURE.md, "Image push"):
 
 1. match the pushed repository and tag against the config's services;
 2. describe the matched services, 10 per call per cluster;

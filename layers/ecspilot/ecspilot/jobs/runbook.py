@@ -1,6 +1,6 @@
 """Job run: one job's ECS task(s), under its concurrency policy, recorded.
 
-The runbook, step by step (DESIGN.md, "Job run"):
+The runbook, step by step (docs/ARCHITECTURE.md, "Job run"):
 
 1. resolve the task definition: a family becomes its latest ACTIVE revision, a pinned
    ``family:revision`` must exist and be ACTIVE;

@@ -1,6 +1,6 @@
 """Schedules: one EventBridge Scheduler schedule per scheduled job, in ecspilot's schedule group.
 
-The runbook (DESIGN.md, "Reconcile"), run as the reconcile part ``schedules``:
+The runbook (docs/ARCHITECTURE.md, "Reconcile"), run as the reconcile part ``schedules``:
 
 1. desired: from the config, one schedule per job with a ``schedule`` (expression, time zone,
    ``enabled`` -> State, flexible window, retry policy), targeting the ``run_job`` function with

@@ -1,6 +1,6 @@
 """Queue-driven jobs: one SQS message, one job run; nothing lost, nothing run twice.
 
-The runbook for one batch (DESIGN.md, "Queue message"):
+The runbook for one batch (docs/ARCHITECTURE.md, "Queue message"):
 
 1. validate each message (:mod:`ecspilot.queue.request`); a permanent problem (bad JSON,
    unknown job, forbidden override, too large) moves the message to the dead-letter queue at

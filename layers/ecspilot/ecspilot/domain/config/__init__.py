@@ -1,0 +1,56 @@
+"""The config contract (``ecspilot.yaml``): typed models, loading and validation.
+
+The keys are the users' interface (see docs/ARCHITECTURE.md): fields may be added, none
+renamed. :func:`load_config` reads the file named by ``ECSPILOT_CONFIG`` (via
+Settings); every problem is reported with its path inside the file, such as
+``services[2].containers.app.tags``.
+
+Modules: :mod:`.base` (the base model, name and tag rules, image sources), :mod:`.jobs` (job
+models), :mod:`.schema` (services, daemons, the whole file), :mod:`.loading` (YAML in, typed
+config or every problem out).
+"""
+
+from ecspilot.domain.config.base import (
+    NAME_RE,
+    OVERRIDE_FIELDS,
+    REPOSITORY_RE,
+    TAG_GLOB_RE,
+    ImageSource,
+    Model,
+)
+from ecspilot.domain.config.jobs import (
+    CapacityProviderItem,
+    ContainerOverride,
+    JobConfig,
+    JobOverrides,
+    NetworkConfig,
+    PlacementSpec,
+    QueueConfig,
+    RetryPolicy,
+)
+from ecspilot.domain.config.loading import format_loc, load_config, parse_config
+from ecspilot.domain.config.schema import ClusterTag, DaemonConfig, EcspilotConfig, ServiceConfig
+
+__all__ = [
+    "NAME_RE",
+    "OVERRIDE_FIELDS",
+    "REPOSITORY_RE",
+    "TAG_GLOB_RE",
+    "CapacityProviderItem",
+    "ClusterTag",
+    "ContainerOverride",
+    "DaemonConfig",
+    "EcspilotConfig",
+    "ImageSource",
+    "JobConfig",
+    "JobOverrides",
+    "Model",
+    "NetworkConfig",
+    "PlacementSpec",
+    "QueueConfig",
+    "RetryPolicy",
+    "ServiceConfig",
+    "format_loc",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,101 @@
+"""The config file's schema: services, daemons and the whole file (jobs live in :mod:`.jobs`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ecspilot.domain.config.base import ImageSource, Model
+from ecspilot.domain.config.jobs import JobConfig
+from ecspilot.errors import PlacementError
+
+
+class ServiceConfig(Model):
+    """An ECS service rolled when a matching image is pushed."""
+
+    name: str
+    cluster: str
+    service: str | None = None
+    containers: dict[str, ImageSource] = Field(min_length=1)
+    rollback: bool = False
+
+    @property
+    def service_name(self) -> str:
+        """The ECS service name (defaults to the logical name)."""
+        return self.service or self.name
+
+    def containers_for(self, repository: str, tag: str) -> list[str]:
+        """Names of this service's containers that follow ``repository:tag``."""
+        return sorted(c for c, src in self.containers.items() if src.matches(repository, tag))
+
+
+class ClusterTag(Model):
+    """Select clusters by a tag (with ``clusters: "*"``)."""
+
+    key: str
+    value: str | None = None
+
+
+class DaemonConfig(Model):
+    """A DAEMON service that must exist on clusters."""
+
+    name: str
+    clusters: list[str] | Literal["*"] = Field(min_length=1)
+    cluster_tag: ClusterTag | None = None
+    service: str | None = None
+    task_definition: str
+    placement_constraints: list[str] = Field(default_factory=list, max_length=10)
+    capacity_providers: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("task_definition")
+    @classmethod
+    def _task_definition(cls, value: str) -> str:
+        return JobConfig._task_definition(value)
+
+    @field_validator("placement_constraints")
+    @classmethod
+    def _constraints(cls, value: list[str]) -> list[str]:
+        from ecspilot.domain.placement import constraints_from_strings  # noqa: PLC0415 - daemons only
+
+        try:
+            constraints_from_strings(value)
+        except PlacementError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @property
+    def service_name(self) -> str:
+        """The ECS service name (defaults to the logical name)."""
+        return self.service or self.name
+
+
+class EcspilotConfig(Model):
+    """The whole config file."""
+
+    version: Literal[1]
+    services: list[ServiceConfig] = Field(default_factory=list)
+    jobs: list[JobConfig] = Field(default_factory=list)
+    daemons: list[DaemonConfig] = Field(default_factory=list)
+
+    def services_for(self, repository: str, tag: str) -> list[tuple[ServiceConfig, list[str]]]:
+        """Services following ``repository:tag``, each with its matching container names."""
+        out = []
+        for svc in self.services:
+            containers = svc.containers_for(repository, tag)
+            if containers:
+                out.append((svc, containers))
+        return out
+
+    def jobs_for(self, repository: str, tag: str) -> list[tuple[JobConfig, list[str]]]:
+        """Jobs whose containers follow ``repository:tag``."""
+        out = []
+        for job in self.jobs:
+            containers = sorted(c for c, s in job.containers.items() if s.matches(repository, tag))
+            if containers:
+                out.append((job, containers))
+        return out
+
+    def job(self, name: str) -> JobConfig | None:
+        """The job called ``name``, or None."""
+        return next((j for j in self.jobs if j.name == name), None)
