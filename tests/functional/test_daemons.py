@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from ecspilot.aws.clients import Clients
-from ecspilot.daemons.runbook import DAEMON_TAG, MANAGED_TAG, DaemonReconciler
+from ecspilot.daemons.decisions import DAEMON_TAG, MANAGED_TAG
+from ecspilot.daemons.ecs_edge import list_cluster_arns
 from ecspilot.interfaces import cli
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox
@@ -266,7 +267,7 @@ def test_listing_clusters_follows_every_page(clients: Clients) -> None:
         stub.add_response("list_clusters", {"clusterArns": arns[:2], "nextToken": "page-2"}, {})
         stub.add_response("list_clusters", {"clusterArns": arns[2:]}, {"nextToken": "page-2"})
         # WHEN ecspilot lists the account's clusters
-        found = DaemonReconciler(clients).list_cluster_arns()
+        found = list_cluster_arns(clients.ecs)
         # THEN it followed the token to the last page
         stub.assert_no_pending_responses()
     assert found == arns
