@@ -19,6 +19,7 @@ from ecspilot.interfaces import cli
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox
 from tests.conftest import MakeRuntime
+from tests.faults import Faults
 
 FLUENT_BIT = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
 LINUX = "attribute:ecs.os-type == linux"
@@ -370,3 +371,58 @@ def test_when_clusters_cannot_be_listed_each_daemon_reports_an_error(
     assert changes(result) == {"*/log-agent": "error"}
     assert "ListClusters failed" in result["actions"][0]["detail"]
     assert recorder.writes() == []
+
+
+def test_a_create_service_whose_reply_was_lost_never_makes_a_second_daemon_nor_a_conflict(
+    two_clusters: str, make_runtime: MakeRuntime, recorder: CallRecorder, clients: Clients, faults: Faults
+) -> None:
+    # GIVEN CreateService on alpha is applied by ECS but its reply is lost, so botocore sends it again
+    rule = faults.fail("CreateService", "lost-reply", times=1, when=lambda p: p.get("cluster") == "alpha")
+    make_runtime(config(log_agent()))
+    # WHEN reconcile runs, then runs again
+    first = invoke("reconcile", {})
+    recorder.reset()
+    second = invoke("reconcile", {})
+    # THEN alpha has exactly one log-agent service, ecspilot's, and the next run finds it in sync
+    assert rule.fired == 1
+    # (moto answers the repeated CreateService; real ECS may refuse it: an error action, either way)
+    assert changes(first)["alpha/log-agent"] in ("create", "error")
+    assert changes(first)["bravo/log-agent"] == "create"
+    listed = clients.ecs.list_services(cluster="alpha")["serviceArns"]
+    assert [arn.rsplit("/", 1)[-1] for arn in listed] == ["log-agent"]
+    assert service(clients, "alpha")["schedulingStrategy"] == "DAEMON"
+    assert changes(second) == {"alpha/log-agent": "in-sync", "bravo/log-agent": "in-sync"}
+    assert recorder.writes() == []
+
+
+def test_a_task_definition_read_throttled_past_retries_fails_only_its_daemons_and_the_next_run_heals(
+    two_clusters: str, sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder, faults: Faults
+) -> None:
+    # GIVEN two daemons on different task definitions, and DescribeTaskDefinition of one of them
+    # throttled longer than botocore's retries
+    sandbox.task_definition("node-exporter", {"exporter": "prom/node-exporter:v1"})
+    exporter = {"name": "node-exporter", "clusters": ["alpha"], "task_definition": "node-exporter"}
+    rule = faults.fail(
+        "DescribeTaskDefinition", "error", times=1, when=lambda p: p["taskDefinition"] == "fluent-bit"
+    )
+    make_runtime(config(log_agent(), exporter))
+    # WHEN reconcile runs
+    first = invoke("reconcile", {})
+    # THEN both log-agent targets are errors naming the throttle, described once for both of them,
+    # and node-exporter is created all the same
+    assert rule.fired == 1
+    assert changes(first) == {
+        "alpha/log-agent": "error",
+        "bravo/log-agent": "error",
+        "alpha/node-exporter": "create",
+    }
+    assert all("ThrottlingException" in a["detail"] for a in first["actions"] if a["change"] == "error")
+    described = [p["taskDefinition"] for p in recorder.params("DescribeTaskDefinition")]
+    assert sorted(described) == ["fluent-bit", "node-exporter"]
+    # AND the next reconcile, the throttle gone, creates the log agents
+    second = invoke("reconcile", {})
+    assert changes(second) == {
+        "alpha/log-agent": "create",
+        "bravo/log-agent": "create",
+        "alpha/node-exporter": "in-sync",
+    }

@@ -9,6 +9,7 @@ are started by the real run_job handler and ended by the STOPPED event of their 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +18,10 @@ import pytest
 from ecspilot.errors import EventError
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.jobs.runbook import started_by
-from ecspilot_dev.local import invoke, load_event, task_stopped_event
+from ecspilot_dev.local import CallRecorder, invoke, load_event, task_stopped_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime
+from tests.faults import Faults
 from tests.job_runs import ends, fire
 from tests.moto_state import new_deployment_per_update
 from tests.template import event_patterns, resolve_pseudo
@@ -375,6 +377,84 @@ def test_a_stopped_task_that_run_job_did_not_start_is_ignored(
     # THEN no run is opened or closed
     assert result == {"ignored": "no run record for this task"}
     assert rt.history.runs("nightly-report") == []
+
+
+def fresh_report_job(world: Sandbox) -> dict[str, Any]:
+    """The config with nightly-report (runs may overlap) on a family no other test registered:
+    the tracker keeps a revision's essential containers for the life of the process, across tests."""
+    family = f"report-{uuid.uuid4().hex[:8]}"
+    world.task_definition(family, {"report": "report:1", "log-router": "fluent-bit:stable"})
+    job = {"name": "nightly-report", "cluster": "prod", "task_definition": family, "concurrency": "allow"}
+    return {**config(), "jobs": [job]}
+
+
+@pytest.mark.usefixtures("frozen_tasks")
+def test_a_revision_that_cannot_be_described_judges_every_container_and_is_asked_again_next_time(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults, recorder: CallRecorder
+) -> None:
+    # GIVEN a run whose task definition AWS refuses to describe once (beyond botocore's retries)
+    rt = make_runtime(fresh_report_job(world))
+    first = fire(rt.clients, "nightly-report")
+    rule = faults.fail("DescribeTaskDefinition", "error", code="AccessDeniedException", times=1)
+    # WHEN the task stops: report exited 0, the log-router sidecar was killed (137)
+    invoke(TRACK, ends(rt.clients, first, "ecs_task_stopped"))
+    # THEN every container was judged (the safe side: a sidecar may fail a good run, never pass a bad one)
+    assert rule.fired == 1
+    [record] = rt.history.runs("nightly-report")
+    assert record["status"] == "FAILED"
+    assert "log-router exited 137" in record["reason"]
+    # AND the refusal was not remembered: the next run of the revision is judged on report alone
+    second = fire(rt.clients, "nightly-report", scheduled_time="2026-11-26T02:00:00Z")
+    recorder.reset()
+    invoke(TRACK, ends(rt.clients, second, "ecs_task_stopped"))
+    assert recorder.count("DescribeTaskDefinition") == 1
+    statuses = {r["task_arn"]: r["status"] for r in rt.history.runs("nightly-report")}
+    assert statuses == {first["taskArn"]: "FAILED", second["taskArn"]: "SUCCEEDED"}
+
+
+@pytest.mark.usefixtures("frozen_tasks")
+def test_a_revision_is_described_once_for_the_life_of_the_process(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN two runs of the same revision
+    rt = make_runtime(fresh_report_job(world))
+    first = fire(rt.clients, "nightly-report")
+    second = fire(rt.clients, "nightly-report", scheduled_time="2026-11-26T02:00:00Z")
+    recorder.reset()
+    # WHEN both tasks stop, each event in its own invocation
+    invoke(TRACK, ends(rt.clients, first, "ecs_task_stopped"))
+    invoke(TRACK, ends(rt.clients, second, "ecs_task_stopped"))
+    # THEN the revision was described once (revisions never change), and both runs were judged on it
+    assert recorder.count("DescribeTaskDefinition") == 1
+    assert [r["status"] for r in rt.history.runs("nightly-report")] == ["SUCCEEDED", "SUCCEEDED"]
+
+
+@pytest.mark.usefixtures("frozen_tasks")
+def test_a_notification_that_cannot_be_sent_never_undoes_or_repeats_the_records_move(
+    world: Sandbox,
+    make_runtime: MakeRuntime,
+    topic: tuple[str, str],
+    faults: Faults,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a failed run, and SNS unreachable past botocore's retries
+    topic_arn, inbox = topic
+    rt = make_runtime(config(), notify_topic_arn=topic_arn)
+    task = fire(rt.clients, "nightly-report")
+    rule = faults.fail("Publish", "network")
+    capsys.readouterr()
+    event = ends(rt.clients, task, "ecs_task_stopped_failed")
+    # WHEN the tracker handles its STOPPED event (and the event comes again)
+    result = invoke(TRACK, event)
+    again = invoke(TRACK, event)
+    # THEN the record moved once and the handler did not raise (a retry would not notify either)
+    assert rule.fired == 1
+    assert result["moved"] == {"from": "PENDING", "to": "FAILED"}
+    assert again["moved"] is None
+    assert [r["status"] for r in rt.history.runs("nightly-report")] == ["FAILED"]
+    # AND the lost notification is counted, and nothing reached the topic
+    assert metric_values(emitted(capsys.readouterr().out), "NotificationErrors") == [1.0]
+    assert notifications(rt, inbox) == []
 
 
 def tracker_rule_pattern(event: str) -> dict[str, Any]:
