@@ -9,8 +9,9 @@ are started by the real run_job handler and ended by the STOPPED event of their 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -124,6 +125,26 @@ def topic(world: Sandbox) -> tuple[str, str]:
     return topic_arn, queue_url
 
 
+def race(*calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` on real threads released together; return what each returned or raised."""
+    barrier = threading.Barrier(len(calls))
+    out: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = calls[i]()
+        except Exception as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return out
+
+
 def notifications(rt: Runtime, queue_url: str) -> list[dict[str, Any]]:
     resp = rt.clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
     return [json.loads(m["Body"]) for m in resp.get("Messages", [])]
@@ -221,6 +242,25 @@ def test_a_failed_deployment_is_recorded_counted_and_notified_with_what_a_person
     assert "ECS deployment circuit breaker: tasks failed to start." in body
     assert "https://us-east-1.console.aws.amazon.com/ecs/v2/clusters/prod/services/web/deployments" in body
     assert message["MessageAttributes"]["status"]["Value"] == "FAILED"
+
+
+def test_two_copies_of_a_failed_event_racing_on_real_threads_move_the_record_and_notify_once(
+    world: Sandbox, make_runtime: MakeRuntime, topic: tuple[str, str], faults: Faults
+) -> None:
+    # GIVEN a deployment, and EventBridge delivering its FAILED event twice at once (at least once):
+    # both copies read the record before either writes (the reads are held until both have come)
+    topic_arn, inbox = topic
+    rt = make_runtime(config(rollback=False), notify_topic_arn=topic_arn)
+    started = deploy(world, rt, "v1")
+    event = deployment_event("ecs_deployment_failed", started["deployment_id"])
+    faults.fail("Query", "delay", seconds=0.3, service="dynamodb")
+    # WHEN both copies are handled on real threads released together
+    results = race(lambda: invoke(TRACK, event), lambda: invoke(TRACK, event))
+    # THEN exactly one moved the record, the other changed nothing, and one message was sent
+    moves = sorted(len(r["moved"]) for r in results)
+    assert moves == [0, 1]
+    assert rt.history.deployment(started["deployment_id"])["status"] == "FAILED"
+    assert len(notifications(rt, inbox)) == 1
 
 
 @pytest.mark.parametrize(
