@@ -4,12 +4,10 @@ DAEMON services on every configured cluster."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from ecspilot.aws.clients import Clients
@@ -208,26 +206,15 @@ def test_a_missing_cluster_is_an_error_that_does_not_stop_the_others(
     assert service(clients, "bravo")["status"] == "ACTIVE"
 
 
-def refuse(operation: str, cluster: str) -> Callable[..., None]:
-    """A botocore hook: AWS refuses ``operation`` on ``cluster`` (as IAM or a service error would)."""
-
-    def hook(params: dict[str, Any], **_: Any) -> None:
-        if params.get("cluster") == cluster:
-            error = {"Error": {"Code": "AccessDeniedException", "Message": f"not allowed on {cluster}"}}
-            raise ClientError(error, operation)  # type: ignore[arg-type]
-
-    return hook
-
-
 @pytest.mark.parametrize("operation", ["DescribeServices", "CreateService"])
 def test_a_cluster_whose_calls_fail_does_not_stop_the_others(
-    operation: str, sandbox: Sandbox, make_runtime: MakeRuntime, clients: Clients
+    operation: str, sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults
 ) -> None:
     # GIVEN three clusters, and AWS refusing one call on the middle one
     for name in ("alpha", "locked", "bravo"):
         sandbox.cluster(name)
     register_fluent_bit(sandbox)
-    clients.ecs.meta.events.register(f"before-parameter-build.ecs.{operation}", refuse(operation, "locked"))
+    faults.fail(operation, "error", code="AccessDeniedException", when=lambda p: p.get("cluster") == "locked")
     make_runtime(config(log_agent(clusters=["alpha", "locked", "bravo"])))
     # WHEN reconcile runs
     result = invoke("reconcile", {})
@@ -354,16 +341,12 @@ def test_the_cli_plan_prints_the_daemon_plan_without_changing_anything(
 
 
 def test_when_clusters_cannot_be_listed_each_daemon_reports_an_error(
-    sandbox: Sandbox, make_runtime: MakeRuntime, clients: Clients, recorder: CallRecorder
+    sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults, recorder: CallRecorder
 ) -> None:
     # GIVEN a daemon on every cluster, and ListClusters refused
     sandbox.cluster("alpha")
     register_fluent_bit(sandbox)
-
-    def deny(**_: Any) -> None:
-        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListClusters")  # type: ignore[arg-type]
-
-    clients.ecs.meta.events.register("before-parameter-build.ecs.ListClusters", deny)
+    faults.fail("ListClusters", "error", code="AccessDeniedException")
     make_runtime(config(log_agent(clusters="*")))
     # WHEN reconcile runs
     result = invoke("reconcile", {})
