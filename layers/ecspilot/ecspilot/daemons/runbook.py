@@ -11,18 +11,19 @@ The runbook, step by step (DESIGN.md, "Reconcile", the ``daemons`` contract):
 3. describe what runs: ``DescribeServices`` 10 per call per cluster (tags
    included); managed daemons through ``ListDaemons`` / ``DescribeDaemon`` /
    ``DescribeDaemonRevisions`` / ``ListTagsForResource``;
-4. decide per daemon and cluster (pure, :func:`ecspilot.daemons.decisions.plan`): create when missing or
-   INACTIVE, update when the task definition or the placement constraints (or,
-   for a managed daemon, the capacity providers) drifted, in-sync otherwise, and
-   conflict when a same-named service is not ecspilot's (tags
+4. decide per daemon and cluster (pure, :mod:`ecspilot.daemons.decisions`): create
+   when missing or INACTIVE, update when the task definition or the placement
+   constraints (or, for a managed daemon, the capacity providers) drifted, in-sync
+   otherwise, and conflict when a same-named service is not ecspilot's (tags
    ``ecspilot:managed=true``, ``ecspilot:daemon=NAME``): it is never changed;
 5. unless ``dry_run``: ``CreateService`` with ``schedulingStrategy=DAEMON``,
    launch type EC2, the constraints and tags, never a desired count nor a
    placement strategy; ``UpdateService`` with only what drifted. Managed daemons:
    ``CreateDaemon`` / ``UpdateDaemon``.
 
-Steps 3 and 5 fan out on a bounded pool. One cluster's error never stops the
-others: it becomes an ``error`` action. A second run makes no write call.
+Steps 2, 3 and 5 fan out on a bounded pool; the AWS calls live in
+:mod:`~ecspilot.daemons.ecs_edge` and :mod:`~ecspilot.daemons.managed_edge`. One cluster's
+error never stops the others: it becomes an ``error`` action. A second run makes no write call.
 """
 
 from __future__ import annotations
