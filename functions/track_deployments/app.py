@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ecspilot.interfaces import runtime
 from ecspilot.obs import logger, metrics
-from ecspilot.tracking.tracker import handle_ecs_event
+from ecspilot.tracking.handler import handle_ecs_event
 
 
 @metrics.log_metrics

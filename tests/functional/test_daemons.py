@@ -4,20 +4,20 @@ DAEMON services on every configured cluster."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from ecspilot.aws.clients import Clients
-from ecspilot.daemons.runbook import DAEMON_TAG, MANAGED_TAG, DaemonReconciler
+from ecspilot.daemons.decisions import DAEMON_TAG, MANAGED_TAG
+from ecspilot.daemons.ecs_edge import list_cluster_arns
 from ecspilot.interfaces import cli
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox
 from tests.conftest import MakeRuntime
+from tests.faults import Faults
 
 FLUENT_BIT = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
 LINUX = "attribute:ecs.os-type == linux"
@@ -206,26 +206,15 @@ def test_a_missing_cluster_is_an_error_that_does_not_stop_the_others(
     assert service(clients, "bravo")["status"] == "ACTIVE"
 
 
-def refuse(operation: str, cluster: str) -> Callable[..., None]:
-    """A botocore hook: AWS refuses ``operation`` on ``cluster`` (as IAM or a service error would)."""
-
-    def hook(params: dict[str, Any], **_: Any) -> None:
-        if params.get("cluster") == cluster:
-            error = {"Error": {"Code": "AccessDeniedException", "Message": f"not allowed on {cluster}"}}
-            raise ClientError(error, operation)  # type: ignore[arg-type]
-
-    return hook
-
-
 @pytest.mark.parametrize("operation", ["DescribeServices", "CreateService"])
 def test_a_cluster_whose_calls_fail_does_not_stop_the_others(
-    operation: str, sandbox: Sandbox, make_runtime: MakeRuntime, clients: Clients
+    operation: str, sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults
 ) -> None:
     # GIVEN three clusters, and AWS refusing one call on the middle one
     for name in ("alpha", "locked", "bravo"):
         sandbox.cluster(name)
     register_fluent_bit(sandbox)
-    clients.ecs.meta.events.register(f"before-parameter-build.ecs.{operation}", refuse(operation, "locked"))
+    faults.fail(operation, "error", code="AccessDeniedException", when=lambda p: p.get("cluster") == "locked")
     make_runtime(config(log_agent(clusters=["alpha", "locked", "bravo"])))
     # WHEN reconcile runs
     result = invoke("reconcile", {})
@@ -266,7 +255,7 @@ def test_listing_clusters_follows_every_page(clients: Clients) -> None:
         stub.add_response("list_clusters", {"clusterArns": arns[:2], "nextToken": "page-2"}, {})
         stub.add_response("list_clusters", {"clusterArns": arns[2:]}, {"nextToken": "page-2"})
         # WHEN ecspilot lists the account's clusters
-        found = DaemonReconciler(clients).list_cluster_arns()
+        found = list_cluster_arns(clients.ecs)
         # THEN it followed the token to the last page
         stub.assert_no_pending_responses()
     assert found == arns
@@ -352,16 +341,12 @@ def test_the_cli_plan_prints_the_daemon_plan_without_changing_anything(
 
 
 def test_when_clusters_cannot_be_listed_each_daemon_reports_an_error(
-    sandbox: Sandbox, make_runtime: MakeRuntime, clients: Clients, recorder: CallRecorder
+    sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults, recorder: CallRecorder
 ) -> None:
     # GIVEN a daemon on every cluster, and ListClusters refused
     sandbox.cluster("alpha")
     register_fluent_bit(sandbox)
-
-    def deny(**_: Any) -> None:
-        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListClusters")  # type: ignore[arg-type]
-
-    clients.ecs.meta.events.register("before-parameter-build.ecs.ListClusters", deny)
+    faults.fail("ListClusters", "error", code="AccessDeniedException")
     make_runtime(config(log_agent(clusters="*")))
     # WHEN reconcile runs
     result = invoke("reconcile", {})
@@ -369,3 +354,58 @@ def test_when_clusters_cannot_be_listed_each_daemon_reports_an_error(
     assert changes(result) == {"*/log-agent": "error"}
     assert "ListClusters failed" in result["actions"][0]["detail"]
     assert recorder.writes() == []
+
+
+def test_a_create_service_whose_reply_was_lost_never_makes_a_second_daemon_nor_a_conflict(
+    two_clusters: str, make_runtime: MakeRuntime, recorder: CallRecorder, clients: Clients, faults: Faults
+) -> None:
+    # GIVEN CreateService on alpha is applied by ECS but its reply is lost, so botocore sends it again
+    rule = faults.fail("CreateService", "lost-reply", times=1, when=lambda p: p.get("cluster") == "alpha")
+    make_runtime(config(log_agent()))
+    # WHEN reconcile runs, then runs again
+    first = invoke("reconcile", {})
+    recorder.reset()
+    second = invoke("reconcile", {})
+    # THEN alpha has exactly one log-agent service, ecspilot's, and the next run finds it in sync
+    assert rule.fired == 1
+    # (moto answers the repeated CreateService; real ECS may refuse it: an error action, either way)
+    assert changes(first)["alpha/log-agent"] in ("create", "error")
+    assert changes(first)["bravo/log-agent"] == "create"
+    listed = clients.ecs.list_services(cluster="alpha")["serviceArns"]
+    assert [arn.rsplit("/", 1)[-1] for arn in listed] == ["log-agent"]
+    assert service(clients, "alpha")["schedulingStrategy"] == "DAEMON"
+    assert changes(second) == {"alpha/log-agent": "in-sync", "bravo/log-agent": "in-sync"}
+    assert recorder.writes() == []
+
+
+def test_a_task_definition_read_throttled_past_retries_fails_only_its_daemons_and_the_next_run_heals(
+    two_clusters: str, sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder, faults: Faults
+) -> None:
+    # GIVEN two daemons on different task definitions, and DescribeTaskDefinition of one of them
+    # throttled longer than botocore's retries
+    sandbox.task_definition("node-exporter", {"exporter": "prom/node-exporter:v1"})
+    exporter = {"name": "node-exporter", "clusters": ["alpha"], "task_definition": "node-exporter"}
+    rule = faults.fail(
+        "DescribeTaskDefinition", "error", times=1, when=lambda p: p["taskDefinition"] == "fluent-bit"
+    )
+    make_runtime(config(log_agent(), exporter))
+    # WHEN reconcile runs
+    first = invoke("reconcile", {})
+    # THEN both log-agent targets are errors naming the throttle, described once for both of them,
+    # and node-exporter is created all the same
+    assert rule.fired == 1
+    assert changes(first) == {
+        "alpha/log-agent": "error",
+        "bravo/log-agent": "error",
+        "alpha/node-exporter": "create",
+    }
+    assert all("ThrottlingException" in a["detail"] for a in first["actions"] if a["change"] == "error")
+    described = [p["taskDefinition"] for p in recorder.params("DescribeTaskDefinition")]
+    assert sorted(described) == ["fluent-bit", "node-exporter"]
+    # AND the next reconcile, the throttle gone, creates the log agents
+    second = invoke("reconcile", {})
+    assert changes(second) == {
+        "alpha/log-agent": "create",
+        "bravo/log-agent": "create",
+        "alpha/node-exporter": "in-sync",
+    }

@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 
 from ecspilot.aws.clients import Clients
-from ecspilot.daemons.runbook import DAEMON_TAG, MANAGED_TAG
+from ecspilot.daemons.decisions import DAEMON_TAG, MANAGED_TAG
 from ecspilot.domain.config import parse_config
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.runtime import Runtime

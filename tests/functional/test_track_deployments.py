@@ -9,7 +9,9 @@ are started by the real run_job handler and ended by the STOPPED event of their 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,9 +19,10 @@ import pytest
 from ecspilot.errors import EventError
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.jobs.runbook import started_by
-from ecspilot_dev.local import invoke, load_event, task_stopped_event
+from ecspilot_dev.local import CallRecorder, invoke, load_event, task_stopped_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime
+from tests.faults import Faults
 from tests.job_runs import ends, fire
 from tests.moto_state import new_deployment_per_update
 from tests.template import event_patterns, resolve_pseudo
@@ -122,6 +125,26 @@ def topic(world: Sandbox) -> tuple[str, str]:
     return topic_arn, queue_url
 
 
+def race(*calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` on real threads released together; return what each returned or raised."""
+    barrier = threading.Barrier(len(calls))
+    out: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = calls[i]()
+        except Exception as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return out
+
+
 def notifications(rt: Runtime, queue_url: str) -> list[dict[str, Any]]:
     resp = rt.clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
     return [json.loads(m["Body"]) for m in resp.get("Messages", [])]
@@ -219,6 +242,25 @@ def test_a_failed_deployment_is_recorded_counted_and_notified_with_what_a_person
     assert "ECS deployment circuit breaker: tasks failed to start." in body
     assert "https://us-east-1.console.aws.amazon.com/ecs/v2/clusters/prod/services/web/deployments" in body
     assert message["MessageAttributes"]["status"]["Value"] == "FAILED"
+
+
+def test_two_copies_of_a_failed_event_racing_on_real_threads_move_the_record_and_notify_once(
+    world: Sandbox, make_runtime: MakeRuntime, topic: tuple[str, str], faults: Faults
+) -> None:
+    # GIVEN a deployment, and EventBridge delivering its FAILED event twice at once (at least once):
+    # both copies read the record before either writes (the reads are held until both have come)
+    topic_arn, inbox = topic
+    rt = make_runtime(config(rollback=False), notify_topic_arn=topic_arn)
+    started = deploy(world, rt, "v1")
+    event = deployment_event("ecs_deployment_failed", started["deployment_id"])
+    faults.fail("Query", "delay", seconds=0.3, service="dynamodb")
+    # WHEN both copies are handled on real threads released together
+    results = race(lambda: invoke(TRACK, event), lambda: invoke(TRACK, event))
+    # THEN exactly one moved the record, the other changed nothing, and one message was sent
+    moves = sorted(len(r["moved"]) for r in results)
+    assert moves == [0, 1]
+    assert rt.history.deployment(started["deployment_id"])["status"] == "FAILED"
+    assert len(notifications(rt, inbox)) == 1
 
 
 @pytest.mark.parametrize(
@@ -375,6 +417,84 @@ def test_a_stopped_task_that_run_job_did_not_start_is_ignored(
     # THEN no run is opened or closed
     assert result == {"ignored": "no run record for this task"}
     assert rt.history.runs("nightly-report") == []
+
+
+def fresh_report_job(world: Sandbox) -> dict[str, Any]:
+    """The config with nightly-report (runs may overlap) on a family no other test registered:
+    the tracker keeps a revision's essential containers for the life of the process, across tests."""
+    family = f"report-{uuid.uuid4().hex[:8]}"
+    world.task_definition(family, {"report": "report:1", "log-router": "fluent-bit:stable"})
+    job = {"name": "nightly-report", "cluster": "prod", "task_definition": family, "concurrency": "allow"}
+    return {**config(), "jobs": [job]}
+
+
+@pytest.mark.usefixtures("frozen_tasks")
+def test_a_revision_that_cannot_be_described_judges_every_container_and_is_asked_again_next_time(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults, recorder: CallRecorder
+) -> None:
+    # GIVEN a run whose task definition AWS refuses to describe once (beyond botocore's retries)
+    rt = make_runtime(fresh_report_job(world))
+    first = fire(rt.clients, "nightly-report")
+    rule = faults.fail("DescribeTaskDefinition", "error", code="AccessDeniedException", times=1)
+    # WHEN the task stops: report exited 0, the log-router sidecar was killed (137)
+    invoke(TRACK, ends(rt.clients, first, "ecs_task_stopped"))
+    # THEN every container was judged (the safe side: a sidecar may fail a good run, never pass a bad one)
+    assert rule.fired == 1
+    [record] = rt.history.runs("nightly-report")
+    assert record["status"] == "FAILED"
+    assert "log-router exited 137" in record["reason"]
+    # AND the refusal was not remembered: the next run of the revision is judged on report alone
+    second = fire(rt.clients, "nightly-report", scheduled_time="2026-11-26T02:00:00Z")
+    recorder.reset()
+    invoke(TRACK, ends(rt.clients, second, "ecs_task_stopped"))
+    assert recorder.count("DescribeTaskDefinition") == 1
+    statuses = {r["task_arn"]: r["status"] for r in rt.history.runs("nightly-report")}
+    assert statuses == {first["taskArn"]: "FAILED", second["taskArn"]: "SUCCEEDED"}
+
+
+@pytest.mark.usefixtures("frozen_tasks")
+def test_a_revision_is_described_once_for_the_life_of_the_process(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN two runs of the same revision
+    rt = make_runtime(fresh_report_job(world))
+    first = fire(rt.clients, "nightly-report")
+    second = fire(rt.clients, "nightly-report", scheduled_time="2026-11-26T02:00:00Z")
+    recorder.reset()
+    # WHEN both tasks stop, each event in its own invocation
+    invoke(TRACK, ends(rt.clients, first, "ecs_task_stopped"))
+    invoke(TRACK, ends(rt.clients, second, "ecs_task_stopped"))
+    # THEN the revision was described once (revisions never change), and both runs were judged on it
+    assert recorder.count("DescribeTaskDefinition") == 1
+    assert [r["status"] for r in rt.history.runs("nightly-report")] == ["SUCCEEDED", "SUCCEEDED"]
+
+
+@pytest.mark.usefixtures("frozen_tasks")
+def test_a_notification_that_cannot_be_sent_never_undoes_or_repeats_the_records_move(
+    world: Sandbox,
+    make_runtime: MakeRuntime,
+    topic: tuple[str, str],
+    faults: Faults,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a failed run, and SNS unreachable past botocore's retries
+    topic_arn, inbox = topic
+    rt = make_runtime(config(), notify_topic_arn=topic_arn)
+    task = fire(rt.clients, "nightly-report")
+    rule = faults.fail("Publish", "network")
+    capsys.readouterr()
+    event = ends(rt.clients, task, "ecs_task_stopped_failed")
+    # WHEN the tracker handles its STOPPED event (and the event comes again)
+    result = invoke(TRACK, event)
+    again = invoke(TRACK, event)
+    # THEN the record moved once and the handler did not raise (a retry would not notify either)
+    assert rule.fired == 1
+    assert result["moved"] == {"from": "PENDING", "to": "FAILED"}
+    assert again["moved"] is None
+    assert [r["status"] for r in rt.history.runs("nightly-report")] == ["FAILED"]
+    # AND the lost notification is counted, and nothing reached the topic
+    assert metric_values(emitted(capsys.readouterr().out), "NotificationErrors") == [1.0]
+    assert notifications(rt, inbox) == []
 
 
 def tracker_rule_pattern(event: str) -> dict[str, Any]:

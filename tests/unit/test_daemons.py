@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ecspilot.daemons.runbook import (
+from ecspilot.daemons.decisions import (
     DAEMON_TAG,
     MANAGED_TAG,
     PLACEMENT_TAG,

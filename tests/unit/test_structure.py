@@ -28,10 +28,8 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 # Core modules over MAX_LINES lines -> how the later restructure splits them.
 KNOWN_OVERSIZED: dict[str, str] = {
-    "ecspilot.daemons.runbook": "decisions, AWS edge (describe/create/update), managed daemons",
     "ecspilot.jobs.runbook": "concurrency decisions, task resolution, RunTask edge, handler glue",
     "ecspilot.queue.batch": "batch runbook apart from the last-delivery and dead-letter edge",
-    "ecspilot.tracking.tracker": "deployment and run trackers apart, notifications",
 }
 
 # Packages the Lambda layer must never import (development and test tools).
@@ -278,12 +276,10 @@ RUNTIME = "ecspilot.interfaces.runtime"
 # -> what takes its place (the flow's core receives config, clients, history, settings values).
 # The list only shrinks: it is emptied when the flows' handler modules are merged.
 KNOWN_RUNTIME_IMPORTERS: dict[str, str] = {
-    "ecspilot.daemons.runbook": "reconcile_daemons(rt, dry_run) to daemons/handler.py",
     "ecspilot.jobs.runbook": "handle_run_job_event to jobs/handler.py",
     "ecspilot.jobs.schedules": "reconcile_schedules(rt, dry_run) to a handler module",
     "ecspilot.queue.batch": "handle_queue_event to queue/handler.py",
     "ecspilot.queue.redrive": "the queue's settings passed in by its handler",
-    "ecspilot.tracking.tracker": "handle_tracking_event to tracking/handler.py",
 }
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from ecspilot.domain.events import EcsContainerState
-from ecspilot.tracking.tracker import (
+from ecspilot.tracking.decisions import (
+    DEPLOYMENT_MOVES,
     duration_seconds,
-    may_move,
     parse_service_arn,
     rollback_target,
     run_outcome,
@@ -39,7 +39,15 @@ def containers(**exit_codes: int | None) -> list[EcsContainerState]:
     ],
 )
 def test_a_deployment_record_only_moves_forward(current: str, new: str, allowed: bool) -> None:
-    assert may_move(current, new) is allowed
+    # the table the tracker's conditional UpdateItem enforces: the statuses a record may hold
+    assert (current in DEPLOYMENT_MOVES[new]) is allowed
+
+
+def test_terminal_deployment_states_are_final() -> None:
+    # nothing moves a COMPLETED or ROLLED_BACK record, and only a rollback moves a FAILED one
+    holders = {current for allowed in DEPLOYMENT_MOVES.values() for current in allowed}
+    assert holders == {"IN_PROGRESS", "FAILED"}
+    assert [new for new, allowed in DEPLOYMENT_MOVES.items() if "FAILED" in allowed] == ["ROLLED_BACK"]
 
 
 @pytest.mark.parametrize(

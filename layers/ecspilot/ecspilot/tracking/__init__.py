@@ -1,1 +1,9 @@
-"""ECS state events -> closed deployment and run records, metrics, notifications."""
+"""ECS state events -> closed deployment and run records, metrics, notifications.
+
+- :mod:`~ecspilot.tracking.decisions`: pure: event -> status, the forward-only moves, run outcomes;
+- :mod:`~ecspilot.tracking.messages`: the notifications' text (pure);
+- :mod:`~ecspilot.tracking.report`: metric dimensions and the SNS notifier;
+- :mod:`~ecspilot.tracking.essential`: a revision's essential containers (ECS read, cached);
+- :mod:`~ecspilot.tracking.deployments` / :mod:`~ecspilot.tracking.runs`: the two runbooks;
+- :mod:`~ecspilot.tracking.handler`: the entry point, the one module that reads the ``Runtime``.
+"""

@@ -1,0 +1,34 @@
+"""The tracker's entry point: route an ECS event to the deployment or the run runbook. The one
+module of the tracker that reads the process ``Runtime``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecspilot.domain.envelope import parse_event
+from ecspilot.domain.events import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
+from ecspilot.errors import AwsError
+from ecspilot.interfaces.origins import untrusted_reason
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.tracking.deployments import DeploymentTracker
+from ecspilot.tracking.runs import RunTracker
+
+
+def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
+    """The ``track_deployments`` flow: route an ECS event to the deployment or task runbook."""
+    kind = event.get("detail-type") if isinstance(event, dict) else None
+    parsed: EcsTaskStateChangeEvent | EcsDeploymentStateChangeEvent
+    if kind == "ECS Task State Change":
+        parsed = parse_event(EcsTaskStateChangeEvent, event, "ECS Task State Change")
+    else:
+        parsed = parse_event(EcsDeploymentStateChangeEvent, event, "ECS Deployment State Change")
+    untrusted = untrusted_reason(runtime.settings, parsed.account, parsed.region, parsed.detail_type)
+    if untrusted:
+        return {"ignored": untrusted}
+    if not runtime.history.enabled:
+        # the history is what the tracker keeps: failing makes the event land in the DLQ
+        raise AwsError("no state table configured (ECSPILOT_TABLE): nothing to track into")
+    parts = (runtime.config, runtime.clients, runtime.history, runtime.settings.notify_topic_arn)
+    if isinstance(parsed, EcsTaskStateChangeEvent):
+        return RunTracker(*parts).task_event(parsed)
+    return DeploymentTracker(*parts).deployment_event(parsed)
