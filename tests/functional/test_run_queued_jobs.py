@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecspilot.aws.clients import Clients
-from ecspilot.jobs.runbook import started_by
+from ecspilot.jobs.plan import started_by
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue
 from tests.canned import CannedRunTask, failure

@@ -31,8 +31,6 @@ KNOWN_OVERSIZED: dict[str, str] = {
     "ecspilot.domain.config": "schema models apart from loading/validation",
     "ecspilot.domain.cql": "lexer/parser apart from evaluation against instances",
     "ecspilot.daemons.runbook": "decisions, AWS edge (describe/create/update), managed daemons",
-    "ecspilot.jobs.runbook": "concurrency decisions, task resolution, RunTask edge, handler glue",
-    "ecspilot.queue.batch": "batch runbook apart from the last-delivery and dead-letter edge",
     "ecspilot.tracking.tracker": "deployment and run trackers apart, notifications",
 }
 
