@@ -90,8 +90,8 @@ def run_job(
 
     ``overrides`` (the config's ``overrides`` shape) and ``count_override`` apply to this run
     only. ``request_key`` names a request that must never start twice (a scheduled firing:
-    :func:`firing_token`; a queue message: its id): RunTask's client tokens derive from it and
-    the state table guards it. Returns a :class:`RunResult` whose ``outcome`` is ``started``,
+    :func:`~ecspilot.jobs.plan.firing_token`; a queue message: its id): RunTask's client tokens
+    derive from it and the state table guards it. Returns a :class:`RunResult` whose ``outcome`` is ``started``,
     ``skipped`` (forbid), ``duplicate`` (the request already ran), or ``would-run`` /
     ``would-skip`` in a dry run. Raises :class:`RetryableJobError` (capacity, throttling, a
     claim held by another invocation) or :class:`PermanentJobError` (missing or invalid
