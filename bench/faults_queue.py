@@ -44,7 +44,7 @@ from bench.server import MotoServer, moto_server
 from ecspilot.aws.clients import Clients
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.runtime import Runtime
-from ecspilot.jobs.runbook import RUN_TAG, started_by
+from ecspilot.jobs.plan import RUN_TAG, started_by
 from ecspilot.obs import logger, metrics
 from ecspilot_dev.local import invoke, moto_api
 from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue, create_state_table
@@ -169,7 +169,7 @@ def tasks_per_run(sb: Sandbox) -> collections.Counter[str]:
 
 
 def run_id(message_id: str) -> str:
-    """The run id of a queue message (ecspilot.queue.batch.request_key, hashed as ecspilot.jobs.runbook does)."""
+    """The run id of a queue message (ecspilot.queue.outcomes.request_key, hashed as ecspilot.jobs.plan.run_id_for does)."""
     return hashlib.sha256(f"queue:{JOB}:{message_id}".encode()).hexdigest()[:16]
 
 

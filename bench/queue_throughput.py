@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.harness import Pilot, Runs, check
 from bench.server import MotoServer, moto_server
-from ecspilot.jobs.runbook import started_by
+from ecspilot.jobs.plan import started_by
 from ecspilot_dev.local import moto_api
 from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue, create_state_table
 

@@ -17,7 +17,7 @@ class CannedRunTask:
     def __init__(self, clients: Clients, *responses: dict[str, Any]) -> None:
         self.responses = list(responses)
         self.clients = clients
-        # RunTask goes through the single-attempt ECS client (ecspilot.jobs.runbook); hook both
+        # RunTask goes through the single-attempt ECS client (ecspilot.jobs.tasks.start_tasks); hook both
         self.targets = [clients.ecs, clients.single_attempt("ecs")]
         for client in self.targets:
             client.meta.events.register("before-call.ecs.RunTask", self)

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ecspilot.interfaces import runtime
-from ecspilot.jobs.runbook import handle_run_job_event
+from ecspilot.jobs.handler import handle_run_job_event
 from ecspilot.obs import logger, metrics
 
 

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ecspilot.interfaces import runtime
 from ecspilot.obs import logger, metrics
-from ecspilot.queue.batch import handle_queue_event
+from ecspilot.queue.handler import handle_queue_event
 
 
 @metrics.log_metrics

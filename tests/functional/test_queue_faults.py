@@ -21,7 +21,7 @@ import pytest
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import deserialize
 from ecspilot.interfaces import runtime
-from ecspilot.queue.batch import handle_queue_event
+from ecspilot.queue.handler import handle_queue_event
 from ecspilot_dev.local import CallRecorder, invoke, load_handler
 from tests.conftest import TABLE
 from tests.faults import Faults

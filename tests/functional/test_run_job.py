@@ -13,7 +13,8 @@ from ecspilot.aws.clients import Clients
 from ecspilot.aws.dynamo import deserialize
 from ecspilot.errors import PermanentJobError, RetryableJobError, UnknownJobError
 from ecspilot.interfaces.runtime import Runtime
-from ecspilot.jobs.runbook import client_token, firing_token, run_job, started_by
+from ecspilot.jobs.plan import client_token, firing_token, started_by
+from ecspilot.jobs.runbook import run_job
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import Sandbox
 from tests.canned import CannedRunTask, failure
@@ -65,8 +66,8 @@ def test_allow_starts_a_second_run_while_the_first_still_runs(
     world: Sandbox, make_runtime: MakeRuntime
 ) -> None:
     rt = make_runtime(config(concurrency="allow"))
-    first = run_job(rt.config.jobs[0], rt, "manual")
-    second = run_job(rt.config.jobs[0], rt, "manual")
+    first = run_job(rt.config.jobs[0], rt.clients, rt.history, "manual")
+    second = run_job(rt.config.jobs[0], rt.clients, rt.history, "manual")
     assert (first.outcome, second.outcome) == ("started", "started")
     assert len(live(rt.clients)) == 2
 
@@ -75,8 +76,8 @@ def test_forbid_skips_a_run_while_a_task_of_the_job_runs(
     world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
 ) -> None:
     rt = make_runtime(config(concurrency="forbid"))
-    first = run_job(rt.config.jobs[0], rt, "manual")
-    second = run_job(rt.config.jobs[0], rt, "manual")
+    first = run_job(rt.config.jobs[0], rt.clients, rt.history, "manual")
+    second = run_job(rt.config.jobs[0], rt.clients, rt.history, "manual")
     assert first.outcome == "started"
     assert second.outcome == "skipped"
     assert "still PENDING or RUNNING" in second.reason
@@ -94,16 +95,16 @@ def test_forbid_ignores_tasks_of_other_jobs_and_runs(world: Sandbox, make_runtim
             ],
         }
     )
-    run_job(rt.config.jobs[1], rt, "manual")
-    assert run_job(rt.config.jobs[0], rt, "manual").outcome == "started"
+    run_job(rt.config.jobs[1], rt.clients, rt.history, "manual")
+    assert run_job(rt.config.jobs[0], rt.clients, rt.history, "manual").outcome == "started"
 
 
 def test_replace_stops_the_running_tasks_with_a_reason_and_runs_again(
     world: Sandbox, make_runtime: MakeRuntime
 ) -> None:
     rt = make_runtime(config(concurrency="replace", count=2))
-    first = run_job(rt.config.jobs[0], rt, "manual")
-    second = run_job(rt.config.jobs[0], rt, "manual")
+    first = run_job(rt.config.jobs[0], rt.clients, rt.history, "manual")
+    second = run_job(rt.config.jobs[0], rt.clients, rt.history, "manual")
     assert second.outcome == "started"
     assert sorted(second.stopped) == sorted(first.task_arns)
     old = rt.clients.ecs.describe_tasks(cluster=CLUSTER, tasks=first.task_arns)["tasks"]
@@ -119,7 +120,7 @@ def test_a_count_above_ten_is_split_in_calls_of_at_most_ten(
     world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
 ) -> None:
     rt = make_runtime(config(count=23))
-    result = run_job(rt.config.jobs[0], rt, "manual")
+    result = run_job(rt.config.jobs[0], rt.clients, rt.history, "manual")
     assert [p["count"] for p in recorder.params("RunTask")] == [10, 10, 3]
     assert len(result.task_arns) == 23
     assert len(live(rt.clients)) == 23
@@ -129,9 +130,13 @@ def test_a_family_runs_its_latest_active_revision_and_a_pinned_one_runs_as_pinne
     world: Sandbox, make_runtime: MakeRuntime
 ) -> None:
     rt = make_runtime(config())
-    assert run_job(rt.config.jobs[0], rt, "manual").task_definition.endswith("task-definition/report:2")
+    assert run_job(rt.config.jobs[0], rt.clients, rt.history, "manual").task_definition.endswith(
+        "task-definition/report:2"
+    )
     rt = make_runtime(config(task_definition="report:1", concurrency="allow"), table=False)
-    assert run_job(rt.config.jobs[0], rt, "manual").task_definition.endswith("task-definition/report:1")
+    assert run_job(rt.config.jobs[0], rt.clients, rt.history, "manual").task_definition.endswith(
+        "task-definition/report:1"
+    )
 
 
 def test_run_task_gets_the_tags_placement_overrides_and_started_by_of_the_job(
@@ -146,7 +151,11 @@ def test_run_task_gets_the_tags_placement_overrides_and_started_by_of_the_job(
         )
     )
     result = run_job(
-        rt.config.jobs[0], rt, "manual", overrides={"containers": {"report": {"environment": {"DAY": "1"}}}}
+        rt.config.jobs[0],
+        rt.clients,
+        rt.history,
+        "manual",
+        overrides={"containers": {"report": {"environment": {"DAY": "1"}}}},
     )
     [params] = recorder.params("RunTask")
     assert params["startedBy"] == "ecspilot/report"
@@ -181,7 +190,7 @@ def test_a_dry_run_plans_the_calls_and_changes_nothing(
     world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
 ) -> None:
     rt = make_runtime(config(count=12))
-    result = run_job(rt.config.jobs[0], rt, "manual", dry_run=True)
+    result = run_job(rt.config.jobs[0], rt.clients, rt.history, "manual", dry_run=True)
     assert result.outcome == "would-run"
     assert [r["count"] for r in result.requests] == [10, 2]
     assert recorder.writes() == []
@@ -206,7 +215,7 @@ def test_run_task_failures_raise_by_class_and_are_recorded(
     rt = make_runtime(config())
     CannedRunTask(rt.clients, {"failures": [failure(reason, "no luck")]})
     with pytest.raises(error, match=reason) as caught:
-        run_job(rt.config.jobs[0], rt, "schedule")
+        run_job(rt.config.jobs[0], rt.clients, rt.history, "schedule")
     assert caught.value.context["job"] == "report"
     [item] = run_items(rt.clients)
     assert (item["type"], item["status"], item["reason"], item["detail"]) == (
@@ -222,7 +231,7 @@ def test_an_invalid_request_is_a_permanent_error_with_the_reason(
 ) -> None:
     rt = make_runtime(config(task_definition="nothing-here"))
     with pytest.raises(PermanentJobError, match="nothing-here not found"):
-        run_job(rt.config.jobs[0], rt, "manual")
+        run_job(rt.config.jobs[0], rt.clients, rt.history, "manual")
 
 
 def test_an_awsvpc_task_definition_without_network_config_is_refused_before_run_task(
@@ -231,7 +240,7 @@ def test_an_awsvpc_task_definition_without_network_config_is_refused_before_run_
     world.task_definition("vpcjob", {"app": "x"}, networkMode="awsvpc")
     rt = make_runtime(config(task_definition="vpcjob"))
     with pytest.raises(PermanentJobError, match=r"network\.subnets"):
-        run_job(rt.config.jobs[0], rt, "manual")
+        run_job(rt.config.jobs[0], rt.clients, rt.history, "manual")
     assert recorder.count("RunTask") == 0
 
 

@@ -4,14 +4,17 @@ SQS event source mapping (``QueuePump``: receive, invoke, delete what did not fa
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecspilot.aws.clients import Clients
-from ecspilot.jobs.runbook import started_by
+from ecspilot.jobs.plan import started_by
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue
 from tests.canned import CannedRunTask, failure
@@ -294,3 +297,67 @@ def test_the_sample_batch_runs_the_valid_message_and_dead_letters_the_role_overr
     ]
     [dead] = clients.sqs.receive_message(QueueUrl=dlq_url, MessageAttributeNames=["All"])["Messages"]
     assert "taskRoleArn" in dead["MessageAttributes"]["ecspilot_reason"]["StringValue"]
+
+
+# --- the batch's pool and reads ---------------------------------------------------------------
+
+
+def test_two_jobs_sharing_a_task_definition_describe_it_once_per_batch(
+    sandbox: Sandbox, make_runtime: MakeRuntime, clients: Clients, recorder: CallRecorder
+) -> None:
+    # GIVEN two queue jobs that run the same task definition family, and a message for each
+    sandbox.cluster(CLUSTER, instances_per_zone=2)
+    sandbox.task_definition("render", {"app": sandbox.image("render", "v1")})
+    q = Queue(clients)
+    make_runtime(
+        {"version": 1, "jobs": [render_job(), {**render_job(), "name": "render-hd"}]}, jobs_dlq_url=q.dlq_url
+    )
+    q.send({"job": "render"})
+    q.send({"job": "render-hd"})
+    recorder.reset()
+    # WHEN the batch is delivered
+    _, response = q.deliver()
+    # THEN both ran, and the task definition was read once (the batch's TaskDefinitions cache)
+    assert response["batchItemFailures"] == []
+    assert recorder.count("RunTask") == 2
+    assert recorder.count("DescribeTaskDefinition") == 1
+
+
+def test_the_batch_launches_messages_concurrently_never_more_than_max_workers_at_once(
+    sandbox: Sandbox, make_runtime: MakeRuntime, clients: Clients
+) -> None:
+    # GIVEN six messages of a job without max_running, and a batch given a pool of 2 workers, on
+    # clients whose session counts the RunTask calls in flight (each held 0.2 s)
+    from ecspilot.queue.batch import QueueBatch  # noqa: PLC0415
+
+    sandbox.cluster(CLUSTER, instances_per_zone=2)
+    sandbox.task_definition("render", {"app": sandbox.image("render", "v1")})
+    queue = Queue(clients)
+    rt = make_runtime({"version": 1, "jobs": [render_job()]}, jobs_dlq_url=queue.dlq_url)
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+
+    def enter(**_: Any) -> None:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.2)
+
+    def leave(**_: Any) -> None:
+        with lock:
+            in_flight[0] -= 1
+
+    session = boto3.Session(region_name=clients.ecs.meta.region_name)
+    session.events.register("before-call.ecs.RunTask", enter)
+    session.events.register("after-call.ecs.RunTask", leave)
+    counted = Clients(session=session)
+    for i in range(6):
+        queue.send({"job": "render", "overrides": {"command": ["render", str(i)]}})
+    records = queue.pump.receive()["Records"]
+    # WHEN the batch is processed with max_workers=2
+    outcomes = QueueBatch(rt.config, counted, rt.history, max_workers=2, dlq_url=queue.dlq_url).process(
+        records
+    )
+    # THEN every message started, two at a time: concurrently, and bounded by the pool
+    assert [o.outcome for o in outcomes.values()] == ["started"] * 6
+    assert len(running(clients)) == 6
+    assert peak[0] == 2

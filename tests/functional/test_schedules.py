@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from ecspilot.aws.clients import Clients
-from ecspilot.jobs.schedules import schedule_name
+from ecspilot.domain.config import parse_config
+from ecspilot.jobs.schedules import ScheduleTarget, schedule_name, sync_schedules
 from ecspilot.reconcile.runbook import reconcile
 from ecspilot_dev.local import CallRecorder, invoke
 from tests.conftest import MakeRuntime
+from tests.faults import Faults
 
 GROUP = "ecspilot-test"
 RUN_JOB = "arn:aws:lambda:us-east-1:123456789012:function:ecspilot-RunJob"
@@ -176,3 +178,27 @@ def test_long_job_names_get_a_valid_unique_schedule_name() -> None:
     assert len(schedule_name(long_a)) <= 64
     assert schedule_name(long_a) != schedule_name(long_b)
     assert schedule_name("nightly-report") == "nightly-report"
+
+
+def test_one_schedule_change_failing_is_an_error_action_and_the_others_are_applied(
+    groups: Clients, faults: Faults
+) -> None:
+    # GIVEN three scheduled jobs, and CreateSchedule of one of them throttled beyond the retries
+    cfg = parse_config(config(*(job(name, schedule="rate(1 hour)") for name in ("alpha", "beta", "gamma"))))
+    target = ScheduleTarget(run_job_arn=RUN_JOB, role_arn=ROLE)
+    throttled = faults.fail("CreateSchedule", "error", when=lambda p: p.get("Name") == "beta")
+    # WHEN the schedules' core syncs the group, with the scheduler client it is given
+    with faults.active(throttled):
+        actions = sync_schedules(groups.scheduler, cfg, GROUP, target, dry_run=False)
+    # THEN beta is an error action naming the throttle, alpha and gamma exist; nothing raised
+    assert [(a.target, a.change, a.applied) for a in actions] == [
+        (f"{GROUP}/alpha", "create", True),
+        (f"{GROUP}/beta", "error", False),
+        (f"{GROUP}/gamma", "create", True),
+    ]
+    assert "ThrottlingException" in actions[1].detail
+    assert names(groups) == ["alpha", "gamma"]
+    # AND the next sync (the fault passed) creates beta only
+    again = sync_schedules(groups.scheduler, cfg, GROUP, target, dry_run=False)
+    assert [(a.target, a.change) for a in again if a.change != "in-sync"] == [(f"{GROUP}/beta", "create")]
+    assert names(groups) == ["alpha", "beta", "gamma"]

@@ -18,7 +18,7 @@ import pytest
 
 from ecspilot.errors import EventError
 from ecspilot.interfaces.runtime import Runtime
-from ecspilot.jobs.runbook import started_by
+from ecspilot.jobs.plan import started_by
 from ecspilot_dev.local import CallRecorder, invoke, load_event, task_stopped_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime

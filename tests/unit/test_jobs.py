@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ecspilot.domain.config import JobConfig
-from ecspilot.jobs.runbook import (
+from ecspilot.jobs.plan import (
     STARTED_BY_MAX,
     classify_failure,
     client_token,

@@ -27,10 +27,7 @@ MAX_LINES = 400
 KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 # Core modules over MAX_LINES lines -> how the later restructure splits them.
-KNOWN_OVERSIZED: dict[str, str] = {
-    "ecspilot.jobs.runbook": "concurrency decisions, task resolution, RunTask edge, handler glue",
-    "ecspilot.queue.batch": "batch runbook apart from the last-delivery and dead-letter edge",
-}
+KNOWN_OVERSIZED: dict[str, str] = {}
 
 # Packages the Lambda layer must never import (development and test tools).
 DEV_ONLY = ("moto", "pytest", "ecspilot_dev", "tests", "bench")
@@ -275,12 +272,7 @@ RUNTIME = "ecspilot.interfaces.runtime"
 # Modules outside interfaces/, reconcile/ and */handler.py that still import the process Runtime
 # -> what takes its place (the flow's core receives config, clients, history, settings values).
 # The list only shrinks: it is emptied when the flows' handler modules are merged.
-KNOWN_RUNTIME_IMPORTERS: dict[str, str] = {
-    "ecspilot.jobs.runbook": "handle_run_job_event to jobs/handler.py",
-    "ecspilot.jobs.schedules": "reconcile_schedules(rt, dry_run) to a handler module",
-    "ecspilot.queue.batch": "handle_queue_event to queue/handler.py",
-    "ecspilot.queue.redrive": "the queue's settings passed in by its handler",
-}
+KNOWN_RUNTIME_IMPORTERS: dict[str, str] = {}
 
 
 def may_import_runtime(module: str) -> bool:

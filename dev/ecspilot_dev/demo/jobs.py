@@ -123,9 +123,9 @@ def chapter_jobs(demo: Demo) -> None:
     assert job is not None
     from ecspilot.jobs.runbook import run_job  # noqa: PLC0415
 
-    first = run_job(job, runtime.current(), "manual")
+    first = run_job(job, runtime.current().clients, runtime.current().history, "manual")
     demo.note(f"run 1: started {', '.join(a.rsplit('/', 1)[-1][:8] for a in first.task_arns)}")
-    second = run_job(job, runtime.current(), "manual")
+    second = run_job(job, runtime.current().clients, runtime.current().history, "manual")
     demo.note(
         f"run 2: stopped {', '.join(a.rsplit('/', 1)[-1][:8] for a in second.stopped)}; "
         f"started {', '.join(a.rsplit('/', 1)[-1][:8] for a in second.task_arns)}"
@@ -166,7 +166,7 @@ def _revision_rows(demo: Demo, arns: list[str]) -> list[dict[str, str]]:
 
 def chapter_jobs_follow_pushes(demo: Demo) -> None:
     """A job that declares ``containers:`` gets a new revision on a matching push; its next run uses it."""
-    from ecspilot.jobs.runbook import live_tasks  # noqa: PLC0415
+    from ecspilot.jobs.tasks import live_tasks  # noqa: PLC0415
     from ecspilot_dev.local import load_event  # noqa: PLC0415
 
     sb, ecs = demo.sandbox, demo.clients.ecs

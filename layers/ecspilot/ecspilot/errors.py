@@ -115,7 +115,7 @@ class DeployFailuresError(EcspilotError):
 
 
 class JobError(AwsError):
-    """Running a job failed. ``result`` is the run's :class:`ecspilot.jobs.runbook.RunResult` when some
+    """Running a job failed. ``result`` is the run's :class:`ecspilot.jobs.plan.RunResult` when some
     RunTask call answered (tasks started, failures), else None."""
 
     result: Any = None

@@ -105,12 +105,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``ecspilot run JOB [--dry-run]``: the run_job core path, trigger ``manual``."""
     from ecspilot.errors import JobError  # noqa: PLC0415
     from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
-    from ecspilot.jobs.runbook import find_job, run_job  # noqa: PLC0415
+    from ecspilot.jobs.handler import find_job, run_job  # noqa: PLC0415
 
     rt = _runtime(args)
-    job = find_job(rt, args.job)
+    job = find_job(rt.config, args.job)
     try:
-        result = run_job(job, rt, "manual", dry_run=args.dry_run)
+        result = run_job(job, rt.clients, rt.history, "manual", dry_run=args.dry_run)
     except JobError as exc:
         if exc.result is not None and args.output == "json":
             as_json(exc.result.as_dict())
@@ -147,11 +147,11 @@ def _label(reason: str, labels: dict[str, str]) -> str:
 def cmd_placement(args: argparse.Namespace) -> int:
     """``ecspilot placement check JOB``: which container instances satisfy the job's constraints."""
     from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
+    from ecspilot.jobs.handler import find_job  # noqa: PLC0415
     from ecspilot.jobs.placement_check import check_job_placement  # noqa: PLC0415
-    from ecspilot.jobs.runbook import find_job  # noqa: PLC0415
 
     rt = _runtime(args)
-    report = check_job_placement(find_job(rt, args.job), rt.clients)
+    report = check_job_placement(find_job(rt.config, args.job), rt.clients)
     by_arn = {str(i.get("containerInstanceArn")): i for i in report.instances}
     labels = {f"memberOf {c['expression']}: ": f"[{n}] " for n, c in enumerate(report.constraints, 1)}
     rows = []

@@ -11,9 +11,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.clients import Clients
+from ecspilot.aws.ecs_reads import TaskDefinitions
 from ecspilot.domain.config import JobConfig
 from ecspilot.domain.placement import InstanceCheck, check_instances, resolve_placement
-from ecspilot.jobs.runbook import api_error, describe_tasks, placement_input
+from ecspilot.jobs.plan import placement_input
+from ecspilot.jobs.tasks import api_error, describe_tasks
 
 DESCRIBE_INSTANCES_BATCH = 100
 
@@ -36,7 +38,7 @@ def check_job_placement(job: JobConfig, clients: Clients) -> PlacementReport:
     placement = resolve_placement(placement_input(job), fargate=job.is_fargate)
     constraints = [dict(c) for c in placement.constraints]
     try:
-        td = clients.ecs.describe_task_definition(taskDefinition=job.task_definition)["taskDefinition"]
+        td = TaskDefinitions(clients.ecs).get(job.task_definition)["taskDefinition"]
         constraints.extend(dict(c) for c in td.get("placementConstraints", []))
         arns: list[str] = []
         for ci_page in clients.ecs.get_paginator("list_container_instances").paginate(cluster=job.cluster):

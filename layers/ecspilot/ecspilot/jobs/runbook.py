@@ -24,115 +24,41 @@ also looks there, so tasks an attempt started are never started twice; the run r
 written before the claim is DONE, and a failure after tasks started is always retryable.
 
 The module is the runbook; the pure decisions live in :mod:`ecspilot.jobs.plan`, the ECS calls
-in :mod:`ecspilot.jobs.tasks` (their public names are importable from here too).
+in :mod:`ecspilot.jobs.tasks`, the state table writes in :mod:`ecspilot.jobs.records`, and the
+``run_job`` function's glue (the process runtime) in :mod:`ecspilot.jobs.handler`.
 
-With ``dry_run`` steps 2 and 4 to 6 are reported, not done. The queue flow calls
-:func:`run_job` with ``trigger="queue"``, the message's overrides and count, and the message
-id (or the body's ``idempotency_key``) in ``request_key``.
+:func:`run_job` receives what it uses: the clients and the history (whose state table also holds
+the request claims). With ``dry_run`` steps 2 and 4 to 6 are reported, not done. The queue flow
+calls it with ``trigger="queue"``, the message's overrides and count, and the message id (or the
+body's ``idempotency_key``) in ``request_key``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field
-
-from ecspilot.aws.claims import HasRemainingTime, RequestClaim, in_progress_until
+from ecspilot.aws.claims import RequestClaim, in_progress_until
 from ecspilot.aws.clients import Clients
-from ecspilot.aws.dynamo import serialize
-from ecspilot.aws.history import RunRecord, job_pk, utc_now
+from ecspilot.aws.ecs_reads import TaskDefinitions
+from ecspilot.aws.history import History, utc_now
 from ecspilot.domain.config import JobConfig
-from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.taskdef import family_revision
-from ecspilot.errors import (
-    AwsError,
-    JobError,
-    PermanentJobError,
-    RetryableJobError,
-    UnknownJobError,
-    error_code,
-    is_transient,
-)
-from ecspilot.interfaces.runtime import Runtime
+from ecspilot.errors import AwsError, JobError, PermanentJobError, RetryableJobError
 from ecspilot.jobs.plan import (
-    CLIENT_TOKEN_MAX,
-    COMPLETE_ATTEMPTS,
-    JOB_TAG,
-    RETRYABLE_REASONS,
     RUN_TAG,
-    RUN_TASK_BACKOFF,
-    RUN_TASK_MAX_COUNT,
-    STARTED_BY_MAX,
-    STARTED_BY_PREFIX,
     Decision,
-    Outcome,
-    Policy,
-    RunFailure,
     RunResult,
     Trigger,
-    classify_failure,
-    client_token,
-    container_overrides,
     decide,
-    firing_token,
-    placement_input,
     plan_requests,
     run_id_for,
     run_task_params,
-    split_count,
     started_by,
 )
-from ecspilot.jobs.tasks import (
-    api_error,
-    describe_tasks,
-    live_tasks,
-    request_tasks,
-    resolve_task_definition,
-    running_count,
-    start_tasks,
-    stop_tasks,
-)
+from ecspilot.jobs.records import complete, record_run, release
+from ecspilot.jobs.tasks import live_tasks, request_tasks, resolve_task_definition, start_tasks, stop_tasks
 from ecspilot.obs import count, logger
-
-__all__ = [  # the runbook, and the names of job_plan / job_tasks callers have always imported from here
-    "CLIENT_TOKEN_MAX",
-    "JOB_TAG",
-    "RETRYABLE_REASONS",
-    "RUN_TAG",
-    "RUN_TASK_MAX_COUNT",
-    "STARTED_BY_MAX",
-    "STARTED_BY_PREFIX",
-    "Decision",
-    "Outcome",
-    "Policy",
-    "RunFailure",
-    "RunJobEvent",
-    "RunResult",
-    "Trigger",
-    "api_error",
-    "classify_failure",
-    "client_token",
-    "container_overrides",
-    "decide",
-    "describe_tasks",
-    "find_job",
-    "firing_token",
-    "handle_run_job_event",
-    "live_tasks",
-    "placement_input",
-    "plan_requests",
-    "request_tasks",
-    "resolve_task_definition",
-    "run_id_for",
-    "run_job",
-    "run_task_params",
-    "running_count",
-    "split_count",
-    "started_by",
-]
 
 
 def _log(job: JobConfig, trigger: str, **extra: Any) -> dict[str, Any]:
@@ -141,7 +67,8 @@ def _log(job: JobConfig, trigger: str, **extra: Any) -> dict[str, Any]:
 
 def run_job(
     job: JobConfig,
-    rt: Runtime,
+    clients: Clients,
+    history: History,
     trigger: Trigger,
     *,
     overrides: Mapping[str, Any] | None = None,
@@ -163,8 +90,8 @@ def run_job(
 
     ``overrides`` (the config's ``overrides`` shape) and ``count_override`` apply to this run
     only. ``request_key`` names a request that must never start twice (a scheduled firing:
-    :func:`firing_token`; a queue message: its id): RunTask's client tokens derive from it and
-    the state table guards it. Returns a :class:`RunResult` whose ``outcome`` is ``started``,
+    :func:`~ecspilot.jobs.plan.firing_token`; a queue message: its id): RunTask's client tokens
+    derive from it and the state table guards it. Returns a :class:`RunResult` whose ``outcome`` is ``started``,
     ``skipped`` (forbid), ``duplicate`` (the request already ran), or ``would-run`` /
     ``would-skip`` in a dry run. Raises :class:`RetryableJobError` (capacity, throttling, a
     claim held by another invocation) or :class:`PermanentJobError` (missing or invalid
@@ -174,7 +101,8 @@ def run_job(
     try:
         return _run(
             job,
-            rt,
+            clients,
+            history,
             trigger,
             overrides,
             count_override,
@@ -192,7 +120,8 @@ def run_job(
 
 def _run(
     job: JobConfig,
-    rt: Runtime,
+    clients: Clients,
+    history: History,
     trigger: Trigger,
     overrides: Mapping[str, Any] | None,
     count_override: int | None,
@@ -203,7 +132,9 @@ def _run(
     task_definition_arn: str | None = None,
     claim_until: int | None = None,
 ) -> RunResult:
-    td_arn = task_definition_arn or str(resolve_task_definition(job, rt.clients)["taskDefinitionArn"])
+    td_arn = task_definition_arn or str(
+        resolve_task_definition(job, TaskDefinitions(clients.ecs))["taskDefinitionArn"]
+    )
     log = _log(job, trigger, task_definition=family_revision(td_arn))
     result = RunResult(
         job=job.name,
@@ -217,20 +148,23 @@ def _run(
         scheduled_time=scheduled_time,
         message_id=message_id,
     )
-    table = rt.clients.dynamodb if rt.history.enabled and request_key and not dry_run else None
-    guard = RequestClaim(table, rt.settings.table_name, job, request_key or "", rt.settings.retention_days)
+    connection = history.connection() if request_key and not dry_run else None
+    client, table = connection or (None, None)
+    guard = RequestClaim(client, table, job, request_key or "", history.retention_days)
     earlier: list[str] = []
     if request_key and not dry_run:
         until = claim_until if claim_until is not None else in_progress_until(None)
-        earlier = _claim(guard, job, rt.clients, result, log, request_key, until)
+        earlier = _claim(guard, job, clients, result, log, request_key, until)
         if result.outcome == "duplicate":
             return result
     try:
-        _concurrency_and_start(job, rt, result, log, earlier, overrides, count_override, request_key)
+        _concurrency_and_start(
+            job, clients, history, result, log, earlier, overrides, count_override, request_key
+        )
     except Exception:
         # Release the claim (whatever failed, a bug included) so a retry may run again, starting
         # only the tasks still missing; it must not wait for this invocation's claim to expire.
-        _release(guard, [*earlier, *result.task_arns], log)
+        release(guard, [*earlier, *result.task_arns], log)
         raise
     if result.outcome != "started":
         if not dry_run:
@@ -238,9 +172,9 @@ def _run(
         return result
     started = [*earlier, *result.task_arns]
     try:
-        _complete(rt, job, result, guard, earlier, started)
+        complete(history, job, result, guard, earlier, started)
     except (AwsError, JobError) as exc:
-        _release(guard, started, log)
+        release(guard, started, log)
         error = RetryableJobError(
             f"{len(started)} task(s) of {job.name} started but the run could not be recorded: {exc}; "
             "a retry records it and starts nothing more",
@@ -256,50 +190,10 @@ def _run(
     return result
 
 
-def _complete(
-    rt: Runtime,
-    job: JobConfig,
-    result: RunResult,
-    guard: RequestClaim,
-    earlier: list[str],
-    started: list[str],
-) -> None:
-    """Run records first, the claim last: a claim is DONE only once the run is recorded. Tasks
-    started, so a transient failure here is tried again at once (a few times) rather than
-    leaving a started run unrecorded until the message comes back."""
-    for attempt in range(COMPLETE_ATTEMPTS):
-        try:
-            _record(rt, job, result, recovered=earlier)
-            guard.finish("DONE", started)
-            return
-        except (AwsError, JobError) as exc:
-            if not is_transient(exc) or attempt + 1 == COMPLETE_ATTEMPTS:
-                raise
-            time.sleep(RUN_TASK_BACKOFF * 2**attempt)
-
-
-def _release(guard: RequestClaim, task_arns: Sequence[str], log: Mapping[str, Any]) -> None:
-    """Mark the claim RETRY (keeping what started), trying a transient failure again at once.
-    If even that fails, the claim stays STARTING until the invocation's time is up; then a
-    retry takes it and finds the tasks in ECS by the run's tag."""
-    for attempt in range(COMPLETE_ATTEMPTS):
-        try:
-            guard.finish("RETRY", task_arns)
-            return
-        except JobError as exc:
-            if is_transient(exc) and attempt + 1 < COMPLETE_ATTEMPTS:
-                time.sleep(RUN_TASK_BACKOFF * 2**attempt)
-                continue
-            logger.warning(
-                "could not release the request claim: it expires with this invocation",
-                extra={**log, "error": str(exc), "tasks": len(task_arns)},
-            )
-            return
-
-
 def _concurrency_and_start(
     job: JobConfig,
-    rt: Runtime,
+    clients: Clients,
+    history: History,
     result: RunResult,
     log: Mapping[str, Any],
     earlier: Sequence[str],
@@ -313,7 +207,7 @@ def _concurrency_and_start(
         live: list[str] = []
         decision: Decision = "run"
     else:
-        live = [t["taskArn"] for t in live_tasks(job, rt.clients) if t["taskArn"] not in earlier]
+        live = [t["taskArn"] for t in live_tasks(job, clients) if t["taskArn"] not in earlier]
         decision = decide(job.concurrency, len(live))
         logger.info(
             "concurrency decided",
@@ -332,12 +226,12 @@ def _concurrency_and_start(
     result.stopped = live if decision == "replace" else []
     if result.dry_run:
         return
-    stop_tasks(job, rt.clients, result.stopped, log)
+    stop_tasks(job, clients, result.stopped, log)
     result.started_at = result.started_at or utc_now()
-    start_tasks(job, rt.clients, result)
+    start_tasks(job, clients, result)
     if result.failures:
         try:
-            _record(rt, job, result, recovered=earlier)
+            record_run(history, job, result, recovered=earlier)
         except AwsError as exc:
             logger.warning("could not record a failed run", extra={**log, "error": str(exc)})
             if result.task_arns:  # started tasks must be recorded: a retry does it
@@ -385,68 +279,6 @@ def _claim(
     return earlier
 
 
-def _run_record(job: JobConfig, result: RunResult, arn: str) -> dict[str, Any]:
-    return RunRecord(
-        job=job.name,
-        run_id=result.run_id,
-        task_arn=arn,
-        cluster=job.cluster,
-        task_definition=result.task_definition,
-        trigger=result.trigger,
-        started_at=result.started_at,
-        message_id=result.message_id,
-        scheduled_time=result.scheduled_time,
-    ).to_item()
-
-
-def _record_recovered(rt: Runtime, job: JobConfig, result: RunResult, arns: Sequence[str]) -> None:
-    """Records of tasks an earlier attempt started: written only where missing (the earlier
-    attempt may have written them, and the tracker may have closed them since)."""
-    if not rt.history.enabled or not arns:
-        return
-    for arn in arns:
-        try:
-            rt.clients.dynamodb.put_item(
-                TableName=str(rt.settings.table_name),
-                Item=serialize({**_run_record(job, result, arn), "expires_at": rt.history.expires_at()}),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise AwsError(f"writing history failed: {exc}", table=rt.settings.table_name) from exc
-        except BotoCoreError as exc:
-            raise AwsError(f"writing history failed: {exc}", table=rt.settings.table_name) from exc
-
-
-def _record(rt: Runtime, job: JobConfig, result: RunResult, recovered: Sequence[str] = ()) -> None:
-    """One RunRecord per task started, and one item per failure beside them (same pk, ``RUN#``
-    prefix, ``type: run-failure``) so a job's history shows what could not start. ``recovered``:
-    tasks of earlier attempts, recorded where their record is missing."""
-    _record_recovered(rt, job, result, recovered)
-    records: list[dict[str, Any]] = [_run_record(job, result, arn) for arn in result.task_arns]
-    records.extend(
-        {
-            "pk": job_pk(job.name),
-            "sk": f"RUN#{result.started_at}#failure-{result.run_id}-{i}",
-            "type": "run-failure",
-            "job": job.name,
-            "run_id": result.run_id,
-            "cluster": job.cluster,
-            "task_definition": result.task_definition,
-            "trigger": result.trigger,
-            "started_at": result.started_at,
-            "status": "FAILED",
-            "reason": f.reason,
-            "detail": f.detail,
-            "kind": f.kind,
-            "scheduled_time": result.scheduled_time,
-            "message_id": result.message_id,
-        }
-        for i, f in enumerate(result.failures)
-    )
-    rt.history.put_items(records)
-
-
 def _fail(job: JobConfig, result: RunResult, log: Mapping[str, Any], retryable: bool = False) -> NoReturn:
     reasons = "; ".join(
         f"{f.reason}" + (f" ({f.detail})" if f.detail else "") for f in dict.fromkeys(result.failures)
@@ -466,43 +298,3 @@ def _fail(job: JobConfig, result: RunResult, log: Mapping[str, Any], retryable: 
     )
     error.result = result
     raise error
-
-
-class RunJobEvent(BaseModel):
-    """The run_job function's input: what a Scheduler schedule sends, or a direct invoke."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    job: str = Field(min_length=1)
-    scheduled_time: str | None = None
-
-
-def find_job(rt: Runtime, name: str) -> JobConfig:
-    """The configured job ``name``, or :class:`UnknownJobError`."""
-    job = rt.config.job(name)
-    if job is None:
-        known = ", ".join(j.name for j in rt.config.jobs) or "none"
-        raise UnknownJobError(f"no job named {name!r} in the config (jobs: {known})", job=name)
-    return job
-
-
-def handle_run_job_event(
-    event: Any, rt: Runtime, dry_run: bool = False, context: HasRemainingTime | None = None
-) -> dict[str, Any]:
-    """The ``run_job`` flow: a Scheduler firing (``{"job", "scheduled_time"}``) or ``{"job"}``.
-    ``context`` (the Lambda context) bounds how long the firing's claim protects this invocation."""
-    parsed = parse_event(RunJobEvent, event, "run_job input")
-    job = find_job(rt, parsed.job)
-    if parsed.scheduled_time:
-        result = run_job(
-            job,
-            rt,
-            "schedule",
-            request_key=firing_token(job.name, parsed.scheduled_time),
-            scheduled_time=parsed.scheduled_time,
-            dry_run=dry_run,
-            claim_until=in_progress_until(context),
-        )
-    else:
-        result = run_job(job, rt, "manual", dry_run=dry_run)
-    return result.as_dict()

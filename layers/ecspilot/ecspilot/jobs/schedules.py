@@ -1,6 +1,7 @@
 """Schedules: one EventBridge Scheduler schedule per scheduled job, in ecspilot's schedule group.
 
-The runbook (docs/ARCHITECTURE.md, "Reconcile"), run as the reconcile part ``schedules``:
+The runbook (docs/ARCHITECTURE.md, "Reconcile"), :func:`sync_schedules`, run as the reconcile part
+``schedules`` (:func:`ecspilot.jobs.handler.reconcile_schedules` builds its inputs):
 
 1. desired: from the config, one schedule per job with a ``schedule`` (expression, time zone,
    ``enabled`` -> State, flexible window, retry policy), targeting the ``run_job`` function with
@@ -30,8 +31,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.domain.config import EcspilotConfig, JobConfig, RetryPolicy
 from ecspilot.domain.plan import Action, Change
 from ecspilot.errors import AwsError
-from ecspilot.interfaces.runtime import Runtime
-from ecspilot.interfaces.settings import Settings
 from ecspilot.obs import logger
 
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
@@ -69,14 +68,6 @@ class ScheduleTarget:
     run_job_arn: str
     role_arn: str
     dlq_arn: str | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ScheduleTarget:
-        return cls(
-            run_job_arn=settings.require("run_job_arn"),
-            role_arn=settings.require("scheduler_role_arn"),
-            dlq_arn=settings.scheduler_dlq_arn,
-        )
 
 
 def desired_schedule(job: JobConfig, target: ScheduleTarget) -> dict[str, Any]:
@@ -162,9 +153,8 @@ def diff(
 # --- AWS edges --------------------------------------------------------------------------------
 
 
-def actual_schedules(rt: Runtime, group: str) -> dict[str, dict[str, Any]]:
+def actual_schedules(scheduler: Any, group: str) -> dict[str, dict[str, Any]]:
     """The schedules of ``group`` (and only of it), each as GetSchedule returns it."""
-    scheduler = rt.clients.scheduler
     out: dict[str, dict[str, Any]] = {}
     try:
         for page in scheduler.get_paginator("list_schedules").paginate(GroupName=group):
@@ -178,8 +168,7 @@ def actual_schedules(rt: Runtime, group: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _apply(rt: Runtime, group: str, name: str, change: str, desired: Mapping[str, Any] | None) -> None:
-    scheduler = rt.clients.scheduler
+def _apply(scheduler: Any, group: str, name: str, change: str, desired: Mapping[str, Any] | None) -> None:
     if change == "create" and desired is not None:
         scheduler.create_schedule(Name=name, GroupName=group, **desired)
     elif change == "update" and desired is not None:
@@ -188,13 +177,14 @@ def _apply(rt: Runtime, group: str, name: str, change: str, desired: Mapping[str
         scheduler.delete_schedule(Name=name, GroupName=group)
 
 
-def reconcile_schedules(rt: Runtime, dry_run: bool) -> list[Action]:
-    """The reconcile part ``schedules``: plan, and unless ``dry_run`` apply, the schedule changes."""
-    group = rt.settings.schedule_group
-    target = ScheduleTarget.from_settings(rt.settings) if any(j.schedule for j in rt.config.jobs) else None
-    desired = desired_schedules(rt.config, target)
+def sync_schedules(
+    scheduler: Any, config: EcspilotConfig, group: str, target: ScheduleTarget | None, dry_run: bool
+) -> list[Action]:
+    """Plan, and unless ``dry_run`` apply, the changes that make ``group`` match the config's
+    scheduled jobs (``target``: where they fire; needed only when some job has a schedule)."""
+    desired = desired_schedules(config, target)
     try:
-        actual = actual_schedules(rt, group)
+        actual = actual_schedules(scheduler, group)
     except AwsError as exc:
         return [Action("schedule", group, "error", str(exc))]
     actions = []
@@ -202,7 +192,7 @@ def reconcile_schedules(rt: Runtime, dry_run: bool) -> list[Action]:
         applied = False
         if change != "in-sync" and not dry_run:
             try:
-                _apply(rt, group, name, change, desired.get(name))
+                _apply(scheduler, group, name, change, desired.get(name))
                 applied = True
             except (ClientError, BotoCoreError) as exc:
                 logger.warning(

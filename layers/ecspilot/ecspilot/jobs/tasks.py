@@ -13,6 +13,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.clients import Clients
+from ecspilot.aws.ecs_reads import TaskDefinitions
 from ecspilot.domain.config import JobConfig
 from ecspilot.domain.taskdef import family_revision
 from ecspilot.errors import JobError, PermanentJobError, error_code, is_uncertain, job_call_error
@@ -34,10 +35,11 @@ def api_error(action: str, exc: ClientError | BotoCoreError, job: JobConfig, **c
     return job_call_error(action, exc, job=job.name, cluster=job.cluster, **context)
 
 
-def resolve_task_definition(job: JobConfig, clients: Clients) -> dict[str, Any]:
-    """The task definition a run uses: the family's latest ACTIVE revision, or the pinned one."""
+def resolve_task_definition(job: JobConfig, task_definitions: TaskDefinitions) -> dict[str, Any]:
+    """The task definition a run uses: the family's latest ACTIVE revision, or the pinned one
+    (read through the invocation's :class:`~ecspilot.aws.ecs_reads.TaskDefinitions` cache)."""
     try:
-        resp = clients.ecs.describe_task_definition(taskDefinition=job.task_definition)
+        resp = task_definitions.get(job.task_definition)
     except ClientError as exc:
         code = error_code(exc)
         if code in ("ClientException", "InvalidParameterException"):

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ecspilot.errors import EcspilotError
-from ecspilot.interfaces.runtime import Runtime
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 
 @dataclass(frozen=True)
@@ -26,12 +29,11 @@ class Redrive:
 _redrive_cache: dict[str, Redrive] = {}  # per source queue ARN, for the life of the process
 
 
-def redrive_policy(rt: Runtime, source_arn: str) -> Redrive:
+def redrive_policy(sqs: SQSClient, source_arn: str) -> Redrive:
     """The source queue's redrive policy (read once per process)."""
     if source_arn in _redrive_cache:
         return _redrive_cache[source_arn]
     _, _, _, _, account, name = source_arn.split(":", 5)
-    sqs = rt.clients.sqs
     url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
     policy = json.loads(attrs.get("RedrivePolicy", "{}"))
@@ -46,9 +48,9 @@ def redrive_policy(rt: Runtime, source_arn: str) -> Redrive:
     return redrive
 
 
-def dlq_url_from_source(rt: Runtime, source_arn: str) -> str:
+def dlq_url_from_source(sqs: SQSClient, source_arn: str) -> str:
     """The dead-letter queue of the source queue, from its redrive policy."""
-    url = redrive_policy(rt, source_arn).dlq_url
+    url = redrive_policy(sqs, source_arn).dlq_url
     if not url:
         name = source_arn.rsplit(":", 1)[-1]
         raise EcspilotError(f"queue {name} has no redrive policy and ECSPILOT_JOBS_DLQ_URL is not set")

@@ -22,7 +22,7 @@ def parts() -> list[tuple[str, Part]]:
     """The reconcile parts, in order. Imported lazily: each is only loaded when reconcile runs."""
     from ecspilot.daemons.handler import reconcile_daemons  # noqa: PLC0415
     from ecspilot.deploy.handler import reconcile_catch_up  # noqa: PLC0415 - each part imports this module
-    from ecspilot.jobs.schedules import reconcile_schedules  # noqa: PLC0415
+    from ecspilot.jobs.handler import reconcile_schedules  # noqa: PLC0415
 
     return [
         ("daemons", reconcile_daemons),

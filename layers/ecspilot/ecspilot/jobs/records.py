@@ -1,0 +1,133 @@
+"""Job runs, the state table edge: the run records of a run (one per task started, one per
+failure), recovered tasks recorded only where missing, and the request claim closed after them.
+
+A claim is DONE only once the run is recorded; a transient failure of either is tried again at
+once (a few times), since the tasks already started. Releasing a claim (RETRY) keeps what
+started, so a retry starts only what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ecspilot.aws.claims import RequestClaim
+from ecspilot.aws.dynamo import serialize
+from ecspilot.aws.history import History, RunRecord, job_pk
+from ecspilot.domain.config import JobConfig
+from ecspilot.errors import AwsError, JobError, error_code, is_transient
+from ecspilot.jobs.plan import COMPLETE_ATTEMPTS, RUN_TASK_BACKOFF, RunResult
+from ecspilot.obs import logger
+
+
+def run_record(job: JobConfig, result: RunResult, arn: str) -> dict[str, Any]:
+    """The history item of one task a run started."""
+    return RunRecord(
+        job=job.name,
+        run_id=result.run_id,
+        task_arn=arn,
+        cluster=job.cluster,
+        task_definition=result.task_definition,
+        trigger=result.trigger,
+        started_at=result.started_at,
+        message_id=result.message_id,
+        scheduled_time=result.scheduled_time,
+    ).to_item()
+
+
+def failure_records(job: JobConfig, result: RunResult) -> list[dict[str, Any]]:
+    """One item per RunTask failure, beside the run records (same pk, ``RUN#`` prefix, ``type:
+    run-failure``), so a job's history shows what could not start."""
+    return [
+        {
+            "pk": job_pk(job.name),
+            "sk": f"RUN#{result.started_at}#failure-{result.run_id}-{i}",
+            "type": "run-failure",
+            "job": job.name,
+            "run_id": result.run_id,
+            "cluster": job.cluster,
+            "task_definition": result.task_definition,
+            "trigger": result.trigger,
+            "started_at": result.started_at,
+            "status": "FAILED",
+            "reason": f.reason,
+            "detail": f.detail,
+            "kind": f.kind,
+            "scheduled_time": result.scheduled_time,
+            "message_id": result.message_id,
+        }
+        for i, f in enumerate(result.failures)
+    ]
+
+
+def record_recovered(history: History, job: JobConfig, result: RunResult, arns: Sequence[str]) -> None:
+    """Records of tasks an earlier attempt started: written only where missing (the earlier
+    attempt may have written them, and the tracker may have closed them since)."""
+    connection = history.connection() if arns else None
+    if connection is None:
+        return
+    client, table = connection
+    for arn in arns:
+        try:
+            client.put_item(
+                TableName=table,
+                Item=serialize({**run_record(job, result, arn), "expires_at": history.expires_at()}),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise AwsError(f"writing history failed: {exc}", table=table) from exc
+        except BotoCoreError as exc:
+            raise AwsError(f"writing history failed: {exc}", table=table) from exc
+
+
+def record_run(history: History, job: JobConfig, result: RunResult, recovered: Sequence[str] = ()) -> None:
+    """One RunRecord per task started and one item per failure; ``recovered``: tasks of earlier
+    attempts, recorded where their record is missing."""
+    record_recovered(history, job, result, recovered)
+    records = [run_record(job, result, arn) for arn in result.task_arns]
+    history.put_items([*records, *failure_records(job, result)])
+
+
+def complete(
+    history: History,
+    job: JobConfig,
+    result: RunResult,
+    guard: RequestClaim,
+    earlier: Sequence[str],
+    started: Sequence[str],
+) -> None:
+    """Run records first, the claim last: a claim is DONE only once the run is recorded. Tasks
+    started, so a transient failure here is tried again at once (a few times) rather than
+    leaving a started run unrecorded until the request comes back."""
+    for attempt in range(COMPLETE_ATTEMPTS):
+        try:
+            record_run(history, job, result, recovered=earlier)
+            guard.finish("DONE", started)
+            return
+        except (AwsError, JobError) as exc:
+            if not is_transient(exc) or attempt + 1 == COMPLETE_ATTEMPTS:
+                raise
+            time.sleep(RUN_TASK_BACKOFF * 2**attempt)
+
+
+def release(guard: RequestClaim, task_arns: Sequence[str], log: Mapping[str, Any]) -> None:
+    """Mark the claim RETRY (keeping what started), trying a transient failure again at once.
+    If even that fails, the claim stays STARTING until the invocation's time is up; then a
+    retry takes it and finds the tasks in ECS by the run's tag."""
+    for attempt in range(COMPLETE_ATTEMPTS):
+        try:
+            guard.finish("RETRY", task_arns)
+            return
+        except JobError as exc:
+            if is_transient(exc) and attempt + 1 < COMPLETE_ATTEMPTS:
+                time.sleep(RUN_TASK_BACKOFF * 2**attempt)
+                continue
+            logger.warning(
+                "could not release the request claim: it expires with this invocation",
+                extra={**log, "error": str(exc), "tasks": len(task_arns)},
+            )
+            return
