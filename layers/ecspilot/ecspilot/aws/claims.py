@@ -13,7 +13,7 @@ not all or nothing: RunTask may start 3 of 5 tasks (capacity), or start them all
 write the run records or to complete the claim. A retry must then start only the missing tasks
 and still record the run, which needs the task ARNs of earlier attempts to survive a failed
 attempt; Powertools keeps nothing of a failed call (its record holds only the final return value).
-It would also cost its import (about 175 ms of cold start, LOCAL-AWS.md) for one conditional
+It would also cost its import (about 175 ms of cold start, measured) for one conditional
 write. So ``RequestClaim`` stays, with Powertools' in-progress rule: a claim left STARTING by a
 crashed or timed-out invocation expires when that invocation's time is up
 (``in_progress_until`` = now + the Lambda context's remaining time), not after a fixed delay.
