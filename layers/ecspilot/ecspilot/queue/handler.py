@@ -1,22 +1,18 @@
 """The ``run_queued_jobs`` entry point: the only place of the queue package that knows the
 process runtime. It builds a :class:`~ecspilot.queue.batch.QueueBatch` from the runtime, runs the
-batch, and lets Powertools' batch processor shape the partial batch response from the outcomes.
+batch, and answers with the partial batch response (the messages to deliver again).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ecspilot.aws.claims import in_progress_until
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import logger
 from ecspilot.queue.batch import QueueBatch
-from ecspilot.queue.outcomes import TransientMessageError
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 
 def queue_batch(rt: Runtime, dry_run: bool = False, context: Any = None) -> QueueBatch:
@@ -38,22 +34,10 @@ def handle_queue_event(event: Mapping[str, Any], rt: Runtime, context: Any = Non
     for o in outcomes.values():
         logger.info(f"message {o.outcome}", extra=asdict(o))
 
-    def record_handler(record: SQSRecord) -> str:
-        outcome = outcomes[record.message_id]
-        if outcome.outcome == "retry":
-            raise TransientMessageError(outcome.reason, job=outcome.job, message_id=outcome.message_id)
-        return outcome.outcome
-
-    # Powertools' batch utilities are loaded on the first batch, not at import (cold start)
-    from aws_lambda_powertools.utilities.batch import (  # noqa: PLC0415
-        BatchProcessor,
-        EventType,
-        process_partial_response,
-    )
-
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(
-        process_partial_response(
-            event=dict(event), record_handler=record_handler, processor=processor, context=context
-        )
-    )
+    # The partial batch response Lambda's SQS event source reads (ReportBatchItemFailures): the
+    # messages to deliver again. Shaped here: Powertools' batch utilities would load 92 modules
+    # (asyncio among them) on the first batch for what is one list (bench/coldstart.py).
+    failures = [
+        {"itemIdentifier": message_id} for message_id, o in outcomes.items() if o.outcome == "retry"
+    ]
+    return {"batchItemFailures": failures}

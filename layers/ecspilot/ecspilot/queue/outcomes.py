@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from ecspilot.errors import EcspilotError
 from ecspilot.queue.request import QueueRequest
 
 Outcome = Literal["started", "duplicate", "dead-lettered", "retry", "requeued", "would-run"]
@@ -39,10 +38,6 @@ class MessageOutcome:
     reason: str = ""
     task_arns: list[str] = field(default_factory=list)
     request_key: str = ""
-
-
-class TransientMessageError(EcspilotError):
-    """The message could not run now; SQS delivers it again (reported in batchItemFailures)."""
 
 
 def request_key(request: QueueRequest, message_id: str) -> str:
