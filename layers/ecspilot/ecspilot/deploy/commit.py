@@ -46,6 +46,7 @@ class DeployCommit(DeployReads):
         self.state = ServiceState(history)
         self.defer_records = False  # catch-up writes the records of all its pushes at once
         self.pending_records: list[DeploymentRecord] = []
+        self.pending_backfill: list[tuple[Target, ImagePush]] = []
 
     # UpdateService ----------------------------------------------------------------------------
 
@@ -199,7 +200,11 @@ class DeployCommit(DeployReads):
             result.record_errors.append(exc)
 
     def flush_records(self) -> None:
-        """Write the deferred deployment records (TransactWriteItems, 100 per call)."""
+        """Check the deferred backfills (one BatchGetItem for every push of the run) and write
+        the deferred deployment records (TransactWriteItems, 100 per call)."""
+        pending, self.pending_backfill = self.pending_backfill, []
+        if pending:
+            self.pending_records.extend(self._missing_records(pending))
         records, self.pending_records = self.pending_records, []
         self.history.record_deployments(records)
 
@@ -207,16 +212,24 @@ class DeployCommit(DeployReads):
         """Record the deployments an earlier attempt started but could not record: a service
         already on this digest, whose ECS deployment has no record (or only the tracker's
         ``external`` one) while the service's state says ecspilot gave it this image. One
-        BatchGetItem for every such service."""
+        BatchGetItem for every such service (deferred with the records: one for a whole run)."""
         unchanged = [
-            t
+            (t, push)
             for t in targets
             if t.outcome.outcome == "unchanged" and t.service is not None and primary_deployment_id(t.service)
         ]
         if not unchanged or not self.history.enabled:
             return
+        if self.defer_records:
+            self.pending_backfill.extend(unchanged)
+            return
+        missing = self._missing_records(unchanged)
+        if missing:
+            self.write_records(missing, result)
+
+    def _missing_records(self, unchanged: Sequence[tuple[Target, ImagePush]]) -> list[DeploymentRecord]:
         keys = []
-        for t in unchanged:
+        for t, _ in unchanged:
             keys += [
                 deployment_key(primary_deployment_id(t.service or {})),
                 state_key(t.config.cluster, t.config.service_name),
@@ -225,9 +238,9 @@ class DeployCommit(DeployReads):
             items = self.history.get_many(keys)
         except AwsError as exc:
             logger.warning("could not check for missing deployment records", extra={"error": str(exc)})
-            return
+            return []
         missing = []
-        for t in unchanged:
+        for t, push in unchanged:
             service = t.service or {}
             deployment_id = primary_deployment_id(service)
             key = deployment_key(deployment_id)
@@ -255,7 +268,7 @@ class DeployCommit(DeployReads):
             )
         if missing:
             logger.info("deployment records written on a retry", extra={"records": len(missing)})
-            self.write_records(missing, result)
+        return missing
 
 
 def _claimed(state: Mapping[str, Any], container: str) -> str:

@@ -37,7 +37,5 @@ def handle_queue_event(event: Mapping[str, Any], rt: Runtime, context: Any = Non
     # The partial batch response Lambda's SQS event source reads (ReportBatchItemFailures): the
     # messages to deliver again. Shaped here: Powertools' batch utilities would load 92 modules
     # (asyncio among them) on the first batch for what is one list (bench/coldstart.py).
-    failures = [
-        {"itemIdentifier": message_id} for message_id, o in outcomes.items() if o.outcome == "retry"
-    ]
+    failures = [{"itemIdentifier": message_id} for message_id, o in outcomes.items() if o.outcome == "retry"]
     return {"batchItemFailures": failures}
