@@ -7,8 +7,7 @@ fail after the services rolled. Each test would fail if the guarantee broke.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from tests.conftest import MakeRuntime
 from tests.faults import Faults
 from tests.moto_state import set_image_pushed_at
+from tests.races import race
 
 PUSH = "deploy_on_push"
 TRACK = "track_deployments"
@@ -71,26 +71,6 @@ def revision_images(rt: Runtime, family: str) -> list[str]:
         ]["image"]
         for a in arns
     ]
-
-
-def race(*calls: Callable[[], Any]) -> list[Any]:
-    """Run ``calls`` on real threads released together; return what each returned or raised."""
-    barrier = threading.Barrier(len(calls))
-    out: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            out[i] = calls[i]()
-        except Exception as exc:
-            out[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return out
 
 
 def claims_digest(params: Mapping[str, Any]) -> str:

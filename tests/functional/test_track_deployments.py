@@ -9,9 +9,8 @@ are started by the real run_job handler and ended by the STOPPED event of their 
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from tests.conftest import MakeRuntime
 from tests.faults import Faults
 from tests.job_runs import ends, fire
 from tests.moto_state import new_deployment_per_update
+from tests.races import race
 from tests.template import event_patterns, resolve_pseudo
 
 TRACK = "track_deployments"
@@ -123,26 +123,6 @@ def topic(world: Sandbox) -> tuple[str, str]:
     ]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
     return topic_arn, queue_url
-
-
-def race(*calls: Callable[[], Any]) -> list[Any]:
-    """Run ``calls`` on real threads released together; return what each returned or raised."""
-    barrier = threading.Barrier(len(calls))
-    out: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            out[i] = calls[i]()
-        except Exception as exc:
-            out[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return out
 
 
 def notifications(rt: Runtime, queue_url: str) -> list[dict[str, Any]]:
