@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, get_args
 
 from ecspilot.domain.plan import Change
-
 from ecspilot_dev.local import REPO_ROOT
 from tests.template import load_template
 

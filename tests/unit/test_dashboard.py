@@ -55,7 +55,7 @@ def test_the_name_reader_finds_constants_lookups_and_templated_names() -> None:
     assert len(emitted) >= 40
 
 
-@pytest.mark.parametrize("name", sorted(DEPLOYMENT_METRIC.values()) + ["DeploymentDuration"])
+@pytest.mark.parametrize("name", [*sorted(DEPLOYMENT_METRIC.values()), "DeploymentDuration"])
 def test_deployment_outcomes_are_searched_per_service_with_the_dimensions_the_tracker_sets(name: str) -> None:
     [metric] = [m for m in OWN if m.name == name]
     assert metric.dimensions == set(service_dimensions(CONFIG, "prod", "web")) | DEFAULT_DIMENSION
@@ -81,7 +81,7 @@ def test_the_dashboard_shows_queue_depth_and_age_and_every_dead_letter_queue() -
     assert {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"} <= sqs
     [dashboard] = resources("AWS::CloudWatch::Dashboard").values()
     body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
-    queues = [lid for lid in resources("AWS::SQS::Queue")]
+    queues = list(resources("AWS::SQS::Queue"))
     assert queues
     for queue in queues:
         assert f"${{{queue}.QueueName}}" in body, queue
