@@ -147,4 +147,16 @@ def run(verbose: bool = False, chapters: Sequence[Chapter] = CHAPTERS) -> int:
     return 0
 
 
-__all__ = ["CHAPTERS", "Chapter", "Demo", "DemoCheckError", "local_demo", "new_world", "play", "run"]
+__all__ = [
+    "CHAPTERS",
+    "JOBS",
+    "PUSH",
+    "TRACKING",
+    "Chapter",
+    "Demo",
+    "DemoCheckError",
+    "local_demo",
+    "new_world",
+    "play",
+    "run",
+]
