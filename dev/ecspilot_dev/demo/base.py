@@ -1,13 +1,17 @@
-"""The demo's shared state: the config it starts from, the sandbox, the narration."""
+"""The demo's shared state: the configs chapters start from, the sandbox, the narration, and the
+checks that make the narration true (a step whose outcome differs from what it says fails the demo)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ecspilot.aws.clients import Clients
+from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.present import say
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import Sandbox
@@ -32,17 +36,19 @@ DEMO_CONFIG: dict[str, Any] = {
     "jobs": [],
     "daemons": [],
 }
+EMPTY_CONFIG: dict[str, Any] = {"version": 1, "services": [], "jobs": [], "daemons": []}
 
 
-def run_cli(argv: Sequence[str]) -> int:
-    """``ecspilot ARGV`` as a user would run it: its own process, this process's environment (the
-    local AWS, the config, the table). The demo never imports the CLI: it shows the CLI."""
-    sys.stdout.flush()
-    return subprocess.run([sys.executable, "-m", "ecspilot", *argv], check=False).returncode
+class DemoCheckError(EcspilotError):
+    """What the demo narrated did not happen: a guarantee broke, or a step was told wrongly."""
 
 
 class Demo:
-    """Shared state of the chapters: the sandbox, a call recorder, the narration."""
+    """Shared state of the chapters: the sandbox, a call recorder, the narration, the checks.
+
+    Every numbered step must be checked (:meth:`check`) before the next one starts or the chapter
+    ends (:meth:`end_chapter`): a step that only narrates fails the demo.
+    """
 
     def __init__(self) -> None:
         import boto3  # noqa: PLC0415
@@ -53,10 +59,53 @@ class Demo:
         self.clients = Clients(session=session)
         self.sandbox = Sandbox(self.clients)
         self.step_no = 0
+        self.quiet = False
+        self._step = ""
+        self._checks = 0
 
     def step(self, text: str) -> None:
-        self.step_no += 1
-        say(f"\n[{self.step_no}] {text}")
+        self._require_checked()
+        self._step, self._checks = text, 0
+        if not self.quiet:
+            self.step_no += 1
+            say(f"\n[{self.step_no}] {text}")
+
+    def check(self, condition: bool, what: str) -> None:
+        """Assert one narrated outcome of the current step; the demo stops with an error if not."""
+        self._checks += 1
+        if not condition:
+            raise DemoCheckError(f"check failed: {what} (step: {self._step})")
+
+    def end_chapter(self) -> None:
+        self._require_checked()
+        self._step, self._checks = "", 0
+
+    def _require_checked(self) -> None:
+        if self._step and not self._checks:
+            raise DemoCheckError(f"step not checked: {self._step}")
+
+    @contextlib.contextmanager
+    def silenced(self) -> Iterator[None]:
+        """Run chapters without narration (their checks still hold): a prelude building a world."""
+        self.quiet = True
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+        finally:
+            self.quiet = False
+
+    def cli(self, argv: Sequence[str]) -> tuple[int, str]:
+        """``ecspilot ARGV`` as a user would run it: its own process, this process's environment
+        (the local AWS, the config, the table); its output is shown and returned with the exit
+        code. The demo never imports the CLI: it shows the CLI."""
+        sys.stdout.flush()
+        done = subprocess.run(
+            [sys.executable, "-m", "ecspilot", *argv], check=False, capture_output=True, text=True
+        )
+        say(done.stdout.rstrip("\n"))
+        if done.stderr.strip():
+            say(done.stderr.rstrip("\n"))
+        return done.returncode, done.stdout
 
     def note(self, text: str) -> None:
         say(f"    {text}")
@@ -77,7 +126,11 @@ class Demo:
             )
         return rows
 
-    def push_and_deploy(self, tag: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def push_and_deploy(
+        self, tag: str, expect: str, event: dict[str, Any] | None = None, services: int = 2
+    ) -> dict[str, Any]:
+        """Push web:TAG (or deliver ``event``) through deploy_on_push; check that ``services``
+        services (web and web-canary) each had the outcome ``expect``."""
         event = event or self.sandbox.push("web", tag)
         self.recorder.reset()
         result: dict[str, Any] = invoke("deploy_on_push", event)
@@ -86,4 +139,6 @@ class Demo:
             self.note(f"{svc['service']:<12} {svc['outcome']:<10} {detail}")
         calls = ", ".join(f"{op} x{self.recorder.count(op)}" for op in dict.fromkeys(self.recorder.ops()))
         self.note(f"AWS calls: {calls or 'none'}")
+        outcomes = [svc["outcome"] for svc in result.get("services", [])]
+        self.check(outcomes == [expect] * services, f"{services} service(s) {expect}, got {outcomes}")
         return result

@@ -23,22 +23,13 @@ import yaml
 from ecspilot.errors import EcspilotError
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.present import say, table
-from ecspilot_dev.demo.base import Demo
+from ecspilot_dev.demo.base import Demo, DemoCheckError
 from ecspilot_dev.demo.tracking import ecs_event, track
 from ecspilot_dev.local import invoke
 from ecspilot_dev.sandbox import fake_digest
 
 CLUSTER = "vault"
 SERVICES = ["api", "api-worker"]
-
-
-class DemoCheckError(EcspilotError):
-    """What the demo narrated did not happen: a guarantee broke."""
-
-
-def check(condition: bool, what: str) -> None:
-    if not condition:
-        raise DemoCheckError(f"check failed: {what}")
 
 
 @contextlib.contextmanager
@@ -87,10 +78,14 @@ def _image_of(demo: Demo, task_definition: str) -> str:
     return str(td["containerDefinitions"][0]["image"])
 
 
+def _services(demo: Demo) -> list[Any]:
+    return list(demo.clients.ecs.describe_services(cluster=CLUSTER, services=SERVICES)["services"])
+
+
 def _running(demo: Demo) -> dict[str, str]:
     """service -> the digest its app container runs."""
     out = {}
-    for svc in demo.clients.ecs.describe_services(cluster=CLUSTER, services=SERVICES)["services"]:
+    for svc in _services(demo):
         out[svc["serviceName"]] = _image_of(demo, svc["taskDefinition"]).rsplit("@", 1)[-1]
     return out
 
@@ -129,6 +124,8 @@ def _setup(demo: Demo) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     runtime.reset(runtime.Runtime.build(clients=demo.clients))
     demo.note("config: + services api and api-worker, following api:v*")
+    v0 = {_image_of(demo, svc["taskDefinition"]).rsplit(":", 1)[-1] for svc in _services(demo)}
+    demo.check(v0 == {"v0"}, f"both services on api:v0, got {v0}")
 
 
 PUSHED_AGO = {"v1": 50, "v2": 40, "v3": 30, "v4": 20, "v5": 10}
@@ -172,18 +169,27 @@ def _rolled_back_push_is_held(demo: Demo) -> None:
     v2 = _push(demo, "v2")
     invoke("deploy_on_push", v2)
     v2_deployment = _primary(demo, "api")
+    running = _running(demo)
+    demo.check(running == dict.fromkeys(SERVICES, fake_digest("api:v2")), f"both run v2, got {running}")
+    demo.check(v2_deployment != v1_deployment, "v2 is a new deployment")
     demo.step("ECS: v2's tasks fail on api; the circuit breaker fails the deployment and rolls back to v1")
-    track(demo, ecs_event("ecs_deployment_failed", v2_deployment, "api", cluster=CLUSTER))
+    track(
+        demo,
+        ecs_event("ecs_deployment_failed", v2_deployment, "api", cluster=CLUSTER),
+        "IN_PROGRESS -> FAILED",
+    )
     demo.clients.ecs.update_service(cluster=CLUSTER, service="api", taskDefinition=v1_revision)
     rollback = _primary(demo, "api")
     reason = f"ECS deployment circuit breaker: rolling back to deploymentId {v1_deployment}."
-    track(demo, ecs_event("ecs_deployment_rolled_back", rollback, "api", cluster=CLUSTER, reason=reason))
+    rolled_back = ecs_event("ecs_deployment_rolled_back", rollback, "api", cluster=CLUSTER, reason=reason)
+    track(demo, rolled_back, "FAILED -> ROLLED_BACK")
+    demo.check(_running(demo)["api"] == fake_digest("api:v1"), "api runs v1 again")
     demo.step("EventBridge delivers the api:v2 push again (at least once): api is held on v1")
     result = invoke("deploy_on_push", v2)
     _narrate(demo, "", result)
     outcome = _outcomes(result)
-    check(outcome["api"][0] == "held", f"redelivered v2 held on api, got {outcome['api']}")
-    check(_running(demo)["api"] == fake_digest("api:v1"), "api still runs v1 after the redelivery")
+    demo.check(outcome["api"][0] == "held", f"redelivered v2 held on api, got {outcome['api']}")
+    demo.check(_running(demo)["api"] == fake_digest("api:v1"), "api still runs v1 after the redelivery")
 
 
 def _racing_pushes_end_on_the_newer_image(demo: Demo) -> None:
@@ -224,13 +230,13 @@ def _racing_pushes_end_on_the_newer_image(demo: Demo) -> None:
         for t in threads:
             t.join(timeout=60)
     for tag in ("v3", "v4"):
-        check(isinstance(results.get(tag), dict), f"the {tag} invocation answered: {results.get(tag)!r}")
+        demo.check(isinstance(results.get(tag), dict), f"the {tag} invocation answered: {results.get(tag)!r}")
         _narrate(demo, f"{tag}: ", results[tag])
     running = _running(demo)
     demo.note(
         f"v3's UpdateService calls delayed: {late[0]}; every service runs v4: {set(running.values()) == {v4_digest}}"
     )
-    check(set(running.values()) == {v4_digest}, f"every service ends on v4, got {running}")
+    demo.check(set(running.values()) == {v4_digest}, f"every service ends on v4, got {running}")
 
 
 def _missing_record_is_written_once(demo: Demo) -> None:
@@ -246,15 +252,18 @@ def _missing_record_is_written_once(demo: Demo) -> None:
     ):
         try:
             invoke("deploy_on_push", v5)
-            check(False, "the invocation fails when its records are not written")
+            demo.check(False, "the invocation fails when its records are not written")
         except EcspilotError as exc:
             if isinstance(exc, DemoCheckError):
                 raise
             demo.note(f"the invocation fails, so Lambda retries it: {str(exc).split(':', 1)[0]}")
+    running = _running(demo)
+    demo.check(running == dict.fromkeys(SERVICES, fake_digest("api:v5")), f"both rolled to v5: {running}")
     deployments = {service: _primary(demo, service) for service in SERVICES}
     demo.step("ECS reports both deployments COMPLETED before any ecspilot record exists")
     for service, deployment_id in deployments.items():
-        track(demo, ecs_event("ecs_deployment_completed", deployment_id, service, cluster=CLUSTER))
+        completed = ecs_event("ecs_deployment_completed", deployment_id, service, cluster=CLUSTER)
+        track(demo, completed, "-> COMPLETED")
     demo.note("the tracker created each record from the event alone (no image yet): deployer and tracker")
     demo.note("meet on one item per ECS deployment id, whichever writes first")
     demo.step("Lambda's retry of the push: the services already run v5; the missing records are written")
@@ -264,9 +273,9 @@ def _missing_record_is_written_once(demo: Demo) -> None:
     for service, deployment_id in deployments.items():
         mine = [r for r in history.deployments(CLUSTER, service) if r.get("deployment_id") == deployment_id]
         rows += [{"service": service, **r} for r in mine]
-        check(len(mine) == 1, f"one record for {service}'s deployment, got {len(mine)}")
-        check(mine[0].get("image_tag") == "v5", f"{service}'s record names v5")
-        check(mine[0].get("status") == "COMPLETED", f"{service}'s record stays COMPLETED")
+        demo.check(len(mine) == 1, f"one record for {service}'s deployment, got {len(mine)}")
+        demo.check(mine[0].get("image_tag") == "v5", f"{service}'s record names v5")
+        demo.check(mine[0].get("status") == "COMPLETED", f"{service}'s record stays COMPLETED")
     table(rows, ["service", "deployment_id", "image_tag", "status", "trigger"])
 
 
@@ -306,7 +315,7 @@ def _custom_resource_always_answers(demo: Demo) -> None:
                 invoke("reconcile", {**request, "RequestType": request_type})
             answer = _Answers.answers[-1]
             demo.note(f"{request_type:<7} -> {answer['Status']}: {answer['Reason'].splitlines()[0][:100]}")
-            check(answer["Status"] == ("FAILED" if request_type == "Update" else "SUCCESS"), "answer")
+            demo.check(answer["Status"] == ("FAILED" if request_type == "Update" else "SUCCESS"), "answer")
     finally:
         server.shutdown()
         path.write_text(good, encoding="utf-8")

@@ -17,29 +17,11 @@ from ecspilot_dev.local import invoke
 def chapter_queue(demo: Demo) -> None:
     """Queue messages become job runs: allowlisted, bounded, never lost, never run twice."""
     from ecspilot.queue.request import build_body  # noqa: PLC0415
-    from ecspilot_dev.sandbox import QueuePump, create_jobs_queue  # noqa: PLC0415
+    from ecspilot_dev.sandbox import QueuePump  # noqa: PLC0415
 
     say("\n=== Queue: one SQS message, one ECS task; nothing lost, nothing run twice ===")
     clients = demo.clients
-    demo.step(
-        "A job 'render-video' that accepts queue messages: command and environment.INPUT_URL, max_running 3"
-    )
-    path = Path(os.environ["ECSPILOT_CONFIG"])
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    config["jobs"].append(
-        {
-            "name": "render-video",
-            "cluster": "batch",
-            "task_definition": "render",
-            "launch_type": "EC2",
-            "queue": {"allow": ["command", "environment.INPUT_URL"], "max_running": 3},
-        }
-    )
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    demo.sandbox.task_definition("render", {"app": demo.sandbox.image("render", "v1")})
-    queue_url, dlq_url = create_jobs_queue(clients)
-    os.environ["ECSPILOT_JOBS_DLQ_URL"] = dlq_url
-    runtime.reset(runtime.Runtime.build(clients=clients))
+    queue_url, dlq_url = _render_video(demo)
     pump = QueuePump(clients, queue_url)
 
     demo.step("Send 7 messages: 4 valid, 1 overriding taskRoleArn, 1 for an unknown job, 1 not even JSON")
@@ -56,8 +38,9 @@ def chapter_queue(demo: Demo) -> None:
     for body in bodies:
         clients.sqs.send_message(QueueUrl=queue_url, MessageBody=body)
         demo.note(body[:100])
+    demo.check(_depth(demo, queue_url) == 7, "7 messages queued")
 
-    def deliver(title: str) -> None:
+    def deliver(title: str, size: int, stay: int, run_tasks: int) -> None:
         demo.step(title)
         event = pump.receive()
         demo.recorder.reset()
@@ -70,26 +53,68 @@ def chapter_queue(demo: Demo) -> None:
         demo.note(
             f"AWS calls: RunTask x{demo.recorder.count('RunTask')}, ListTasks x{demo.recorder.count('ListTasks')}"
         )
+        demo.check(len(event["Records"]) == size, f"a batch of {size}, got {len(event['Records'])}")
+        demo.check(len(failed) == stay, f"{stay} message(s) stay queued, got {len(failed)}")
+        demo.check(demo.recorder.count("RunTask") == run_tasks, f"RunTask x{run_tasks}")
 
-    deliver("Lambda's SQS event source delivers the batch to run_queued_jobs")
+    deliver("Lambda's SQS event source delivers the batch to run_queued_jobs", 7, 1, 3)
     live = clients.ecs.list_tasks(cluster="batch", startedBy="ecspilot/render-video")["taskArns"]
     demo.note(f"render-video tasks running: {len(live)} (max_running 3); 1 valid message waits for capacity")
+    demo.check(len(live) == 3, f"3 tasks running, got {len(live)}")
     demo.step("The dead-letter queue: each refused message with its reason (never retried, never lost)")
     dead = clients.sqs.receive_message(
         QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
     )
-    table(
-        [
-            {"body": m["Body"][:48], "reason": m["MessageAttributes"]["ecspilot_reason"]["StringValue"][:90]}
-            for m in dead.get("Messages", [])
-        ],
-        ["body", "reason"],
-    )
-    deliver("Redelivery while the 3 tasks still run: the waiting message stays queued")
+    rows = [
+        {"body": m["Body"][:48], "reason": m["MessageAttributes"]["ecspilot_reason"]["StringValue"][:90]}
+        for m in dead.get("Messages", [])
+    ]
+    table(rows, ["body", "reason"])
+    demo.check(len(rows) == 3 and all(r["reason"] for r in rows), "3 refused messages, each with a reason")
+    deliver("Redelivery while the 3 tasks still run: the waiting message stays queued", 1, 1, 0)
     demo.step("One task finishes (ECS stops it); the next delivery runs the waiting message")
     clients.ecs.stop_task(cluster="batch", task=live[0], reason="demo: render finished")
-    deliver("Redelivery after the visibility timeout")
-    waiting = clients.sqs.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    tasks = clients.ecs.describe_tasks(cluster="batch", tasks=live)["tasks"]
+    stopping = [t["taskArn"] for t in tasks if t["desiredStatus"] == "STOPPED"]
+    demo.check(stopping == live[:1], f"one task stopped, got {stopping}")
+    deliver("Redelivery after the visibility timeout", 1, 0, 1)
+    left = _depth(demo, queue_url)
+    demo.note(f"messages left in the queue: {left}")
+    demo.check(left == 0, f"the queue is empty, got {left}")
+
+
+def _render_video(demo: Demo) -> tuple[str, str]:
+    """The cluster, the queue-driven job, the jobs queue and its DLQ; returns both queue URLs."""
+    from ecspilot_dev.sandbox import create_jobs_queue  # noqa: PLC0415
+
+    demo.step(
+        "Cluster 'batch' (3 instances); a job 'render-video' that accepts queue messages: command and "
+        "environment.INPUT_URL, max_running 3"
     )
-    demo.note(f"messages left in the queue: {waiting['Attributes']['ApproximateNumberOfMessages']}")
+    demo.sandbox.cluster("batch", instances_per_zone=1)
+    path = Path(os.environ["ECSPILOT_CONFIG"])
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["jobs"].append(
+        {
+            "name": "render-video",
+            "cluster": "batch",
+            "task_definition": "render",
+            "launch_type": "EC2",
+            "queue": {"allow": ["command", "environment.INPUT_URL"], "max_running": 3},
+        }
+    )
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    demo.sandbox.task_definition("render", {"app": demo.sandbox.image("render", "v1")})
+    queue_url, dlq_url = create_jobs_queue(demo.clients)
+    os.environ["ECSPILOT_JOBS_DLQ_URL"] = dlq_url
+    runtime.reset(runtime.Runtime.build(clients=demo.clients))
+    job = runtime.current().config.job("render-video")
+    demo.check(job is not None and job.queue is not None, "render-video accepts queue messages")
+    return queue_url, dlq_url
+
+
+def _depth(demo: Demo, queue_url: str) -> int:
+    attributes = demo.clients.sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])

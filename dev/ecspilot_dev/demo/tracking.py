@@ -12,7 +12,7 @@ import yaml
 
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.present import say
-from ecspilot_dev.demo.base import DEMO_CONFIG, Demo, run_cli
+from ecspilot_dev.demo.base import DEMO_CONFIG, Demo
 from ecspilot_dev.local import invoke
 
 
@@ -39,8 +39,9 @@ def _deployment_of(service: str, tag: str) -> dict[str, Any]:
     return next(r for r in rows if r.get("image_tag") == tag)
 
 
-def track(demo: Demo, event: dict[str, Any]) -> None:
-    """Invoke the tracker with an event and narrate which record moved."""
+def track(demo: Demo, event: dict[str, Any], expect: str) -> None:
+    """Invoke the tracker with an event, narrate which record moved and check it moved as
+    ``expect`` says (``"FROM -> TO"``, or ``"record unchanged"``)."""
     result: dict[str, Any] = invoke("track_deployments", event)
     moved = result.get("moved") or []
     moves = [moved] if isinstance(moved, dict) else moved
@@ -49,6 +50,8 @@ def track(demo: Demo, event: dict[str, Any]) -> None:
     )
     name = event["detail"].get("eventName") or f"task {event['detail']['lastStatus']}"
     demo.note(f"{name:<32} {what or 'record unchanged'}")
+    told = ", ".join(f"{m['from']} -> {m['to']}".strip() for m in moves) or "record unchanged"
+    demo.check(told == expect, f"{name}: {expect}, got {told}")
 
 
 def _notifications_and_a_job(demo: Demo) -> str:
@@ -69,6 +72,9 @@ def _notifications_and_a_job(demo: Demo) -> str:
     os.environ["ECSPILOT_NOTIFY_TOPIC_ARN"] = topic
     runtime.reset(runtime.Runtime.build(clients=clients))
     demo.note("config: + job nightly-report; ECSPILOT_NOTIFY_TOPIC_ARN set")
+    subscribed = clients.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    demo.check([s["Endpoint"] for s in subscribed] == [inbox_arn], "the inbox is subscribed")
+    demo.check(runtime.current().config.job("nightly-report") is not None, "nightly-report configured")
     return str(inbox)
 
 
@@ -77,23 +83,25 @@ def _bad_release(demo: Demo) -> None:
     clients = demo.clients
     demo.step("Push web:v3, a bad release: both services roll")
     time.sleep(1.1)  # ECR stamps imagePushedAt to the second
-    demo.push_and_deploy("v3")
+    demo.push_and_deploy("v3", "deployed")
     v2, v3 = _deployment_of("web", "v2"), _deployment_of("web", "v3")
     demo.note("web has the circuit breaker with rollback; web-canary has none, so its deployment just hangs")
     demo.step(
         "ECS: v3's tasks fail to start; the circuit breaker fails the deployment and rolls web back to v2"
     )
-    track(demo, ecs_event("ecs_deployment_failed", v3["deployment_id"], "web"))
+    track(demo, ecs_event("ecs_deployment_failed", v3["deployment_id"], "web"), "IN_PROGRESS -> FAILED")
     # what ECS does and moto does not: a new deployment back on v2's revision
     service = clients.ecs.update_service(
         cluster="prod", service="web", taskDefinition=v2["to_task_definition"]
     )
     rollback_id = service["service"]["deployments"][0]["id"]
     reason = f"ECS deployment circuit breaker: rolling back to deploymentId {v2['deployment_id']}."
-    track(demo, ecs_event("ecs_deployment_rolled_back", rollback_id, "web", reason=reason))
-    track(demo, ecs_event("ecs_deployment_completed", rollback_id, "web"))
+    rolled_back = ecs_event("ecs_deployment_rolled_back", rollback_id, "web", reason=reason)
+    track(demo, rolled_back, "FAILED -> ROLLED_BACK")
+    track(demo, ecs_event("ecs_deployment_completed", rollback_id, "web"), "IN_PROGRESS -> COMPLETED")
     demo.note("v3's IN_PROGRESS event arrives last (EventBridge does not promise order):")
-    track(demo, ecs_event("ecs_deployment_in_progress", v3["deployment_id"], "web"))
+    track(demo, ecs_event("ecs_deployment_in_progress", v3["deployment_id"], "web"), "record unchanged")
+    demo.check(_deployment_of("web", "v3")["status"] == "ROLLED_BACK", "v3's record stays ROLLED_BACK")
 
 
 def _job_runs(demo: Demo) -> None:
@@ -108,12 +116,14 @@ def _job_runs(demo: Demo) -> None:
         "report", {"report": sb.image("report", "v7"), "log-router": "fluent-bit:stable"}
     )
     images = container_images(ecs.describe_task_definition(taskDefinition=report)["taskDefinition"])
-    for night, sample, exit_code in (
-        ("2026-11-25", "ecs_task_stopped", 0),
-        ("2026-11-26", "ecs_task_stopped_failed", 1),
+    for night, sample, exit_code, status in (
+        ("2026-11-25", "ecs_task_stopped", 0, "SUCCEEDED"),
+        ("2026-11-26", "ecs_task_stopped_failed", 1, "FAILED"),
     ):
         firing = load_event("scheduler_run_job", job="nightly-report", scheduled_time=f"{night}T02:00:00Z")
         result: dict[str, Any] = invoke("run_job", firing)
+        demo.check(result["outcome"] == "started", f"firing {night} started, got {result['outcome']}")
+        demo.check(len(result["task_arns"]) == 1, f"one task, got {result['task_arns']}")
         [arn] = result["task_arns"]
         demo.note(
             f"firing {firing['scheduled_time']}: {result['outcome']} task {arn.rsplit('/', 1)[-1][:8]} "
@@ -123,14 +133,24 @@ def _job_runs(demo: Demo) -> None:
         # run would otherwise be skipped: concurrency forbid)
         task = ecs.stop_task(cluster="prod", task=arn, reason="demo: the container exited")["task"]
         demo.note(f"task {arn.rsplit('/', 1)[-1][:8]} ran; ECS reports it STOPPED: report exited {exit_code}")
-        track(demo, task_stopped_event(sample, task, images))
+        track(demo, task_stopped_event(sample, task, images), f"PENDING -> {status}")
 
 
 def _show_inbox(demo: Demo, inbox: str) -> None:
     demo.step("What a person got on the notification topic")
     messages = demo.clients.sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
-    for message in messages:
-        body = json.loads(message["Body"])
+    bodies = [json.loads(message["Body"]) for message in messages]
+    subjects = sorted(body["Subject"] for body in bodies)
+    demo.check(
+        subjects
+        == [
+            "ecspilot: job nightly-report failed",
+            "ecspilot: prod/web deployment failed",
+            "ecspilot: prod/web deployment rolled back",
+        ],
+        f"three notifications: web failed, web rolled back, nightly-report failed; got {subjects}",
+    )
+    for body in bodies:
         say(f"\n    Subject: {body['Subject']}")
         for line in body["Message"].splitlines():
             demo.note(f"  {line}")
@@ -145,17 +165,26 @@ def chapter_tracking(demo: Demo) -> None:
     )
     for service in ("web", "web-canary"):
         for tag in ("v1", "v2"):
+            deployment_id = _deployment_of(service, tag)["deployment_id"]
             track(
                 demo,
-                ecs_event("ecs_deployment_completed", _deployment_of(service, tag)["deployment_id"], service),
+                ecs_event("ecs_deployment_completed", deployment_id, service),
+                "IN_PROGRESS -> COMPLETED",
             )
     demo.step("The same COMPLETED event again, then a late IN_PROGRESS: records only move forward")
     v2 = _deployment_of("web", "v2")
-    track(demo, ecs_event("ecs_deployment_completed", v2["deployment_id"], "web"))
-    track(demo, ecs_event("ecs_deployment_in_progress", v2["deployment_id"], "web"))
+    track(demo, ecs_event("ecs_deployment_completed", v2["deployment_id"], "web"), "record unchanged")
+    track(demo, ecs_event("ecs_deployment_in_progress", v2["deployment_id"], "web"), "record unchanged")
+    demo.check(_deployment_of("web", "v2")["status"] == "COMPLETED", "web's v2 record stays COMPLETED")
     _bad_release(demo)
     _job_runs(demo)
     _show_inbox(demo, inbox)
-    for argv in (["status"], ["history", "web"], ["history", "nightly-report"]):
+    for argv, shows in (
+        (["status"], ["ROLLED_BACK (v3)", "IN_PROGRESS (v3)", "nightly-report", "FAILED"]),
+        (["history", "web"], ["last 4 deployment(s)", "ROLLED_BACK", "COMPLETED", "rollback"]),
+        (["history", "nightly-report"], ["last 2 run(s)", "SUCCEEDED", "FAILED"]),
+    ):
         demo.step(f"$ ecspilot {' '.join(argv)}")
-        run_cli(argv)
+        code, out = demo.cli(argv)
+        demo.check(code == 0, f"exit code 0, got {code}")
+        demo.check(all(s in out for s in shows), f"the output shows {shows}")
