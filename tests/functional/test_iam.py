@@ -69,6 +69,11 @@ IMPLIED: dict[tuple[str, str], list[tuple[str, Callable[[Mapping[str, Any]], boo
         ("ecs:TagResource[CreateAction=CreateDaemon]", lambda p: bool(p.get("tags"))),
         (TO_TASKS, lambda p: True),
     ],
+    ("sns", "Publish"): [
+        # the notification topic is encrypted with the stack's own key (template.yaml NotifyTopicKey)
+        ("kms:GenerateDataKey*", lambda p: True),
+        ("kms:Decrypt", lambda p: True),
+    ],
     ("scheduler", "CreateSchedule"): [
         ("iam:PassRole[scheduler.amazonaws.com]", lambda p: bool(p.get("Target", {}).get("RoleArn")))
     ],
