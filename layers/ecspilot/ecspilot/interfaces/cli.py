@@ -64,9 +64,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     path = args.config or Settings.from_env().config_path
     config = load_config(path)
+    counts = {"services": len(config.services), "jobs": len(config.jobs), "daemons": len(config.daemons)}
+    if args.output == "json":
+        from ecspilot.interfaces.present import as_json  # noqa: PLC0415
+
+        as_json({"config": str(path), "valid": True, **counts})
+        return 0
     say(
-        f"{path}: valid ({len(config.services)} service(s), {len(config.jobs)} job(s), "
-        f"{len(config.daemons)} daemon(s))"
+        f"{path}: valid ({counts['services']} service(s), {counts['jobs']} job(s), {counts['daemons']} daemon(s))"
     )
     return 0
 
