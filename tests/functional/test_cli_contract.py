@@ -109,9 +109,10 @@ def test_every_subcommand_help_has_a_one_line_description_and_an_example(
     assert done.value.code == 0
     out = capsys.readouterr().out
     description = out.split("\n\n")[1].strip()
-    assert description and "\n" not in description
+    assert description
+    assert "\n" not in description
     example = out.split("example:\n", 1)[1].strip()
-    assert example.startswith(f"ecspilot {verb.split()[0]}")
+    assert example.startswith(f"ecspilot {verb.split(maxsplit=1)[0]}")
 
 
 def test_output_json_before_validate_prints_json(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,7 +144,8 @@ def test_unknown_names_and_bad_events_are_bad_input_exit_2_for_every_verb(
 ) -> None:
     assert main(argv, session=session) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and line in err
+    assert err.startswith("error: ")
+    assert line in err
     assert len(err.strip().splitlines()) == 1
 
 
