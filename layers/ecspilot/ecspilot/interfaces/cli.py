@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 
 from ecspilot.errors import (
     ConfigError,
@@ -303,7 +303,8 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     from ecspilot.obs import logger  # noqa: PLC0415
 
-    if logger.log_level < logging.ERROR:  # the CLI prints results and one error line, not logs
+    level = logger.log_level
+    if level < logging.ERROR:  # the CLI prints results and one error line, not logs
         logger.setLevel("ERROR")
     try:
         return COMMANDS[args.command](args)
@@ -319,6 +320,11 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     except EcspilotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except (ClientError, BotoCoreError) as exc:  # an AWS call outside a flow's typed errors
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        logger.setLevel(level)  # main() called in a process that goes on (tests, the demo)
 
 
 if __name__ == "__main__":
