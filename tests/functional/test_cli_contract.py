@@ -17,6 +17,7 @@ from ecspilot.interfaces.cli_parser import build_parser
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table
 from tests.conftest import TABLE
+from tests.faults import Faults
 
 CONFIG: dict[str, Any] = {
     "version": 1,
@@ -68,9 +69,10 @@ def world(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
-def session(moto: None, recorder: CallRecorder) -> boto3.Session:
-    """The CLI's session, its calls seen by the recorder."""
+def session(moto: None, recorder: CallRecorder, faults: Faults) -> boto3.Session:
+    """The CLI's session, its calls seen by the recorder and failed by ``faults``."""
     session = boto3.Session(region_name=REGION)
+    faults.attach(session)
     recorder.attach(session)
     return session
 
@@ -147,6 +149,57 @@ def test_unknown_names_and_bad_events_are_bad_input_exit_2_for_every_verb(
     assert err.startswith("error: ")
     assert line in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "operation"),
+    [
+        (["run", "nightly-report"], "RunTask"),
+        (["status"], "DescribeServices"),
+        (["history", "web"], "Query"),
+        (["plan"], "ListSchedules"),
+        (["reconcile"], "ListSchedules"),
+        (["placement", "check", "nightly-report"], "ListContainerInstances"),
+        (
+            ["enqueue", "render-video", "--queue-url", "https://sqs.us-east-1.amazonaws.com/1/jobs"],
+            "SendMessage",
+        ),
+    ],
+)
+def test_an_aws_failure_is_exit_1_with_one_error_line_for_every_verb(
+    world: Path,
+    session: boto3.Session,
+    faults: Faults,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    operation: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a deployed stack's settings, and AWS throttling the verb's call beyond botocore's retries
+    monkeypatch.setenv("ECSPILOT_RUN_JOB_ARN", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:run-job")
+    monkeypatch.setenv("ECSPILOT_SCHEDULER_ROLE_ARN", f"arn:aws:iam::{ACCOUNT}:role/scheduler")
+    faults.fail(operation)
+    # WHEN the verb runs, THEN it failed (1) and said why in one line: no traceback, no log line
+    assert main(argv, session=session) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ")
+    assert "ThrottlingException" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "Traceback" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("verb", ["reconcile", "placement"])
+@pytest.mark.parametrize("output", ["table", "json"])
+def test_reconcile_and_placement_answer_in_both_outputs(
+    world: Path, session: boto3.Session, verb: str, output: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = VERBS[verb] + ["--output", output]
+    assert main(argv, session=session) in (0, 1)
+    out = capsys.readouterr().out
+    if output == "json":
+        json.loads(out)
+    else:
+        assert out.splitlines()[0].startswith(("reconcile applied", "job nightly-report on cluster prod"))
 
 
 def test_plan_detailed_exitcode_is_3_with_changes_and_0_in_sync(

@@ -86,7 +86,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     data, changed = (
         plan_event(rt, event, args.output) if event is not None else plan_reconcile(rt, args.output)
     )
-    if any(a.get("change") == "error" for a in data.get("actions", [])):
+    if failed_parts([a for a in data.get("actions", []) if a.get("change") == "error"]):
         return EXIT_FAILED
     return EXIT_CHANGES if changed and args.detailed_exitcode else EXIT_OK
 
@@ -103,7 +103,15 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         say("reconcile applied")
         table([a.__dict__ for a in result.actions], ["kind", "target", "change", "detail"])
         say(", ".join(f"{n} {change}" for change, n in sorted(result.summary().items())) or "nothing to do")
-    return EXIT_FAILED if result.by_change("error") else EXIT_OK
+    return EXIT_FAILED if failed_parts([a.__dict__ for a in result.by_change("error")]) else EXIT_OK
+
+
+def failed_parts(errors: Sequence[dict[str, Any]]) -> bool:
+    """Say on stderr, in one line, which reconcile parts failed and why; True when any did."""
+    if errors:
+        why = "; ".join(f"{a['target']}: {a['detail']}" for a in errors)
+        print(f"error: {len(errors)} reconcile part(s) failed: {why}", file=sys.stderr)
+    return bool(errors)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -304,8 +312,8 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     from ecspilot.obs import logger  # noqa: PLC0415
 
     level = logger.log_level
-    if level < logging.ERROR:  # the CLI prints results and one error line, not logs
-        logger.setLevel("ERROR")
+    if level < logging.CRITICAL:  # the CLI prints results and one error line, not JSON logs
+        logger.setLevel("CRITICAL")
     try:
         return COMMANDS[args.command](args)
     except BAD_INPUT as exc:
