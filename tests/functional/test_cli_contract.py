@@ -255,7 +255,7 @@ def test_plan_event_dry_runs_the_matching_function_and_makes_no_write_call(
     else:
         assert function in out
     assert recorder.calls, "the dry run reads AWS"
-    assert [op for op in recorder.writes() if op != "GetCallerIdentity"] == []
+    assert recorder.writes() == []
 
 
 def test_plan_event_of_a_queue_batch_shows_each_message_outcome(
@@ -264,6 +264,24 @@ def test_plan_event_of_a_queue_batch_shows_each_message_outcome(
     assert main(["--output", "json", "plan", "--event", "events/sqs_jobs_batch.json"], session=session) == 0
     messages = json.loads(capsys.readouterr().out)["messages"]
     assert [m["outcome"] for m in messages] == ["would-run", "dead-lettered"]
+
+
+@pytest.mark.parametrize("output", ["table", "json"])
+def test_plan_event_from_another_account_is_ignored_as_the_function_would(
+    world: Path, session: boto3.Session, sandbox: Sandbox, output: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    push = world.parent / "push.json"
+    push.write_text(json.dumps({**sandbox.push("web", "v1"), "account": "999999999999"}), encoding="utf-8")
+    assert (
+        main(["plan", "--event", str(push), "--output", output, "--detailed-exitcode"], session=session) == 0
+    )
+    out = capsys.readouterr().out
+    assert "untrusted origin account 999999999999" in out
+    assert (
+        ("ignored" in json.loads(out))
+        if output == "json"
+        else out.startswith("deploy_on_push: event ignored")
+    )
 
 
 def test_plan_event_of_something_else_is_bad_input(
@@ -365,3 +383,12 @@ def test_enqueue_in_both_outputs_sends_the_validated_message(
 def test_load_event_is_the_shared_event_loader() -> None:
     # the sample events the plan tests dispatch are the handlers' own samples
     assert load_event("scheduler_run_job")["job"] == "nightly-report"
+
+
+def test_the_recorder_sees_the_clis_writes_so_an_empty_list_means_none_were_made(
+    world: Path, session: boto3.Session, recorder: CallRecorder
+) -> None:
+    # the same verb as the dry-run tests, for real: its RunTask is on the recorder
+    recorder.reset()
+    main(["run", "render-video"], session=session)
+    assert "RunTask" in recorder.writes()
