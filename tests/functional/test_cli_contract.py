@@ -388,7 +388,9 @@ def test_load_event_is_the_shared_event_loader() -> None:
 def test_the_recorder_sees_the_clis_writes_so_an_empty_list_means_none_were_made(
     world: Path, session: boto3.Session, recorder: CallRecorder
 ) -> None:
-    # the same verb as the dry-run tests, for real: its RunTask is on the recorder
+    # GIVEN the CLI's session; WHEN a verb that writes runs (enqueue sends a message)
+    url = session.client("sqs").create_queue(QueueName="jobs")["QueueUrl"]
     recorder.reset()
-    main(["run", "render-video"], session=session)
-    assert "RunTask" in recorder.writes()
+    assert main(["enqueue", "render-video", "--queue-url", url], session=session) == 0
+    # THEN its write is on the recorder: the dry runs' empty write lists are not blind spots
+    assert recorder.writes() == ["SendMessage"]
