@@ -22,7 +22,7 @@ ifneq ($(PY312_PREFIX),)
 export PATH := $(PY312_PREFIX)/bin:$(PATH)
 endif
 
-.PHONY: help install test lint types template unit functional e2e demo bench build clean
+.PHONY: help install chromium test lint types template unit functional e2e demo bench build clean
 
 help:
 	@echo "make demo   - run ecspilot's flows against a local AWS (moto), narrated"
@@ -63,7 +63,15 @@ functional: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q $(PYTEST_ARGS)
 
-test: lint types template
+# the status page's render test prints it with headless Chromium (Debian's chromium) and reads the
+# PDF with pdftotext: installed here only when missing, and only as root (elsewhere the test skips)
+chromium:
+	@command -v chromium >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 || \
+	{ [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium poppler-utils) >/dev/null 2>&1 || \
+	  echo "chromium not installed (needs root and apt): the status page render test will skip"; }
+
+test: lint types template chromium
 	$(BIN)/pytest -q -n 2 $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -12,10 +12,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ecspilot.interfaces import runtime
 from ecspilot.jobs.handler import handle_run_job_event
-from ecspilot.obs import logger, metrics
+from ecspilot.obs import log_metrics, logger
 
 
-@metrics.log_metrics
+@log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle_run_job_event(event, runtime.current(), context=context)

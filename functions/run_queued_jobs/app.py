@@ -9,11 +9,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ecspilot.interfaces import runtime
-from ecspilot.obs import logger, metrics
+from ecspilot.obs import log_metrics, logger
 from ecspilot.queue.handler import handle_queue_event
 
 
-@metrics.log_metrics
+@log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle_queue_event(event, runtime.current(), context)

@@ -58,7 +58,7 @@ def test_plan_event_shows_what_a_push_would_do_and_changes_nothing(
     # THEN it prints the would-deploy row and registers nothing
     assert code == 0
     out = capsys.readouterr().out
-    assert "dry run: push web:v1" in out
+    assert "dry run of deploy_on_push: push web:v1" in out
     assert "would-deploy" in out
     registered = sandbox.clients.ecs.list_task_definitions(familyPrefix="web")["taskDefinitionArns"]
     assert len(registered) == 1

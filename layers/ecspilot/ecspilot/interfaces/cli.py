@@ -1,8 +1,9 @@
 """The ``ecspilot`` command line: validate, plan, and the verbs later flows add.
 
-Region and profile come from the usual AWS places (``AWS_REGION``,
-``AWS_PROFILE``, ``--region``, ``--profile``). Exit codes: 0 ok, 1 the action
-failed, 2 bad input (config, event, arguments).
+Region and profile come from the usual AWS places (``AWS_REGION``, ``AWS_PROFILE``, ``--region``,
+``--profile``). Exit codes, the same for every verb: 0 done (in sync), 1 the action failed, 2 bad
+input (config, event, unknown job or service, arguments, settings), 3 ``plan --detailed-exitcode``
+has changes. Every failure is one ``error: ...`` line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,13 +13,23 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from ecspilot.errors import ConfigError, EcspilotError, EventError, InvalidMessageError, SettingsError
-from ecspilot.interfaces.cli_parser import build_parser
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
+
+from ecspilot.errors import (
+    ConfigError,
+    EcspilotError,
+    EventError,
+    InvalidMessageError,
+    SettingsError,
+    UnknownJobError,
+)
+from ecspilot.interfaces.cli_parser import EXIT_BAD_INPUT, EXIT_CHANGES, EXIT_FAILED, EXIT_OK, build_parser
 
 Command = Callable[[argparse.Namespace], int]
+BAD_INPUT = (ConfigError, EventError, InvalidMessageError, SettingsError, UnknownJobError)
+NO_REGION = "no AWS region: give --region, set AWS_REGION, or use a profile that has one"
 
 
 def _runtime(args: argparse.Namespace, origin: bool = False) -> Any:
@@ -32,13 +43,16 @@ def _runtime(args: argparse.Namespace, origin: bool = False) -> Any:
     from ecspilot.interfaces.runtime import Runtime  # noqa: PLC0415
     from ecspilot.interfaces.settings import Settings  # noqa: PLC0415
 
-    settings = Settings.from_env()
-    if args.config:
-        settings = Settings.from_env(config_path=args.config)
-    session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    settings = Settings.from_env(**({"config_path": args.config} if args.config else {}))
+    session = getattr(args, "session", None) or boto3.Session(
+        profile_name=args.profile, region_name=args.region
+    )
+    if not session.region_name:
+        raise SettingsError(NO_REGION)
+    settings = dataclasses.replace(settings, region=session.region_name)
     if origin:
         account = settings.account_id or session.client("sts").get_caller_identity()["Account"]
-        settings = dataclasses.replace(settings, account_id=account, region=session.region_name)
+        settings = dataclasses.replace(settings, account_id=account)
     clients = Clients(session=session, max_workers=settings.max_workers)
     return Runtime.build(settings=settings, clients=clients)
 
@@ -50,55 +64,54 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     path = args.config or Settings.from_env().config_path
     config = load_config(path)
+    counts = {"services": len(config.services), "jobs": len(config.jobs), "daemons": len(config.daemons)}
+    if args.output == "json":
+        from ecspilot.interfaces.present import as_json  # noqa: PLC0415
+
+        as_json({"config": str(path), "valid": True, **counts})
+        return 0
     say(
-        f"{path}: valid ({len(config.services)} service(s), {len(config.jobs)} job(s), "
-        f"{len(config.daemons)} daemon(s))"
+        f"{path}: valid ({counts['services']} service(s), {counts['jobs']} job(s), {counts['daemons']} daemon(s))"
     )
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ecspilot.deploy.handler import handle_push_event  # noqa: PLC0415
-    from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
+    """``ecspilot plan [--event FILE] [--detailed-exitcode]``: 0 in sync (or no change with
+    ``--detailed-exitcode``), 3 changes (only with ``--detailed-exitcode``), 1 a part failed."""
+    from ecspilot.interfaces.cli_plan import plan_event, plan_reconcile, read_event  # noqa: PLC0415
 
-    if not args.event:
-        return _reconcile(args, dry_run=True)
-    try:
-        event = json.loads(Path(args.event).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise EventError(f"cannot read event {args.event}: {exc}") from exc
-    result = handle_push_event(event, _runtime(args, origin=True), dry_run=True)
-    if args.output == "json":
-        as_json(result)
-        return 0
-    if "ignored" in result:
-        say(f"event ignored: {result['ignored']}")
-        return 0
-    say(f"dry run: push {result['repository']}:{result['tag']} ({result['digest'][:19]})")
-    rows = [
-        {**s, "from": s["from_task_definition"].rsplit("/", 1)[-1], "containers": ",".join(s["containers"])}
-        for s in result["services"]
-    ]
-    table(rows, ["name", "cluster", "service", "containers", "outcome", "from", "reason"])
-    return 0
-
-
-def _reconcile(args: argparse.Namespace, dry_run: bool) -> int:
-    from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
-    from ecspilot.reconcile.runbook import reconcile  # noqa: PLC0415
-
-    result = reconcile(_runtime(args), dry_run=dry_run)
-    if args.output == "json":
-        as_json(result.as_dict())
-    else:
-        say("dry run: what reconcile would change" if dry_run else "reconcile applied")
-        table([a.__dict__ for a in result.actions], ["kind", "target", "change", "detail"])
-        say(", ".join(f"{n} {change}" for change, n in sorted(result.summary().items())) or "nothing to do")
-    return 1 if result.by_change("error") else 0
+    event = read_event(args.event) if args.event else None
+    rt = _runtime(args, origin=event is not None)
+    data, changed = (
+        plan_event(rt, event, args.output) if event is not None else plan_reconcile(rt, args.output)
+    )
+    if failed_parts([a for a in data.get("actions", []) if a.get("change") == "error"]):
+        return EXIT_FAILED
+    return EXIT_CHANGES if changed and args.detailed_exitcode else EXIT_OK
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    return _reconcile(args, dry_run=False)
+    """``ecspilot reconcile``: apply the plan; 1 when a part failed."""
+    from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
+    from ecspilot.reconcile.runbook import reconcile  # noqa: PLC0415
+
+    result = reconcile(_runtime(args))
+    if args.output == "json":
+        as_json(result.as_dict())
+    else:
+        say("reconcile applied")
+        table([a.__dict__ for a in result.actions], ["kind", "target", "change", "detail"])
+        say(", ".join(f"{n} {change}" for change, n in sorted(result.summary().items())) or "nothing to do")
+    return EXIT_FAILED if failed_parts([a.__dict__ for a in result.by_change("error")]) else EXIT_OK
+
+
+def failed_parts(errors: Sequence[dict[str, Any]]) -> bool:
+    """Say on stderr, in one line, which reconcile parts failed and why; True when any did."""
+    if errors:
+        why = "; ".join(f"{a['target']}: {a['detail']}" for a in errors)
+        print(f"error: {len(errors)} reconcile part(s) failed: {why}", file=sys.stderr)
+    return bool(errors)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -227,77 +240,16 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def print_history(rt: Any, name: str, limit: int = 20, output: str = "table") -> int:
-    """``ecspilot history NAME``: the newest deployments of a service, or runs of a job."""
-    from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
-    from ecspilot.interfaces.status import history_rows, resolve  # noqa: PLC0415
-
-    kind, rows = history_rows(rt.config, rt.history, name, limit)
-    if output == "json":
-        as_json([r["record"] for r in rows])
-        return 0
-    _, cluster, target = resolve(rt.config, name)
-    if kind == "job":
-        say(f"job {target} (cluster {cluster}): last {len(rows)} run(s), newest first")
-        table(rows, ["started", "status", "trigger", "task", "exit", "duration", "reason"])
-    else:
-        say(f"service {cluster}/{target}: last {len(rows)} deployment(s), newest first")
-        table(rows, ["started", "status", "trigger", "tag", "digest", "to", "duration", "reason"])
-    return 0
-
-
-def print_status(rt: Any, output: str = "table") -> int:
-    """``ecspilot status``: what each configured service runs and how its last deployment went,
-    and each job's last run."""
-    from ecspilot.domain.images import short_digest  # noqa: PLC0415
-    from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
-    from ecspilot.interfaces.status import job_status, service_status  # noqa: PLC0415
-
-    services, jobs = service_status(rt.config, rt.clients.ecs, rt.history), job_status(rt.config, rt.history)
-    if output == "json":
-        as_json({"services": [s.as_dict() for s in services], "jobs": [j.as_dict() for j in jobs]})
-        return 0
-    say("services")
-    table(
-        [
-            {
-                "service": f"{s.cluster}/{s.service}",
-                "task def": s.task_definition or "-",
-                "image": ", ".join(f"{c}={t}" for c, t in s.images.items()) or "-",
-                "digest": ", ".join(short_digest(d) for d in s.digests.values()) or "-",
-                "last deployment": s.last_deployment
-                + (f" ({s.last_deployment_tag})" if s.last_deployment_tag else ""),
-                "at": s.last_deployment_at,
-                "note": s.problem or (s.last_deployment_reason if s.last_deployment != "COMPLETED" else ""),
-            }
-            for s in services
-        ],
-        ["service", "task def", "image", "digest", "last deployment", "at", "note"],
-    )
-    say("jobs")
-    table(
-        [
-            {
-                "job": j.name,
-                "last run": j.last_run,
-                "at": j.last_run_at,
-                "trigger": j.trigger,
-                "exit": ",".join(f"{k}={v}" for k, v in j.exit_codes.items()),
-                "note": j.reason if j.last_run not in ("SUCCEEDED", "-") else "",
-            }
-            for j in jobs
-        ],
-        ["job", "last run", "at", "trigger", "exit", "note"],
-    )
-    return 0
-
-
 def cmd_history(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_status import print_history  # noqa: PLC0415
+
     return print_history(_runtime(args), args.name, limit=args.limit, output=args.output)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return print_status(_runtime(args), output=args.output)
+    from ecspilot.interfaces.cli_status import print_status  # noqa: PLC0415
+
+    return print_status(_runtime(args), output=args.output, html=args.html)
 
 
 COMMANDS.update({"history": cmd_history, "status": cmd_status})
@@ -319,7 +271,11 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     settings = Settings.from_env(**({"config_path": args.config} if args.config else {}))
     body = build_body(args.job, pairs, count=args.count, idempotency_key=args.idempotency_key)
     parse_request(body, load_config(settings.config_path))  # the same rules as run_queued_jobs
-    queue_url = args.queue_url or settings.require("jobs_queue_url")
+    queue_url = args.queue_url or settings.jobs_queue_url
+    if not queue_url:
+        raise SettingsError(
+            "no jobs queue: give --queue-url or set ECSPILOT_JOBS_QUEUE_URL (the stack's JobsQueueUrl output)"
+        )
     sqs = _runtime(args).clients.sqs
     message_id = sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
     if args.output == "json":
@@ -332,22 +288,51 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 COMMANDS["enqueue"] = cmd_enqueue
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ecspilot`` command."""
+def error_line(exc: BaseException, args: argparse.Namespace) -> str:
+    """The one line a failure prints (no traceback)."""
+    import yaml  # noqa: PLC0415
+
+    cause = exc.__cause__
+    if isinstance(exc, ConfigError) and isinstance(cause, yaml.MarkedYAMLError) and cause.problem_mark:
+        # PyYAML names the text it parsed "<unicode string>": name the file, line and column
+        from ecspilot.interfaces.settings import Settings  # noqa: PLC0415
+
+        path = args.config or Settings.from_env().config_path
+        mark = cause.problem_mark
+        return f"{path}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {cause.problem}"
+    return str(exc)
+
+
+def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
+    """Entry point of the ``ecspilot`` command. ``session``: the boto3 session to use instead of
+    one made from ``--profile``/``--region`` (tests record its calls)."""
     args = build_parser().parse_args(argv)
+    args.session = session
     logging.getLogger().setLevel(logging.WARNING)
     from ecspilot.obs import logger  # noqa: PLC0415
 
-    if logger.log_level < logging.WARNING:  # the CLI prints results; logs only for problems
-        logger.setLevel("WARNING")
+    level = logger.log_level
+    if level < logging.CRITICAL:  # the CLI prints results and one error line, not JSON logs
+        logger.setLevel("CRITICAL")
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, EventError, InvalidMessageError, SettingsError) as exc:
+    except BAD_INPUT as exc:
+        print(f"error: {error_line(exc, args)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NoRegionError:
+        print(f"error: {NO_REGION}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ProfileNotFound, NoCredentialsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except EcspilotError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
+    except (ClientError, BotoCoreError) as exc:  # an AWS call outside a flow's typed errors
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        logger.setLevel(level)  # main() called in a process that goes on (tests, the demo)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """The ``ecspilot`` command line's arguments: global options, one subcommand per verb.
 
 Only argparse here (no AWS, no config): the verbs live in :mod:`ecspilot.interfaces.cli`.
+The global options (``--output``, ``--region``, ``--profile``, ``--config``) are accepted before
+or after the subcommand, as the AWS CLI accepts them; every subcommand's ``--help`` has a
+one-line description and an example.
 """
 
 from __future__ import annotations
@@ -8,31 +11,110 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ecspilot import __version__
+
+#: exit codes, the same for every verb (README "Exit codes")
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CHANGES = 0, 1, 2, 3
+
+GLOBALS: dict[str, tuple[str, dict[str, Any]]] = {
+    "--config": ("config file (default: $ECSPILOT_CONFIG or ./ecspilot.yaml)", {}),
+    "--region": ("AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)", {}),
+    "--profile": ("AWS profile (default: AWS_PROFILE)", {}),
+    "--output": ("table (default) or json", {"choices": ["table", "json"]}),
+}
+DEFAULTS = {"config": None, "region": None, "profile": None, "output": "table"}
+
+
+def _global_options(defaults: bool) -> argparse.ArgumentParser:
+    """The global options; after a subcommand they are SUPPRESSed unless given, so a value given
+    before the subcommand is kept."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("global options (before or after the subcommand)")
+    for flag, (text, extra) in GLOBALS.items():
+        default = DEFAULTS[flag[2:]] if defaults else argparse.SUPPRESS
+        group.add_argument(flag, help=text, default=default, **extra)
+    return parent
+
+
+def _verb(sub: Any, name: str, summary: str, example: str, common: argparse.ArgumentParser) -> Any:
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog="example:\n  " + example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ecspilot", description="Run Amazon ECS workloads hands-off.")
-    parser.add_argument("--config", help="config file (default: $ECSPILOT_CONFIG or ./ecspilot.yaml)")
-    parser.add_argument("--region", help="AWS region (default: the usual AWS places)")
-    parser.add_argument("--profile", help="AWS profile")
-    parser.add_argument("--output", choices=["table", "json"], default="table")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("validate", help="validate the config file")
-    plan = sub.add_parser("plan", help="dry run: what an event (or a reconcile) would do")
-    plan.add_argument("--event", help="an event JSON file, e.g. events/ecr_push.json")
-    sub.add_parser("reconcile", help="apply the reconcile plan (daemons, schedules) from a workstation")
-    run = sub.add_parser("run", help="run a job now (trigger manual), through run_job's core path")
+    common = _global_options(defaults=False)
+    parser = argparse.ArgumentParser(
+        prog="ecspilot",
+        description="Run Amazon ECS workloads hands-off.",
+        epilog="exit codes: 0 done/in sync, 1 failed, 2 bad input, 3 plan has changes (--detailed-exitcode)",
+        parents=[_global_options(defaults=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"ecspilot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _verb(sub, "validate", "validate the config file", "ecspilot validate --config ecspilot.yaml", common)
+    plan = _verb(
+        sub,
+        "plan",
+        "dry run: what reconcile would change, or what a function would do with an event",
+        "ecspilot plan --event events/ecr_push.json --output json",
+        common,
+    )
+    plan.add_argument(
+        "--event",
+        help="an event file: ECR push, ECS deployment or task state change, Scheduler payload, "
+        "SQS batch, CloudTrail or other reconcile trigger",
+    )
+    plan.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 3 when the plan has changes (0: in sync)"
+    )
+    _verb(
+        sub,
+        "reconcile",
+        "apply the reconcile plan (daemons, schedules, catch-up) from a workstation",
+        "ecspilot reconcile --region eu-west-1",
+        common,
+    )
+    run = _verb(
+        sub,
+        "run",
+        "run a job now (trigger manual), through run_job's core path",
+        "ecspilot run nightly-report --dry-run",
+        common,
+    )
     run.add_argument("job", help="the job's name in the config")
     run.add_argument("--dry-run", action="store_true", help="show what would run, change nothing")
-    placement = sub.add_parser("placement", help="placement tools")
-    placement_sub = placement.add_subparsers(dest="placement_command", required=True)
-    check = placement_sub.add_parser(
-        "check", help="which container instances of the job's cluster satisfy its constraints, and why not"
+    placement = _verb(sub, "placement", "placement tools", "ecspilot placement check nightly-report", common)
+    placement_sub = placement.add_subparsers(dest="placement_command", required=True, metavar="COMMAND")
+    check = _verb(
+        placement_sub,
+        "check",
+        "which container instances of the job's cluster satisfy its constraints, and why not",
+        "ecspilot placement check nightly-report --output json",
+        common,
     )
     check.add_argument("job", help="the job's name in the config")
-    demo = sub.add_parser("demo", help="run ecspilot's flows against a local AWS (moto), narrated")
+    demo = _verb(
+        sub,
+        "demo",
+        "run ecspilot's flows against a local AWS (moto), narrated",
+        "ecspilot demo --verbose",
+        common,
+    )
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
-    add_tracking_parsers(sub)
-    enqueue = sub.add_parser("enqueue", help="send a job request to the jobs queue, validated locally first")
+    add_tracking_parsers(sub, common)
+    enqueue = _verb(
+        sub,
+        "enqueue",
+        "send a job request to the jobs queue, validated locally first",
+        "ecspilot enqueue render --set command='render --fast' --queue-url https://sqs.../ecspilot-jobs",
+        common,
+    )
     enqueue.add_argument("job", help="the job's name in the config (it needs a queue section)")
     enqueue.add_argument(
         "--set",
@@ -46,11 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_tracking_parsers(sub: Any) -> None:
-    """``history`` and ``status``; ``--output`` is also accepted after the verb."""
-    history = sub.add_parser("history", help="latest deployments of a service, or runs of a job")
+def add_tracking_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``history`` and ``status``."""
+    history = _verb(
+        sub,
+        "history",
+        "latest deployments of a service, or runs of a job",
+        "ecspilot history web --limit 5",
+        common,
+    )
     history.add_argument("name", help="a configured service or job, or CLUSTER/SERVICE")
     history.add_argument("--limit", type=int, default=20, help="how many, newest first (default 20)")
-    history.add_argument("--output", choices=["table", "json"], default=argparse.SUPPRESS)
-    status = sub.add_parser("status", help="what each service runs and how it went; each job's last run")
-    status.add_argument("--output", choices=["table", "json"], default=argparse.SUPPRESS)
+    status = _verb(
+        sub,
+        "status",
+        "what each service runs and how it went; each job's last run",
+        "ecspilot status --html status.html",
+        common,
+    )
+    status.add_argument(
+        "--html", metavar="FILE", help="also write a self-contained HTML page with a timeline"
+    )

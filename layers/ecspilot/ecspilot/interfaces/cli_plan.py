@@ -1,0 +1,190 @@
+"""``ecspilot plan``: the reconcile dry run, or ``--event FILE``: what the function that handles
+that event would do, as a dry run (reads only, never a write call).
+
+Every event ecspilot handles is recognised by its shape (:func:`event_function`): an ECR push
+(``deploy_on_push``), an ECS deployment or task state change (``track_deployments``), the
+Scheduler payload (``run_job``), an SQS batch (``run_queued_jobs``), and the reconcile triggers
+(CloudTrail drift events, other EventBridge events, the rate schedule's input, a custom resource).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ecspilot.errors import EventError
+from ecspilot.interfaces.present import as_json, say, table
+from ecspilot.interfaces.runtime import Runtime
+
+TRACKED = ("ECS Deployment State Change", "ECS Task State Change")
+#: where a Scheduler schedule's target would be before the stack is deployed
+NOT_DEPLOYED = "arn:aws:lambda:{region}:{account}:function:ecspilot-run-job (not deployed yet)"
+CHANGES = ("would-deploy", "would-run", "would-register", "would-move", "create", "update", "delete")
+
+
+def read_event(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EventError(f"cannot read event {path}: {exc}") from exc
+
+
+def event_function(event: Any) -> str:
+    """The function that handles ``event`` (pure), or :class:`EventError` for anything else."""
+    if not isinstance(event, dict):
+        raise EventError(f"not an event ecspilot handles: a JSON {type(event).__name__}, not an object")
+    detail_type = event.get("detail-type")
+    if detail_type == "ECR Image Action":
+        return "deploy_on_push"
+    if detail_type in TRACKED:
+        return "track_deployments"
+    records = event.get("Records")
+    if (
+        isinstance(records, list)
+        and records
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+    ):
+        return "run_queued_jobs"
+    if "job" in event and "detail-type" not in event:
+        return "run_job"
+    if (
+        event in ({}, {"trigger": "schedule"})
+        or "detail-type" in event
+        or "source" in event
+        or "RequestType" in event
+    ):
+        return "reconcile"
+    raise EventError(
+        "not an event ecspilot handles: expected an ECR push, an ECS deployment or task state change, "
+        'a Scheduler payload {"job": ...}, an SQS batch {"Records": [...]}, or a reconcile trigger'
+    )
+
+
+def without_schedule_target(rt: Runtime) -> tuple[Runtime, str | None]:
+    """Before the stack is deployed there is no run_job to target: plan the schedules against a
+    placeholder, and say so (the note), instead of failing the schedules part."""
+    if not any(j.schedule for j in rt.config.jobs) or (
+        rt.settings.run_job_arn and rt.settings.scheduler_role_arn
+    ):
+        return rt, None
+    placeholder = NOT_DEPLOYED.format(
+        region=rt.settings.region or "REGION", account=rt.settings.account_id or "ACCOUNT"
+    )
+    settings = dataclasses.replace(
+        rt.settings,
+        run_job_arn=rt.settings.run_job_arn or placeholder,
+        scheduler_role_arn=rt.settings.scheduler_role_arn or placeholder.replace("function:", "role/"),
+    )
+    note = (
+        "note: ECSPILOT_RUN_JOB_ARN / ECSPILOT_SCHEDULER_ROLE_ARN are not set (stack not deployed?): "
+        "schedules are shown without their run_job target"
+    )
+    return dataclasses.replace(rt, settings=settings), note
+
+
+def plan_reconcile(rt: Runtime, output: str, event: Any = None) -> tuple[dict[str, Any], bool]:
+    """The reconcile dry run (``event``: the trigger, checked as the function checks it)."""
+    from ecspilot.reconcile.handler import trigger_of  # noqa: PLC0415
+    from ecspilot.reconcile.runbook import reconcile  # noqa: PLC0415
+
+    if event is not None and "RequestType" not in event:
+        trigger = trigger_of(event, rt)
+        if isinstance(trigger, dict):
+            return _ignored("reconcile", trigger, output), False
+    rt, note = without_schedule_target(rt)
+    result = reconcile(rt, dry_run=True)
+    changed = any(a.change in CHANGES for a in result.actions)
+    data = {"function": "reconcile", **result.as_dict(), **({"note": note} if note else {})}
+    if output == "json":
+        as_json(data)
+        return data, changed
+    say("dry run: what reconcile would change")
+    table([a.__dict__ for a in result.actions], ["kind", "target", "change", "detail"])
+    say(", ".join(f"{n} {change}" for change, n in sorted(result.summary().items())) or "nothing to do")
+    if note:
+        say(note)
+    return data, changed
+
+
+def _ignored(function: str, result: Mapping[str, Any], output: str) -> dict[str, Any]:
+    data = {"function": function, **result}
+    if output == "json":
+        as_json(data)
+    else:
+        say(f"{function}: event ignored: {result['ignored']}")
+    return data
+
+
+def plan_event(rt: Runtime, event: Any, output: str) -> tuple[dict[str, Any], bool]:
+    """Dispatch ``event`` to its function's dry run; returns what it would do and whether that
+    changes anything."""
+    function = event_function(event)
+    if function == "reconcile":
+        return plan_reconcile(rt, output, event)
+    if function == "deploy_on_push":
+        from ecspilot.deploy.handler import handle_push_event  # noqa: PLC0415
+
+        result = handle_push_event(event, rt, dry_run=True)
+    elif function == "run_job":
+        from ecspilot.jobs.handler import handle_run_job_event  # noqa: PLC0415
+
+        result = handle_run_job_event(event, rt, dry_run=True)
+    elif function == "run_queued_jobs":
+        from ecspilot.queue.handler import queue_batch  # noqa: PLC0415
+
+        outcomes = queue_batch(rt, dry_run=True).process(list(event["Records"]))
+        result = {"messages": [dataclasses.asdict(o) for o in outcomes.values()]}
+    else:
+        from ecspilot.interfaces.tracking_preview import preview  # noqa: PLC0415
+
+        result = preview(event, rt)
+    if "ignored" in result:
+        return _ignored(function, result, output), False
+    data = {"function": function, **result}
+    changed = any(value in CHANGES for value in _outcomes(function, result))
+    if output == "json":
+        as_json(data)
+    else:
+        show(function, result)
+    return data, changed
+
+
+def _outcomes(function: str, result: Mapping[str, Any]) -> list[str]:
+    if function == "deploy_on_push":
+        return [str(s.get("outcome")) for s in result.get("services", [])]
+    if function == "run_queued_jobs":
+        return [str(m.get("outcome")) for m in result["messages"]]
+    if function == "run_job":
+        return [str(result.get("outcome"))]
+    return [str(m.get("change")) for m in result.get("moves", [])]
+
+
+def show(function: str, result: Mapping[str, Any]) -> None:
+    """The table form of a function's dry run."""
+    if function == "deploy_on_push":
+        say(
+            f"dry run of deploy_on_push: push {result['repository']}:{result['tag']} ({result['digest'][:19]})"
+        )
+        rows = [
+            {
+                **s,
+                "from": s["from_task_definition"].rsplit("/", 1)[-1],
+                "containers": ",".join(s["containers"]),
+            }
+            for s in result["services"]
+        ]
+        table(rows, ["name", "cluster", "service", "containers", "outcome", "from", "reason"])
+    elif function == "run_job":
+        td = str(result.get("task_definition", "")).rsplit("/", 1)[-1]
+        say(f"dry run of run_job: job {result['job']} ({result['trigger']}): {result['outcome']} ({td})")
+        if result.get("reason"):
+            say(f"  {result['reason']}")
+    elif function == "run_queued_jobs":
+        say(f"dry run of run_queued_jobs: {len(result['messages'])} message(s)")
+        table(list(result["messages"]), ["message_id", "job", "outcome", "reason"])
+    else:
+        say(f"dry run of track_deployments: {result['summary']}")
+        table(list(result.get("moves", [])), ["record", "from", "to", "change"])
