@@ -28,7 +28,7 @@ from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.rules import deployment_configuration, primary_deployment_id, rolled_back_reason
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import family_revision
-from ecspilot.errors import AwsError, DeployError, EcspilotError
+from ecspilot.errors import AwsError, BudgetExhaustedError, DeployError, EcspilotError
 from ecspilot.obs import count, logger
 
 VERIFY_ROUNDS = 5  # each round needs yet another, newer concurrent push
@@ -43,6 +43,7 @@ class DeployCommit(DeployReads):
         super().__init__(clients, max_workers)
         self.history = history
         self.trigger = trigger
+        self.rollout_id = ""  # a continuation names the rollout it continues; else the push's event id
         self.state = ServiceState(history)
         self.defer_records = False  # catch-up writes the records of all its pushes at once
         self.pending_records: list[DeploymentRecord] = []
@@ -159,6 +160,8 @@ class DeployCommit(DeployReads):
                     f"{family_revision(claim.task_definition)} applied again"
                 )
                 count("DeploymentsSuperseded")
+                if isinstance(outcome, BudgetExhaustedError):
+                    continue  # not applied: the newer push's own deployer verifies after its update
                 if isinstance(outcome, EcspilotError):
                     t.outcome.outcome, t.outcome.reason = "failed", f"{t.outcome.reason}, but: {outcome}"
                     continue
@@ -183,6 +186,7 @@ class DeployCommit(DeployReads):
             started_at=started_at,
             event_id=push.event_id,
             trigger=self.trigger,
+            rollout_id=self.rollout_id or push.event_id,
         )
 
     def write_records(self, records: list[DeploymentRecord], result: PushResult) -> None:
@@ -264,6 +268,7 @@ class DeployCommit(DeployReads):
                     started_at=_iso(_primary_created_at(service)) or utc_now(),
                     event_id=push.event_id,
                     trigger=self.trigger,
+                    rollout_id=self.rollout_id or push.event_id,
                 )
             )
         if missing:

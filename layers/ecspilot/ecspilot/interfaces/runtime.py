@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
+from ecspilot.aws.limiter import parse_rates
 from ecspilot.domain.config import EcspilotConfig, load_config
 from ecspilot.interfaces.settings import Settings
 
@@ -32,7 +33,9 @@ class Runtime:
         """Assemble a runtime; anything not given is built from the environment."""
         settings = settings or Settings.from_env()
         config = config or load_config(settings.config_path)
-        clients = clients or Clients(region=settings.region, max_workers=settings.max_workers)
+        clients = clients or Clients(
+            region=settings.region, max_workers=settings.max_workers, rates=parse_rates(settings.ecs_rates)
+        )
         history = History(
             clients.dynamodb if settings.table_name else None, settings.table_name, settings.retention_days
         )
