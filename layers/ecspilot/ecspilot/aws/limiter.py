@@ -100,7 +100,9 @@ BucketKey = tuple[str, str, str]  # (account, region, operation)
 
 
 class Buckets:
-    """The process's buckets by ``(account, region, operation)``: shared by every client and thread."""
+    """Buckets by ``(account, region, operation)``, shared by every client and thread given them
+    (one :class:`~ecspilot.aws.clients.Clients` serves a whole invocation, and a warm Lambda's
+    process keeps it: the buckets remember what the previous invocation spent)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -119,11 +121,9 @@ class Buckets:
         return self._lock
 
 
-PROCESS_BUCKETS = Buckets()
-
 
 class Limiter:
-    """Paces one account's calls in one region; many limiters may share :data:`PROCESS_BUCKETS`."""
+    """Paces one account's calls (each region its own buckets); limiters may share :class:`Buckets`."""
 
     def __init__(
         self,
@@ -134,7 +134,7 @@ class Limiter:
     ) -> None:
         self.account = account
         self.rates = dict(rates)
-        self.buckets = buckets or PROCESS_BUCKETS
+        self.buckets = buckets or Buckets()
         self.sleep = sleep
         self.deadline: float | None = None  # in the buckets' clock; None: wait as long as needed
         self.waited = 0.0

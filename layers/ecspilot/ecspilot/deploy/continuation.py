@@ -44,14 +44,13 @@ REGISTER, UPDATE = "RegisterTaskDefinition", "UpdateService"
 def plan_seconds(
     registrations: int, updates: int, rates: Mapping[str, Rate], available: Mapping[str, float]
 ) -> float:
-    """The paced time of ``registrations`` then ``updates`` (the runbook's order), from buckets
-    holding ``available`` tokens now; the update bucket refills while the registrations run."""
+    """The paced time of ``registrations`` and ``updates`` from buckets holding ``available``
+    tokens now: the runbook pipelines them (each service is updated once its revision exists),
+    so the slower of the two sets the time."""
     reg, upd = rates.get(REGISTER), rates.get(UPDATE)
     register_time = reg.seconds_for(registrations, available.get(REGISTER, reg.burst)) if reg else 0.0
-    if upd is None:
-        return register_time
-    at_start = min(upd.burst, available.get(UPDATE, upd.burst) + register_time * upd.per_second)
-    return register_time + upd.seconds_for(updates, at_start)
+    update_time = upd.seconds_for(updates, available.get(UPDATE, upd.burst)) if upd else 0.0
+    return max(register_time, update_time)
 
 
 def fitting(

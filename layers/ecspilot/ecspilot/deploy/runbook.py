@@ -29,8 +29,9 @@ from typing import Literal
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.ecs_reads import aware, once_more
 from ecspilot.aws.fanout import bounded_map
-from ecspilot.aws.history import History, utc_now
+from ecspilot.aws.history import DeploymentRecord, History, utc_now
 from ecspilot.aws.revisions import TaskDefinition
+from ecspilot.aws.service_state import Claim
 from ecspilot.deploy.commit import DeployCommit
 from ecspilot.deploy.continuation import Budget, Continuation, enqueue, first_part, fitting
 from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
@@ -249,9 +250,38 @@ class PushDeployer(DeployCommit):
             limiter.deadline = None
 
     def _deploy(self, targets: list[_Target], push: ImagePush, result: PushResult) -> None:
+        """Register, claim, update, record. Within RegisterTaskDefinition's burst in one wave;
+        beyond it pipelined, one wave per source revision: each service is updated as soon as
+        its own revision exists, so UpdateService overlaps the paced registrations and the
+        whole takes the registrations' time, not that plus the updates'."""
         groups: dict[tuple[str, tuple[str, ...]], list[_Target]] = {}
         for t in targets:
-            groups.setdefault((t.outcome.from_task_definition, tuple(t.outcome.containers)), []).append(t)
+            groups.setdefault(_group(t), []).append(t)
+        started_at = utc_now()
+        rate = self.clients.limiter.rates.get("RegisterTaskDefinition")
+        if rate is None or len(groups) <= rate.burst:
+            waves = [groups]
+        else:
+            waves = [{key: members} for key, members in groups.items()]
+        done = self._map(lambda wave: self._deploy_wave(wave, push, result, started_at), waves)
+        records, applied = [], []
+        for wave, got in zip(waves, done, strict=True):
+            if isinstance(got, EcspilotError):  # a bug in one wave fails its services only
+                for t in (t for members in wave.values() for t in members):
+                    t.outcome.outcome, t.outcome.reason = "failed", str(got)
+                continue
+            records += got[0]
+            applied += got[1]
+        self.write_records(records, result)
+        self.verify(applied)
+
+    def _deploy_wave(
+        self,
+        groups: dict[tuple[str, tuple[str, ...]], list[_Target]],
+        push: ImagePush,
+        result: PushResult,
+        started_at: str,
+    ) -> tuple[list[DeploymentRecord], list[tuple[_Target, list[Claim]]]]:
         keys = list(groups)
         registered = self._map(self._register, [(arn, containers, push.pinned) for arn, containers in keys])
         updates: list[tuple[_Target, str]] = []
@@ -265,11 +295,11 @@ class PushDeployer(DeployCommit):
                     t.outcome.to_task_definition = new_arn
                     updates.append((t, new_arn))
             if not isinstance(new_arn, EcspilotError):
-                result.registered.append(new_arn)
+                with self._lock:
+                    result.registered.append(new_arn)
         updates = self.claim(updates, push)
         records = []
         applied = []
-        started_at = utc_now()
         for (t, new_arn), outcome in zip(updates, self._map(once_more(self._update), updates), strict=True):
             if isinstance(outcome, BudgetExhaustedError):
                 t.outcome.outcome, t.outcome.reason = "continued", CONTINUED
@@ -283,8 +313,7 @@ class PushDeployer(DeployCommit):
                 t.service["taskDefinition"] = new_arn
             applied.append((t, self.claims_of(t, new_arn, push)))
             records.append(self.record(t, new_arn, outcome, push, started_at))
-        self.write_records(records, result)
-        self.verify(applied)
+        return records, applied
 
 
 def _group(t: _Target) -> tuple[str, tuple[str, ...]]:

@@ -33,9 +33,9 @@ class Runtime:
         """Assemble a runtime; anything not given is built from the environment."""
         settings = settings or Settings.from_env()
         config = config or load_config(settings.config_path)
-        clients = clients or Clients(
-            region=settings.region, max_workers=settings.max_workers, rates=parse_rates(settings.ecs_rates)
-        )
+        clients = clients or Clients(region=settings.region, max_workers=settings.max_workers)
+        if settings.ecs_rates:  # an account's raised limits pace its calls (ecspilot.aws.limiter)
+            clients.limiter.rates = parse_rates(settings.ecs_rates)
         history = History(
             clients.dynamodb if settings.table_name else None, settings.table_name, settings.retention_days
         )
