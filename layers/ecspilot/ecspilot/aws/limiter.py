@@ -121,7 +121,6 @@ class Buckets:
         return self._lock
 
 
-
 class Limiter:
     """Paces one account's calls (each region its own buckets); limiters may share :class:`Buckets`."""
 
