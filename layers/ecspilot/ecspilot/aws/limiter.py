@@ -174,7 +174,9 @@ class Limiter:
 
     def attach(self, client: Any) -> None:
         """Pace ``client``'s throttled operations: each HTTP attempt (retries included) waits for
-        a token first (botocore's ``before-send``, after the request is signed)."""
+        a token first. botocore's ``request-created`` fires once per attempt, before the request
+        is signed and before any ``before-send`` handler (where the HTTP layer, a stub or moto,
+        answers), so a refused call raises out of the API call without being sent."""
         region = str(client.meta.region_name)
         service_id = client.meta.service_model.service_id.hyphenize()
         for operation in self.rates:
@@ -182,4 +184,4 @@ class Limiter:
             def pace(op: str = operation, **_: Any) -> None:
                 self.acquire(region, op)
 
-            client.meta.events.register(f"before-send.{service_id}.{operation}", pace)
+            client.meta.events.register_first(f"request-created.{service_id}.{operation}", pace)
