@@ -94,8 +94,8 @@ def _world(kind: str, n: int, k: float, paced: bool, queue: bool = False) -> tup
         "RegisterTaskDefinition": Rate(REGISTER[0], REGISTER[1] * k),
         "UpdateService": Rate(UPDATE[0], UPDATE[1] * k),
     }
+    world = Sandbox(Clients(session=session, region=REGION, rates={}))  # the setup is not paced
     clients = Clients(session=session, region=REGION, rates=rates if paced else {})
-    world = Sandbox(clients)
     world.cluster(CLUSTER, instances_per_zone=0)
     world.repository("web")
     shared = world.task_definition("web", {"app": world.image("web", "v0")}) if kind == "shared" else ""

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -48,6 +49,9 @@ class DeployCommit(DeployReads):
         self.defer_records = False  # catch-up writes the records of all its pushes at once
         self.pending_records: list[DeploymentRecord] = []
         self.pending_backfill: list[tuple[Target, ImagePush]] = []
+        # the state table's transactions, one at a time per invocation: pipelined waves claim and
+        # record concurrently otherwise (moto's in-process TransactWriteItems is not thread-safe)
+        self._writes = threading.Lock()
 
     # UpdateService ----------------------------------------------------------------------------
 
@@ -115,7 +119,8 @@ class DeployCommit(DeployReads):
             return updates
         claims = [c for t, arn in updates for c in self.claims_of(t, arn, push)]
         try:
-            lost = self.state.claim(claims)
+            with self._writes:
+                lost = self.state.claim(claims)
         except AwsError as exc:
             # without the claim a racing older push could win: do not act, let the retry do it
             for t, _ in updates:
@@ -197,7 +202,8 @@ class DeployCommit(DeployReads):
             self.pending_records.extend(records)
             return
         try:
-            self.history.record_deployments(records)
+            with self._writes:
+                self.history.record_deployments(records)
         except AwsError as exc:
             logger.error("deployment records not written", extra={"error": str(exc), "records": len(records)})
             count("HistoryWriteErrors")

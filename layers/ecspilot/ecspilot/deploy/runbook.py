@@ -23,6 +23,7 @@ it is, never stops the others. With ``dry_run`` steps 5 to 7 are reported, not d
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Literal
 
@@ -59,12 +60,20 @@ class PushDeployer(DeployCommit):
     ) -> None:
         super().__init__(clients, history, max_workers, trigger)
         self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
+        self._registering: dict[tuple[str, tuple[str, ...], str], threading.Lock] = {}
 
     # AWS edges ------------------------------------------------------------------------------
 
     def _register(self, item: tuple[str, tuple[str, ...], str]) -> str:
         """The revision of ``source`` with ``containers`` on ``image``: registered once per
-        invocation, and reused when the family's latest ACTIVE revision already is exactly it."""
+        invocation, and reused when the family's latest ACTIVE revision already is exactly it.
+        Waves of one big group ask at once: the first registers, the others wait for it."""
+        with self._lock:
+            lock = self._registering.setdefault(item, threading.Lock())
+        with lock:
+            return self._register_once(item)
+
+    def _register_once(self, item: tuple[str, tuple[str, ...], str]) -> str:
         with self._lock:
             known = self._registered.get(item)
         if known is not None:
@@ -250,30 +259,42 @@ class PushDeployer(DeployCommit):
             limiter.deadline = None
 
     def _deploy(self, targets: list[_Target], push: ImagePush, result: PushResult) -> None:
-        """Register, claim, update, record. Within RegisterTaskDefinition's burst in one wave;
-        beyond it pipelined, one wave per source revision: each service is updated as soon as
-        its own revision exists, so UpdateService overlaps the paced registrations and the
-        whole takes the registrations' time, not that plus the updates'."""
+        """Register, claim, update, record, verify. Within ECS's bursts in one wave; beyond them
+        pipelined in waves (one per source revision, at most ``WAVE`` services each), each wave
+        claiming, updating, recording and verifying its own services: UpdateService overlaps the
+        paced registrations, and the claims and records of one wave overlap the paced updates of
+        the others, so the whole takes about the buckets' time and not that plus the writes'."""
         groups: dict[tuple[str, tuple[str, ...]], list[_Target]] = {}
         for t in targets:
             groups.setdefault(_group(t), []).append(t)
         started_at = utc_now()
-        rate = self.clients.limiter.rates.get("RegisterTaskDefinition")
-        if rate is None or len(groups) <= rate.burst:
-            waves = [groups]
-        else:
-            waves = [{key: members} for key, members in groups.items()]
-        done = self._map(lambda wave: self._deploy_wave(wave, push, result, started_at), waves)
-        records, applied = [], []
-        for wave, got in zip(waves, done, strict=True):
+        rates = self.clients.limiter.rates
+        register, update = rates.get("RegisterTaskDefinition"), rates.get("UpdateService")
+        if not (register and len(groups) > register.burst) and not (update and len(targets) > update.burst):
+            records, applied = self._deploy_wave(groups, push, result, started_at)
+            self.write_records(records, result)
+            self.verify(applied)
+            return
+        waves = [
+            {key: members[i : i + WAVE]}
+            for key, members in groups.items()
+            for i in range(0, len(members), WAVE)
+        ]
+
+        def wave(w: dict[tuple[str, tuple[str, ...]], list[_Target]]) -> None:
+            records, applied = self._deploy_wave(w, push, result, started_at)
+            self.write_records(records, result)
+            self.verify(applied)
+
+        # big waves fan out inside (their updates): two at a time keep one claiming while the
+        # other's updates wait for tokens; single-service waves use the whole pool
+        largest = max(len(m) for w in waves for m in w.values())
+        for w, got in zip(
+            waves, bounded_map(wave, waves, 2 if largest > 1 else self.max_workers), strict=True
+        ):
             if isinstance(got, EcspilotError):  # a bug in one wave fails its services only
-                for t in (t for members in wave.values() for t in members):
+                for t in (t for members in w.values() for t in members):
                     t.outcome.outcome, t.outcome.reason = "failed", str(got)
-                continue
-            records += got[0]
-            applied += got[1]
-        self.write_records(records, result)
-        self.verify(applied)
 
     def _deploy_wave(
         self,
@@ -320,6 +341,7 @@ def _group(t: _Target) -> tuple[str, tuple[str, ...]]:
     return (t.outcome.from_task_definition, tuple(t.outcome.containers))
 
 
+WAVE = 25  # services per wave of a pipelined deploy: small, so the first updates start early
 CONTINUED = "continues in the next invocation (this one's time budget)"
 
 
