@@ -317,7 +317,8 @@ class PushDeployer(DeployCommit):
                     updates.append((t, new_arn))
             if not isinstance(new_arn, EcspilotError):
                 with self._lock:
-                    result.registered.append(new_arn)
+                    if new_arn not in result.registered:  # waves of one group share it
+                        result.registered.append(new_arn)
         updates = self.claim(updates, push)
         records = []
         applied = []
