@@ -16,6 +16,11 @@ call's parameters, and fails it in one of four ways:
 ``throttle``    the request is answered ``ThrottlingException`` (or ``code``) *instead of*
                 reaching moto (not applied): botocore's retry mode retries it as it would a
                 real throttle, so only a run of throttles longer than its attempts gets through;
+``bucket``      ECS's own throttling: a token bucket per rule (``burst`` tokens, ``per_second``
+                refill, on the wall clock); an attempt that finds a token passes to moto, one that
+                does not is answered ``ThrottlingException`` instead of reaching moto, as
+                ``throttle`` (every attempt counts, botocore's retries included; ``fired`` counts
+                the throttled ones). One rule per operation is ECS's bucket for one account;
 ``exception``   the call raises the given exception (a bug in a part, anything unexpected);
 ``delay``       the call waits ``seconds`` before it is sent, then goes through (to order racing
                 threads: the delayed call lands last).
@@ -38,7 +43,7 @@ from typing import Any, Literal
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
-Mode = Literal["error", "network", "lost-reply", "throttle", "exception", "delay"]
+Mode = Literal["error", "network", "lost-reply", "throttle", "bucket", "exception", "delay"]
 
 
 @dataclass
@@ -56,6 +61,10 @@ class Rule:
     fired: int = 0
     seen: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    burst: float = 0.0  # bucket mode
+    per_second: float = 0.0
+    tokens: float = -1.0  # -1: full at the first attempt
+    stamp: float = 0.0
 
     def matches(self, service: str, operation: str) -> bool:
         return self.operation in ("*", operation) and self.service in (None, service)
@@ -65,9 +74,23 @@ class Rule:
         if self.when is not None and not self.when(params):
             return False
         self.seen += 1
+        if self.mode == "bucket":
+            return self._no_token()
         if self.times is not None and self.fired >= self.times:
             return False
         if self.rate < 1.0 and self.rng.random() >= self.rate:
+            return False
+        self.fired += 1
+        return True
+
+    def _no_token(self) -> bool:
+        now = time.monotonic()
+        if self.tokens < 0:
+            self.tokens, self.stamp = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.per_second)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
             return False
         self.fired += 1
         return True
@@ -102,6 +125,8 @@ class Faults:
         when: Callable[[Mapping[str, Any]], bool] | None = None,
         exception: BaseException | None = None,
         seconds: float = 0.0,
+        burst: float = 0.0,
+        per_second: float = 0.0,
     ) -> Rule:
         """Add a rule; see the module docstring. Returns it (``rule.fired`` counts)."""
         if status is None:
@@ -118,6 +143,8 @@ class Faults:
             exception,
             seconds,
             rng=random.Random(seed),
+            burst=burst,
+            per_second=per_second,
         )
         with self._lock:
             self.rules.append(rule)
@@ -181,11 +208,11 @@ class Faults:
         service_id = parts[1].lower().replace("-", "") if len(parts) > 2 else ""
         operation = parts[2] if len(parts) > 2 else ""
         params = getattr(self._params, "value", None) or {}
-        rule = self._pick(service_id, operation, params, ("lost-reply", "throttle"))
+        rule = self._pick(service_id, operation, params, ("lost-reply", "throttle", "bucket"))
         if rule is None:
             return None
         headers = {"x-amzn-RequestId": "injected-fault"}
-        if rule.mode == "throttle":
+        if rule.mode in ("throttle", "bucket"):
             # moto's own before-send handler runs after ours; pointed elsewhere, it lets it pass
             request.url = "https://throttled.injected-fault.invalid/"
             body = json.dumps({"__type": rule.code, "message": f"injected {rule.code}"}).encode()

@@ -81,3 +81,22 @@ def test_a_throttle_is_not_applied_and_botocore_retries_it(clients: Clients, fau
     assert rule.fired == 2
     got = clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert [m["Body"] for m in got] == ["once"]  # two throttles, one delivery
+
+
+def test_a_bucket_rule_throttles_what_finds_no_token_without_applying_it(
+    clients: Clients, faults: Faults
+) -> None:
+    # GIVEN ECS-like throttling on SendMessage: 2 tokens, refilled far too slowly to matter
+    url = _queue(clients)
+    rule = faults.fail("SendMessage", "bucket", burst=2, per_second=0.001)
+    once = clients.single_attempt("sqs")  # no botocore retry: each throttle is seen
+    # WHEN three messages are sent at once
+    once.send_message(QueueUrl=url, MessageBody="a")
+    once.send_message(QueueUrl=url, MessageBody="b")
+    with pytest.raises(ClientError) as info:
+        once.send_message(QueueUrl=url, MessageBody="c")
+    # THEN the third was throttled and never reached moto
+    assert info.value.response["Error"]["Code"] == "ThrottlingException"
+    assert rule.fired == 1
+    got = clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in got) == ["a", "b"]

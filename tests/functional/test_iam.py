@@ -156,6 +156,15 @@ def deploy_on_push(run: Run) -> None:
     run.invoke("deploy_on_push", new)  # describe, register (tags, roles), roll, record
     run.invoke("deploy_on_push", new)  # duplicate: no-op
     run.invoke("deploy_on_push", old)  # stale: the push times are compared
+    # a push that outlives its invocation (1 s of budget, UpdateService paced at 1 then 1 per 10 s):
+    # one service now, the other sent to the continuation queue, consumed by the same function
+    url = run.sandbox.clients.sqs.create_queue(QueueName="ecspilot-iam-continuations")["QueueUrl"]
+    run.runtime(WEB, continuation_queue_url=url, ecs_rates="UpdateService=1/0.1", time_margin_seconds=299)
+    result = run.invoke("deploy_on_push", run.sandbox.push("web", "v3"))
+    assert sorted(s["outcome"] for s in result["services"]) == ["continued", "deployed"]
+    run.runtime(WEB, continuation_queue_url=url, ecs_rates="UpdateService=50/5")
+    event = QueuePump(run.sandbox.clients, url).receive()
+    assert run.invoke("deploy_on_push", event) == {"batchItemFailures": []}
 
 
 JOB_CLUSTER = "batchfarm"

@@ -40,7 +40,12 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
         for d in r["Properties"].get("Dimensions", [])
         if d["Name"] == "QueueName"
     }
-    assert queues == {"EventsDeadLetterQueue", "SchedulerDeadLetterQueue", "JobsDeadLetterQueue"}
+    assert queues == {
+        "EventsDeadLetterQueue",
+        "SchedulerDeadLetterQueue",
+        "JobsDeadLetterQueue",
+        "DeployContinuationDeadLetterQueue",
+    }
     assert queues <= alarmed
 
 

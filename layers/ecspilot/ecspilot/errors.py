@@ -97,6 +97,11 @@ class DeployError(AwsError):
     """Deploying to one service failed."""
 
 
+class BudgetExhaustedError(EcspilotError):
+    """A paced call would have to wait past the invocation's time budget: not sent, not a failure;
+    the work it belongs to continues in the next invocation."""
+
+
 class UnexpectedError(EcspilotError):
     """Something no ecspilot code anticipated (a bug, an unknown exception) failed one item of a
     fan-out; the other items went on. Raised ``from`` the original exception."""

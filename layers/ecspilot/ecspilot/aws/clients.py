@@ -7,10 +7,13 @@ boto3 clients are thread-safe, so one :class:`Clients` serves a whole fan-out.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+from ecspilot.aws.limiter import ECS_RATES, Limiter, Rate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,6 +40,10 @@ class Clients:
 
     Pass ``overrides`` (service name -> client) to inject clients, e.g. a
     client wrapped with botocore's Stubber in tests.
+
+    Every ECS client it makes is paced by :attr:`limiter` (:mod:`ecspilot.aws.limiter`): buckets
+    keyed by ``account`` (a label: ``"self"`` for the function's own account, the config's account
+    name for an assumed role), the client's region and the operation, shared by the process.
     """
 
     def __init__(
@@ -45,7 +52,11 @@ class Clients:
         region: str | None = None,
         max_workers: int = 8,
         overrides: dict[str, Any] | None = None,
+        account: str = "self",
+        rates: Mapping[str, Rate] = ECS_RATES,
+        limiter: Limiter | None = None,
     ) -> None:
+        self.limiter = limiter or Limiter(account, rates)
         self._session = session
         self._region = region
         self._config = client_config(max_workers)
@@ -61,6 +72,7 @@ class Clients:
                 session = self._session or boto3.Session(region_name=self._region)
                 self._session = session
                 client = session.client(service, config=self._config)  # type: ignore[call-overload]
+                self._pace(service, client)
                 self._clients[service] = client
             return client
 
@@ -82,8 +94,13 @@ class Clients:
                 self._session = session
                 config = self._config.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
                 client = session.client(service, config=config)  # type: ignore[call-overload]
+                self._pace(service, client)
                 self._clients[key] = client
             return client
+
+    def _pace(self, service: str, client: Any) -> None:
+        if service == "ecs":
+            self.limiter.attach(client)
 
     @property
     def ecs(self) -> ECSClient:

@@ -84,6 +84,7 @@ class DeploymentRecord:
     trigger: str = "push"
     event_id: str = ""
     status: str = "IN_PROGRESS"
+    rollout_id: str = ""  # one push's rollout across invocations (its first event's id)
 
     def key(self) -> dict[str, str]:
         return deployment_key(self.deployment_id or f"{self.cluster}/{self.service}@{self.started_at}")

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -28,7 +29,7 @@ from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.rules import deployment_configuration, primary_deployment_id, rolled_back_reason
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import family_revision
-from ecspilot.errors import AwsError, DeployError, EcspilotError
+from ecspilot.errors import AwsError, BudgetExhaustedError, DeployError, EcspilotError
 from ecspilot.obs import count, logger
 
 VERIFY_ROUNDS = 5  # each round needs yet another, newer concurrent push
@@ -43,10 +44,14 @@ class DeployCommit(DeployReads):
         super().__init__(clients, max_workers)
         self.history = history
         self.trigger = trigger
+        self.rollout_id = ""  # a continuation names the rollout it continues; else the push's event id
         self.state = ServiceState(history)
         self.defer_records = False  # catch-up writes the records of all its pushes at once
         self.pending_records: list[DeploymentRecord] = []
         self.pending_backfill: list[tuple[Target, ImagePush]] = []
+        # the state table's transactions, one at a time per invocation: pipelined waves claim and
+        # record concurrently otherwise (moto's in-process TransactWriteItems is not thread-safe)
+        self._writes = threading.Lock()
 
     # UpdateService ----------------------------------------------------------------------------
 
@@ -114,7 +119,8 @@ class DeployCommit(DeployReads):
             return updates
         claims = [c for t, arn in updates for c in self.claims_of(t, arn, push)]
         try:
-            lost = self.state.claim(claims)
+            with self._writes:
+                lost = self.state.claim(claims)
         except AwsError as exc:
             # without the claim a racing older push could win: do not act, let the retry do it
             for t, _ in updates:
@@ -159,6 +165,8 @@ class DeployCommit(DeployReads):
                     f"{family_revision(claim.task_definition)} applied again"
                 )
                 count("DeploymentsSuperseded")
+                if isinstance(outcome, BudgetExhaustedError):
+                    continue  # not applied: the newer push's own deployer verifies after its update
                 if isinstance(outcome, EcspilotError):
                     t.outcome.outcome, t.outcome.reason = "failed", f"{t.outcome.reason}, but: {outcome}"
                     continue
@@ -183,6 +191,7 @@ class DeployCommit(DeployReads):
             started_at=started_at,
             event_id=push.event_id,
             trigger=self.trigger,
+            rollout_id=self.rollout_id or push.event_id,
         )
 
     def write_records(self, records: list[DeploymentRecord], result: PushResult) -> None:
@@ -193,7 +202,8 @@ class DeployCommit(DeployReads):
             self.pending_records.extend(records)
             return
         try:
-            self.history.record_deployments(records)
+            with self._writes:
+                self.history.record_deployments(records)
         except AwsError as exc:
             logger.error("deployment records not written", extra={"error": str(exc), "records": len(records)})
             count("HistoryWriteErrors")
@@ -264,6 +274,7 @@ class DeployCommit(DeployReads):
                     started_at=_iso(_primary_created_at(service)) or utc_now(),
                     event_id=push.event_id,
                     trigger=self.trigger,
+                    rollout_id=self.rollout_id or push.event_id,
                 )
             )
         if missing:

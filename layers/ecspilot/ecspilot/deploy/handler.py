@@ -11,18 +11,25 @@ from __future__ import annotations
 from typing import Any
 
 from ecspilot.deploy.catchup import catch_up
+from ecspilot.deploy.continuation import Budget, Continuation, ContinuationItem
 from ecspilot.deploy.runbook import deploy_push
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcrImageActionEvent
 from ecspilot.domain.images import short_digest
 from ecspilot.domain.plan import Action
+from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
 
 
-def handle_push_event(event: Any, runtime: Runtime, dry_run: bool = False) -> dict[str, Any]:
-    """The ``deploy_on_push`` flow: parse an ECR Image Action event and deploy it."""
+def handle_push_event(
+    event: Any, runtime: Runtime, dry_run: bool = False, context: Any = None
+) -> dict[str, Any]:
+    """The ``deploy_on_push`` flow: parse an ECR Image Action event and deploy it; an SQS batch
+    from the continuation queue continues rollouts (:func:`handle_continuations`)."""
+    if isinstance(event, dict) and "Records" in event:
+        return handle_continuations(event, runtime, context)
     parsed = parse_event(EcrImageActionEvent, event, "ECR Image Action")
     untrusted = untrusted_reason(runtime.settings, parsed.account, parsed.region, "ECR Image Action")
     if untrusted:
@@ -44,8 +51,52 @@ def handle_push_event(event: Any, runtime: Runtime, dry_run: bool = False) -> di
         runtime.history,
         max_workers=runtime.settings.max_workers,
         dry_run=dry_run,
+        continuation=_continuation(runtime, context),
     )
     return result.as_dict()
+
+
+def _continuation(
+    runtime: Runtime, context: Any, item: ContinuationItem | None = None
+) -> Continuation | None:
+    """With a continuation queue and a Lambda context, work beyond the time budget continues."""
+    queue_url = runtime.settings.continuation_queue_url
+    budget = Budget.of_context(context, runtime.settings.time_margin_seconds)
+    if not queue_url or budget is None:
+        return None
+    return Continuation(queue_url, budget, item)
+
+
+def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any = None) -> dict[str, Any]:
+    """An SQS batch of continuation items: each continues its rollout (the same deploy core,
+    restricted to its services); a failed item is reported in ``batchItemFailures`` so SQS
+    delivers it again (idempotent), and after ``maxReceiveCount`` moves it to the DLQ."""
+    failures = []
+    for record in event["Records"]:
+        message_id = str(record.get("messageId", ""))
+        try:
+            item = ContinuationItem.parse(str(record.get("body", "")))
+            logger.info(
+                "continuing a rollout",
+                rollout_id=item.rollout_id,
+                part=item.part,
+                services=len(item.services),
+                image_digest=short_digest(item.push.digest),
+            )
+            deploy_push(
+                item.push,
+                runtime.config,
+                runtime.clients,
+                runtime.history,
+                max_workers=runtime.settings.max_workers,
+                continuation=_continuation(runtime, context, item)
+                or Continuation(runtime.settings.continuation_queue_url or "", None, item),
+            )
+        except EcspilotError as exc:
+            logger.error("continuation failed", message_id=message_id, error=str(exc))
+            count("DeployContinuationErrors")
+            failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
 
 
 def reconcile_catch_up(runtime: Runtime, dry_run: bool = False) -> list[Action]:

@@ -11,7 +11,7 @@ from ecspilot.domain.taskdef import family_revision
 from ecspilot.errors import EcspilotError
 from ecspilot.obs import count, logger
 
-Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "failed"]
+Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "continued", "failed"]
 
 
 @dataclass
@@ -61,6 +61,7 @@ class PushResult:
     registered: list[str] = field(default_factory=list)
     jobs: list[JobOutcome] = field(default_factory=list)
     record_errors: list[EcspilotError] = field(default_factory=list)
+    continued_in: str = ""  # the rollout id the continued services were sent on with
 
     def by_outcome(self, outcome: Outcome) -> list[ServiceOutcome]:
         return [o for o in self.outcomes if o.outcome == outcome]
@@ -75,6 +76,7 @@ class PushResult:
             "registered": self.registered,
             "services": [asdict(o) for o in self.outcomes],
             "jobs": [asdict(j) for j in self.jobs],
+            "continued_in": self.continued_in,
         }
 
 

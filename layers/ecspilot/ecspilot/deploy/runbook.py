@@ -23,21 +23,24 @@ it is, never stops the others. With ``dry_run`` steps 5 to 7 are reported, not d
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Literal
 
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.ecs_reads import aware, once_more
 from ecspilot.aws.fanout import bounded_map
-from ecspilot.aws.history import History, utc_now
+from ecspilot.aws.history import DeploymentRecord, History, utc_now
 from ecspilot.aws.revisions import TaskDefinition
+from ecspilot.aws.service_state import Claim
 from ecspilot.deploy.commit import DeployCommit
+from ecspilot.deploy.continuation import Budget, Continuation, enqueue, first_part, fitting
 from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy.rules import decide, freshness, freshness_reason
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
-from ecspilot.errors import DeployError, DeployFailuresError, EcspilotError
+from ecspilot.errors import BudgetExhaustedError, DeployError, DeployFailuresError, EcspilotError
 from ecspilot.obs import logger
 
 Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
@@ -57,12 +60,20 @@ class PushDeployer(DeployCommit):
     ) -> None:
         super().__init__(clients, history, max_workers, trigger)
         self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
+        self._registering: dict[tuple[str, tuple[str, ...], str], threading.Lock] = {}
 
     # AWS edges ------------------------------------------------------------------------------
 
     def _register(self, item: tuple[str, tuple[str, ...], str]) -> str:
         """The revision of ``source`` with ``containers`` on ``image``: registered once per
-        invocation, and reused when the family's latest ACTIVE revision already is exactly it."""
+        invocation, and reused when the family's latest ACTIVE revision already is exactly it.
+        Waves of one big group ask at once: the first registers, the others wait for it."""
+        with self._lock:
+            lock = self._registering.setdefault(item, threading.Lock())
+        with lock:
+            return self._register_once(item)
+
+    def _register_once(self, item: tuple[str, tuple[str, ...], str]) -> str:
         with self._lock:
             known = self._registered.get(item)
         if known is not None:
@@ -89,8 +100,18 @@ class PushDeployer(DeployCommit):
 
     # the flow -------------------------------------------------------------------------------
 
-    def run(self, push: ImagePush, config: EcspilotConfig, dry_run: bool = False) -> PushResult:
+    def run(
+        self,
+        push: ImagePush,
+        config: EcspilotConfig,
+        dry_run: bool = False,
+        only: frozenset[str] | None = None,
+        budget: Budget | None = None,
+    ) -> PushResult:
         """Deploy ``push`` to every service that follows it; see the module docstring.
+
+        ``only`` restricts it to those services (a continuation: no job follows it again);
+        with a ``budget`` the services that cannot finish in it are ``continued``.
 
         The same rules hold on every path (a push, its redelivery, catch-up): a service never
         moves back to an older image (stale) nor to one not provably newer (held), and a digest
@@ -105,9 +126,10 @@ class PushDeployer(DeployCommit):
         targets = [
             _Target(svc, ServiceOutcome(svc.name, svc.cluster, svc.service_name, containers))
             for svc, containers in config.services_for(push.repository, push.tag)
+            if only is None or svc.name in only
         ]
         result.outcomes = [t.outcome for t in targets]
-        jobs = config.jobs_for(push.repository, push.tag)
+        jobs = config.jobs_for(push.repository, push.tag) if only is None else []
         if not targets and not jobs:
             logger.info("no configured service or job follows this image", extra=log)
             return result
@@ -122,7 +144,7 @@ class PushDeployer(DeployCommit):
             self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
             to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
             if to_deploy and not dry_run:
-                self._deploy(to_deploy, push, result)
+                self._paced_deploy(to_deploy, push, result, budget)
             if not dry_run:
                 self.backfill(live, push, result)
         if jobs:
@@ -210,27 +232,100 @@ class PushDeployer(DeployCommit):
             verdict, t.outcome.reason = got
             t.outcome.outcome = "would-deploy" if verdict == "deploy" else verdict
 
+    def _paced_deploy(
+        self, targets: list[_Target], push: ImagePush, result: PushResult, budget: Budget | None
+    ) -> None:
+        """Deploy what fits ``budget`` at the paced rates; the rest is ``continued``. The limiter
+        refuses a call whose token comes after the deadline: its service is continued too."""
+        if budget is None:
+            self._deploy(targets, push, result)
+            return
+        limiter = self.clients.limiter
+        region = str(self.clients.ecs.meta.region_name)
+        targets = sorted(targets, key=_group)  # a group's services together: one registration each
+        seconds = budget.seconds()
+        available = {op: limiter.available(region, op) for op in limiter.rates}
+        n = fitting([_group(t) for t in targets], seconds, limiter.rates, available)
+        for t in targets[n:]:
+            t.outcome.outcome, t.outcome.reason = "continued", CONTINUED
+        logger.info(
+            "paced plan",
+            extra={"services": len(targets), "now": n, "budget_seconds": round(seconds, 1), "region": region},
+        )
+        limiter.deadline = limiter.clock() + seconds
+        try:
+            self._deploy(targets[:n], push, result)
+        finally:
+            limiter.deadline = None
+
     def _deploy(self, targets: list[_Target], push: ImagePush, result: PushResult) -> None:
+        """Register, claim, update, record, verify. Within ECS's bursts in one wave; beyond them
+        pipelined in waves (one per source revision, at most ``WAVE`` services each), each wave
+        claiming, updating, recording and verifying its own services: UpdateService overlaps the
+        paced registrations, and the claims and records of one wave overlap the paced updates of
+        the others, so the whole takes about the buckets' time and not that plus the writes'."""
         groups: dict[tuple[str, tuple[str, ...]], list[_Target]] = {}
         for t in targets:
-            groups.setdefault((t.outcome.from_task_definition, tuple(t.outcome.containers)), []).append(t)
+            groups.setdefault(_group(t), []).append(t)
+        started_at = utc_now()
+        rates = self.clients.limiter.rates
+        register, update = rates.get("RegisterTaskDefinition"), rates.get("UpdateService")
+        if not (register and len(groups) > register.burst) and not (update and len(targets) > update.burst):
+            records, applied = self._deploy_wave(groups, push, result, started_at)
+            self.write_records(records, result)
+            self.verify(applied)
+            return
+        waves = [
+            {key: members[i : i + WAVE]}
+            for key, members in groups.items()
+            for i in range(0, len(members), WAVE)
+        ]
+
+        def wave(w: dict[tuple[str, tuple[str, ...]], list[_Target]]) -> None:
+            records, applied = self._deploy_wave(w, push, result, started_at)
+            self.write_records(records, result)
+            self.verify(applied)
+
+        # big waves fan out inside (their updates): two at a time keep one claiming while the
+        # other's updates wait for tokens; single-service waves use the whole pool
+        largest = max(len(m) for w in waves for m in w.values())
+        for w, got in zip(
+            waves, bounded_map(wave, waves, 2 if largest > 1 else self.max_workers), strict=True
+        ):
+            if isinstance(got, EcspilotError):  # a bug in one wave fails its services only
+                for t in (t for members in w.values() for t in members):
+                    t.outcome.outcome, t.outcome.reason = "failed", str(got)
+
+    def _deploy_wave(
+        self,
+        groups: dict[tuple[str, tuple[str, ...]], list[_Target]],
+        push: ImagePush,
+        result: PushResult,
+        started_at: str,
+    ) -> tuple[list[DeploymentRecord], list[tuple[_Target, list[Claim]]]]:
         keys = list(groups)
         registered = self._map(self._register, [(arn, containers, push.pinned) for arn, containers in keys])
         updates: list[tuple[_Target, str]] = []
         for key, new_arn in zip(keys, registered, strict=True):
             for t in groups[key]:
-                if isinstance(new_arn, EcspilotError):
+                if isinstance(new_arn, BudgetExhaustedError):
+                    t.outcome.outcome, t.outcome.reason = "continued", CONTINUED
+                elif isinstance(new_arn, EcspilotError):
                     t.outcome.outcome, t.outcome.reason = "failed", str(new_arn)
                 else:
                     t.outcome.to_task_definition = new_arn
                     updates.append((t, new_arn))
             if not isinstance(new_arn, EcspilotError):
-                result.registered.append(new_arn)
+                with self._lock:
+                    if new_arn not in result.registered:  # waves of one group share it
+                        result.registered.append(new_arn)
         updates = self.claim(updates, push)
         records = []
         applied = []
-        started_at = utc_now()
         for (t, new_arn), outcome in zip(updates, self._map(once_more(self._update), updates), strict=True):
+            if isinstance(outcome, BudgetExhaustedError):
+                t.outcome.outcome, t.outcome.reason = "continued", CONTINUED
+                continue
             if isinstance(outcome, EcspilotError):
                 t.outcome.outcome, t.outcome.reason = "failed", str(outcome)
                 continue
@@ -240,8 +335,15 @@ class PushDeployer(DeployCommit):
                 t.service["taskDefinition"] = new_arn
             applied.append((t, self.claims_of(t, new_arn, push)))
             records.append(self.record(t, new_arn, outcome, push, started_at))
-        self.write_records(records, result)
-        self.verify(applied)
+        return records, applied
+
+
+def _group(t: _Target) -> tuple[str, tuple[str, ...]]:
+    return (t.outcome.from_task_definition, tuple(t.outcome.containers))
+
+
+WAVE = 25  # services per wave of a pipelined deploy: small, so the first updates start early
+CONTINUED = "continues in the next invocation (this one's time budget)"
 
 
 def deploy_push(
@@ -251,9 +353,27 @@ def deploy_push(
     history: History,
     max_workers: int = 8,
     dry_run: bool = False,
+    continuation: Continuation | None = None,
 ) -> PushResult:
-    """Deploy one push; raise :class:`DeployFailuresError` after the fan-out if any service failed."""
-    result = PushDeployer(clients, history, max_workers).run(push, config, dry_run=dry_run)
+    """Deploy one push (or one continuation of its rollout); the services that do not fit the
+    budget are sent on to the continuation queue. Raise :class:`DeployFailuresError` after the
+    fan-out if any service failed."""
+    deployer = PushDeployer(clients, history, max_workers)
+    item = continuation.item if continuation else None
+    if item is not None:
+        deployer.rollout_id = item.rollout_id
+    result = deployer.run(
+        push,
+        config,
+        dry_run=dry_run,
+        only=frozenset(item.services) if item else None,
+        budget=continuation.budget if continuation else None,
+    )
+    left = [o.name for o in result.by_outcome("continued")]
+    if left and continuation is not None:
+        rest = item.rest(left) if item else first_part(push, left)
+        enqueue(clients.sqs, continuation.queue_url, rest)
+        result.continued_in = rest.rollout_id
     failures = [
         DeployError(o.reason, cluster=o.cluster, service=o.service) for o in result.by_outcome("failed")
     ]

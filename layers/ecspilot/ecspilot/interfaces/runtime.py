@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
+from ecspilot.aws.limiter import parse_rates
 from ecspilot.domain.config import EcspilotConfig, load_config
 from ecspilot.interfaces.settings import Settings
 
@@ -33,6 +34,8 @@ class Runtime:
         settings = settings or Settings.from_env()
         config = config or load_config(settings.config_path)
         clients = clients or Clients(region=settings.region, max_workers=settings.max_workers)
+        if settings.ecs_rates:  # an account's raised limits pace its calls (ecspilot.aws.limiter)
+            clients.limiter.rates = parse_rates(settings.ecs_rates)
         history = History(
             clients.dynamodb if settings.table_name else None, settings.table_name, settings.retention_days
         )

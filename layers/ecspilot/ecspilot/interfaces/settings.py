@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from ecspilot.aws.limiter import parse_rates
 from ecspilot.errors import SettingsError
 
 DEFAULT_CONFIG_PATH = "ecspilot.yaml"
@@ -48,6 +49,12 @@ class Settings:
     jobs_queue_url: str | None = None
     jobs_dlq_url: str | None = None
     notify_topic_arn: str | None = None
+    # issue 18: raised ECS limits (``UpdateService=100/10,...``: burst/per second) over the
+    # documented ones; the queue where deploy_on_push continues what one invocation cannot finish;
+    # the seconds kept in hand at the end of an invocation (records, the continuation message)
+    ecs_rates: str = ""
+    continuation_queue_url: str | None = None
+    time_margin_seconds: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -67,10 +74,14 @@ class Settings:
             jobs_queue_url=env.get("ECSPILOT_JOBS_QUEUE_URL") or None,
             jobs_dlq_url=env.get("ECSPILOT_JOBS_DLQ_URL") or None,
             notify_topic_arn=env.get("ECSPILOT_NOTIFY_TOPIC_ARN") or None,
+            ecs_rates=env.get("ECSPILOT_ECS_RATES") or "",
+            continuation_queue_url=env.get("ECSPILOT_CONTINUATION_QUEUE_URL") or None,
+            time_margin_seconds=_int(env, "ECSPILOT_TIME_MARGIN_SECONDS", 20),
         )
         settings = replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
         if settings.account_id is not None and not re.fullmatch(r"[0-9]{12}", settings.account_id):
             raise SettingsError(f"ECSPILOT_ACCOUNT_ID must be 12 digits, got {settings.account_id!r}")
+        parse_rates(settings.ecs_rates)  # fails fast on a malformed entry
         return settings
 
     def require(self, name: str) -> str:
