@@ -3,22 +3,24 @@
 The runbook, step by step (docs/ARCHITECTURE.md, "Image push"):
 
 1. match the pushed repository and tag against the config's services;
-2. describe the matched services, 10 per call per cluster;
-3. describe each distinct task definition once (with its tags), cached for the invocation
-   (deploy_reads); a failed describe is tried once more, then fails only the services on it;
-4. judge per distinct source revision (deploy_rules, pure, the same for pushes, their
-   redeliveries, catch-up and jobs): unchanged when every matched container runs the digest;
-   stale when it runs a newer push of the repository; held when it runs an image whose push
-   time cannot be known and this one is not provably newer; then, for the services about to
-   be deployed only, held when this digest FAILED or was ROLLED_BACK there (history);
+2. describe the matched services, 10 per call per cluster (``aws.ecs_reads``);
+3. describe each distinct task definition once (with its tags), cached for the invocation; a
+   failed describe is tried once more, then fails only the services on it;
+4. judge per distinct source revision (``deploy.rules``, pure, the same for pushes, their
+   redeliveries, catch-up and jobs): unchanged, stale (it runs a newer push), held (it runs an
+   image whose push time cannot be known and this one is not provably newer); then, for the
+   services about to be deployed only, held when this digest FAILED or was ROLLED_BACK there
+   (the services' state items, one BatchGetItem);
 5. one revision per distinct source revision, only the matched containers' ``image`` changed
    to ``REGISTRY/REPO@sha256:...``: the family's identical latest revision is reused, so a
-   retry or a lost reply never adds one (revisions);
-6. ``UpdateService`` with the new revision (never ``desiredCount``);
-7. record the deployments (IN_PROGRESS).
+   retry or a lost reply never adds one (``aws.revisions``);
+6. claim the services' containers, ``UpdateService`` (never ``desiredCount``), record the
+   deployments, and verify the claims (``deploy.commit``, ``aws.service_state``);
+7. beyond the bursts of ECS's rate limits, steps 5 and 6 run in paced waves; what the
+   invocation's time cannot finish continues in the next one (``deploy.continuation``).
 
-Steps 2, 3, 4 (history), 5 and 6 fan out on a bounded pool; one service's failure, whatever
-it is, never stops the others. With ``dry_run`` steps 5 to 7 are reported, not done.
+One service's failure, whatever it is, never stops the others. With ``dry_run`` steps 5 to 7
+are reported, not done.
 """
 
 from __future__ import annotations
@@ -47,9 +49,6 @@ Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
 
 
 # --- the runbook ------------------------------------------------------------------------------
-
-
-_Target = Target
 
 
 class PushDeployer(DeployCommit):
@@ -124,7 +123,7 @@ class PushDeployer(DeployCommit):
             "image_digest": short_digest(push.digest),
         }
         targets = [
-            _Target(svc, ServiceOutcome(svc.name, svc.cluster, svc.service_name, containers))
+            Target(svc, ServiceOutcome(svc.name, svc.cluster, svc.service_name, containers))
             for svc, containers in config.services_for(push.repository, push.tag)
             if only is None or svc.name in only
         ]
@@ -206,7 +205,7 @@ class PushDeployer(DeployCommit):
             outcome.outcome, outcome.reason = "failed", str(exc)
         return outcome
 
-    def _attach_services(self, targets: list[_Target]) -> None:
+    def _attach_services(self, targets: list[Target]) -> None:
         self.describe_services((t.config.cluster, t.config.service_name) for t in targets)
         for t in targets:
             svc = self._services[(t.config.cluster, t.config.service_name)]
@@ -218,7 +217,7 @@ class PushDeployer(DeployCommit):
             else:
                 t.outcome.reason = f"service is {svc.get('status')}"
 
-    def _decide(self, targets: list[_Target], push: ImagePush) -> None:
+    def _decide(self, targets: list[Target], push: ImagePush) -> None:
         """Judge once per distinct (source revision, containers): the describes fan out, the
         judgements (a few cached ECR reads) run one by one, each failing only its own services."""
         keys = sorted({(t.outcome.from_task_definition, tuple(t.outcome.containers)) for t in targets})
@@ -233,7 +232,7 @@ class PushDeployer(DeployCommit):
             t.outcome.outcome = "would-deploy" if verdict == "deploy" else verdict
 
     def _paced_deploy(
-        self, targets: list[_Target], push: ImagePush, result: PushResult, budget: Budget | None
+        self, targets: list[Target], push: ImagePush, result: PushResult, budget: Budget | None
     ) -> None:
         """Deploy what fits ``budget`` at the paced rates; the rest is ``continued``. The limiter
         refuses a call whose token comes after the deadline: its service is continued too."""
@@ -258,13 +257,13 @@ class PushDeployer(DeployCommit):
         finally:
             limiter.deadline = None
 
-    def _deploy(self, targets: list[_Target], push: ImagePush, result: PushResult) -> None:
+    def _deploy(self, targets: list[Target], push: ImagePush, result: PushResult) -> None:
         """Register, claim, update, record, verify. Within ECS's bursts in one wave; beyond them
         pipelined in waves (one per source revision, at most ``WAVE`` services each), each wave
         claiming, updating, recording and verifying its own services: UpdateService overlaps the
         paced registrations, and the claims and records of one wave overlap the paced updates of
         the others, so the whole takes about the buckets' time and not that plus the writes'."""
-        groups: dict[tuple[str, tuple[str, ...]], list[_Target]] = {}
+        groups: dict[tuple[str, tuple[str, ...]], list[Target]] = {}
         for t in targets:
             groups.setdefault(_group(t), []).append(t)
         started_at = utc_now()
@@ -281,7 +280,7 @@ class PushDeployer(DeployCommit):
             for i in range(0, len(members), WAVE)
         ]
 
-        def wave(w: dict[tuple[str, tuple[str, ...]], list[_Target]]) -> None:
+        def wave(w: dict[tuple[str, tuple[str, ...]], list[Target]]) -> None:
             records, applied = self._deploy_wave(w, push, result, started_at)
             self.write_records(records, result)
             self.verify(applied)
@@ -298,14 +297,14 @@ class PushDeployer(DeployCommit):
 
     def _deploy_wave(
         self,
-        groups: dict[tuple[str, tuple[str, ...]], list[_Target]],
+        groups: dict[tuple[str, tuple[str, ...]], list[Target]],
         push: ImagePush,
         result: PushResult,
         started_at: str,
-    ) -> tuple[list[DeploymentRecord], list[tuple[_Target, list[Claim]]]]:
+    ) -> tuple[list[DeploymentRecord], list[tuple[Target, list[Claim]]]]:
         keys = list(groups)
         registered = self._map(self._register, [(arn, containers, push.pinned) for arn, containers in keys])
-        updates: list[tuple[_Target, str]] = []
+        updates: list[tuple[Target, str]] = []
         for key, new_arn in zip(keys, registered, strict=True):
             for t in groups[key]:
                 if isinstance(new_arn, BudgetExhaustedError):
@@ -338,7 +337,7 @@ class PushDeployer(DeployCommit):
         return records, applied
 
 
-def _group(t: _Target) -> tuple[str, tuple[str, ...]]:
+def _group(t: Target) -> tuple[str, tuple[str, ...]]:
     return (t.outcome.from_task_definition, tuple(t.outcome.containers))
 
 
