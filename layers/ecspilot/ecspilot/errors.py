@@ -273,3 +273,12 @@ def job_call_error(
     pass (retryable), anything else will not (permanent)."""
     kind = RetryableJobError if is_transient(exc) else PermanentJobError
     return kind(f"{action} failed: {exc}", job=job, cluster=cluster, code=error_code(exc) or None, **context)
+
+
+class AdoptionError(AwsError):
+    """``ecspilot init`` could not read what runs in the account (cluster, service, rule, schedule)."""
+
+
+class AdoptionInputError(EcspilotError):
+    """Bad input to ``init`` or ``import copilot``: an unknown cluster, an output file that exists
+    (without ``--force``), a workspace that is not a directory."""

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 
 from ecspilot.errors import (
+    AdoptionInputError,
     ConfigError,
     EcspilotError,
     EventError,
@@ -28,7 +29,7 @@ from ecspilot.errors import (
 from ecspilot.interfaces.cli_parser import EXIT_BAD_INPUT, EXIT_CHANGES, EXIT_FAILED, EXIT_OK, build_parser
 
 Command = Callable[[argparse.Namespace], int]
-BAD_INPUT = (ConfigError, EventError, InvalidMessageError, SettingsError, UnknownJobError)
+BAD_INPUT = (AdoptionInputError, ConfigError, EventError, InvalidMessageError, SettingsError, UnknownJobError)
 NO_REGION = "no AWS region: give --region, set AWS_REGION, or use a profile that has one"
 
 
@@ -286,6 +287,33 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 COMMANDS["enqueue"] = cmd_enqueue
+
+
+def _session(args: argparse.Namespace) -> Any:
+    """The AWS session of a verb that needs no config (``init``): the test's, or the profile's."""
+    import boto3  # noqa: PLC0415
+
+    session = getattr(args, "session", None) or boto3.Session(
+        profile_name=args.profile, region_name=args.region
+    )
+    if not session.region_name:
+        raise SettingsError(NO_REGION)
+    return session
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_adopt import cmd_init as init  # noqa: PLC0415
+
+    return init(args, _session(args))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_adopt import cmd_import_copilot  # noqa: PLC0415
+
+    return cmd_import_copilot(args)
+
+
+COMMANDS.update({"init": cmd_init, "import": cmd_import})
 
 
 def error_line(exc: BaseException, args: argparse.Namespace) -> str:

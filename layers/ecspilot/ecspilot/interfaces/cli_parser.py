@@ -25,12 +25,14 @@ GLOBALS: dict[str, tuple[str, dict[str, Any]]] = {
 DEFAULTS = {"config": None, "region": None, "profile": None, "output": "table"}
 
 
-def _global_options(defaults: bool) -> argparse.ArgumentParser:
+def _global_options(defaults: bool, without: tuple[str, ...] = ()) -> argparse.ArgumentParser:
     """The global options; after a subcommand they are SUPPRESSed unless given, so a value given
-    before the subcommand is kept."""
+    before the subcommand is kept. ``without``: flags a verb gives its own meaning."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("global options (before or after the subcommand)")
     for flag, (text, extra) in GLOBALS.items():
+        if flag in without:
+            continue
         default = DEFAULTS[flag[2:]] if defaults else argparse.SUPPRESS
         group.add_argument(flag, help=text, default=default, **extra)
     return parent
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
     add_tracking_parsers(sub, common)
+    add_adoption_parsers(sub)
     enqueue = _verb(
         sub,
         "enqueue",
@@ -149,3 +152,42 @@ def add_tracking_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     status.add_argument(
         "--html", metavar="FILE", help="also write a self-contained HTML page with a timeline"
     )
+
+
+def _write_options(verb: Any) -> None:
+    verb.add_argument(
+        "--output", dest="output_file", metavar="FILE", help="write the config to FILE (default: stdout)"
+    )
+    verb.add_argument("--force", action="store_true", help="overwrite FILE when it exists")
+
+
+def add_adoption_parsers(sub: Any) -> None:
+    """``init`` and ``import copilot``: for them ``--output`` names the file the config goes to."""
+    common = _global_options(defaults=False, without=("--output",))
+    init = _verb(
+        sub,
+        "init",
+        "write a config from what runs: services, daemons, and ECS targets of schedules",
+        "ecspilot init --cluster prod --cluster batch --output ecspilot.yaml",
+        common,
+    )
+    init.add_argument(
+        "--cluster",
+        action="append",
+        metavar="C",
+        help="read this cluster (repeatable; default: every cluster)",
+    )
+    _write_options(init)
+    imports = _verb(
+        sub, "import", "write a config from another tool's files", "ecspilot import copilot .", common
+    )
+    imports_sub = imports.add_subparsers(dest="import_command", required=True, metavar="COMMAND")
+    copilot = _verb(
+        imports_sub,
+        "copilot",
+        "write a config from an AWS Copilot workspace (copilot/*/manifest.yml); unsupported fields on stderr",
+        "ecspilot import copilot ~/src/shop --output ecspilot.yaml",
+        common,
+    )
+    copilot.add_argument("dir", help="the workspace: the directory that holds copilot/")
+    _write_options(copilot)

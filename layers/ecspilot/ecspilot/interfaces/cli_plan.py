@@ -66,7 +66,7 @@ def event_function(event: Any) -> str:
 def without_schedule_target(rt: Runtime) -> tuple[Runtime, str | None]:
     """Before the stack is deployed there is no run_job to target: plan the schedules against a
     placeholder, and say so (the note), instead of failing the schedules part."""
-    if not any(j.schedule for j in rt.config.jobs) or (
+    if not any(j.owns_schedule for j in rt.config.jobs) or (
         rt.settings.run_job_arn and rt.settings.scheduler_role_arn
     ):
         return rt, None

@@ -72,7 +72,7 @@ def reconcile_schedules(rt: Runtime, dry_run: bool) -> list[Action]:
     """The reconcile part ``schedules``. The run_job target and the scheduler role are required
     (a :class:`~ecspilot.errors.SettingsError` naming the variable) only when a job has a schedule."""
     target = None
-    if any(j.schedule for j in rt.config.jobs):
+    if any(j.owns_schedule for j in rt.config.jobs):
         target = ScheduleTarget(
             run_job_arn=rt.settings.require("run_job_arn"),
             role_arn=rt.settings.require("scheduler_role_arn"),

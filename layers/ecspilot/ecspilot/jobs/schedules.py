@@ -3,7 +3,8 @@
 The runbook (docs/ARCHITECTURE.md, "Reconcile"), :func:`sync_schedules`, run as the reconcile part
 ``schedules`` (:func:`ecspilot.jobs.handler.reconcile_schedules` builds its inputs):
 
-1. desired: from the config, one schedule per job with a ``schedule`` (expression, time zone,
+1. desired: from the config, one schedule per job with a ``schedule`` and without ``adopt: false``
+   (such a job's schedule stays the user's: never created, updated or deleted) (expression, time zone,
    ``enabled`` -> State, flexible window, retry policy), targeting the ``run_job`` function with
    the input ``{"job": NAME, "scheduled_time": "<aws.scheduler.scheduled-time>"}``, the
    scheduler role and, when set, the dead-letter queue;
@@ -100,8 +101,9 @@ def desired_schedule(job: JobConfig, target: ScheduleTarget) -> dict[str, Any]:
 
 
 def desired_schedules(config: EcspilotConfig, target: ScheduleTarget | None) -> dict[str, dict[str, Any]]:
-    """Schedule name -> desired schedule, for every job with a ``schedule``."""
-    scheduled = [j for j in config.jobs if j.schedule]
+    """Schedule name -> desired schedule, for every job with a ``schedule`` that ecspilot owns
+    (``adopt: false`` jobs keep the user's own schedule)."""
+    scheduled = [j for j in config.jobs if j.owns_schedule]
     if not scheduled:
         return {}
     if target is None:
@@ -150,6 +152,12 @@ def diff(
     return out
 
 
+def unadopted(config: EcspilotConfig) -> set[str]:
+    """Schedule names of the jobs marked ``adopt: false``: ecspilot neither creates, updates nor
+    deletes them."""
+    return {schedule_name(j.name) for j in config.jobs if not j.adopt}
+
+
 # --- AWS edges --------------------------------------------------------------------------------
 
 
@@ -187,6 +195,10 @@ def sync_schedules(
         actual = actual_schedules(scheduler, group)
     except AwsError as exc:
         return [Action("schedule", group, "error", str(exc))]
+    # a job marked `adopt: false` is not ecspilot's to schedule: a schedule of its name in the
+    # group (made before the user chose so) is left as it is, never updated nor deleted
+    for name in unadopted(config):
+        actual.pop(name, None)
     actions = []
     for name, change, detail in diff(desired, actual):
         applied = False

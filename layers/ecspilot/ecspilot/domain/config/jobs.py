@@ -111,6 +111,9 @@ class JobConfig(Model):
     flexible_window_minutes: int | None = Field(default=None, ge=1, le=1440)
     retry_policy: RetryPolicy | None = None
     enabled: bool = True
+    # False: the schedule stays the user's (an EventBridge rule or Scheduler schedule `init` found);
+    # ecspilot never creates, updates or deletes it
+    adopt: bool = True
     concurrency: Literal["allow", "forbid", "replace"] = "forbid"
     queue: QueueConfig | None = None
     propagate_tags: Literal["TASK_DEFINITION", "NONE"] | None = "TASK_DEFINITION"
@@ -169,6 +172,11 @@ class JobConfig(Model):
         if self.launch_type and self.capacity_provider_strategy:
             raise ValueError("launch_type and capacity_provider_strategy are exclusive: choose one")
         return self
+
+    @property
+    def owns_schedule(self) -> bool:
+        """True when ecspilot keeps this job's schedule (it has one, and ``adopt`` is not false)."""
+        return bool(self.schedule) and self.adopt
 
     @property
     def is_fargate(self) -> bool:
