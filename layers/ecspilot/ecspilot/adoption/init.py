@@ -259,7 +259,14 @@ def job_entry(found: FoundTarget, name: str) -> Entry:
         }
     constraints = _lower_keys(ecs.get("PlacementConstraints") or [])
     strategy = _lower_keys(ecs.get("PlacementStrategy") or [])
-    if constraints or strategy:
+    providers = [str(i["capacityProvider"]) for i in ecs.get("CapacityProviderStrategy") or []]
+    fargate = ecs.get("LaunchType") == "FARGATE" or (
+        bool(providers) and all(p.startswith("FARGATE") for p in providers)
+    )
+    notes: list[str] = []
+    if (constraints or strategy) and fargate:
+        notes.append("its placement is left out: Fargate tasks take no placement constraints or strategy")
+    elif constraints or strategy:
         data["placement"] = {"strategy": strategy, "constraints": constraints}
     overrides = _overrides(target.get("Input"))
     if overrides:
@@ -275,6 +282,7 @@ def job_entry(found: FoundTarget, name: str) -> Entry:
         f"from {kind} {found.name} ({found.expression}) on cluster {cluster}",
         f"adopt: false: the {kind} stays yours and keeps firing; to let ecspilot own the schedule, "
         "set adopt: true and delete the original (ecspilot never deletes it)",
+        *notes,
     )
     return Entry(data, comments)
 
