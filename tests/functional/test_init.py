@@ -15,6 +15,7 @@ import yaml
 from ecspilot.aws.clients import Clients
 from ecspilot.domain.config import load_config, parse_config
 from ecspilot.interfaces.cli import main
+from ecspilot.interfaces.cli_parser import build_parser
 from ecspilot.jobs.schedules import ScheduleTarget, sync_schedules
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox
 from tests.faults import Faults
@@ -270,3 +271,70 @@ def test_adopt_false_jobs_keep_their_schedule_untouched_by_reconcile(clients: Cl
         a.target: a.change for a in sync_schedules(scheduler, adopted, "ecspilot", target, dry_run=False)
     }
     assert changes == {"ecspilot/fresh": "create", "ecspilot/report": "update"}
+
+
+@pytest.mark.parametrize("verb", ["init", "import", "import copilot"])
+def test_the_adoption_verbs_help_has_a_one_line_description_and_an_example(
+    verb: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*verb.split(), "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1].strip()
+    assert description
+    assert "\n" not in description
+    assert out.split("example:\n", 1)[1].strip().startswith(f"ecspilot {verb.split(maxsplit=1)[0]}")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_options_work_around_init_and_output_names_the_file(where: str) -> None:
+    given = ["--region", "eu-west-1", "--profile", "ops", "--config", "x.yaml"]
+    verb = ["init", "--cluster", "a", "--cluster", "b", "--output", "out.yaml"]
+    args = build_parser().parse_args([*given, *verb] if where == "before" else [*verb, *given])
+    assert (args.region, args.profile, args.config) == ("eu-west-1", "ops", "x.yaml")
+    assert (args.output_file, args.cluster, args.force) == ("out.yaml", ["a", "b"], False)
+
+
+def test_import_copilot_of_a_missing_workspace_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", "copilot", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_import_copilot_never_overwrites_a_file_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ecspilot.yaml"
+    out.write_text("mine\n")
+    assert main(["import", "copilot", str(tmp_path), "--output", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {out} exists: give --force to overwrite it"
+    assert out.read_text() == "mine\n"
+
+
+def test_import_copilot_writes_a_config_that_validates_and_lists_the_unsupported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # runs once the Copilot translation (ecspilot.adoption.copilot, its own branch) is merged
+    pytest.importorskip("ecspilot.adoption.copilot")
+    manifest = tmp_path / "copilot" / "report" / "manifest.yml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "name": "report",
+                "type": "Scheduled Job",
+                "image": {"location": "123456789012.dkr.ecr.us-east-1.amazonaws.com/report:v1"},
+                "on": {"schedule": "@daily"},
+                "cpu": 256,
+                "memory": 512,
+                "publish": {"topics": [{"name": "done"}]},
+            }
+        )
+    )
+    out = tmp_path / "ecspilot.yaml"
+    assert main(["import", "copilot", str(tmp_path), "--output", str(out)]) == 0
+    assert [j.name for j in load_config(out).jobs] == ["report"]
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("wrote ")]
+    assert all(line.startswith("unsupported: ") for line in err)
