@@ -217,20 +217,36 @@ def test_init_with_an_unknown_cluster_is_bad_input(
     assert capsys.readouterr().err.strip() == "error: no such cluster: nope (cluster=nope)"
 
 
+@pytest.mark.parametrize(
+    ("operation", "service", "mode", "said"),
+    [
+        ("ListClusters", "ecs", "error", "reading clusters failed"),
+        ("DescribeServices", "ecs", "network", "reading the services of batch failed"),
+        ("DescribeTaskDefinition", "ecs", "error", "reading the services of batch failed"),
+        ("ListTargetsByRule", "events", "error", "reading EventBridge rules failed"),
+        ("GetSchedule", "scheduler", "network", "reading Scheduler schedules failed"),
+    ],
+)
 def test_a_failing_read_fails_init_with_one_line_and_writes_nothing(
     account: Sandbox,
     session: boto3.Session,
     faults: Faults,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    operation: str,
+    service: str,
+    mode: str,
+    said: str,
 ) -> None:
-    # GIVEN ListTargetsByRule throttled past botocore's retries
-    faults.fail("ListTargetsByRule", "error", code="ThrottlingException", service="events")
+    # GIVEN one of init's reads failing past botocore's retries (throttled, or the network gone)
+    faults.fail(operation, mode, code="ThrottlingException", service=service)
 
-    # WHEN init runs: exit 1, one error line, no file (never half a config)
+    # WHEN init runs: exit 1, one error line naming the read, no file (never half a config)
     code, out = run_init(tmp_path, session)
     assert code == 1
-    assert "reading EventBridge rules failed" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"error: {said}")
     assert not out.exists()
 
 
