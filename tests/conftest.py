@@ -41,6 +41,12 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ecspilot")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ecspilot")
     runtime.reset()
+    # the redrive policy is read once per process (per queue ARN): a test's queue must not answer
+    # with the policy of an earlier test's queue of the same name (which test ran before depends on
+    # how xdist distributes them)
+    from ecspilot.queue import redrive  # noqa: PLC0415
+
+    redrive._redrive_cache.clear()
 
 
 @pytest.fixture
