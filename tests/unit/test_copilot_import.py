@@ -181,3 +181,46 @@ def test_an_untranslatable_schedule_leaves_an_on_demand_job_and_a_line(tmp_path:
 def test_a_directory_without_a_workspace_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CopilotImportError, match="not a Copilot workspace"):
         import_copilot(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "expected_line"),
+    [
+        (
+            "name: web\ntype: Request-Driven Web Service\nimage:\n  build: Dockerfile\n",
+            "web: type 'Request-Driven Web Service' does not run on ECS tasks ecspilot manages",
+        ),
+        (
+            "name: web\ntype: Backend Service\nimage:\n  location: nginx:1.27\n",
+            "web: no ECR image to follow: the service is left out",
+        ),
+    ],
+)
+def test_workloads_ecspilot_cannot_follow_are_left_out_with_a_line(
+    tmp_path: Path, manifest: str, expected_line: str
+) -> None:
+    (tmp_path / "copilot" / "web").mkdir(parents=True)
+    (tmp_path / "copilot" / ".workspace").write_text("application: shop\n")
+    (tmp_path / "copilot" / "web" / "manifest.yml").write_text(manifest)
+    config, lines = import_copilot(tmp_path, "test")
+    assert config == {"version": 1}
+    assert any(line.startswith(expected_line) for line in lines)
+
+
+def test_a_backend_service_with_an_ecr_image_becomes_a_service(tmp_path: Path) -> None:
+    (tmp_path / "copilot" / "be").mkdir(parents=True)
+    (tmp_path / "copilot" / ".workspace").write_text("application: shop\n")
+    (tmp_path / "copilot" / "be" / "manifest.yml").write_text(
+        "name: be\ntype: Backend Service\nimage:\n"
+        "  location: 123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/be@sha256:abc\n"
+    )
+    config, _ = import_copilot(tmp_path, "test", "main")
+    assert config["services"] == [
+        {"name": "be", "cluster": "main", "containers": {"be": {"repository": "shop/be", "tags": ["*"]}}}
+    ]
+    parse_config(config)
+
+
+def test_environment_manifests_are_reported_not_translated() -> None:
+    _, lines = import_copilot(FIXTURE, "test", "main")
+    assert sum(line.startswith("environments/") for line in lines) == 2

@@ -222,7 +222,8 @@ def _service(m: _Manifest, app: str, env: str, cluster: str, lines: list[str]) -
         lines.append(
             f"{name}: subscribe (topics {topics}, queue): a Worker Service polls its own SQS queue; "
             "ecspilot's queue runs one task per message with overrides, which does not fit: "
-            f"the queue and subscriptions stay outside ecspilot (manifest {m.source})"
+            "the queue and subscriptions stay outside ecspilot (where one message is one unit of "
+            f"work, a job with a queue: section can replace the worker) (manifest {m.source})"
         )
     return service
 
@@ -268,6 +269,11 @@ def import_copilot(
             "by CloudFormation: pass the real name with --cluster"
         )
     lines.append(f"task_definition: families assumed {app}-{env}-<name>, as Copilot names them")
+    for env_manifest in sorted((copilot / "environments").glob("*/manifest.yml")):
+        lines.append(
+            f"environments/{env_manifest.parent.name}: the environment manifest (VPC, cluster, load "
+            "balancers) is not translated: ecspilot deploys into what it created"
+        )
     services: list[dict[str, Any]] = []
     jobs: list[dict[str, Any]] = []
     for path, loaded in raw:
