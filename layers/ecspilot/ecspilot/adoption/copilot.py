@@ -117,7 +117,7 @@ def _image_source(image: Any, app: str, name: str) -> tuple[dict[str, Any] | Non
     if isinstance(image, str):
         image = {"location": image}
     if not isinstance(image, dict):
-        return None, "image is missing: the job cannot follow pushes"
+        return None, "image is missing: pushes cannot be followed"
     if image.get("build") is not None:
         return {"repository": f"{app}/{name}", "tags": ["*"]}, None
     location = image.get("location")
