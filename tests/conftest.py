@@ -19,6 +19,7 @@ from ecspilot.domain.config import EcspilotConfig, parse_config
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.interfaces.settings import Settings
+from ecspilot.queue import redrive
 from ecspilot_dev.local import CallRecorder
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table
 from tests.faults import Faults
@@ -41,6 +42,10 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ecspilot")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ecspilot")
     runtime.reset()
+    # The redrive policy is cached per queue ARN for the life of the process (one queue per Lambda);
+    # tests recreate queues under the same ARN with other maxReceiveCount values (the demo's is 5,
+    # the queue tests' 3), so a stale entry made test order matter under xdist.
+    redrive._redrive_cache.clear()
 
 
 @pytest.fixture
