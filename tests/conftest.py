@@ -19,6 +19,7 @@ from ecspilot.domain.config import EcspilotConfig, parse_config
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.interfaces.settings import Settings
+from ecspilot.queue import redrive
 from ecspilot_dev.local import CallRecorder
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table
 from tests.faults import Faults
@@ -44,8 +45,6 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # the redrive policy is read once per process (per queue ARN): a test's queue must not answer
     # with the policy of an earlier test's queue of the same name (which test ran before depends on
     # how xdist distributes them)
-    from ecspilot.queue import redrive  # noqa: PLC0415
-
     redrive._redrive_cache.clear()
 
 

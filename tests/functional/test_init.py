@@ -332,10 +332,10 @@ def test_import_copilot_never_overwrites_a_file_without_force(
 def test_import_copilot_writes_a_config_that_validates_and_lists_the_unsupported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # runs once the Copilot translation (ecspilot.adoption.copilot, its own branch) is merged
-    pytest.importorskip("ecspilot.adoption.copilot")
+    # GIVEN a Copilot workspace (copilot/.workspace names the application) with one scheduled job
     manifest = tmp_path / "copilot" / "report" / "manifest.yml"
     manifest.parent.mkdir(parents=True)
+    (tmp_path / "copilot" / ".workspace").write_text("application: shop\n", encoding="utf-8")
     manifest.write_text(
         yaml.safe_dump(
             {

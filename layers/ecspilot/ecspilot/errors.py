@@ -59,6 +59,10 @@ class ConfigError(EcspilotError):
         return "\n".join(lines)
 
 
+class CopilotImportError(EcspilotError):
+    """A Copilot workspace or manifest cannot be translated (``ecspilot import copilot``)."""
+
+
 class EventError(EcspilotError):
     """An incoming event does not have the expected shape; names the field."""
 

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from ecspilot.errors import (
     AdoptionInputError,
     ConfigError,
+    CopilotImportError,
     EcspilotError,
     EventError,
     InvalidMessageError,
@@ -29,7 +30,15 @@ from ecspilot.errors import (
 from ecspilot.interfaces.cli_parser import EXIT_BAD_INPUT, EXIT_CHANGES, EXIT_FAILED, EXIT_OK, build_parser
 
 Command = Callable[[argparse.Namespace], int]
-BAD_INPUT = (AdoptionInputError, ConfigError, EventError, InvalidMessageError, SettingsError, UnknownJobError)
+BAD_INPUT = (
+    AdoptionInputError,
+    ConfigError,
+    CopilotImportError,
+    EventError,
+    InvalidMessageError,
+    SettingsError,
+    UnknownJobError,
+)
 NO_REGION = "no AWS region: give --region, set AWS_REGION, or use a profile that has one"
 
 

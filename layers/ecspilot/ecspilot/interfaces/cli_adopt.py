@@ -54,7 +54,8 @@ def cmd_init(args: argparse.Namespace, session: Any) -> int:
 
 
 def cmd_import_copilot(args: argparse.Namespace) -> int:
-    """``ecspilot import copilot DIR [--output FILE] [--force]``: the unsupported fields on stderr."""
+    """``ecspilot import copilot DIR [--env ENV] [--cluster C] [--output FILE] [--force]``: the
+    unsupported fields on stderr."""
     import yaml  # noqa: PLC0415
 
     workspace = Path(args.dir)
@@ -63,12 +64,11 @@ def cmd_import_copilot(args: argparse.Namespace) -> int:
             f"{workspace} is not a directory (a Copilot workspace has copilot/*/manifest.yml)"
         )
     _refuse_early(args.output_file, args.force)
-    # the translation lives in its own module, merged from its own branch
-    from ecspilot.adoption.copilot import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-        import_copilot,
-    )
+    from ecspilot.adoption.copilot import import_copilot  # noqa: PLC0415 - only this verb needs it
 
-    config, unsupported = import_copilot(workspace)
+    config, unsupported = import_copilot(
+        workspace, environment=args.environment, cluster=args.copilot_cluster
+    )
     text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=100)
     write_config(text, args.output_file, args.force)
     for line in unsupported:

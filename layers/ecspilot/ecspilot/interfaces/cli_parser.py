@@ -190,4 +190,8 @@ def add_adoption_parsers(sub: Any) -> None:
         common,
     )
     copilot.add_argument("dir", help="the workspace: the directory that holds copilot/")
+    copilot.add_argument(
+        "--env", dest="environment", help="the environment whose overrides apply (default: the first, sorted)"
+    )
+    copilot.add_argument("--cluster", dest="copilot_cluster", help="the ECS cluster (default: <app>-<env>)")
     _write_options(copilot)
