@@ -39,15 +39,15 @@ from typing import Any
 import boto3
 import yaml
 
-from bench.harness import check
+from bench.harness import check, queue_world
 from bench.server import MotoServer, moto_server
 from ecspilot.aws.clients import Clients
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.jobs.plan import RUN_TAG, started_by
 from ecspilot.obs import logger, metrics
-from ecspilot_dev.local import invoke, moto_api
-from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue, create_state_table
+from ecspilot_dev.local import invoke
+from ecspilot_dev.sandbox import QueuePump, Sandbox
 from tests.faults import Faults
 
 CLUSTER = "faultfarm"  # unrelated to any other name: moto matches clusters by substring
@@ -98,19 +98,7 @@ def inject(faults: Faults) -> None:
 
 
 def build_world(server: MotoServer) -> tuple[Sandbox, str, str]:
-    server.reset()
-    moto_api(
-        server.endpoint,
-        "state-manager/set-transition",
-        {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
-    )
-    clients = server.setup_clients()
-    sb = Sandbox(clients)
-    sb.cluster(CLUSTER, instances_per_zone=1)
-    sb.task_definition("faults-render", {"app": sb.image("render", "v1")})
-    create_state_table(clients, TABLE)
-    queue_url, dlq_url = create_jobs_queue(clients, name="faults-jobs")
-    return sb, queue_url, dlq_url
+    return queue_world(server, CLUSTER, "faults-render", TABLE, "faults-jobs")
 
 
 def handler_runtime(tmp: Path, faults: Faults, dlq_url: str) -> Runtime:

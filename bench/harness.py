@@ -121,3 +121,27 @@ def check(condition: bool, message: str) -> None:
     """Fail loudly when a correctness expectation breaks (never used for speed)."""
     if not condition:
         raise RuntimeError(f"benchmark check failed: {message}")
+
+
+def queue_world(
+    server: MotoServer, cluster: str, family: str, table: str, queue_name: str = "ecspilot-jobs"
+) -> tuple[Any, str, str]:
+    """A clean moto with tasks frozen in their status (moto moves a task one status towards
+    STOPPED on every DescribeTasks), one cluster with instances, the job's task definition, the
+    state table and the jobs queue with its DLQ: the world of the queue benchmarks."""
+    from ecspilot_dev.local import moto_api  # noqa: PLC0415
+    from ecspilot_dev.sandbox import Sandbox, create_jobs_queue, create_state_table  # noqa: PLC0415
+
+    server.reset()
+    moto_api(
+        server.endpoint,
+        "state-manager/set-transition",
+        {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
+    )
+    clients = server.setup_clients()
+    sb = Sandbox(clients)
+    sb.cluster(cluster, instances_per_zone=1)
+    sb.task_definition(family, {"app": sb.image("render", "v1")})
+    create_state_table(clients, table)
+    queue_url, dlq_url = create_jobs_queue(clients, name=queue_name)
+    return sb, queue_url, dlq_url

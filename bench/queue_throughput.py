@@ -36,11 +36,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Pilot, Runs, check
+from bench.harness import Pilot, Runs, check, queue_world
 from bench.server import MotoServer, moto_server
 from ecspilot.jobs.plan import started_by
-from ecspilot_dev.local import moto_api
-from ecspilot_dev.sandbox import QueuePump, Sandbox, create_jobs_queue, create_state_table
+from ecspilot_dev.sandbox import QueuePump, Sandbox
 
 BATCHES = 100
 BATCH_SIZE = 10
@@ -68,20 +67,7 @@ def job_config() -> dict[str, Any]:
 
 
 def build_world(server: MotoServer) -> tuple[Sandbox, str, str]:
-    server.reset()
-    # moto moves a task one status towards STOPPED on every DescribeTasks: freeze them
-    moto_api(
-        server.endpoint,
-        "state-manager/set-transition",
-        {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
-    )
-    clients = server.setup_clients()
-    sb = Sandbox(clients)
-    sb.cluster(CLUSTER, instances_per_zone=1)
-    sb.task_definition("bench-render", {"app": sb.image("render", "v1")})
-    create_state_table(clients, TABLE)
-    queue_url, dlq_url = create_jobs_queue(clients)
-    return sb, queue_url, dlq_url
+    return queue_world(server, CLUSTER, "bench-render", TABLE)
 
 
 def send_batch(sb: Sandbox, queue_url: str, batch: int) -> None:

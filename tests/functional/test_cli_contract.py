@@ -102,7 +102,7 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
     assert capsys.readouterr().out.strip() == f"ecspilot {__version__}"
 
 
-@pytest.mark.parametrize("verb", sorted([*VERBS, "placement check"]))
+@pytest.mark.parametrize("verb", sorted([*VERBS, "placement check", "init", "import", "import copilot"]))
 def test_every_subcommand_help_has_a_one_line_description_and_an_example(
     verb: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -289,20 +289,6 @@ def test_adopt_false_jobs_keep_their_schedule_untouched_by_reconcile(clients: Cl
     assert changes == {"ecspilot/fresh": "create", "ecspilot/report": "update"}
 
 
-@pytest.mark.parametrize("verb", ["init", "import", "import copilot"])
-def test_the_adoption_verbs_help_has_a_one_line_description_and_an_example(
-    verb: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as done:
-        main([*verb.split(), "--help"])
-    assert done.value.code == 0
-    out = capsys.readouterr().out
-    description = out.split("\n\n")[1].strip()
-    assert description
-    assert "\n" not in description
-    assert out.split("example:\n", 1)[1].strip().startswith(f"ecspilot {verb.split(maxsplit=1)[0]}")
-
-
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_global_options_work_around_init_and_output_names_the_file(where: str) -> None:
     given = ["--region", "eu-west-1", "--profile", "ops", "--config", "x.yaml"]
