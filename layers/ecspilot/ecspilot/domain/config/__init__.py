@@ -28,10 +28,14 @@ from ecspilot.domain.config.jobs import (
     QueueConfig,
     RetryPolicy,
 )
+from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig, root_of
 from ecspilot.domain.config.loading import format_loc, load_config, parse_config
 from ecspilot.domain.config.schema import ClusterTag, DaemonConfig, EcspilotConfig, ServiceConfig
 
 __all__ = [
+    "AccountConfig",
+    "PromoteConfig",
+    "root_of",
     "NAME_RE",
     "OVERRIDE_FIELDS",
     "REPOSITORY_RE",

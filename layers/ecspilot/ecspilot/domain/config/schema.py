@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ecspilot.domain.config.base import ImageSource, Model
 from ecspilot.domain.config.jobs import JobConfig
+from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig
 from ecspilot.errors import PlacementError
 
 
@@ -17,8 +18,20 @@ class ServiceConfig(Model):
     name: str
     cluster: str
     service: str | None = None
-    containers: dict[str, ImageSource] = Field(min_length=1)
+    containers: dict[str, ImageSource] = Field(default_factory=dict)
     rollback: bool = False
+    account: str | None = None  # a key of the file's ``accounts``: lives in that account/region
+    promote: PromoteConfig | None = None  # follows its source's proven releases, never a push
+
+    @model_validator(mode="after")
+    def _containers_or_promote(self) -> ServiceConfig:
+        if self.promote is not None and self.containers:
+            raise ValueError(
+                "containers: a service with promote has no containers of its own (it follows its source's)"
+            )
+        if self.promote is None and not self.containers:
+            raise ValueError("containers: required (at least one) unless the service has promote")
+        return self
 
     @property
     def service_name(self) -> str:
@@ -77,11 +90,14 @@ class EcspilotConfig(Model):
     services: list[ServiceConfig] = Field(default_factory=list)
     jobs: list[JobConfig] = Field(default_factory=list)
     daemons: list[DaemonConfig] = Field(default_factory=list)
+    accounts: dict[str, AccountConfig] = Field(default_factory=dict)
 
     def services_for(self, repository: str, tag: str) -> list[tuple[ServiceConfig, list[str]]]:
         """Services following ``repository:tag``, each with its matching container names."""
         out = []
         for svc in self.services:
+            if svc.promote is not None:
+                continue  # a promoted service is never deployed by a push nor by catch-up
             containers = svc.containers_for(repository, tag)
             if containers:
                 out.append((svc, containers))
