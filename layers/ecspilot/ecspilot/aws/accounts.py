@@ -17,6 +17,7 @@ ECS rate buckets (``Clients(account=NAME)``): the rate limits are per account an
 
 from __future__ import annotations
 
+import copy
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.clients import Clients
@@ -117,11 +119,16 @@ class AccountSessions:
             error.retryable = is_transient(exc)
             raise error from exc
         creds = resp["Credentials"]
+        # the new session copies the own session's event hooks (botocore's built-in handlers and
+        # whatever observes the process's calls), then uses the role's credentials
+        emitter = self.own.base_session()._session.get_component("event_emitter")
+        core = botocore.session.Session(event_hooks=copy.copy(emitter), include_builtin_handlers=False)
         session = boto3.Session(
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
             region_name=region,
+            botocore_session=core,
         )
         expires = creds["Expiration"]
         if expires.tzinfo is None:

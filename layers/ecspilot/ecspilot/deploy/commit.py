@@ -88,9 +88,7 @@ class DeployCommit(DeployReads):
                 t.outcome.outcome, t.outcome.reason = "failed", f"reading the rolled-back hold failed: {exc}"
             return
         for t in targets:
-            reason = rolled_back_reason(
-                held_records(states.get(t.key, {})), push
-            )
+            reason = rolled_back_reason(held_records(states.get(t.key, {})), push)
             if reason:
                 t.outcome.outcome, t.outcome.reason = "held", reason
 
@@ -98,10 +96,7 @@ class DeployCommit(DeployReads):
 
     def claims_of(self, t: Target, task_definition: str, push: ImagePush) -> list[Claim]:
         pushed_at = self._pushed_at_for_claims(push)
-        return [
-            Claim(*t.key, c, push.digest, pushed_at, task_definition)
-            for c in t.outcome.containers
-        ]
+        return [Claim(*t.key, c, push.digest, pushed_at, task_definition) for c in t.outcome.containers]
 
     def _pushed_at_for_claims(self, push: ImagePush) -> float:
         """When the pushed image was pushed: ECR's imagePushedAt, else the event's time, else now."""

@@ -28,18 +28,16 @@ from ecspilot.domain.config.jobs import (
     QueueConfig,
     RetryPolicy,
 )
-from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig, root_of
 from ecspilot.domain.config.loading import format_loc, load_config, parse_config
+from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig, root_of
 from ecspilot.domain.config.schema import ClusterTag, DaemonConfig, EcspilotConfig, ServiceConfig
 
 __all__ = [
-    "AccountConfig",
-    "PromoteConfig",
-    "root_of",
     "NAME_RE",
     "OVERRIDE_FIELDS",
     "REPOSITORY_RE",
     "TAG_GLOB_RE",
+    "AccountConfig",
     "CapacityProviderItem",
     "ClusterTag",
     "ContainerOverride",
@@ -51,10 +49,12 @@ __all__ = [
     "Model",
     "NetworkConfig",
     "PlacementSpec",
+    "PromoteConfig",
     "QueueConfig",
     "RetryPolicy",
     "ServiceConfig",
     "format_loc",
     "load_config",
     "parse_config",
+    "root_of",
 ]

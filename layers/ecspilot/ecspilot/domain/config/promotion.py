@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from pydantic import Field, field_validator
 
 from ecspilot.domain.config.base import Model
-
-if TYPE_CHECKING:
-    from ecspilot.domain.config.schema import ServiceConfig
 
 ROLE_ARN_RE = re.compile(r"arn:aws[-a-z]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]{1,512}")
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -73,8 +70,22 @@ class PromoteConfig(Model):
         return value
 
 
+class _Service(Protocol):
+    """What the cross-checks read of a service (``schema.ServiceConfig``; no import: a cycle)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def account(self) -> str | None: ...
+    @property
+    def promote(self) -> PromoteConfig | None: ...
+
+
+S = TypeVar("S", bound=_Service)
+
+
 def promotion_problems(
-    services: Sequence[ServiceConfig], accounts: Mapping[str, AccountConfig]
+    services: Sequence[_Service], accounts: Mapping[str, AccountConfig]
 ) -> Iterator[tuple[str, str]]:
     """Problems only the whole file shows: an unknown ``account`` or ``from``, a cycle."""
     names = {svc.name: i for i, svc in enumerate(services)}
@@ -99,7 +110,7 @@ def promotion_problems(
             current = services[names[nxt]]
 
 
-def root_of(services: Sequence[ServiceConfig], name: str) -> ServiceConfig | None:
+def root_of(services: Sequence[S], name: str) -> S | None:
     """The service at the start of ``name``'s promotion chain: the one with containers (pure;
     None when the chain is broken, which validation refuses)."""
     by_name = {svc.name: svc for svc in services}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ecspilot.domain.config.base import ImageSource, Model
 from ecspilot.domain.config.jobs import JobConfig
@@ -18,20 +18,26 @@ class ServiceConfig(Model):
     name: str
     cluster: str
     service: str | None = None
-    containers: dict[str, ImageSource] = Field(default_factory=dict)
-    rollback: bool = False
     account: str | None = None  # a key of the file's ``accounts``: lives in that account/region
     promote: PromoteConfig | None = None  # follows its source's proven releases, never a push
+    # declared after ``promote``: whether containers are required depends on it
+    containers: dict[str, ImageSource] = Field(default_factory=dict, validate_default=True)
+    rollback: bool = False
 
-    @model_validator(mode="after")
-    def _containers_or_promote(self) -> ServiceConfig:
-        if self.promote is not None and self.containers:
+    @field_validator("containers")
+    @classmethod
+    def _containers_or_promote(
+        cls, value: dict[str, ImageSource], info: ValidationInfo
+    ) -> dict[str, ImageSource]:
+        if "promote" not in info.data:
+            return value  # promote itself is invalid: its own error says so
+        if info.data["promote"] is not None and value:
+            raise ValueError("a service with promote has no containers of its own (it follows its source's)")
+        if info.data["promote"] is None and not value:
             raise ValueError(
-                "containers: a service with promote has no containers of its own (it follows its source's)"
+                "at least 1 item is required (a container and its image source) unless promote is set"
             )
-        if self.promote is None and not self.containers:
-            raise ValueError("containers: required (at least one) unless the service has promote")
-        return self
+        return value
 
     @property
     def service_name(self) -> str:
