@@ -147,6 +147,27 @@ class World:
     def reconcile(self, dry_run: bool = False) -> list[Any]:
         return reconcile(self.rt, dry_run, [("promotion", reconcile_promotions)]).actions
 
+    def alarm(self, name: str, state: str | None = None) -> None:
+        """A CloudWatch alarm in ecspilot's (the source's) account; ``state`` sets it at once."""
+        cloudwatch = self.own.clients.get("cloudwatch")
+        if state is None:
+            cloudwatch.put_metric_alarm(
+                AlarmName=name,
+                MetricName="5xx",
+                Namespace="web",
+                Statistic="Sum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=1,
+                ComparisonOperator="GreaterThanThreshold",
+            )
+            return
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+
+    def plan(self) -> list[str]:
+        """The promotion lines of a dry run: ``target: detail``."""
+        return [f"{a.target}: {a.detail}" for a in self.reconcile(dry_run=True)]
+
     def images(self, sandbox: Sandbox | None = None, cluster: str = "prod") -> dict[str, str]:
         box = sandbox or self.target
         svc = box.clients.ecs.describe_services(cluster=cluster, services=["web"])["services"][0]

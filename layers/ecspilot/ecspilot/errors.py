@@ -295,3 +295,8 @@ class AccountAccessError(AwsError):
 
 class PromotionError(AwsError):
     """Evaluating or applying one promotion failed (a source read, the alarms, the state table)."""
+
+
+class PromotionInputError(EcspilotError):
+    """A promotion verb cannot do what was asked (``ecspilot promote``/``approve``): not a promoted
+    service, a digest its source never COMPLETED (without ``--force``), no release awaiting approval."""

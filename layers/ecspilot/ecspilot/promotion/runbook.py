@@ -126,6 +126,7 @@ class Promoter:
         self.trigger = trigger
         self.notifier = Notifier(sessions.own, topic_arn)
         self.clock = clock
+        self.own = own
         self.keys = state_keys(config, own)
         self._deployers: dict[str, PushDeployer] = {}  # per account name ("" = ecspilot's own)
         self._source_records: dict[str, list[dict[str, Any]]] = {}
@@ -161,7 +162,8 @@ class Promoter:
             self._source_records[source.name] = self.history.deployments(*self.keys[source.name], limit=25)
         return self._source_records[source.name]
 
-    def _load_state(self, targets: Sequence[ServiceConfig]) -> None:
+    def load_state(self, targets: Sequence[ServiceConfig]) -> None:
+        """Read the targets' promotion and service STATE items (one BatchGetItem)."""
         keys = [promotion_key(t.name) for t in targets] + [state_key(*self.keys[t.name]) for t in targets]
         self._state = self.records.read(keys)
 
@@ -348,7 +350,7 @@ class Promoter:
         ]
         if not targets:
             return []
-        self._load_state(targets)
+        self.load_state(targets)
         done: list[Promotion] = []
         for target in targets:
             try:
