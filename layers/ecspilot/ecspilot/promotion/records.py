@@ -7,7 +7,8 @@ pk ``PROMOTION#<target>``, sk          ``approval#<source deployment id>`` (``ec
 ``STATE``                              approve``: names the release, a newer one needs a
                                        new approval), ``notice#<deployment id>#<reason>``
                                        (the blocked notification was sent: once per release
-                                       and reason), ``pinned`` (a forced promotion by hand)
+                                       and reason), ``pinned`` (a forced promotion by hand),
+                                       ``promoted`` (the source deployment last promoted)
 pk ``PROMOTION#<target>``, sk          one per release and outcome (``promoted``,
 ``RUN#<completed at>#<deployment>#<o>``  ``blocked``): the source deployment, the digest, the
                                        gate results, the target's deployment id
@@ -126,6 +127,17 @@ class PromotionRecords:
             client.put_item(TableName=table, Item=serialize(item))
         except (ClientError, BotoCoreError) as exc:
             raise PromotionError(f"writing the promotion record failed: {exc}", table=table) from exc
+
+    def promoted(self, target: str, entry: Mapping[str, Any]) -> None:
+        """The promotion's record, then ``promoted`` on the STATE item naming the release (read
+        with the STATE items: a retry that finds it missing writes both again)."""
+        self.add(entry)
+        self._update(
+            promotion_key(target),
+            "SET #p = :p, #type = :type",
+            {"#p": "promoted", "#type": "type"},
+            {":p": str(entry.get("source_deployment_id", "")), ":type": "promotion-state"},
+        )
 
     def runs(self, target: str, limit: int = 20) -> list[dict[str, Any]]:
         """The target's promotion records, newest release first (Query)."""

@@ -21,7 +21,7 @@ only. A second run with nothing new writes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,17 +31,16 @@ from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
 from ecspilot.aws.service_state import held_records, state_key
 from ecspilot.deploy.result import PushResult, ServiceOutcome, Target, report
+from ecspilot.deploy.rules import primary_deployment_id
 from ecspilot.deploy.runbook import PushDeployer
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig, root_of
 from ecspilot.domain.images import ImagePush, ImageRef, short_digest
-from ecspilot.domain.plan import Action, Change
 from ecspilot.domain.taskdef import container_images
 from ecspilot.errors import EcspilotError, PromotionError
 from ecspilot.obs import count, logger
 from ecspilot.promotion.decisions import (
     Facts,
     Release,
-    Verdict,
     judge,
     parse_time,
     registry_of,
@@ -50,58 +49,8 @@ from ecspilot.promotion.decisions import (
     state_keys,
 )
 from ecspilot.promotion.records import PromotionRecords, approval_attribute, notice_attribute, promotion_key
+from ecspilot.promotion.result import Promotion, as_actions
 from ecspilot.tracking.report import Notifier
-
-CHANGES: dict[str, Change] = {
-    "promote": "update",
-    "in-sync": "in-sync",
-    "waiting": "in-sync",
-    "awaiting approval": "in-sync",
-    "blocked": "conflict",
-}
-
-
-@dataclass
-class Promotion:
-    """One target and one release: the verdict, and what applying it did."""
-
-    target: ServiceConfig
-    release: Release | None
-    facts: Facts
-    verdict: Verdict = field(default_factory=lambda: Verdict("waiting"))
-    image: str = ""  # the source's image reference (its registry) once the source was read
-    error: str = ""
-    deployment_id: str = ""
-    applied: bool = False
-
-    def action(self) -> Action:
-        if self.error:
-            return Action("promotion", self.target.name, "error", self.error)
-        detail = self.verdict.text
-        if self.release is not None and self.verdict.word == "promote":
-            release = self.release
-            detail = f"promote {short_digest(release.digest)} from {release.source} {release.deployment_id}"
-        return Action("promotion", self.target.name, CHANGES[self.verdict.word], detail, applied=self.applied)
-
-    def entry(self, outcome: str, trigger: str) -> dict[str, Any]:
-        """The promotion's history item (``ecspilot history``)."""
-        release = self.release
-        assert release is not None
-        return {
-            "target": self.target.name,
-            "source": release.source,
-            "source_deployment_id": release.deployment_id,
-            "completed_at": stamp(release.completed_at),
-            "repository": release.repository,
-            "image_tag": release.tag,
-            "image_digest": release.digest,
-            "outcome": outcome,
-            "detail": self.verdict.text,
-            "gates": [f"{gate}: {result}" for gate, result in self.verdict.gates],
-            "deployment_id": self.deployment_id,
-            "trigger": trigger,
-            "at": stamp(datetime.now(UTC)),
-        }
 
 
 class Promoter:
@@ -141,7 +90,9 @@ class Promoter:
         """One deploy core per account (its reads are cached for the invocation)."""
         name = svc.account or ""
         if name not in self._deployers:
-            deployer = PushDeployer(self.clients_of(svc), self.history, self.max_workers, self.trigger)
+            # the deployment records say "promotion"; what woke it (timer, tracker, cli) is on the
+            # promotion's own record
+            deployer = PushDeployer(self.clients_of(svc), self.history, self.max_workers, "promotion")
             deployer.freshness_guard = False
             self._deployers[name] = deployer
         return self._deployers[name]
@@ -267,11 +218,17 @@ class Promoter:
 
     # applying -----------------------------------------------------------------------------------
 
-    def apply(self, promotion: Promotion) -> None:
-        """Deploy a ``promote`` verdict through the deploy core, with the target's clients."""
+    def apply(self, promotion: Promotion, backfill: bool = False) -> None:
+        """Deploy a ``promote`` verdict through the deploy core, with the target's clients.
+
+        ``backfill``: the target runs the release already (``in-sync``); the deploy core finds it
+        ``unchanged`` and writes the records an earlier attempt started but could not write (its
+        UpdateService reply or its record write lost): one BatchGetItem, no write when complete."""
         release = promotion.release
         assert release is not None
-        if not promotion.image:
+        if backfill:  # the target runs the release: its image names the registry
+            promotion.image = self.running_images(promotion.target).get(release.containers[0], "")
+        elif not promotion.image:
             self._source_runs(promotion)  # a forced promotion: the source's registry still
         registry = registry_of(promotion.image)
         if registry is None:
@@ -296,10 +253,9 @@ class Promoter:
         item = Target(target, outcome, state_service=self.keys[target.name][1])
         result = PushResult(push=push, dry_run=False, outcomes=[outcome])
         deployer.deploy_targets([item], push, result)
-        report(
-            result,
-            {"repository": push.repository, "image_tag": push.tag, "image_digest": short_digest(push.digest)},
-        )
+        if not backfill:
+            log = {"repository": push.repository, "image_tag": push.tag}
+            report(result, {**log, "image_digest": short_digest(push.digest)})
         if result.record_errors:
             raise PromotionError(
                 f"deployment record not written: {result.record_errors[0]}", service=target.name
@@ -310,7 +266,13 @@ class Promoter:
         promotion.applied = outcome.outcome == "deployed"
         if promotion.applied:
             count("PromotionsStarted")
-            self.records.add(promotion.entry("promoted", self.trigger))
+        if backfill:  # the promotion's own record too, when an earlier attempt could not write it
+            promotion.deployment_id = outcome.deployment_id or primary_deployment_id(item.service or {})
+            if self._promotion_state(target).get("promoted") != release.deployment_id:
+                self.records.promoted(target.name, promotion.entry("promoted", self.trigger))
+            return
+        if promotion.applied:
+            self.records.promoted(target.name, promotion.entry("promoted", self.trigger))
         logger.info(
             "promotion applied",
             extra={
@@ -372,6 +334,8 @@ class Promoter:
         try:
             if word == "promote" and not dry_run:
                 self.apply(promotion)
+            elif word == "in-sync" and not dry_run and _runs_release(promotion):
+                self.apply(promotion, backfill=True)
             elif word == "blocked":
                 count("PromotionsBlocked")
                 if not dry_run:
@@ -385,8 +349,13 @@ class Promoter:
         return promotion
 
 
-def as_actions(promotions: Sequence[Promotion]) -> list[Action]:
-    return [p.action() for p in promotions]
+def _runs_release(promotion: Promotion) -> bool:
+    release, running = promotion.release, promotion.facts.target_digests
+    return (
+        release is not None
+        and running is not None
+        and all(running.get(c) == release.digest for c in release.containers)
+    )
 
 
 __all__ = ["Promoter", "Promotion", "as_actions"]
