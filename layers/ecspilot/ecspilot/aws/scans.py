@@ -49,7 +49,12 @@ def image_scan(ecr: ECRClient, repository: str, digest: str) -> ScanResult:
     )
     logger.info(
         "image scan read",
-        extra={"repository": repository, "image_digest": digest[:19], "status": result.status, "counts": counts},
+        extra={
+            "repository": repository,
+            "image_digest": digest[:19],
+            "status": result.status,
+            "counts": counts,
+        },
     )
     return result
 

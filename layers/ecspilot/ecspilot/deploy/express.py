@@ -22,7 +22,7 @@ service has no task definition ecspilot clones, so the update is the whole deplo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ecspilot.aws.express import current_configuration, deployment_of, service_arn, update_image
 from ecspilot.aws.history import utc_now
@@ -44,7 +44,7 @@ def deploy_express(
         return
     ecs = deployer.clients.ecs
     region = str(ecs.meta.region_name)
-    current: dict[str, dict[str, object]] = {}
+    current: dict[str, tuple[str, dict[str, Any]]] = {}
     for t in targets:
         svc = t.config
         arn = service_arn(region, push.account, svc.cluster, svc.service_name)
@@ -59,7 +59,7 @@ def deploy_express(
             t.outcome.outcome, t.outcome.reason = "unchanged", "already runs this digest"
             continue
         t.outcome.outcome = "would-deploy"
-        current[svc.name] = {"arn": arn, "primary": primary}
+        current[svc.name] = (arn, dict(primary))
     pending = [t for t in targets if t.outcome.outcome == "would-deploy"]
     deployer.hold_rolled_back(pending, push)
     scan_gate(pending, push, deployer.clients, deployer.notifier)
@@ -68,11 +68,9 @@ def deploy_express(
     started_at = utc_now()
     records = []
     for t in (t for t in pending if t.outcome.outcome == "would-deploy"):
-        svc, known = t.config, current[t.config.name]
+        svc, (arn, primary) = t.config, current[t.config.name]
         try:
-            target = update_image(
-                ecs, str(known["arn"]), known["primary"], push.pinned, svc.cluster, svc.service_name  # type: ignore[arg-type]
-            )
+            target = update_image(ecs, arn, primary, push.pinned, svc.cluster, svc.service_name)
         except EcspilotError as exc:
             t.outcome.outcome, t.outcome.reason = "failed", str(exc)
             continue
