@@ -29,7 +29,9 @@ from ecspilot.aws.history import History, service_pk, utc_now
 from ecspilot.errors import HookError, error_code
 
 FINAL = ("CONTINUE", "ROLLBACK")
-HOLD_SECONDS = 120  # an evaluation or an answer is a few calls: a dead holder lets go after this
+HOLD_SECONDS = (
+    45  # longer than the tracker's 30 s timeout, shorter than Lambda's first async retry (about 1 min)
+)
 
 
 def hook_key(cluster: str, service: str, hook_id: str) -> dict[str, str]:

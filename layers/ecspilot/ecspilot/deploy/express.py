@@ -22,22 +22,26 @@ service has no task definition ecspilot clones, so the update is the whole deplo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ecspilot.aws.express import current_configuration, deployment_of, service_arn, update_image
 from ecspilot.aws.history import utc_now
+from ecspilot.deploy.commit import DeployCommit
 from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.scan_gate import scan_gate
 from ecspilot.domain.images import ImagePush
 from ecspilot.errors import EcspilotError
 from ecspilot.obs import logger
-
-if TYPE_CHECKING:
-    from ecspilot.deploy.runbook import PushDeployer
+from ecspilot.tracking.report import Notifier
 
 
 def deploy_express(
-    deployer: PushDeployer, targets: Sequence[Target], push: ImagePush, result: PushResult, dry_run: bool
+    deployer: DeployCommit,
+    targets: Sequence[Target],
+    push: ImagePush,
+    result: PushResult,
+    dry_run: bool,
+    notifier: Notifier | None = None,
 ) -> None:
     """Deploy ``push`` to the Express services among ``targets``; see the module docstring."""
     if not targets:
@@ -62,7 +66,7 @@ def deploy_express(
         current[svc.name] = (arn, dict(primary))
     pending = [t for t in targets if t.outcome.outcome == "would-deploy"]
     deployer.hold_rolled_back(pending, push)
-    scan_gate(pending, push, deployer.clients, deployer.notifier)
+    scan_gate(pending, push, deployer.clients, notifier)
     if dry_run:
         return
     started_at = utc_now()

@@ -141,7 +141,9 @@ class PushDeployer(DeployCommit):
             extra={"services": [t.config.name for t in targets], "jobs": [j.name for j, _ in jobs], **log},
         )
         if targets:
-            deploy_express(self, [t for t in targets if t.config.express], push, result, dry_run)
+            deploy_express(
+                self, [t for t in targets if t.config.express], push, result, dry_run, self.notifier
+            )
             self._attach_services([t for t in targets if not t.config.express])
             live = [t for t in targets if t.service is not None]
             self._decide(live, push)
