@@ -133,7 +133,11 @@ def test_the_gates_keys_parse() -> None:
     [
         ({"alarms": {"names": []}}, "services[0].gates.alarms.names", "at least 1"),
         ({"alarms": {"names": ["a", "a"]}}, "services[0].gates.alarms.names", "listed twice"),
-        ({"alarms": {"names": ["a"], "quiet_minutes": -1}}, "services[0].gates.alarms.quiet_minutes", "greater than or equal to 0"),
+        (
+            {"alarms": {"names": ["a"], "quiet_minutes": -1}},
+            "services[0].gates.alarms.quiet_minutes",
+            "greater than or equal to 0",
+        ),
         ({"image_scan": {"max_severity": "SEVERE"}}, "services[0].gates.image_scan.max_severity", "CRITICAL"),
         ({"image_scan": {}}, "services[0].gates.image_scan.max_severity", "required"),
         ({"approve": True}, "services[0].gates.approve", "not permitted"),
