@@ -378,3 +378,46 @@ def test_a_hook_record_write_failing_before_the_answer_fails_the_invocation_with
         invoke(TRACK, hook_event())
     world.expect_answer("CONTINUE")
     assert invoke(TRACK, hook_event())["action"] == "CONTINUE"
+
+
+def test_the_template_rule_delivers_awaiting_action_hook_events_of_this_account_only(world: World) -> None:
+    # GIVEN the tracker's HookStateChange rule exactly as template.yaml writes it, delivering to a queue
+    from tests.template import event_patterns, resolve_pseudo  # noqa: PLC0415
+
+    pattern = resolve_pseudo(event_patterns("TrackDeploymentsFunction")["HookStateChange"], ACCOUNT, REGION)
+    events, sqs = world.clients.get("events"), world.clients.sqs
+    inbox = sqs.create_queue(QueueName="hook-rule")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="hook-state-change", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="hook-state-change", Targets=[{"Id": "inbox", "Arn": arn}])
+    # WHEN ECS puts a paused hook's event and a succeeded hook's event on the default bus
+    for name in ("HOOK_AWAITING_ACTION", "HOOK_SUCCEEDED"):
+        event = hook_event(name=name)
+        entry = {
+            "Source": event["source"],
+            "DetailType": event["detail-type"],
+            "Resources": event["resources"],
+            "Detail": json.dumps(event["detail"]),
+        }
+        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    # THEN only the paused one reaches the tracker
+    delivered = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["detail"]["eventName"] for m in delivered] == ["HOOK_AWAITING_ACTION"]
+
+
+def test_a_hook_held_by_an_invocation_that_died_is_taken_again_once_its_hold_expires(world: World) -> None:
+    # GIVEN an invocation that claimed the hook at t=1000 and died (a Lambda timeout: no RETRY mark)
+    from ecspilot.aws.hook_state import HOLD_SECONDS, HookRecords, hook_key  # noqa: PLC0415
+
+    rt = world.use(None)
+    key = hook_key("prod", "web", HOOK)
+    clock = [1000.0]
+    records = HookRecords(rt.history, clock=lambda: clock[0])
+    assert records.claim(key, {"hook_id": HOOK}) == {}
+    # WHEN the retry comes while the hold lasts THEN it stays out (the holder may still answer)
+    clock[0] += HOLD_SECONDS - 1
+    assert records.claim(key, {"hook_id": HOOK}) is None
+    # AND once the hold has expired THEN the retry takes the hook
+    clock[0] += 2
+    assert records.claim(key, {"hook_id": HOOK}) is not None
+    assert world.hook_item()["status"] == "EVALUATING"
