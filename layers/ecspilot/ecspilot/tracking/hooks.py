@@ -103,7 +103,10 @@ class HookTracker:
         try:
             decision = self.evaluate(svc, event.deployment_arn)
         except BaseException:
-            self.records.move(key, "RETRY", ["EVALUATING"])
+            try:  # let go, so the retry takes it at once; if this fails too, the hold expires
+                self.records.move(key, "RETRY", ["EVALUATING"])
+            except EcspilotError as exc:
+                logger.error("hook not released after a failed evaluation", extra={**log, "error": str(exc)})
             raise
         logger.info(
             "gates evaluated", extra={**log, "action": decision.action, "reasons": list(decision.reasons)}
