@@ -20,36 +20,48 @@ OPERATIONS = ("ListServiceDeployments", "DescribeServiceDeployments", "StopServi
 
 
 class OperationStubber(Stubber):
-    """A Stubber for some operations of a client only; the client's other calls go through."""
+    """A Stubber for some operations of a client only; the client's other calls go through.
+
+    It reuses the Stubber's own queue and checks (private in botocore, hence ``_inner``)."""
 
     def __init__(self, client: Any, operations: Sequence[str] = OPERATIONS) -> None:
         super().__init__(client)
         self.operations = tuple(operations)
         self._service = client.meta.service_model.service_id.hyphenize()
 
-    def _events(self) -> list[tuple[str, Any, str]]:
-        out = []
+    @property
+    def _inner(self) -> Any:
+        return self
+
+    def _events(self) -> list[tuple[str, Any, bool]]:
+        out: list[tuple[str, Any, bool]] = []
         for op in self.operations:
-            out.append((f"before-parameter-build.{self._service}.{op}", self._assert_expected_params, "p"))
-            out.append((f"before-call.{self._service}.{op}", self._get_response_handler, "c"))
+            out.append((f"before-parameter-build.{self._service}.{op}", self._check_params, True))
+            out.append((f"before-call.{self._service}.{op}", self._inner._get_response_handler, False))
         return out
 
+    def _unique(self, event: str) -> str:
+        return f"{self._inner._event_id}-{event}"
+
     def activate(self) -> None:
-        for event, handler, kind in self._events():
-            unique = f"{self._event_id}-{kind}-{event}"
-            if kind == "p":
-                self.client.meta.events.register_first(event, handler, unique_id=unique)
-            else:
-                self.client.meta.events.register(event, handler, unique_id=unique)
+        for event, handler, first in self._events():
+            register = self.client.meta.events.register_first if first else self.client.meta.events.register
+            register(event, handler, unique_id=self._unique(event))
 
     def deactivate(self) -> None:
-        for event, handler, kind in self._events():
-            self.client.meta.events.unregister(event, handler, unique_id=f"{self._event_id}-{kind}-{event}")
+        for event, handler, _ in self._events():
+            self.client.meta.events.unregister(event, handler, unique_id=self._unique(event))
+
+    def _check_params(self, model: Any, params: Any, context: Any, **kwargs: Any) -> None:
+        # nothing queued: let the call reach ``before-call``, where an injected fault (tests/faults.py,
+        # registered first) answers it, or the Stubber refuses it as unexpected
+        if self._inner._queue:
+            self._inner._assert_expected_params(model, params, context, **kwargs)
 
     @property
     def pending(self) -> int:
         """Responses queued and not yet asked for."""
-        return len(self._queue)
+        return len(self._inner._queue)
 
 
 # --- the API's shapes -----------------------------------------------------------------------------

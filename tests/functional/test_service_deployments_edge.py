@@ -20,8 +20,8 @@ from ecspilot.errors import ServiceDeploymentError, error_code, is_throttle
 from ecspilot_dev.sandbox import ACCOUNT, REGION
 from ecspilot_dev.service_deployments import (
     brief,
-    described,
     deployment_arn,
+    described,
     revision_arn,
     strategy_configuration,
 )
@@ -101,7 +101,8 @@ def test_describing_batches_twenty_arns_per_call_and_leaves_out_what_ecs_did_not
         {"serviceDeploymentArns": arns[20:]},
     )
     got = describe_service_deployments(stub.client, arns)
-    assert len(got) == 20 and arns[19] not in got
+    assert len(got) == 20
+    assert arns[19] not in got
     newest = got[arns[20]]
     assert (newest.strategy, newest.lifecycle_stage, newest.step_percent, newest.production_weight) == (
         "LINEAR",

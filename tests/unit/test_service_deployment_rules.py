@@ -177,13 +177,15 @@ def brief(ident: str, revision: str, minutes_ago: int, status: str = "SUCCESSFUL
 def test_a_deployment_links_to_the_service_deployment_whose_target_revision_carries_its_number() -> None:
     briefs = [brief("new", "222", 1), brief("old", "111", 60)]
     linked = link(briefs, "ecs-svc/111", NOW)
-    assert linked is not None and linked.arn.endswith("/old")
+    assert linked is not None
+    assert linked.arn.endswith("/old")
 
 
 def test_without_a_matching_revision_the_newest_created_before_the_event_is_linked() -> None:
     briefs = [brief("later", "333", -5), brief("running", "222", 10), brief("old", "111", 60)]
     linked = link(briefs, "ecs-svc/999", NOW)
-    assert linked is not None and linked.arn.endswith("/running")
+    assert linked is not None
+    assert linked.arn.endswith("/running")
     assert link([], "ecs-svc/999", NOW) is None
 
 
