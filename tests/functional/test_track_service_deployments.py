@@ -17,6 +17,7 @@ import pytest
 
 from ecspilot.domain.service_deployments import stage_text
 from ecspilot.interfaces.runtime import Runtime
+from ecspilot.interfaces.status import history_rows, service_status
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox
 from ecspilot_dev.service_deployments import (
@@ -138,7 +139,7 @@ def test_a_completed_event_during_the_bake_leaves_the_record_in_progress_until_e
     capsys.readouterr()
     result = invoke(TRACK, event("ecs_deployment_bluegreen_completed", dep, baking_since))
     # THEN the record stays IN_PROGRESS (promotion never takes it), linked and staged
-    record = rt.history.deployment(dep)
+    record = rt.history.deployment(dep) or {}
     assert record["status"] == "IN_PROGRESS"
     assert result["moved"] == []
     assert metric_values(emitted(capsys.readouterr().out), "DeploymentsSucceeded") == []
@@ -155,7 +156,7 @@ def test_a_completed_event_during_the_bake_leaves_the_record_in_progress_until_e
     expect_describe(stubber, conf, dep, "SUCCESSFUL", "CLEAN_UP", done)
     invoke(TRACK, event("ecs_deployment_bluegreen_completed", dep, done))
     # THEN the record is COMPLETED
-    closed = rt.history.deployment(dep)
+    closed = rt.history.deployment(dep) or {}
     assert closed["status"] == "COMPLETED"
     assert closed["ecs_status"] == "SUCCESSFUL"
 
@@ -171,9 +172,14 @@ def test_a_linear_deployment_records_its_step_as_traffic_shifts(
     expect_list(stubber, dep, now)
     expect_describe(stubber, conf, dep, "IN_PROGRESS", "PRODUCTION_TRAFFIC_SHIFT", now, weight=60.0)
     invoke(TRACK, event("ecs_deployment_linear_in_progress", dep, now))
-    record = rt.history.deployment(dep)
+    record = rt.history.deployment(dep) or {}
     assert record["status"] == "IN_PROGRESS"
     assert stage_text(record, now) == "linear step 3 of 5 (60%)"
+    # AND ecspilot status and history show it
+    [row] = service_status(rt.config, rt.clients.ecs, rt.history)
+    assert row.stage == "linear step 3 of 5 (60%)"
+    _, rows = history_rows(rt.config, rt.history, "web")
+    assert rows[0]["stage"] == "linear step 3 of 5 (60%)"
 
 
 def test_a_canary_deployment_shows_its_canary_share(
@@ -203,7 +209,7 @@ def test_a_blue_green_rollback_is_rolled_back_and_its_digest_held_against_a_rede
     expect_describe(stubber, conf, dep, "ROLLBACK_SUCCESSFUL", "CLEAN_UP", now)
     result = invoke(TRACK, event("ecs_deployment_bluegreen_failed", dep, now))
     # THEN its record is ROLLED_BACK (not FAILED: ECS went back to the source revision)
-    record = rt.history.deployment(dep)
+    record = rt.history.deployment(dep) or {}
     assert record["status"] == "ROLLED_BACK"
     assert result["moved"] == [{"deployment_id": dep, "from": "IN_PROGRESS", "to": "ROLLED_BACK"}]
     # AND a redelivered push of that image is held, as after a circuit breaker's rollback (ECS went
@@ -226,7 +232,7 @@ def test_a_stopped_or_failed_rollback_deployment_is_failed(
     expect_list(stubber, dep, now)
     expect_describe(stubber, conf, dep, ecs_status, "CLEAN_UP", now)
     invoke(TRACK, event("ecs_deployment_bluegreen_failed", dep, now))
-    record = rt.history.deployment(dep)
+    record = rt.history.deployment(dep) or {}
     assert (record["status"], record["ecs_status"]) == (expected, ecs_status)
 
 
