@@ -18,6 +18,7 @@ import pytest
 from ecspilot.domain.service_deployments import stage_text
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.interfaces.status import history_rows, service_status
+from ecspilot.interfaces.tracking_preview import preview
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox
 from ecspilot_dev.service_deployments import (
@@ -280,3 +281,20 @@ def test_a_rolling_service_is_tracked_from_its_events_without_service_deployment
     invoke(TRACK, event("ecs_deployment_completed", dep, datetime.now(UTC)))
     assert (rt.history.deployment(dep) or {})["status"] == "COMPLETED"
     assert recorder.ops("ecs") == ["DescribeServices"]  # the strategy, nothing more
+
+
+def test_plan_event_previews_a_baking_completion_as_no_move(
+    world: Sandbox, stub: tuple[Runtime, OperationStubber], recorder: CallRecorder
+) -> None:
+    rt, stubber = stub
+    conf = use_strategy(rt, "BLUE_GREEN")
+    dep = deploy(world, rt)["deployment_id"]
+    now = datetime.now(UTC)
+    expect_list(stubber, dep, now)
+    expect_describe(stubber, conf, dep, "IN_PROGRESS", "BAKE_TIME", now)
+    recorder.reset()
+    # WHEN ecspilot plan --event previews the COMPLETED event of a deployment still baking
+    previewed = preview(event("ecs_deployment_bluegreen_completed", dep, now), rt)
+    # THEN it would not move the record, and it wrote nothing
+    assert [m["change"] for m in previewed["moves"]] == ["unchanged"]
+    assert recorder.writes() == []
