@@ -120,6 +120,10 @@ def test_rollback_redeploys_the_previous_completed_revision_and_holds_the_digest
         v1["to_task_definition"],
     )
     assert record["rollback_reason"] == "p99 latency"
+    # AND v2's record stays COMPLETED, noting the rollback that replaced it (promotion reads it)
+    undone = rt.history.deployment(v2["deployment_id"]) or {}
+    assert undone["status"] == "COMPLETED"
+    assert undone["rolled_back_by"] == result.deployment_id
     assert held(rt) == [fake_digest("web:v2")]
 
 

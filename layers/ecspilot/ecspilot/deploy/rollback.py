@@ -47,7 +47,7 @@ from ecspilot.domain.images import short_digest
 from ecspilot.domain.service_deployments import ACTIVE_STATUSES, STOPPING_STATUSES
 from ecspilot.domain.taskdef import container_images, family_revision
 from ecspilot.errors import AwsError, EcspilotError, RollbackError, is_uncertain
-from ecspilot.obs import count, logger
+from ecspilot.obs import logger
 
 OPEN_STATUSES = (*ACTIVE_STATUSES, *STOPPING_STATUSES)
 
@@ -130,8 +130,7 @@ class Rollback(DeployCommit):
         elif action == "rolling-back":
             self._hold(result)
         else:
-            self._redeploy(svc, service, result, target or {})
-        count("Rollbacks")
+            self._redeploy(svc, service, result, target or {}, records)
         logger.info("rolled back", extra={**log, "summary": result.summary()})
         return result
 
@@ -188,8 +187,29 @@ class Rollback(DeployCommit):
                 annotate(self.history, deployment_key(str(record["deployment_id"])), note)
                 break
 
+    def _mark_rolled_away(self, result: RollbackResult, records: list[dict[str, Any]]) -> None:
+        """Note on the record of the revision rolled away from that a rollback replaced it: its
+        status stays (COMPLETED is final), but whoever reads COMPLETED records (promotion) can
+        tell it was undone."""
+        for r in records:
+            if r.get("to_task_definition") == result.from_task_definition and r.get("deployment_id"):
+                note = {
+                    "rolled_back_by": result.deployment_id,
+                    "rolled_back_at": utc_now(),
+                    "rollback_reason": result.reason or None,
+                }
+                annotate(
+                    self.history, deployment_key(str(r["deployment_id"])), note, ("COMPLETED", "IN_PROGRESS")
+                )
+                return
+
     def _redeploy(
-        self, svc: ServiceConfig, service: dict[str, Any], result: RollbackResult, target: Mapping[str, Any]
+        self,
+        svc: ServiceConfig,
+        service: dict[str, Any],
+        result: RollbackResult,
+        target: Mapping[str, Any],
+        records: list[dict[str, Any]],
     ) -> None:
         self._hold(result)
         images = container_images(dict(self.source(result.to_task_definition)[0]))
@@ -248,6 +268,7 @@ class Rollback(DeployCommit):
             ) from exc
         if result.reason:
             annotate(self.history, record.key(), {"rollback_reason": result.reason})
+        self._mark_rolled_away(result, records)
         self.verify([(t, claims)])
         if t.outcome.outcome == "stale":
             result.reason = f"{result.reason}; {t.outcome.reason}".strip("; ")
