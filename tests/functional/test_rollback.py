@@ -154,6 +154,27 @@ def test_with_no_previous_completed_deployment_rollback_is_a_clear_failure(
     assert recorder.writes() == []
 
 
+def test_an_update_throttled_past_retries_records_no_rollback_and_running_again_finishes_it(
+    world: Sandbox, rt: Runtime, stub: OperationStubber, faults: Faults
+) -> None:
+    v1 = completed(world, rt, "v1")
+    v2 = completed(world, rt, "v2")
+    expect_open(stub)
+    rule = faults.fail("UpdateService", "error", code="ThrottlingException", times=1)
+    # WHEN the rollback's UpdateService is throttled beyond botocore's retries
+    with pytest.raises(RollbackError, match="not rolled back"):
+        Rollback(rt.clients, rt.history).run(rt.config.services[0])
+    # THEN v2 still runs and no rollback record claims otherwise
+    assert rule.fired == 1
+    assert running(rt) == v2["to_task_definition"]
+    assert [r["trigger"] for r in rt.history.deployments("prod", "web")] == ["push", "push"]
+    # AND the same rollback again goes to the same revision, once
+    expect_open(stub)
+    again = Rollback(rt.clients, rt.history).run(rt.config.services[0])
+    assert again.to_task_definition == v1["to_task_definition"] == running(rt)
+    assert [r["trigger"] for r in rt.history.deployments("prod", "web")].count("rollback") == 1
+
+
 def test_a_rollback_racing_an_older_push_is_not_undone_by_it(
     world: Sandbox, rt: Runtime, stub: OperationStubber, faults: Faults
 ) -> None:
