@@ -319,6 +319,7 @@ def track_deployments(run: Run) -> None:
     [started] = invoke("run_job", {"job": "nightly-report"})["task_arns"]
     task = rt.clients.ecs.describe_tasks(cluster=JOB_CLUSTER, tasks=[started])["tasks"][0]
     run.invoke("track_deployments", task_stopped_event("ecs_task_stopped_failed", task))
+    linear_service_deployment(run, rt)
     pause_hooks(run, topic)
 
 
@@ -365,6 +366,44 @@ def pause_hooks(run: Run, topic: str) -> None:
         world.expect_answer("CONTINUE", "hook-2")
         run.invoke("track_deployments", hook_event("hook-2"))
         stub.assert_no_pending_responses()
+
+
+def linear_service_deployment(run: Run, rt: Runtime) -> None:
+    """A LINEAR service: the tracker lists and describes its service deployment (moto lacks the
+    API: botocore's Stubber answers it on the runtime's own ECS client)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from ecspilot_dev.service_deployments import (  # noqa: PLC0415
+        OperationStubber,
+        brief,
+        deployment_arn,
+        described,
+        revision_arn,
+        strategy_configuration,
+    )
+
+    conf = strategy_configuration("LINEAR")
+    rt.clients.ecs.update_service(cluster="prod", service="web", deploymentConfiguration=conf)
+    with new_deployment_per_update():
+        invoke("deploy_on_push", run.sandbox.push("web", "v9"))
+    [record] = [r for r in rt.history.deployments("prod", "web") if r["image_tag"] == "v9"]
+    sd = deployment_arn(REGION, ACCOUNT, "prod", "web", "linear1")
+    target = revision_arn(REGION, ACCOUNT, "prod", "web", record["deployment_id"])
+    now = datetime.now(UTC)
+    with OperationStubber(rt.clients.ecs) as stub:
+        stub.add_response(
+            "list_service_deployments", {"serviceDeployments": [brief(sd, "IN_PROGRESS", target, now)]}
+        )
+        shifting = described(
+            sd, "IN_PROGRESS", "PRODUCTION_TRAFFIC_SHIFT", target, conf, created_at=now, updated_at=now
+        )
+        stub.add_response("describe_service_deployments", {"serviceDeployments": [shifting]})
+        arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/web"
+        event = load_event(
+            "ecs_deployment_linear_in_progress", {"deploymentId": record["deployment_id"]}, resources=[arn]
+        )
+        run.invoke("track_deployments", event)
+        assert stub.pending == 0
 
 
 def reconcile(run: Run) -> None:

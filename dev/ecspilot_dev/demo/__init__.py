@@ -41,6 +41,7 @@ from ecspilot_dev.demo.jobs import (
 )
 from ecspilot_dev.demo.push import chapter_catch_up, chapter_deploy_on_push
 from ecspilot_dev.demo.queue import chapter_queue
+from ecspilot_dev.demo.rollback import ROLLBACK_CONFIG, chapter_rollback
 from ecspilot_dev.demo.tracking import chapter_tracking
 from ecspilot_dev.local import ecs_deployment_per_update, local_aws, moto_api
 from ecspilot_dev.sandbox import create_state_table
@@ -74,6 +75,7 @@ CHAPTERS: list[Chapter] = [
     Chapter("daemons", chapter_daemons_everywhere),
     Chapter("hardening", chapter_hardening),
     Chapter("gates", chapter_gates, GATES_CONFIG),
+    Chapter("rollback", chapter_rollback, ROLLBACK_CONFIG),
 ]
 
 

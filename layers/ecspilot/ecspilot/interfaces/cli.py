@@ -265,6 +265,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 COMMANDS.update({"history": cmd_history, "status": cmd_status})
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_rollback import run_rollback  # noqa: PLC0415
+
+    return run_rollback(_runtime(args), args)
+
+
+COMMANDS["rollback"] = cmd_rollback
+
+
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """``ecspilot enqueue JOB --set KEY=VALUE``: validate locally with the handler's rules, then send."""
     from ecspilot.domain.config import load_config  # noqa: PLC0415

@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
     add_tracking_parsers(sub, common)
+    add_rollback_parser(sub, common)
     add_adoption_parsers(sub)
     add_hook_parsers(sub, common)
     enqueue = _verb(
@@ -153,6 +154,21 @@ def add_tracking_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     status.add_argument(
         "--html", metavar="FILE", help="also write a self-contained HTML page with a timeline"
     )
+
+
+def add_rollback_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``rollback``."""
+    rollback = _verb(
+        sub,
+        "rollback",
+        "roll a service back: stop its running ECS deployment with ROLLBACK, or redeploy the "
+        "previous COMPLETED revision; the digest rolled away from is held",
+        "ecspilot rollback web --reason 'p99 latency' --dry-run",
+        common,
+    )
+    rollback.add_argument("service", help="a configured service (name, ECS name or CLUSTER/SERVICE)")
+    rollback.add_argument("--dry-run", action="store_true", help="say what it would do, change nothing")
+    rollback.add_argument("--reason", help="why, kept on the deployment record")
 
 
 def _write_options(verb: Any) -> None:
