@@ -278,8 +278,9 @@ def test_cli_promote_approve_and_history(
     # and reconcile keeps the pin (v1 completed before it)
     assert [a.detail.split(" ")[0] for a in world.reconcile()] == ["in-sync"]
     assert world.images()["app"].endswith(never)
-    # not a promoted service: bad input
-    assert main([*base, "approve", "web-staging"], session=session) == 2
+    # a service that is not promoted: approve is the pause hooks' (nothing paused: exit 1)
+    assert main([*base, "approve", "web-staging"], session=session) == 1
+    assert "no paused deployment of web-staging" in capsys.readouterr().err
     assert TARGET_ACCOUNT  # the target account's records are keyed with it (see test_promotion)
 
 

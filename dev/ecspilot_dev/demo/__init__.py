@@ -31,6 +31,7 @@ from ecspilot.interfaces import runtime
 from ecspilot.interfaces.present import say
 from ecspilot_dev.demo.base import DEMO_CONFIG, EMPTY_CONFIG, TABLE, Demo, DemoCheckError
 from ecspilot_dev.demo.daemons import chapter_daemons_everywhere
+from ecspilot_dev.demo.gates import GATES_CONFIG, chapter_gates
 from ecspilot_dev.demo.hardening import chapter_hardening
 from ecspilot_dev.demo.jobs import (
     JOBS_CONFIG,
@@ -40,6 +41,7 @@ from ecspilot_dev.demo.jobs import (
 )
 from ecspilot_dev.demo.push import chapter_catch_up, chapter_deploy_on_push
 from ecspilot_dev.demo.queue import chapter_queue
+from ecspilot_dev.demo.rollback import ROLLBACK_CONFIG, chapter_rollback
 from ecspilot_dev.demo.tracking import chapter_tracking
 from ecspilot_dev.local import ecs_deployment_per_update, local_aws, moto_api
 from ecspilot_dev.sandbox import create_state_table
@@ -72,6 +74,8 @@ CHAPTERS: list[Chapter] = [
     Chapter("queue", chapter_queue),
     Chapter("daemons", chapter_daemons_everywhere),
     Chapter("hardening", chapter_hardening),
+    Chapter("gates", chapter_gates, GATES_CONFIG),
+    Chapter("rollback", chapter_rollback, ROLLBACK_CONFIG),
 ]
 
 

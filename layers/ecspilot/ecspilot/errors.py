@@ -159,6 +159,15 @@ class DaemonError(AwsError):
     """Ensuring one daemon on one cluster failed (or its clusters could not be found)."""
 
 
+class ServiceDeploymentError(AwsError):
+    """A call of the ECS service deployments API (List/Describe/StopServiceDeployment) failed."""
+
+
+class RollbackError(AwsError):
+    """``ecspilot rollback`` could not roll the service back (nothing to go back to, or a call
+    failed); nothing it did not finish is recorded as done."""
+
+
 # --- transient or permanent: the one classifier ---------------------------------------------
 # Every module asks here whether an AWS failure may pass on its own (retry, keep the message in
 # the queue) or needs a fix first (report it, dead-letter the message). The codes cover botocore's
@@ -286,6 +295,18 @@ class AdoptionError(AwsError):
 class AdoptionInputError(EcspilotError):
     """Bad input to ``init`` or ``import copilot``: an unknown cluster, an output file that exists
     (without ``--force``), a workspace that is not a directory."""
+
+
+class ScanError(AwsError):
+    """Reading an image's ECR scan findings failed: the image is not deployed unchecked."""
+
+
+class HookError(AwsError):
+    """Answering a paused deployment's hook failed (ContinueServiceDeployment, the hook's record)."""
+
+
+class NothingPausedError(EcspilotError):
+    """``approve`` / ``reject``: no paused deployment of that service awaits an answer."""
 
 
 class AccountAccessError(AwsError):

@@ -28,6 +28,9 @@ and its status only moves forward.
 
 Records expire ``retention_days`` after they are written.
 
+A BLUE_GREEN, LINEAR or CANARY deployment also carries what its ECS service deployment said
+(:data:`SERVICE_DEPLOYMENT_FIELDS`), written by the tracker only (``aws.deployment_fields``).
+
 Status moves only forward (the tracker's conditional writes, :meth:`History.transition`):
 a deployment goes IN_PROGRESS -> COMPLETED | FAILED | ROLLED_BACK, and FAILED -> ROLLED_BACK
 (the circuit breaker's rollback event may come before or after its FAILED event); a run goes
@@ -57,6 +60,10 @@ BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
 TRANSACT_LIMIT = 100  # TransactWriteItems' limit of actions per call
 TRANSACT_ATTEMPTS = 5
+
+
+#: the tracker's fields from the ECS service deployment (``aws.deployment_fields``)
+SERVICE_DEPLOYMENT_FIELDS = ("service_deployment_arn", "ecs_status", "lifecycle_stage", "stage_started_at")
 
 
 def utc_now() -> str:

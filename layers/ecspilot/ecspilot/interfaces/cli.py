@@ -251,14 +251,9 @@ COMMANDS: dict[str, Command] = {
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from ecspilot.interfaces.cli_promote import is_promoted, print_promotion_history  # noqa: PLC0415
-    from ecspilot.interfaces.cli_status import print_history, require_table  # noqa: PLC0415
+    from ecspilot.interfaces.cli_promote import history  # noqa: PLC0415 - a promoted service's, or cli_status's
 
-    rt = _runtime(args)
-    if is_promoted(rt, args.name):  # a promoted service: its promotions, then its deployments
-        require_table(rt)
-        return print_promotion_history(rt, args.name, limit=args.limit, output=args.output)
-    return print_history(rt, args.name, limit=args.limit, output=args.output)
+    return history(args, _runtime(args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -267,22 +262,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     return print_status(_runtime(args), output=args.output, html=args.html)
 
 
-COMMANDS.update({"history": cmd_history, "status": cmd_status})
-
-
 def cmd_promote(args: argparse.Namespace) -> int:
     from ecspilot.interfaces.cli_promote import cmd_promote as promote  # noqa: PLC0415
 
     return promote(args, _runtime(args, origin=True))
 
 
-def cmd_approve(args: argparse.Namespace) -> int:
-    from ecspilot.interfaces.cli_promote import cmd_approve as approve  # noqa: PLC0415
-
-    return approve(args, _runtime(args, origin=True))
+COMMANDS.update({"history": cmd_history, "status": cmd_status, "promote": cmd_promote})
 
 
-COMMANDS.update({"promote": cmd_promote, "approve": cmd_approve})
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_rollback import run_rollback  # noqa: PLC0415
+
+    return run_rollback(_runtime(args), args)
+
+
+COMMANDS["rollback"] = cmd_rollback
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -343,6 +338,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 COMMANDS.update({"init": cmd_init, "import": cmd_import})
+
+
+def cmd_answer_hook(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_promote import answer  # noqa: PLC0415 - a paused deployment, or a promotion
+
+    return answer(args, _runtime(args))
+
+
+COMMANDS.update({"approve": cmd_answer_hook, "reject": cmd_answer_hook})  # pause hooks (issue 14)
 
 
 def error_line(exc: BaseException, args: argparse.Namespace) -> str:

@@ -110,8 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
     add_tracking_parsers(sub, common)
+    add_rollback_parser(sub, common)
     add_promotion_parsers(sub, common)
     add_adoption_parsers(sub)
+    add_hook_parsers(sub, common)
     enqueue = _verb(
         sub,
         "enqueue",
@@ -155,8 +157,23 @@ def add_tracking_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
+def add_rollback_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``rollback``."""
+    rollback = _verb(
+        sub,
+        "rollback",
+        "roll a service back: stop its running ECS deployment with ROLLBACK, or redeploy the "
+        "previous COMPLETED revision; the digest rolled away from is held",
+        "ecspilot rollback web --reason 'p99 latency' --dry-run",
+        common,
+    )
+    rollback.add_argument("service", help="a configured service (name, ECS name or CLUSTER/SERVICE)")
+    rollback.add_argument("--dry-run", action="store_true", help="say what it would do, change nothing")
+    rollback.add_argument("--reason", help="why, kept on the deployment record")
+
+
 def add_promotion_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """``promote`` and ``approve`` (issue 13)."""
+    """``promote`` (issue 13)."""
     promote = _verb(
         sub,
         "promote",
@@ -172,15 +189,7 @@ def add_promotion_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="skip the gates (bake, source runs it, alarms, approval); not a hold",
     )
     promote.add_argument("--dry-run", action="store_true", help="show the gates' verdict, change nothing")
-    approve = _verb(
-        sub,
-        "approve",
-        "approve the release a promoted service waits for (promote.approval: true)",
-        "ecspilot approve web-prod",
-        common,
-    )
-    approve.add_argument("target", help="a promoted service whose promotion needs approval")
-    approve.add_argument("--dry-run", action="store_true", help="show what would be approved, change nothing")
+    # `approve SERVICE` (add_hook_parsers) also approves the release a promoted service waits for
 
 
 def _write_options(verb: Any) -> None:
@@ -224,3 +233,24 @@ def add_adoption_parsers(sub: Any) -> None:
     )
     copilot.add_argument("--cluster", dest="copilot_cluster", help="the ECS cluster (default: <app>-<env>)")
     _write_options(copilot)
+
+
+def add_hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``approve`` and ``reject``: answer a paused deployment (pause hooks, issue 14)."""
+    approve = _verb(
+        sub,
+        "approve",
+        "continue a deployment paused at a pause hook that waits for approval; else, for a "
+        "promoted service, approve the release it waits for (promote.approval: true)",
+        "ecspilot approve web",
+        common,
+    )
+    approve.add_argument("service", help="the service's name in the config")
+    reject = _verb(
+        sub,
+        "reject",
+        "roll back a deployment paused at a pause hook that waits for approval",
+        "ecspilot reject web",
+        common,
+    )
+    reject.add_argument("service", help="the service's name in the config")

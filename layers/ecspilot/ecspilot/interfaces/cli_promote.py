@@ -73,15 +73,30 @@ def cmd_promote(args: Any, rt: Any) -> int:
 
 
 def cmd_approve(args: Any, rt: Any) -> int:
-    """``ecspilot approve TARGET [--dry-run]``: approve the release TARGET waits for."""
+    """``ecspilot approve SERVICE`` of a promoted service: approve the release it waits for."""
+    dry_run = bool(getattr(args, "dry_run", False))
     try:
-        done = approve_promotion(promoter(rt, "cli", "approval"), args.target, _who(), args.dry_run)
+        done = approve_promotion(promoter(rt, "cli", "approval"), args.service, _who(), dry_run)
     except PromotionInputError as exc:
         say(f"error: {exc}", out=sys.stderr)
         return EXIT_BAD_INPUT
-    head = f"{'dry run: would approve' if args.dry_run else 'approved'} {args.target}"
+    head = f"{'dry run: would approve' if dry_run else 'approved'} {args.service}"
     _show([_row(p) for p in done], args.output, head)
     return EXIT_FAILED if any(p.error for p in done) else EXIT_OK
+
+
+def approve_unless_paused(args: Any, rt: Any) -> int | None:
+    """``ecspilot approve SERVICE``: None when it is the pause hooks' to answer (a service that
+    is not promoted, or one with a paused deployment awaiting action: ``cli_hooks``), else the
+    exit code of approving the promotion it waits for (:func:`approve_promotion`)."""
+    from ecspilot.aws.hook_state import HookRecords  # noqa: PLC0415
+
+    svc = next((s for s in rt.config.services if s.name == args.service and s.promote), None)
+    if svc is None:
+        return None
+    if rt.history.enabled and HookRecords(rt.history).waiting(svc.cluster, svc.service_name):
+        return None
+    return cmd_approve(args, rt)
 
 
 def is_promoted(rt: Any, name: str) -> bool:
@@ -135,3 +150,23 @@ def print_promotion_history(rt: Any, name: str, limit: int = 20, output: str = "
         ["started", "status", "trigger", "digest", "deployment"],
     )
     return EXIT_OK
+
+
+def answer(args: Any, rt: Any) -> int:
+    """``approve`` / ``reject SERVICE``: a deployment paused at a pause hook is answered
+    (``cli_hooks``); ``approve`` of a promoted service with none paused approves its release."""
+    from ecspilot.interfaces.cli_hooks import answer_command  # noqa: PLC0415
+
+    done = approve_unless_paused(args, rt) if args.command == "approve" else None
+    return answer_command(args, rt) if done is None else done
+
+
+def history(args: Any, rt: Any) -> int:
+    """``ecspilot history NAME``: a promoted service's promotions and deployments, else
+    ``cli_status``'s deployments or runs."""
+    from ecspilot.interfaces.cli_status import print_history, require_table  # noqa: PLC0415
+
+    if is_promoted(rt, args.name):
+        require_table(rt)
+        return print_promotion_history(rt, args.name, limit=args.limit, output=args.output)
+    return print_history(rt, args.name, limit=args.limit, output=args.output)

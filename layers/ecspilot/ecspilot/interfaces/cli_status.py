@@ -37,7 +37,7 @@ def print_history(rt: Any, name: str, limit: int = 20, output: str = "table") ->
         table(rows, ["started", "status", "trigger", "task", "exit", "duration", "reason"])
     else:
         say(f"service {cluster}/{target}: last {len(rows)} deployment(s), newest first")
-        table(rows, ["started", "status", "trigger", "tag", "digest", "to", "duration", "reason"])
+        table(rows, ["started", "status", "trigger", "tag", "digest", "to", "duration", "stage", "reason"])
     return 0
 
 
@@ -64,11 +64,12 @@ def print_status(rt: Any, output: str = "table", html: str | None = None) -> int
                 "last deployment": s.last_deployment
                 + (f" ({s.last_deployment_tag})" if s.last_deployment_tag else ""),
                 "at": s.last_deployment_at,
+                "stage": s.stage,
                 "note": s.problem or (s.last_deployment_reason if s.last_deployment != "COMPLETED" else ""),
             }
             for s in services
         ],
-        ["service", "task def", "image", "digest", "last deployment", "at", "note"],
+        ["service", "task def", "image", "digest", "last deployment", "at", "stage", "note"],
     )
     say("jobs")
     table(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from ecspilot.aws.ecs_reads import TaskDefinitions, describe_service_batch, serv
 from ecspilot.aws.history import History
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.images import ImageRef, short_digest
+from ecspilot.domain.service_deployments import stage_text
 from ecspilot.domain.taskdef import container_images, family_revision
 from ecspilot.errors import AwsError, ConfigError
 
@@ -35,6 +37,7 @@ class ServiceStatus:
     last_deployment_at: str = ""
     last_deployment_tag: str = ""
     last_deployment_reason: str = ""
+    stage: str = ""  # a running blue/green, linear or canary deployment's stage
     problem: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +95,7 @@ def service_status(config: EcspilotConfig, ecs: Any, history: History) -> list[S
         deployments = history.deployments(svc.cluster, svc.service_name, limit=20)
         # a circuit-breaker rollback is ECS undoing the last deployment: show that one's outcome
         last = next((d for d in deployments if d.get("trigger") != "rollback"), None)
+        row.stage = stage_text(deployments[0], datetime.now(UTC)) if deployments else ""
         if last is not None:
             row.last_deployment = str(last.get("status", "-"))
             row.last_deployment_at = str(last.get("finished_at") or last.get("started_at", ""))
@@ -190,6 +194,7 @@ def history_rows(
                 "digest": short_digest(str(r.get("image_digest") or "")) or "-",
                 "to": family_revision(str(r.get("to_task_definition") or "")) or "-",
                 "duration": _duration(r.get("duration_seconds")),
+                "stage": stage_text(r, datetime.now(UTC)),
                 "deployment": r.get("deployment_id", ""),
                 "reason": r.get("reason", ""),
                 "record": plain(r),

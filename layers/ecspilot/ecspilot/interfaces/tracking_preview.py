@@ -11,6 +11,7 @@ from typing import Any
 from ecspilot.aws.ecs_reads import TaskDefinitions
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
+from ecspilot.domain.service_deployments import reconciled_status
 from ecspilot.interfaces.origins import promotion_origins, untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.tracking.decisions import (
@@ -22,6 +23,7 @@ from ecspilot.tracking.decisions import (
     run_outcome,
 )
 from ecspilot.tracking.essential import essential_containers
+from ecspilot.tracking.service_deployments import ServiceDeploymentReader
 
 
 def _move(record: str, before: str | None, after: str, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -52,8 +54,11 @@ def preview(event: Any, rt: Runtime) -> dict[str, Any]:
     deployment_id = parsed.detail.deployment_id
     record = rt.history.deployment(deployment_id)
     before = str(record["status"]) if record else None
-    moves = [_move(deployment_id, before, status, DEPLOYMENT_MOVES[status])]
     target = rollback_target(parsed.detail.reason) if status == "IN_PROGRESS" else None
+    # blue/green, linear, canary: the service deployment decides, as in the tracker (reads only)
+    observed = ServiceDeploymentReader(rt.clients.ecs).observe(parsed, record or {})
+    status = reconciled_status(status, observed.ecs_status)
+    moves = [_move(deployment_id, before, status, DEPLOYMENT_MOVES[status])]
     if target:
         rolled = rt.history.deployment(target)
         moves.append(

@@ -252,7 +252,7 @@ class Promoter:
         outcome = ServiceOutcome(target.name, target.cluster, target.service_name, list(release.containers))
         item = Target(target, outcome, state_service=self.keys[target.name][1])
         result = PushResult(push=push, dry_run=False, outcomes=[outcome])
-        deployer.deploy_targets([item], push, result)
+        deployer.deploy_targets([item], push, result, False, None)
         if not backfill:
             log = {"repository": push.repository, "image_tag": push.tag}
             report(result, {**log, "image_digest": short_digest(push.digest)})

@@ -8,7 +8,10 @@ The runbook of a deployment event (``ECS Deployment State Change``):
    an ``external`` record (a circuit-breaker rollback gets a ``rollback`` one), never dropped;
 3. decide the new status (pure, :mod:`ecspilot.tracking.decisions`) and write it with one
    conditional UpdateItem that only moves forward (:data:`DEPLOYMENT_MOVES`): terminal states
-   are final, so duplicates and late events change nothing;
+   are final, so duplicates and late events change nothing. For a BLUE_GREEN, LINEAR or CANARY
+   service the ECS service deployment decides instead of the event (a deployment still baking
+   stays IN_PROGRESS) and its stage is written on the record
+   (:mod:`ecspilot.tracking.service_deployments`);
 4. a rollback-in-progress event (reason ``... rolling back to deploymentId X``) also marks
    the deployment it undid ROLLED_BACK: the newest open or failed deployment of the service
    other than X and the rollback itself;
@@ -23,11 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecspilot.aws.clients import Clients
+from ecspilot.aws.deployment_fields import annotate, dynamo_fields
 from ecspilot.aws.history import DeploymentRecord, History
 from ecspilot.aws.service_state import ServiceState
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent
 from ecspilot.domain.images import short_digest
+from ecspilot.domain.service_deployments import reconciled_status
 from ecspilot.obs import count, logger, seconds
 from ecspilot.promotion.decisions import scoped_service
 from ecspilot.tracking.decisions import (
@@ -43,6 +48,7 @@ from ecspilot.tracking.decisions import (
 )
 from ecspilot.tracking.messages import deployment_message
 from ecspilot.tracking.report import Notifier, set_dimensions
+from ecspilot.tracking.service_deployments import Observation, ServiceDeploymentReader
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class DeploymentTracker:
         on_completed: Callable[[Mapping[str, Any]], Any] | None = None,
     ) -> None:
         self.config = config
+        self.clients = clients
         self.history = history
         self.notifier = Notifier(clients, topic_arn)
         # issue 13: ecspilot's (account, region): a service elsewhere is keyed with its account
@@ -80,7 +87,14 @@ class DeploymentTracker:
         cluster, service = parse_service_arn(event.service_arn)
         return cluster, scoped_service(service, event.account, event.region, self.own)
 
-    def _upsert(self, event: EcsDeploymentStateChangeEvent, status: str, trigger: str) -> Moved | None:
+    def _upsert(
+        self,
+        event: EcsDeploymentStateChangeEvent,
+        status: str,
+        trigger: str,
+        existing: Mapping[str, Any],
+        observed: Observation,
+    ) -> Moved | None:
         """Apply the event's status to the deployment's one item (keyed by its ECS id), creating
         it as ``external`` (or ``rollback``) when the deployer has not written it yet: deployer
         and tracker meet on the same item whichever writes first."""
@@ -106,14 +120,16 @@ class DeploymentTracker:
             before = self.history.transition(record.key(), status, (), create=create)
             if before == {}:
                 logger.info("deployment not started by ecspilot: recorded", extra=log)
+            annotate(self.history, record.key(), observed.fields)  # the stage of an open deployment
             return None
-        existing = self.history.deployment(deployment_id) or {}
         if status in HOLDING and existing.get("status") in DEPLOYMENT_MOVES[status]:
             self._hold(existing, status)
+        sd = observed.deployment
         fields = {
-            "reason": event.detail.reason,
+            "reason": event.detail.reason or (sd.rollback_reason or sd.status_reason if sd else ""),
             "finished_at": iso(event.at),
             "duration_seconds": duration_seconds(existing.get("started_at"), event.at),
+            **dynamo_fields(observed.fields),
         }
         before = self.history.transition(record.key(), status, DEPLOYMENT_MOVES[status], fields, create)
         if before is None:
@@ -207,8 +223,17 @@ class DeploymentTracker:
             count("EventsIgnored")
             return {"ignored": f"event {event.detail.event_name} is not tracked"}
         target = rollback_target(event.detail.reason) if status == "IN_PROGRESS" else None
+        # blue/green, linear, canary: the service deployment, not the event, says how it stands
+        existing = self.history.deployment(event.detail.deployment_id) or {}
+        observed = ServiceDeploymentReader(self.clients.ecs).observe(event, existing)
+        said, status = status, reconciled_status(status, observed.ecs_status)
+        if said != status:
+            logger.info(
+                "the service deployment overrides the event",
+                extra={**log, "event_status": said, "status": status, "ecs_status": observed.ecs_status},
+            )
         moved: list[Moved] = []
-        step = self._upsert(event, status, "rollback" if target else "external")
+        step = self._upsert(event, status, "rollback" if target else "external", existing, observed)
         moved += [step] if step else []
         if target:
             step = self._rolled_back(event, target)

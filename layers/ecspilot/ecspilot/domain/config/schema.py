@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from ecspilot.domain.config.base import ImageSource, Model
+from ecspilot.domain.config.gates import Gates
 from ecspilot.domain.config.jobs import JobConfig
 from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig
 from ecspilot.errors import PlacementError
@@ -23,6 +24,15 @@ class ServiceConfig(Model):
     # declared after ``promote``: whether containers are required depends on it
     containers: dict[str, ImageSource] = Field(default_factory=dict, validate_default=True)
     rollback: bool = False
+    gates: Gates | None = None  # issue 14: domain/config/gates.py
+    express: bool = False  # an ECS Express Mode service: UpdateExpressGatewayService on push
+
+    @field_validator("express")
+    @classmethod
+    def _express(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and len(info.data.get("containers") or {}) != 1:
+            raise ValueError("an Express Mode service has exactly one container (its primary container)")
+        return value
 
     @field_validator("containers")
     @classmethod
