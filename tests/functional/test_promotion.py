@@ -39,6 +39,7 @@ def test_a_baked_release_is_promoted_into_the_other_account_with_the_exact_diges
     assert [(r["status"], r["trigger"], r["image_digest"]) for r in promoted] == [
         ("IN_PROGRESS", "promotion", record["image_digest"])
     ]
+    recorder.reset()
     world.ecs_event(
         "completed",
         promoted[0]["deployment_id"],
@@ -48,6 +49,7 @@ def test_a_baked_release_is_promoted_into_the_other_account_with_the_exact_diges
         cluster="prod",
     )
     assert world.rt.history.deployment(promoted[0]["deployment_id"])["status"] == "COMPLETED"
+    assert recorder.ops("ecs") == []  # ecspilot's own ECS client never reads the other account's service
     # AND a second reconcile writes nothing
     recorder.reset()
     again = world.reconcile()

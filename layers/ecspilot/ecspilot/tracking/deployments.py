@@ -225,7 +225,12 @@ class DeploymentTracker:
         target = rollback_target(event.detail.reason) if status == "IN_PROGRESS" else None
         # blue/green, linear, canary: the service deployment, not the event, says how it stands
         existing = self.history.deployment(event.detail.deployment_id) or {}
-        observed = ServiceDeploymentReader(self.clients.ecs).observe(event, existing)
+        # (a forwarded event of another account, issue 13: recorded as it says; ecspilot's own
+        # ECS client cannot read that account's service deployments)
+        foreign = service != parse_service_arn(event.service_arn)[1]
+        observed = (
+            Observation() if foreign else ServiceDeploymentReader(self.clients.ecs).observe(event, existing)
+        )
         said, status = status, reconciled_status(status, observed.ecs_status)
         if said != status:
             logger.info(
