@@ -12,6 +12,7 @@ from ecspilot_dev.sandbox import Sandbox
 from tests.conftest import MakeRuntime
 from tests.faults import Faults
 from tests.promotion_world import TARGET_ACCOUNT, TARGET_REGION, World, config
+from tests.races import race
 
 KEY = f"web@{TARGET_ACCOUNT}:{TARGET_REGION}"
 
@@ -81,4 +82,22 @@ def test_a_dynamodb_outage_while_promoting_converges_on_the_next_reconcile(
     # WHEN the outage ends THEN the next reconcile converges, without a second revision
     faults.clear()
     world.reconcile()
+    converged(world, record["image_digest"], recorder)
+
+
+def test_racing_promotions_of_one_release_register_and_update_once(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN a baked release, and two runs promoting it at the same moment (a bake timer and the
+    # 15-minute reconcile, or the tracker and the CLI), on real threads
+    world = World(sandbox, make_runtime, config(bake=30))
+    record = world.backdate(world.release("v1"), 31)
+    recorder.reset()
+    first, second = race(world.reconcile, world.reconcile)
+    # THEN one of them promoted it, the other saw it in progress; one revision, one update
+    details = sorted(a.detail for a in [*first, *second])
+    assert details[0].startswith("promote ")
+    assert details[1] == "waiting (being promoted by another run)"
+    assert recorder.count("RegisterTaskDefinition") == 1
+    assert recorder.count("UpdateService") == 1
     converged(world, record["image_digest"], recorder)

@@ -32,6 +32,7 @@ from ecspilot.aws.history import History
 from ecspilot.errors import PromotionError, error_code
 
 STATE_SK = "STATE"
+LEASE_SECONDS = 300  # a crashed promoter's lease lapses after this; a failed one gives it back
 
 
 def promotion_key(target: str) -> dict[str, str]:
@@ -137,6 +138,33 @@ class PromotionRecords:
             "SET #p = :p, #type = :type",
             {"#p": "promoted", "#type": "type"},
             {":p": str(entry.get("source_deployment_id", "")), ":type": "promotion-state"},
+        )
+
+    def lease(self, target: str, release: str, now: float, seconds: int = LEASE_SECONDS) -> bool:
+        """Take the right to apply ``release`` to ``target`` for ``seconds`` (a conditional
+        write): two invocations racing to promote the same release (the tracker, a timer,
+        reconcile, the CLI) register and update once. False when another holds it."""
+        return self._update(
+            promotion_key(target),
+            "SET #l = :l, #type = :type",
+            {"#l": "lease", "#type": "type", "#r": "release", "#u": "until"},
+            {
+                ":l": {"release": release, "until": int(now) + seconds},
+                ":r": release,
+                ":now": int(now),
+                ":type": "promotion-state",
+            },
+            ConditionExpression="attribute_not_exists(#l) OR #l.#r <> :r OR #l.#u < :now",
+        )
+
+    def release_lease(self, target: str, release: str) -> None:
+        """Give the lease back after a failed attempt, so the retry need not wait for its expiry."""
+        self._update(
+            promotion_key(target),
+            "REMOVE #l",
+            {"#l": "lease", "#r": "release"},
+            {":r": release},
+            ConditionExpression="#l.#r = :r",
         )
 
     def runs(self, target: str, limit: int = 20) -> list[dict[str, Any]]:

@@ -285,6 +285,24 @@ class Promoter:
             },
         )
 
+    def _apply_once(self, promotion: Promotion) -> None:
+        """Apply under the release's lease: of invocations racing on it, one registers and
+        updates; the others report it in progress. A failure gives the lease back."""
+        release = promotion.release
+        assert release is not None
+        name = promotion.target.name
+        if not self.records.lease(name, release.deployment_id, self.clock().timestamp()):
+            promotion.verdict = replace(
+                promotion.verdict, word="waiting", detail="being promoted by another run"
+            )
+            logger.info("promotion in progress elsewhere", extra={"target": name})
+            return
+        try:
+            self.apply(promotion)
+        except EcspilotError:
+            self.records.release_lease(name, release.deployment_id)
+            raise
+
     def notice(self, promotion: Promotion) -> None:
         """Notify a blocked release once per reason (remembered in the STATE item)."""
         release = promotion.release
@@ -333,7 +351,7 @@ class Promoter:
         word = promotion.verdict.word
         try:
             if word == "promote" and not dry_run:
-                self.apply(promotion)
+                self._apply_once(promotion)
             elif word == "in-sync" and not dry_run and _runs_release(promotion):
                 self.apply(promotion, backfill=True)
             elif word == "blocked":
