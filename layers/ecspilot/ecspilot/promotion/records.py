@@ -8,7 +8,9 @@ pk ``PROMOTION#<target>``, sk          ``approval#<source deployment id>`` (``ec
                                        new approval), ``notice#<deployment id>#<reason>``
                                        (the blocked notification was sent: once per release
                                        and reason), ``pinned`` (a forced promotion by hand),
-                                       ``promoted`` (the source deployment last promoted)
+                                       ``promoted`` (the source deployment last promoted),
+                                       ``lease`` (who applies a release now: racing runs apply
+                                       it once)
 pk ``PROMOTION#<target>``, sk          one per release and outcome (``promoted``,
 ``RUN#<completed at>#<deployment>#<o>``  ``blocked``): the source deployment, the digest, the
                                        gate results, the target's deployment id
