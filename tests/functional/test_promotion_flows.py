@@ -316,3 +316,19 @@ def test_a_timer_for_a_service_no_longer_promoted_is_ignored(
     World(sandbox, make_runtime, config(bake=30))
     out = invoke("reconcile", {"trigger": "promotion", "service": "web-gone"})
     assert "not a promoted service" in out["ignored"]
+
+
+def test_setting_the_same_timer_twice_creates_one_schedule(sandbox: Sandbox) -> None:
+    # the name comes from the target and the source deployment: a second attempt (two deliveries
+    # of the COMPLETED event racing) finds it there and creates none
+    from ecspilot.promotion.decisions import schedule_name  # noqa: PLC0415
+    from ecspilot.promotion.timer import TimerTarget, set_timer  # noqa: PLC0415
+
+    scheduler = sandbox.clients.scheduler
+    scheduler.create_schedule_group(Name="ecspilot")
+    where = TimerTarget(TIMER_SETTINGS["reconcile_arn"], TIMER_SETTINGS["scheduler_role_arn"], "ecspilot")
+    name = schedule_name("web-prod", "ecs-svc/42")
+    when = datetime.now(UTC)
+    assert set_timer(scheduler, where, name, when, "web-prod") is True
+    assert set_timer(scheduler, where, name, when, "web-prod") is False
+    assert [s["Name"] for s in scheduler.list_schedules(GroupName="ecspilot")["Schedules"]] == [name]
