@@ -201,7 +201,7 @@ def test_a_redelivered_completed_event_sets_one_timer_which_runs_the_same_evalua
     assert world.images()["app"].endswith(record["image_digest"])
 
 
-def test_the_timer_is_set_again_by_a_redelivered_event_when_the_first_attempt_failed(
+def test_a_timer_that_could_not_be_set_is_counted_and_reconcile_still_promotes(
     sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults
 ) -> None:
     # the timer is set after the record moved: a failed CreateSchedule is logged and counted
