@@ -11,6 +11,8 @@ from ecspilot.errors import AwsError
 from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.tracking.deployments import DeploymentTracker
+from ecspilot.tracking.health import ServiceHealthTracker
+from ecspilot.tracking.health_decisions import service_of_group
 from ecspilot.tracking.runs import RunTracker
 
 
@@ -30,5 +32,7 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
         raise AwsError("no state table configured (ECSPILOT_TABLE): nothing to track into")
     parts = (runtime.config, runtime.clients, runtime.history, runtime.settings.notify_topic_arn)
     if isinstance(parsed, EcsTaskStateChangeEvent):
+        if service_of_group(parsed.detail.group):  # a service's task (issue 16): health, not a run
+            return ServiceHealthTracker(*parts).task_event(parsed)
         return RunTracker(*parts).task_event(parsed)
     return DeploymentTracker(*parts).deployment_event(parsed)

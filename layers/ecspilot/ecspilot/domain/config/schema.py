@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ecspilot.domain.config.base import ImageSource, Model
+from ecspilot.domain.config.health import CrashLoopSetting
 from ecspilot.domain.config.jobs import JobConfig
 from ecspilot.errors import PlacementError
 
@@ -19,6 +20,7 @@ class ServiceConfig(Model):
     service: str | None = None
     containers: dict[str, ImageSource] = Field(min_length=1)
     rollback: bool = False
+    crash_loop: CrashLoopSetting = True  # see domain/config/health.py
 
     @property
     def service_name(self) -> str:
