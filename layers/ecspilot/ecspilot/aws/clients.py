@@ -130,3 +130,8 @@ class Clients:
     @property
     def elbv2(self) -> ElasticLoadBalancingv2Client:
         return self.get("elbv2")  # type: ignore[no-any-return]
+
+    @property
+    def cloudwatch(self) -> Any:
+        """CloudWatch (alarm states for the alarm gate); untyped: no stubs are pinned for it."""
+        return self.get("cloudwatch")
