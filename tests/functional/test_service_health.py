@@ -356,3 +356,22 @@ def test_the_service_task_rule_forwards_stopped_service_tasks_of_service_cluster
     if clusters == "*":  # every cluster is a service cluster
         expected.append(samples["a service task of another cluster"])
     assert got == sorted(e["detail"]["taskArn"] for e in expected)
+
+
+def test_plan_with_a_service_task_event_says_what_the_stop_would_be_recorded_as(
+    world: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ecspilot.interfaces.cli import main  # noqa: PLC0415
+    from ecspilot_dev.local import EVENTS  # noqa: PLC0415
+
+    path = tmp_path / "ecspilot.yaml"
+    path.write_text(json.dumps(config()), encoding="utf-8")
+    for sample, expected in [(ELB_FAILED, "elb-health-check"), (DRAINED, "drained")]:
+        assert (
+            main(
+                ["plan", "--config", str(path), "--event", str(EVENTS / f"{sample}.json"), "--output", "json"]
+            )
+            == 0
+        )
+        result = json.loads(capsys.readouterr().out)
+        assert [m["to"] for m in result["moves"]] == [expected], result
