@@ -32,6 +32,7 @@ from ecspilot.interfaces.present import say
 from ecspilot_dev.demo.base import DEMO_CONFIG, EMPTY_CONFIG, TABLE, Demo, DemoCheckError
 from ecspilot_dev.demo.daemons import chapter_daemons_everywhere
 from ecspilot_dev.demo.hardening import chapter_hardening
+from ecspilot_dev.demo.health import HEALTH_CONFIG, chapter_health
 from ecspilot_dev.demo.jobs import (
     JOBS_CONFIG,
     chapter_jobs,
@@ -72,6 +73,7 @@ CHAPTERS: list[Chapter] = [
     Chapter("queue", chapter_queue),
     Chapter("daemons", chapter_daemons_everywhere),
     Chapter("hardening", chapter_hardening),
+    Chapter("health", chapter_health, HEALTH_CONFIG),
 ]
 
 
