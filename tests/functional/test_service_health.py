@@ -375,3 +375,30 @@ def test_plan_with_a_service_task_event_says_what_the_stop_would_be_recorded_as(
         )
         result = json.loads(capsys.readouterr().out)
         assert [m["to"] for m in result["moves"]] == [expected], result
+
+
+def test_a_crash_loop_state_write_that_fails_fails_the_invocation_and_the_retry_notifies_once(
+    world: str, make_runtime: MakeRuntime, topic: tuple[str, str], faults: Faults
+) -> None:
+    topic_arn, queue = topic
+    rt = make_runtime(config(), notify_topic_arn=topic_arn)
+    for n in range(4):
+        invoke(TRACK, replaced(world, n, n))
+    # GIVEN the stop's write goes through but the crash-loop item's fails (beyond retries)
+    outage = faults.fail(
+        "PutItem",
+        "network",
+        times=1,
+        when=lambda p: p.get("Item", {}).get("sk", {}).get("S") == "CRASHLOOP",
+    )
+    fifth = replaced(world, 4, 4)
+    # WHEN the fifth replacement is tracked: the invocation fails before any notification
+    with pytest.raises(HealthRecordError, match="writing the crash-loop state failed"):
+        invoke(TRACK, fifth)
+    assert (outage.fired, inbox(rt, queue)) == (1, [])
+    # THEN EventBridge's retry finds the stop recorded (not counted again) and notifies the loop once
+    retried = invoke(TRACK, fifth)
+    assert (retried["recorded"], retried["crash_loop"]) == (False, "start")
+    assert len(inbox(rt, queue)) == 1
+    assert invoke(TRACK, fifth)["crash_loop"] is None
+    assert inbox(rt, queue) == []
