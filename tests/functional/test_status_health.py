@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
+from ecspilot.errors import TargetHealthError, error_code
 from ecspilot.interfaces.cli import main
+from ecspilot.interfaces.status_health import service_health
 from ecspilot_dev.health_events import DRAINED, ELB_FAILED, service_task_stopped
 from ecspilot_dev.local import invoke
 from ecspilot_dev.sandbox import Sandbox
 from tests.conftest import TABLE, MakeRuntime
+from tests.faults import Faults
 from tests.moto_state import target_health
 
 CONFIG: dict[str, Any] = {
@@ -169,3 +172,18 @@ def test_status_of_something_that_is_not_a_configured_service_is_bad_input(
     load_balanced(sandbox)
     assert main(["status", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_status_whose_load_balancer_reads_are_denied_fails_with_a_typed_error_naming_the_call(
+    sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults
+) -> None:
+    # GIVEN credentials without elasticloadbalancing:DescribeTargetGroups
+    load_balanced(sandbox)
+    rt = make_runtime(CONFIG)
+    denied = faults.fail("DescribeTargetGroups", "error", code="AccessDenied")
+    # WHEN status reads the services' health with the clients it is given
+    with pytest.raises(TargetHealthError, match="DescribeTargetGroups failed") as caught:
+        service_health(rt.config, rt.clients, rt.history, datetime.now(UTC))
+    # THEN the typed error carries AWS's error as its cause (the CLI prints it in one line, exit 1)
+    assert denied.fired == 1
+    assert error_code(caught.value.__cause__) == "AccessDenied"  # type: ignore[arg-type]
