@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ecspilot.errors import TargetHealthError, error_code
 from ecspilot.interfaces.cli import main
-from ecspilot.interfaces.status_health import service_health
+from ecspilot.interfaces.status_health import health_row, service_health
 from ecspilot_dev.health_events import DRAINED, ELB_FAILED, service_task_stopped
 from ecspilot_dev.local import invoke
 from ecspilot_dev.sandbox import Sandbox
@@ -174,7 +173,7 @@ def test_status_of_something_that_is_not_a_configured_service_is_bad_input(
     assert "nope" in capsys.readouterr().err
 
 
-def test_status_whose_load_balancer_reads_are_denied_fails_with_a_typed_error_naming_the_call(
+def test_status_whose_load_balancer_reads_are_denied_still_shows_the_rest_and_names_the_denied_call(
     sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults
 ) -> None:
     # GIVEN credentials without elasticloadbalancing:DescribeTargetGroups
@@ -182,8 +181,11 @@ def test_status_whose_load_balancer_reads_are_denied_fails_with_a_typed_error_na
     rt = make_runtime(CONFIG)
     denied = faults.fail("DescribeTargetGroups", "error", code="AccessDenied")
     # WHEN status reads the services' health with the clients it is given
-    with pytest.raises(TargetHealthError, match="DescribeTargetGroups failed") as caught:
-        service_health(rt.config, rt.clients, rt.history, datetime.now(UTC))
-    # THEN the typed error carries AWS's error as its cause (the CLI prints it in one line, exit 1)
+    rows = {h.service: h for h in service_health(rt.config, rt.clients, rt.history, datetime.now(UTC))}
+    # THEN the tasks are still shown, and web's row names the denied call and AWS's error
     assert denied.fired == 1
-    assert error_code(caught.value.__cause__) == "AccessDenied"  # type: ignore[arg-type]
+    assert (rows["web"].desired, rows["worker"].desired) == (3, 1)
+    assert "DescribeTargetGroups failed" in rows["web"].problem
+    assert "AccessDenied" in rows["web"].problem
+    assert health_row(rows["web"])["note"] == rows["web"].problem
+    assert rows["worker"].problem == ""

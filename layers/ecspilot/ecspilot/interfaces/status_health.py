@@ -249,7 +249,13 @@ def service_health(
         for lb in svc.get("loadBalancers", [])
         if lb.get("targetGroupArn")
     ]
-    groups = target_groups(clients.elbv2, arns) if arns else {}
+    groups: dict[str, dict[str, Any]] = {}
+    unreadable = ""
+    try:
+        groups = target_groups(clients.elbv2, arns) if arns else {}
+    except TargetHealthError as exc:
+        # the rest of status is still worth showing (credentials without ELB reads): said per service
+        unreadable = str(exc)
     task_definitions = TaskDefinitions(clients.ecs)
     out = []
     for svc in chosen:
@@ -260,6 +266,8 @@ def service_health(
             row.problem = "service not found" if current is None else f"service is {current.get('status')}"
             continue
         _fill_service(row, current, groups, clients, task_definitions)
+        if unreadable and current.get("loadBalancers"):
+            row.problem = unreadable
         _fill_replacements(row, history, now)
     return out
 
