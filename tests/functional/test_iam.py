@@ -165,6 +165,82 @@ def deploy_on_push(run: Run) -> None:
     run.runtime(WEB, continuation_queue_url=url, ecs_rates="UpdateService=50/5")
     event = QueuePump(run.sandbox.clients, url).receive()
     assert run.invoke("deploy_on_push", event) == {"batchItemFailures": []}
+    gates(run)
+    express(run, "deploy_on_push", lambda: run.invoke("deploy_on_push", run.sandbox.push("api", "v2")))
+
+
+GATED = {
+    "version": 1,
+    "services": [
+        {
+            "name": "web",
+            "cluster": "prod",
+            "containers": {"app": {"repository": "web", "tags": ["v*"]}},
+            "gates": {"image_scan": {"max_severity": "HIGH"}},
+        }
+    ],
+}
+
+
+def gates(run: Run) -> None:
+    """The image scan gate (issue 14): a clean image passes, a CRITICAL one is refused and told."""
+    from tests.scans import scanned  # noqa: PLC0415
+
+    topic = run.sandbox.clients.sns.create_topic(Name="ecspilot-iam-refused")["TopicArn"]
+    run.runtime(GATED, notify_topic_arn=topic)
+    for tag, counts in (("v4", {"LOW": 1}), ("v5", {"CRITICAL": 1})):
+        event = run.sandbox.push("web", tag)
+        scanned(run.sandbox.clients.ecr, "web", fake_digest(f"web:{tag}"), counts)
+        run.invoke("deploy_on_push", event)
+
+
+def express(run: Run, function: str, act: Callable[[], Any]) -> None:
+    """An Express Mode service (moto lacks the API: a Stubber answers) deployed by ``act``."""
+    from tests.functional.test_express import NEW_TD, World  # noqa: PLC0415 - its Stubber builders
+
+    session = boto3.Session(region_name=REGION)
+    run.recorder.attach(session)
+    with Stubber(session.client("ecs")) as stub:
+        world = World.__new__(World)
+        world.stub = stub
+        world.clients = Clients(session=session, region=REGION, overrides={"ecs": stub.client})
+        config = {
+            "version": 1,
+            "services": [
+                {
+                    "name": "api",
+                    "cluster": "prod",
+                    "express": True,
+                    "containers": {"main": {"repository": "api"}},
+                }
+            ],
+        }
+        if "api" not in [
+            r["repositoryName"] for r in run.sandbox.clients.ecr.describe_repositories()["repositories"]
+        ]:
+            run.sandbox.repository("api")
+        if function == "reconcile":
+            run.sandbox.push("api", "v2")
+            stub.add_response(
+                "describe_services",
+                {"services": [{"serviceName": "api", "status": "ACTIVE"}], "failures": []},
+            )  # catch-up describes every followed service first
+        digest = fake_digest("api:v2")
+        world.expect_current()
+        world.expect_update(f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/api@{digest}")
+        world.expect_deployments([{"id": "ecs-svc/9", "status": "PRIMARY", "taskDefinition": NEW_TD}])
+        rt = Runtime.build(
+            settings=Settings(
+                table_name=TABLE, region=REGION, account_id=ACCOUNT, max_workers=1, **RECONCILE_SETTINGS
+            )
+            if function == "reconcile"
+            else Settings(table_name=TABLE, region=REGION, account_id=ACCOUNT, max_workers=1),
+            config=parse_config(config),
+            clients=world.clients,
+        )
+        runtime.reset(rt)
+        act()
+        stub.assert_no_pending_responses()
 
 
 JOB_CLUSTER = "batchfarm"
@@ -244,6 +320,7 @@ def track_deployments(run: Run) -> None:
     task = rt.clients.ecs.describe_tasks(cluster=JOB_CLUSTER, tasks=[started])["tasks"][0]
     run.invoke("track_deployments", task_stopped_event("ecs_task_stopped_failed", task))
     service_task_stops(run, rt)
+    pause_hooks(run, topic)
 
 
 def service_task_stops(run: Run, rt: Runtime) -> None:
@@ -257,6 +334,51 @@ def service_task_stops(run: Run, rt: Runtime) -> None:
     for n in range(5):
         at = start + timedelta(minutes=n)
         run.invoke("track_deployments", service_task_stopped(ELB_FAILED, n, at, task_definition=td))
+
+
+def pause_hooks(run: Run, topic: str) -> None:
+    """A paused deployment (moto lacks these APIs: a Stubber answers): the image scan and the
+    alarms evaluated, the hook continued; a redelivery; a hook that waits and is notified."""
+    from tests.functional.test_pause_hooks import World, hook_event  # noqa: PLC0415 - Stubber builders
+    from tests.scans import scanned  # noqa: PLC0415
+
+    session = boto3.Session(region_name=REGION)
+    run.recorder.attach(session)
+    with Stubber(session.client("ecs")) as stub:
+        world = World.__new__(World)
+        world.stub = stub
+        world.clients = Clients(session=session, region=REGION, overrides={"ecs": stub.client})
+        world.topic = topic
+        if "web" not in [
+            r["repositoryName"] for r in run.sandbox.clients.ecr.describe_repositories()["repositories"]
+        ]:
+            run.sandbox.repository("web")
+        from tests.functional.test_pause_hooks import DIGEST  # noqa: PLC0415
+
+        run.sandbox.push("web", "v2", DIGEST)
+        scanned(run.sandbox.clients.ecr, "web", DIGEST, {"LOW": 1})
+        run.sandbox.clients.cloudwatch.put_metric_alarm(
+            AlarmName="web-5xx",
+            MetricName="5xx",
+            Namespace="web",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+        # quiet for 10 minutes cannot be proved in moto (it lacks the alarm history): the hook waits
+        world.use(
+            {"image_scan": {"max_severity": "HIGH"}, "alarms": {"names": ["web-5xx"], "quiet_minutes": 10}}
+        )
+        world.expect_images()
+        run.invoke("track_deployments", hook_event("hook-1"))
+        run.invoke("track_deployments", hook_event("hook-1"))  # redelivered: read, nothing answered
+        world.use({"image_scan": {"max_severity": "HIGH"}})
+        world.expect_images()
+        world.expect_answer("CONTINUE", "hook-2")
+        run.invoke("track_deployments", hook_event("hook-2"))
+        stub.assert_no_pending_responses()
 
 
 def reconcile(run: Run) -> None:
@@ -276,6 +398,14 @@ def reconcile(run: Run) -> None:
     run.runtime({**WEB, "daemons": [daemon], "jobs": [job(schedule="rate(2 days)")]}, **RECONCILE_SETTINGS)
     run.invoke("reconcile", {})  # update the daemons and a schedule, delete the other
     managed_daemons(run)
+    # catch-up through the image scan gate (issue 14)
+    from tests.scans import scanned  # noqa: PLC0415
+
+    run.runtime({**GATED, "jobs": []}, **RECONCILE_SETTINGS)
+    sb.push("web", "v9")
+    scanned(sb.clients.ecr, "web", fake_digest("web:v9"), {"LOW": 1})
+    run.invoke("reconcile", {})
+    express(run, "reconcile", lambda: run.invoke("reconcile", {}))
 
 
 MANAGED_PREFIX = f"arn:aws:ecs:{REGION}:{ACCOUNT}"

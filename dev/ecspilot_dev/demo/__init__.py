@@ -31,6 +31,7 @@ from ecspilot.interfaces import runtime
 from ecspilot.interfaces.present import say
 from ecspilot_dev.demo.base import DEMO_CONFIG, EMPTY_CONFIG, TABLE, Demo, DemoCheckError
 from ecspilot_dev.demo.daemons import chapter_daemons_everywhere
+from ecspilot_dev.demo.gates import GATES_CONFIG, chapter_gates
 from ecspilot_dev.demo.hardening import chapter_hardening
 from ecspilot_dev.demo.health import HEALTH_CONFIG, chapter_health
 from ecspilot_dev.demo.jobs import (
@@ -73,6 +74,7 @@ CHAPTERS: list[Chapter] = [
     Chapter("queue", chapter_queue),
     Chapter("daemons", chapter_daemons_everywhere),
     Chapter("hardening", chapter_hardening),
+    Chapter("gates", chapter_gates, GATES_CONFIG),
     Chapter("health", chapter_health, HEALTH_CONFIG),
 ]
 

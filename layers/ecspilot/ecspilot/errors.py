@@ -294,3 +294,15 @@ class AdoptionError(AwsError):
 class AdoptionInputError(EcspilotError):
     """Bad input to ``init`` or ``import copilot``: an unknown cluster, an output file that exists
     (without ``--force``), a workspace that is not a directory."""
+
+
+class ScanError(AwsError):
+    """Reading an image's ECR scan findings failed: the image is not deployed unchecked."""
+
+
+class HookError(AwsError):
+    """Answering a paused deployment's hook failed (ContinueServiceDeployment, the hook's record)."""
+
+
+class NothingPausedError(EcspilotError):
+    """``approve`` / ``reject``: no paused deployment of that service awaits an answer."""

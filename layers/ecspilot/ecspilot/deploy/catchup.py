@@ -102,6 +102,7 @@ CHANGES: dict[str, Change] = {
     "would-register": "update",
     "failed": "error",
     "held": "conflict",
+    "refused": "conflict",  # the image scan gate: offered again on the next tick
 }
 
 

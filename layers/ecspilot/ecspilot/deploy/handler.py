@@ -52,6 +52,7 @@ def handle_push_event(
         max_workers=runtime.settings.max_workers,
         dry_run=dry_run,
         continuation=_continuation(runtime, context),
+        topic_arn=runtime.settings.notify_topic_arn,
     )
     return result.as_dict()
 
@@ -91,6 +92,7 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
                 max_workers=runtime.settings.max_workers,
                 continuation=_continuation(runtime, context, item)
                 or Continuation(runtime.settings.continuation_queue_url or "", None, item),
+                topic_arn=runtime.settings.notify_topic_arn,
             )
         except EcspilotError as exc:
             logger.error("continuation failed", message_id=message_id, error=str(exc))

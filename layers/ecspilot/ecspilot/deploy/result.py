@@ -11,7 +11,7 @@ from ecspilot.domain.taskdef import family_revision
 from ecspilot.errors import EcspilotError
 from ecspilot.obs import count, logger
 
-Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "continued", "failed"]
+Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "continued", "failed", "refused"]
 
 
 @dataclass

@@ -37,13 +37,16 @@ from ecspilot.aws.revisions import TaskDefinition
 from ecspilot.aws.service_state import Claim
 from ecspilot.deploy.commit import DeployCommit
 from ecspilot.deploy.continuation import Budget, Continuation, enqueue, first_part, fitting
+from ecspilot.deploy.express import deploy_express
 from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy.rules import decide, freshness, freshness_reason
+from ecspilot.deploy.scan_gate import scan_gate
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
 from ecspilot.errors import BudgetExhaustedError, DeployError, DeployFailuresError, EcspilotError
 from ecspilot.obs import logger
+from ecspilot.tracking.report import Notifier
 
 Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
 
@@ -60,6 +63,7 @@ class PushDeployer(DeployCommit):
         super().__init__(clients, history, max_workers, trigger)
         self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
         self._registering: dict[tuple[str, tuple[str, ...], str], threading.Lock] = {}
+        self.notifier: Notifier | None = None  # refused images are notified (issue 14)
 
     # AWS edges ------------------------------------------------------------------------------
 
@@ -137,10 +141,14 @@ class PushDeployer(DeployCommit):
             extra={"services": [t.config.name for t in targets], "jobs": [j.name for j, _ in jobs], **log},
         )
         if targets:
-            self._attach_services(targets)
+            deploy_express(
+                self, [t for t in targets if t.config.express], push, result, dry_run, self.notifier
+            )
+            self._attach_services([t for t in targets if not t.config.express])
             live = [t for t in targets if t.service is not None]
             self._decide(live, push)
             self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
+            scan_gate(live, push, self.clients, self.notifier)  # before anything is registered
             to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
             if to_deploy and not dry_run:
                 self._paced_deploy(to_deploy, push, result, budget)
@@ -353,11 +361,13 @@ def deploy_push(
     max_workers: int = 8,
     dry_run: bool = False,
     continuation: Continuation | None = None,
+    topic_arn: str | None = None,
 ) -> PushResult:
     """Deploy one push (or one continuation of its rollout); the services that do not fit the
     budget are sent on to the continuation queue. Raise :class:`DeployFailuresError` after the
     fan-out if any service failed."""
     deployer = PushDeployer(clients, history, max_workers)
+    deployer.notifier = Notifier(clients, topic_arn)
     item = continuation.item if continuation else None
     if item is not None:
         deployer.rollout_id = item.rollout_id

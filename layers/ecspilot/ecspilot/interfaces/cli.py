@@ -325,6 +325,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 COMMANDS.update({"init": cmd_init, "import": cmd_import})
 
 
+def cmd_answer_hook(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_hooks import answer_command  # noqa: PLC0415
+
+    return answer_command(args, _runtime(args))
+
+
+COMMANDS.update({"approve": cmd_answer_hook, "reject": cmd_answer_hook})  # pause hooks (issue 14)
+
+
 def error_line(exc: BaseException, args: argparse.Namespace) -> str:
     """The one line a failure prints (no traceback)."""
     import yaml  # noqa: PLC0415

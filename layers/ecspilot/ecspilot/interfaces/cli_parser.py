@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
     add_tracking_parsers(sub, common)
     add_adoption_parsers(sub)
+    add_hook_parsers(sub, common)
     enqueue = _verb(
         sub,
         "enqueue",
@@ -201,3 +202,23 @@ def add_adoption_parsers(sub: Any) -> None:
     )
     copilot.add_argument("--cluster", dest="copilot_cluster", help="the ECS cluster (default: <app>-<env>)")
     _write_options(copilot)
+
+
+def add_hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``approve`` and ``reject``: answer a paused deployment (pause hooks, issue 14)."""
+    approve = _verb(
+        sub,
+        "approve",
+        "continue a deployment paused at a pause hook that waits for approval",
+        "ecspilot approve web",
+        common,
+    )
+    approve.add_argument("service", help="the service's name in the config")
+    reject = _verb(
+        sub,
+        "reject",
+        "roll back a deployment paused at a pause hook that waits for approval",
+        "ecspilot reject web",
+        common,
+    )
+    reject.add_argument("service", help="the service's name in the config")

@@ -7,20 +7,24 @@ from typing import Any
 
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
+from ecspilot.domain.hook_events import EcsHookStateChangeEvent
 from ecspilot.errors import AwsError
 from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.tracking.deployments import DeploymentTracker
 from ecspilot.tracking.health import ServiceHealthTracker
 from ecspilot.tracking.health_decisions import service_of_group
+from ecspilot.tracking.hooks import HookTracker
 from ecspilot.tracking.runs import RunTracker
 
 
 def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
     """The ``track_deployments`` flow: route an ECS event to the deployment or task runbook."""
     kind = event.get("detail-type") if isinstance(event, dict) else None
-    parsed: EcsTaskStateChangeEvent | EcsDeploymentStateChangeEvent
-    if kind == "ECS Task State Change":
+    parsed: EcsTaskStateChangeEvent | EcsDeploymentStateChangeEvent | EcsHookStateChangeEvent
+    if kind == "ECS Hook State Change":  # pause hooks (issue 14): tracking/hooks.py
+        parsed = parse_event(EcsHookStateChangeEvent, event, "ECS Hook State Change")
+    elif kind == "ECS Task State Change":
         parsed = parse_event(EcsTaskStateChangeEvent, event, "ECS Task State Change")
     else:
         parsed = parse_event(EcsDeploymentStateChangeEvent, event, "ECS Deployment State Change")
@@ -31,6 +35,8 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
         # the history is what the tracker keeps: failing makes the event land in the DLQ
         raise AwsError("no state table configured (ECSPILOT_TABLE): nothing to track into")
     parts = (runtime.config, runtime.clients, runtime.history, runtime.settings.notify_topic_arn)
+    if isinstance(parsed, EcsHookStateChangeEvent):
+        return HookTracker(*parts).hook_event(parsed)
     if isinstance(parsed, EcsTaskStateChangeEvent):
         if service_of_group(parsed.detail.group):  # a service's task (issue 16): health, not a run
             return ServiceHealthTracker(*parts).task_event(parsed)

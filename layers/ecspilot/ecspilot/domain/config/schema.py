@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ecspilot.domain.config.base import ImageSource, Model
+from ecspilot.domain.config.gates import Gates
 from ecspilot.domain.config.health import CrashLoopSetting
 from ecspilot.domain.config.jobs import JobConfig
 from ecspilot.errors import PlacementError
@@ -21,6 +22,15 @@ class ServiceConfig(Model):
     containers: dict[str, ImageSource] = Field(min_length=1)
     rollback: bool = False
     crash_loop: CrashLoopSetting = True  # see domain/config/health.py
+    gates: Gates | None = None  # issue 14: domain/config/gates.py
+    express: bool = False  # an ECS Express Mode service: UpdateExpressGatewayService on push
+
+    @field_validator("express")
+    @classmethod
+    def _express(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and len(info.data.get("containers") or {}) != 1:
+            raise ValueError("an Express Mode service has exactly one container (its primary container)")
+        return value
 
     @property
     def service_name(self) -> str:

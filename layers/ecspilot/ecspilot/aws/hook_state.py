@@ -1,0 +1,133 @@
+"""Paused hooks in the state table: one item per hook, found by its service.
+
+Item: ``pk = SERVICE#<cluster>#<service>``, ``sk = HOOK#<hook id>``, ``type = hook``; status:
+
+==============  ===========================================================================
+EVALUATING      an invocation holds the hook (until ``until``, epoch seconds) and evaluates it
+WAITING         the gates could not decide, or ask for approval: ``approve`` / ``reject`` answer
+ANSWERING       ``approve`` / ``reject`` holds it (until ``until``) and calls ContinueServiceDeployment
+RETRY           answering failed (the invocation failed too): the next attempt may take it
+CONTINUE        answered CONTINUE (final)
+ROLLBACK        answered ROLLBACK (final)
+==============  ===========================================================================
+
+Every move is one conditional UpdateItem, so a redelivered event, a retry, and two people
+approving at once answer a hook once: the writer that loses the condition does nothing. A holder
+that died (a Lambda timeout) lets go when ``until`` passes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ecspilot.aws.dynamo import deserialize, serialize, set_expression
+from ecspilot.aws.history import History, service_pk, utc_now
+from ecspilot.errors import HookError, error_code
+
+FINAL = ("CONTINUE", "ROLLBACK")
+HOLD_SECONDS = (
+    45  # longer than the tracker's 30 s timeout, shorter than Lambda's first async retry (about 1 min)
+)
+
+
+def hook_key(cluster: str, service: str, hook_id: str) -> dict[str, str]:
+    return {"pk": service_pk(cluster, service), "sk": f"HOOK#{hook_id}"}
+
+
+def _names(condition: str) -> dict[str, str]:
+    """The attribute names a condition uses (DynamoDB refuses unused ones)."""
+    return {f"#{n}": n for n in ("status", "until") if f"#{n}" in condition}
+
+
+class HookRecords:
+    """The paused hooks of services (see the module docstring)."""
+
+    def __init__(self, history: History, clock: Any = time.time) -> None:
+        self.history = history
+        self.clock = clock
+
+    def _update(
+        self,
+        key: Mapping[str, str],
+        values: Mapping[str, Any],
+        condition: str,
+        condition_values: Mapping[str, Any],
+        create: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """One conditional UpdateItem; the item as it was (``{}`` when new), or None when the
+        condition failed."""
+        client, table = self.history._target()
+        update = set_expression(values, create)
+        try:
+            resp = client.update_item(
+                TableName=table,
+                Key=serialize(key),
+                UpdateExpression=update.expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={**update.names, **_names(condition)},
+                ExpressionAttributeValues=serialize({**update.values, **condition_values}),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise HookError(f"writing the hook's record failed: {exc}", table=table) from exc
+        except BotoCoreError as exc:
+            raise HookError(f"writing the hook's record failed: {exc}", table=table) from exc
+        return deserialize(resp.get("Attributes", {}))
+
+    def get(self, key: Mapping[str, str]) -> dict[str, Any]:
+        client, table = self.history._target()
+        try:
+            resp = client.get_item(TableName=table, Key=serialize(key), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise HookError(f"reading the hook's record failed: {exc}", table=table) from exc
+        item = resp.get("Item")
+        return deserialize(item) if item else {}
+
+    def claim(self, key: Mapping[str, str], fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Hold a hook to evaluate it: a new hook, one whose last answer failed (RETRY), or one
+        whose holder let go. Returns the item as it was (``{}`` when new), None when another
+        invocation holds it or it was already decided (WAITING or answered)."""
+        now = int(self.clock())
+        return self._update(
+            key,
+            {"status": "EVALUATING", "until": now + HOLD_SECONDS, "updated_at": utc_now()},
+            "attribute_not_exists(pk) OR #status = :retry OR "
+            "(#status IN (:evaluating, :answering) AND #until < :now)",
+            {":retry": "RETRY", ":evaluating": "EVALUATING", ":answering": "ANSWERING", ":now": now},
+            create={
+                **fields,
+                "type": "hook",
+                "created_at": utc_now(),
+                "expires_at": self.history.expires_at(),
+            },
+        )
+
+    def move(
+        self,
+        key: Mapping[str, str],
+        status: str,
+        allowed_from: Sequence[str],
+        fields: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Set ``status`` (and ``fields``) while the status is one of ``allowed_from``; the item as
+        it was, or None when it had moved on."""
+        values = {**(fields or {}), "status": status, "updated_at": utc_now()}
+        if status in ("EVALUATING", "ANSWERING"):
+            values["until"] = int(self.clock()) + HOLD_SECONDS
+        names = {f":s{i}": s for i, s in enumerate(allowed_from)}
+        return self._update(key, values, f"#status IN ({', '.join(names)})", names)
+
+    def waiting(self, cluster: str, service: str) -> list[dict[str, Any]]:
+        """The service's hooks that wait for ``approve`` / ``reject`` (WAITING), oldest first."""
+        items = self.history._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+            ExpressionAttributeValues={":pk": {"S": service_pk(cluster, service)}, ":sk": {"S": "HOOK#"}},
+        )
+        waiting = [i for i in items if i.get("status") == "WAITING"]
+        return sorted(waiting, key=lambda i: str(i.get("created_at", "")))

@@ -1,0 +1,64 @@
+"""A service's deployment gates (``gates:``): alarms quiet for a while, an image scan ceiling,
+a human approval. Pure models; the decisions that use them are in :mod:`ecspilot.domain.gates`.
+
+.. code-block:: yaml
+
+    gates:
+      alarms: {names: [web-5xx, web-latency], quiet_minutes: 10}
+      image_scan: {max_severity: HIGH}     # CRITICAL findings refuse the image
+      approval: true                       # a paused deployment waits for `ecspilot approve`
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ecspilot.domain.config.base import Model
+
+# ECR's severities, lowest first (basic scanning and Amazon Inspector's enhanced scanning share
+# them). UNDEFINED (basic) and UNTRIAGED (enhanced) carry no severity: they rank as INFORMATIONAL,
+# so they never refuse an image by themselves (documented in README, "gates").
+SEVERITIES: tuple[str, ...] = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+UNRANKED: frozenset[str] = frozenset({"UNDEFINED", "UNTRIAGED"})
+Severity = Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
+
+
+class AlarmsGate(Model):
+    """CloudWatch alarms that must have stayed out of ALARM for ``quiet_minutes``."""
+
+    names: list[str] = Field(min_length=1, max_length=100)
+    quiet_minutes: int = Field(default=10, ge=0, le=1440)
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or len(name) > 255:
+                raise ValueError(f"{name!r} is not a CloudWatch alarm name (1 to 255 characters)")
+        if len(set(value)) != len(value):
+            raise ValueError("an alarm is listed twice")
+        return value
+
+
+class ImageScanGate(Model):
+    """Refuse an image whose ECR scan found anything above ``max_severity``."""
+
+    max_severity: Severity
+
+
+class Gates(Model):
+    """The gates a paused deployment (and, for ``image_scan``, any push) must pass."""
+
+    alarms: AlarmsGate | None = None
+    image_scan: ImageScanGate | None = None
+    approval: bool = False
+
+
+def severity_rank(severity: str) -> int:
+    """0 (INFORMATIONAL, and the unranked UNDEFINED / UNTRIAGED) to 4 (CRITICAL); an unknown
+    severity a future scanner may add ranks as CRITICAL: refused rather than waved through."""
+    if severity in UNRANKED:
+        return 0
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES) - 1

@@ -1,0 +1,257 @@
+"""Pause hooks: an ``ECS Hook State Change`` (``HOOK_AWAITING_ACTION``) -> the service's gates
+evaluated -> ContinueServiceDeployment CONTINUE or ROLLBACK, or a notification and a wait for
+``ecspilot approve`` / ``reject`` (:func:`approve_paused`).
+
+The runbook of a hook event:
+
+1. parse it (:mod:`ecspilot.domain.hook_events`); another event name, or a service the config
+   does not name: ignored;
+2. claim the hook in the state table (:mod:`ecspilot.aws.hook_state`, one conditional write):
+   a redelivered event, or one racing another invocation, finds it held or decided and stops,
+   so ContinueServiceDeployment is called once per hook;
+3. evaluate the gates: the image scan of the deployment's images (DescribeServiceDeployments,
+   DescribeServiceRevisions, DescribeImageScanFindings for the containers the config follows),
+   the alarms quiet for ``quiet_minutes`` (``aws.alarms.alarm_gate``); decide (pure,
+   :func:`ecspilot.domain.gates.hook_decision`). A gate that cannot be read cannot pass: the
+   hook waits for a person, with the reason;
+4. CONTINUE or ROLLBACK: ContinueServiceDeployment; when it fails (throttled past botocore's
+   retries) the hook is marked RETRY and the invocation fails, so EventBridge's retry (then the
+   DLQ) answers it; WAIT: the hook is recorded WAITING and notified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ecspilot.aws.alarms import alarm_gate
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.history import History
+from ecspilot.aws.hook_state import HookRecords, hook_key
+from ecspilot.aws.hooks import Answer, answer_hook, deployment_images
+from ecspilot.aws.scans import Scans
+from ecspilot.domain.config import EcspilotConfig, ServiceConfig
+from ecspilot.domain.gates import AlarmState, HookDecision, ScanVerdict, hook_decision, scan_verdict
+from ecspilot.domain.hook_events import AWAITING_ACTION, EcsHookStateChangeEvent
+from ecspilot.errors import EcspilotError, HookError, NothingPausedError
+from ecspilot.obs import count, logger
+from ecspilot.tracking.report import Notifier
+
+METRIC = {"CONTINUE": "HooksContinued", "ROLLBACK": "HooksRolledBack", "WAIT": "HooksWaiting"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def configured_service(config: EcspilotConfig, cluster: str, service: str) -> ServiceConfig | None:
+    """The config's entry for ECS service ``cluster/service``, or None."""
+    return next((s for s in config.services if s.cluster == cluster and s.service_name == service), None)
+
+
+class HookTracker:
+    """Answers paused deployments' hooks from the services' gates; see the module docstring."""
+
+    def __init__(
+        self,
+        config: EcspilotConfig,
+        clients: Clients,
+        history: History,
+        topic_arn: str | None = None,
+        now: Callable[[], datetime] = _now,
+    ) -> None:
+        self.config = config
+        self.clients = clients
+        self.records = HookRecords(history)
+        self.notifier = Notifier(clients, topic_arn)
+        self.now = now
+
+    def hook_event(self, event: EcsHookStateChangeEvent) -> dict[str, Any]:
+        """Apply one hook event; see the module docstring."""
+        cluster, service = event.cluster_service
+        hook_id = event.detail.hook_id
+        log = {
+            "cluster": cluster,
+            "ecs_service": service,
+            "hook_id": hook_id,
+            "event_name": event.detail.event_name,
+        }
+        if event.detail.event_name != AWAITING_ACTION:
+            logger.info("hook event not acted on", extra=log)
+            return {"ignored": f"hook event {event.detail.event_name} needs no answer"}
+        svc = configured_service(self.config, cluster, service)
+        if svc is None:
+            logger.info("paused deployment of a service not in the config", extra=log)
+            return {"ignored": f"service {cluster}/{service} is not in the config"}
+        key = hook_key(cluster, service, hook_id)
+        fields = {
+            "cluster": cluster,
+            "service": service,
+            "name": svc.name,
+            "hook_id": hook_id,
+            "service_deployment_arn": event.deployment_arn,
+            "lifecycle_stage": event.detail.lifecycle_stage,
+            "timeout_action": event.detail.timeout_action or None,
+            "hook_expires_at": event.detail.expires_at.isoformat() if event.detail.expires_at else None,
+        }
+        if self.records.claim(key, fields) is None:
+            status = self.records.get(key).get("status", "")
+            logger.info("hook already handled: nothing to do", extra={**log, "status": status})
+            count("HookEventsDuplicate")
+            return {"ignored": f"hook {hook_id} is already {status}", "hook_id": hook_id}
+        try:
+            decision = self.evaluate(svc, event.deployment_arn)
+        except BaseException:
+            try:  # let go, so the retry takes it at once; if this fails too, the hold expires
+                self.records.move(key, "RETRY", ["EVALUATING"])
+            except EcspilotError as exc:
+                logger.error("hook not released after a failed evaluation", extra={**log, "error": str(exc)})
+            raise
+        logger.info(
+            "gates evaluated", extra={**log, "action": decision.action, "reasons": list(decision.reasons)}
+        )
+        out = {
+            "cluster": cluster,
+            "service": service,
+            "hook_id": hook_id,
+            "action": decision.action,
+            "reasons": list(decision.reasons),
+        }
+        if decision.action == "WAIT":
+            self.records.move(key, "WAITING", ["EVALUATING"], {"reasons": list(decision.reasons)})
+            count(METRIC["WAIT"])
+            self._notify(fields, "WAITING", decision.reasons)
+            return out
+        answer(
+            self.clients, self.records, key, fields, decision.action, "EVALUATING", decision.reasons, "gates"
+        )
+        if decision.action == "ROLLBACK":
+            self._notify(fields, "ROLLBACK", decision.reasons)
+        return out
+
+    def evaluate(self, svc: ServiceConfig, deployment_arn: str) -> HookDecision:
+        """The service's gates on this deployment (reads, then the pure decision)."""
+        gates = svc.gates
+        scans: list[tuple[ScanVerdict, str]] = []
+        alarms: AlarmState | None = None
+        if gates is not None and gates.image_scan is not None:
+            scans = self._scans(svc, deployment_arn)
+        if gates is not None and gates.alarms is not None:
+            now = self.now()
+            since = now - timedelta(minutes=gates.alarms.quiet_minutes)
+            try:
+                gate = alarm_gate(self.clients.cloudwatch, gates.alarms.names, since, now)
+                alarms = AlarmState(gate.quiet, gate.reasons, gate.firing)
+            except EcspilotError as exc:  # cannot be read: cannot pass; a person decides
+                alarms = AlarmState(False, (f"alarms unreadable: {exc}",))
+        return hook_decision(gates, scans, alarms)
+
+    def _scans(self, svc: ServiceConfig, deployment_arn: str) -> list[tuple[ScanVerdict, str]]:
+        gate = svc.gates.image_scan if svc.gates else None
+        assert gate is not None
+        try:
+            images = {
+                i.get("containerName", ""): i for i in deployment_images(self.clients.ecs, deployment_arn)
+            }
+            scans = Scans(self.clients.ecr)
+            out: list[tuple[ScanVerdict, str]] = []
+            for container, source in sorted(svc.containers.items()):
+                digest = images.get(container, {}).get("imageDigest", "")
+                if not digest:
+                    out.append(("pending", f"container {container}: no image digest in the deployment"))
+                    continue
+                out.append(scan_verdict(gate, scans.get(source.repository, digest)))
+            return out
+        except EcspilotError as exc:  # not read: not passed; a person decides
+            return [("pending", f"image scan unreadable: {exc}")]
+
+    def _notify(self, fields: Mapping[str, Any], status: str, reasons: tuple[str, ...]) -> None:
+        target = f"{fields['cluster']}/{fields['service']}"
+        what = {
+            "WAITING": f"is paused at {fields['lifecycle_stage'] or 'a pause hook'} and waits for you",
+            "ROLLBACK": "was rolled back by its gates",
+        }[status]
+        lines = [f"The deployment of {target} ({fields['name']}) {what}.", ""]
+        lines += [f"- {r}" for r in reasons]
+        if status == "WAITING":
+            lines += [
+                "",
+                f"Answer with: ecspilot approve {fields['name']}  or  ecspilot reject {fields['name']}",
+            ]
+            if fields.get("timeout_action"):
+                lines.append(f"Unanswered, ECS takes its timeout action: {fields['timeout_action']}.")
+        lines += ["", f"Service deployment: {fields['service_deployment_arn']}"]
+        self.notifier.notify(
+            f"ecspilot: {target} deployment {'paused' if status == 'WAITING' else 'rolled back'}"[:99],
+            "\n".join(lines),
+            {"kind": "hook", "status": status, "service": target},
+        )
+
+
+def answer(
+    clients: Clients,
+    records: HookRecords,
+    key: Mapping[str, str],
+    fields: Mapping[str, Any],
+    action: str,
+    held_as: str,
+    reasons: tuple[str, ...],
+    decided_by: str,
+) -> None:
+    """ContinueServiceDeployment for a hook held as ``held_as``, then the hook's final status.
+    A failed call lets go of the hook (RETRY for the tracker, WAITING again for ``approve``) and
+    raises; a failed final write is logged (the hook was answered: a later attempt finds ECS
+    past it)."""
+    log = {
+        "cluster": fields.get("cluster"),
+        "ecs_service": fields.get("service"),
+        "hook_id": fields.get("hook_id"),
+    }
+    chosen: Answer = "CONTINUE" if action == "CONTINUE" else "ROLLBACK"
+    try:
+        answer_hook(clients.ecs, str(fields["service_deployment_arn"]), str(fields["hook_id"]), chosen)
+    except HookError:
+        count("HookAnswerErrors")
+        try:
+            records_back = "RETRY" if held_as == "EVALUATING" else "WAITING"
+            records.move(key, records_back, [held_as])
+        except EcspilotError as exc:
+            logger.error("hook not released after a failed answer", extra={**log, "error": str(exc)})
+        raise
+    count(METRIC[chosen])
+    logger.info(f"hook answered {chosen}", extra={**log, "decided_by": decided_by})
+    try:
+        records.move(key, chosen, [held_as], {"reasons": list(reasons), "decided_by": decided_by})
+    except EcspilotError as exc:
+        logger.error("hook answered, its record not updated", extra={**log, "error": str(exc)})
+
+
+def approve_paused(
+    config: EcspilotConfig, clients: Clients, history: History, name: str, action: Answer = "CONTINUE"
+) -> dict[str, Any] | None:
+    """Answer the newest paused hook of service ``name`` (its config name) waiting for a person:
+    CONTINUE (``approve``) or ROLLBACK (``reject``). None when nothing of that service awaits an
+    answer (also when another ``approve`` took it first: it is answered once)."""
+    svc = next((s for s in config.services if s.name == name), None)
+    if svc is None:
+        raise NothingPausedError(f"no service named {name} in the config")
+    records = HookRecords(history)
+    waiting = records.waiting(svc.cluster, svc.service_name)
+    if not waiting:
+        return None
+    item = waiting[-1]
+    key = {"pk": str(item["pk"]), "sk": str(item["sk"])}
+    if records.move(key, "ANSWERING", ["WAITING"]) is None:
+        return None  # answered meanwhile
+    decided_by = "approve" if action == "CONTINUE" else "reject"
+    answer(clients, records, key, item, action, "ANSWERING", (f"{decided_by} from the CLI",), decided_by)
+    return {
+        "service": name,
+        "cluster": svc.cluster,
+        "hook_id": item.get("hook_id"),
+        "service_deployment_arn": item.get("service_deployment_arn"),
+        "lifecycle_stage": item.get("lifecycle_stage"),
+        "action": action,
+        "waited_for": list(item.get("reasons") or []),
+    }

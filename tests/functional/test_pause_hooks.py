@@ -1,0 +1,423 @@
+"""Pause hooks: the tracker answers a deployment paused at a PAUSE hook from the service's gates,
+and ``approve`` / ``reject`` answer the ones that wait for a person.
+
+moto implements neither ContinueServiceDeployment nor DescribeServiceDeployments /
+DescribeServiceRevisions: an ECS client wrapped in botocore's Stubber answers them (every request
+is validated against the real API model) and fails the test on any call it was not told to
+expect, so "Continue is called once" is checked by the Stubber's queue. DynamoDB, SNS, SQS,
+CloudWatch and ECR (the scan findings) are moto's. Faults are injected with ``tests.faults``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from ecspilot.aws.clients import Clients
+from ecspilot.domain.config import parse_config
+from ecspilot.domain.hook_events import EcsHookStateChangeEvent
+from ecspilot.errors import HookError, NothingPausedError
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.interfaces.settings import Settings
+from ecspilot.tracking.hooks import HookTracker, approve_paused
+from ecspilot_dev.local import CallRecorder, invoke, load_event
+from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table, fake_digest
+from tests.conftest import TABLE
+from tests.faults import Faults
+from tests.races import race
+from tests.scans import scanned
+
+TRACK = "track_deployments"
+PREFIX = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
+DEPLOYMENT = f"{PREFIX}:service-deployment/prod/web/r9i43YFjvgF_xlg7m2eJ1r"
+REVISION = f"{PREFIX}:service-revision/prod/web/4980306466373577095"
+HOOK = "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw"
+DIGEST = fake_digest("web:v2")
+
+
+class World:
+    """moto for everything but ECS's deployment APIs, which a Stubber answers."""
+
+    def __init__(self, session: boto3.Session, stub: Stubber, recorder: CallRecorder) -> None:
+        self.clients = Clients(session=session, region=REGION, overrides={"ecs": stub.client})
+        self.stub = stub
+        self.recorder = recorder
+        create_state_table(self.clients, TABLE)
+        Sandbox(self.clients).repository("web")
+        Sandbox(self.clients).push("web", "v2", DIGEST)
+        sqs, sns = self.clients.sqs, self.clients.sns
+        self.topic = sns.create_topic(Name="ecspilot-notify")["TopicArn"]
+        self.inbox = sqs.create_queue(QueueName="ecspilot-notify-inbox")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=arn)
+        self.clients.cloudwatch.put_metric_alarm(
+            AlarmName="web-5xx",
+            MetricName="5xx",
+            Namespace="web",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+
+    def use(self, gates: dict[str, Any] | None) -> Runtime:
+        service: dict[str, Any] = {
+            "name": "web-live",
+            "cluster": "prod",
+            "service": "web",
+            "containers": {"app": {"repository": "web", "tags": ["v*"]}},
+        }
+        if gates is not None:
+            service["gates"] = gates
+        rt = Runtime.build(
+            settings=Settings(
+                table_name=TABLE,
+                region=REGION,
+                account_id=ACCOUNT,
+                notify_topic_arn=self.topic,
+                max_workers=1,
+            ),
+            config=parse_config({"version": 1, "services": [service]}),
+            clients=self.clients,
+        )
+        runtime.reset(rt)
+        return rt
+
+    def expect_images(self, digest: str = DIGEST) -> None:
+        self.stub.add_response(
+            "describe_service_deployments",
+            {
+                "serviceDeployments": [
+                    {
+                        "serviceDeploymentArn": DEPLOYMENT,
+                        "status": "IN_PROGRESS",
+                        "lifecycleStage": "POST_SCALE_UP",
+                        "targetServiceRevision": {"arn": REVISION, "requestedTaskCount": 2},
+                    }
+                ],
+                "failures": [],
+            },
+            {"serviceDeploymentArns": [DEPLOYMENT]},
+        )
+        self.stub.add_response(
+            "describe_service_revisions",
+            {
+                "serviceRevisions": [
+                    {
+                        "serviceRevisionArn": REVISION,
+                        "containerImages": [
+                            {
+                                "containerName": "app",
+                                "imageDigest": digest,
+                                "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web@{digest}",
+                            },
+                            {
+                                "containerName": "envoy",
+                                "imageDigest": fake_digest("envoy"),
+                                "image": "envoy:v1",
+                            },
+                        ],
+                    }
+                ],
+                "failures": [],
+            },
+            {"serviceRevisionArns": [REVISION]},
+        )
+
+    def expect_answer(self, action: str, hook: str = HOOK) -> None:
+        self.stub.add_response(
+            "continue_service_deployment",
+            {"serviceDeploymentArn": DEPLOYMENT},
+            {"serviceDeploymentArn": DEPLOYMENT, "hookId": hook, "action": action},
+        )
+
+    def notifications(self) -> list[dict[str, Any]]:
+        resp = self.clients.sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10)
+        return [json.loads(m["Body"]) for m in resp.get("Messages", [])]
+
+    def hook_item(self, hook: str = HOOK) -> dict[str, Any]:
+        from ecspilot.aws.dynamo import deserialize  # noqa: PLC0415
+
+        item = self.clients.dynamodb.get_item(
+            TableName=TABLE, Key={"pk": {"S": "SERVICE#prod#web"}, "sk": {"S": f"HOOK#{hook}"}}
+        ).get("Item")
+        return deserialize(item) if item else {}
+
+
+@pytest.fixture
+def world(moto: None, faults: Faults, recorder: CallRecorder) -> Iterator[World]:
+    session = boto3.Session(region_name=REGION)
+    faults.attach(session)
+    recorder.attach(session)
+    ecs = session.client("ecs")
+    with Stubber(ecs) as stub:
+        yield World(session, stub, recorder)
+        stub.assert_no_pending_responses()
+
+
+def hook_event(hook: str = HOOK, name: str = "HOOK_AWAITING_ACTION") -> dict[str, Any]:
+    event = load_event("ecs_hook_awaiting_action", {"hookId": hook, "eventName": name})
+    event["id"] = f"hook-{hook}-{name}"
+    return event
+
+
+# --- the gates decide by themselves ------------------------------------------------------------
+
+
+def test_a_clean_image_and_quiet_alarms_continue_the_paused_deployment_by_themselves(world: World) -> None:
+    # GIVEN a service gated on its image scan and on an alarm quiet for 10 minutes; the image is
+    # clean and the alarm has not moved for 11 minutes (the tracker's clock is 11 minutes on)
+    rt = world.use(
+        {"image_scan": {"max_severity": "HIGH"}, "alarms": {"names": ["web-5xx"], "quiet_minutes": 10}}
+    )
+    scanned(world.clients.ecr, "web", DIGEST, {"HIGH": 3, "MEDIUM": 1})
+    world.expect_images()
+    world.expect_answer("CONTINUE")
+    tracker = HookTracker(
+        rt.config, rt.clients, rt.history, world.topic, now=lambda: datetime.now(UTC) + timedelta(minutes=11)
+    )
+    # WHEN the deployment pauses at its hook
+    event = EcsHookStateChangeEvent.model_validate(hook_event())
+    out = tracker.hook_event(event)
+    # THEN ecspilot continued it (the Stubber saw exactly one CONTINUE), and the hook is recorded
+    assert out["action"] == "CONTINUE"
+    item = world.hook_item()
+    assert item["status"] == "CONTINUE"
+    assert item["decided_by"] == "gates"
+    assert world.notifications() == []  # nothing to tell anyone
+
+
+def test_a_critical_finding_rolls_the_paused_deployment_back_and_says_why(world: World) -> None:
+    # GIVEN max_severity HIGH and an enhanced scan with 2 CRITICAL findings
+    world.use({"image_scan": {"max_severity": "HIGH"}})
+    scanned(world.clients.ecr, "web", DIGEST, {"CRITICAL": 2, "HIGH": 5}, enhanced=True)
+    world.expect_images()
+    world.expect_answer("ROLLBACK")
+    # WHEN the hook event arrives through the real handler
+    out = invoke(TRACK, hook_event())
+    # THEN ROLLBACK, with the reason, recorded and notified
+    assert out["action"] == "ROLLBACK"
+    assert "2 CRITICAL" in out["reasons"][0]
+    assert world.hook_item()["status"] == "ROLLBACK"
+    [message] = world.notifications()
+    assert "rolled back" in message["Subject"]
+    assert "2 CRITICAL" in message["Message"]
+
+
+def test_an_alarm_in_alarm_now_rolls_the_paused_deployment_back(world: World) -> None:
+    world.use({"alarms": {"names": ["web-5xx"], "quiet_minutes": 5}})
+    world.clients.cloudwatch.set_alarm_state(AlarmName="web-5xx", StateValue="ALARM", StateReason="5xx")
+    world.expect_answer("ROLLBACK")
+    out = invoke(TRACK, hook_event())
+    assert out["action"] == "ROLLBACK"
+    assert out["reasons"] == ["alarm web-5xx is in ALARM"]
+
+
+# --- the gates cannot decide: a person does ---------------------------------------------------------
+
+
+def test_approval_true_waits_notifies_and_approve_continues_the_waiting_hook(world: World) -> None:
+    # GIVEN a service whose gates pass but which asks for approval
+    rt = world.use({"image_scan": {"max_severity": "HIGH"}, "approval": True})
+    scanned(world.clients.ecr, "web", DIGEST, {"LOW": 1})
+    world.expect_images()
+    # WHEN the deployment pauses
+    out = invoke(TRACK, hook_event())
+    # THEN nothing is answered yet (no Continue queued in the Stubber), the hook waits, and
+    # whoever subscribed is told how to answer
+    assert out["action"] == "WAIT"
+    assert world.hook_item()["status"] == "WAITING"
+    [message] = world.notifications()
+    assert "ecspilot approve web-live" in message["Message"]
+    # WHEN someone approves
+    world.expect_answer("CONTINUE")
+    answered = approve_paused(rt.config, rt.clients, rt.history, "web-live")
+    # THEN the waiting hook is continued, once, and nothing waits any more
+    assert answered is not None
+    assert answered["action"] == "CONTINUE"
+    assert answered["hook_id"] == HOOK
+    assert world.hook_item()["decided_by"] == "approve"
+    assert approve_paused(rt.config, rt.clients, rt.history, "web-live") is None
+
+
+def test_reject_rolls_the_waiting_hook_back(world: World) -> None:
+    rt = world.use({"approval": True})
+    invoke(TRACK, hook_event())
+    world.expect_answer("ROLLBACK")
+    answered = approve_paused(rt.config, rt.clients, rt.history, "web-live", "ROLLBACK")
+    assert answered is not None
+    assert world.hook_item()["status"] == "ROLLBACK"
+    assert world.hook_item()["decided_by"] == "reject"
+
+
+def test_alarms_not_quiet_long_enough_wait_for_a_person_instead_of_guessing(world: World) -> None:
+    # GIVEN an alarm that changed state within the 10 minutes (moto's alarm was just created)
+    world.use({"alarms": {"names": ["web-5xx"], "quiet_minutes": 10}})
+    out = invoke(TRACK, hook_event())
+    assert out["action"] == "WAIT"
+    assert any("web-5xx" in r for r in out["reasons"])
+    assert world.hook_item()["status"] == "WAITING"
+
+
+def test_a_scan_not_complete_waits_and_a_scan_that_cannot_be_read_never_passes(
+    world: World, faults: Faults
+) -> None:
+    world.use({"image_scan": {"max_severity": "HIGH"}})
+    scanned(world.clients.ecr, "web", DIGEST, status="IN_PROGRESS")
+    world.expect_images()
+    out = invoke(TRACK, hook_event("hook-1"))
+    assert out["action"] == "WAIT"
+    assert out["reasons"] == [f"scan not complete: web@{DIGEST[:19]} is being scanned"]
+    # AND a scan read throttled beyond retries: not passed, a person decides
+    faults.fail("DescribeImageScanFindings", "error", service="ecr")
+    world.expect_images()
+    out = invoke(TRACK, hook_event("hook-2"))
+    assert out["action"] == "WAIT"
+    assert out["reasons"][0].startswith("image scan unreadable")
+
+
+def test_a_service_without_gates_waits_for_approval_and_an_unknown_service_is_ignored(world: World) -> None:
+    world.use(None)
+    assert invoke(TRACK, hook_event())["action"] == "WAIT"
+    other = hook_event("hook-x")
+    other["detail"]["serviceDeploymentArn"] = f"{PREFIX}:service-deployment/prod/api/abc"
+    assert "not in the config" in invoke(TRACK, other)["ignored"]
+    assert "needs no answer" in invoke(TRACK, hook_event("hook-y", "HOOK_SUCCEEDED"))["ignored"]
+
+
+def test_approve_with_nothing_waiting_returns_none_and_an_unknown_service_is_an_error(world: World) -> None:
+    rt = world.use({"approval": True})
+    assert approve_paused(rt.config, rt.clients, rt.history, "web-live") is None
+    with pytest.raises(NothingPausedError):
+        approve_paused(rt.config, rt.clients, rt.history, "nope")
+
+
+# --- once per hook: duplicates, retries, races ----------------------------------------------------
+
+
+def test_a_redelivered_hook_event_does_not_answer_the_hook_twice(world: World) -> None:
+    # GIVEN a hook the gates answered (one CONTINUE in the Stubber's queue)
+    world.use({"alarms": {"names": ["web-5xx"], "quiet_minutes": 0}})
+    world.expect_answer("CONTINUE")
+    assert invoke(TRACK, hook_event())["action"] == "CONTINUE"
+    # WHEN EventBridge delivers the same event again
+    out = invoke(TRACK, hook_event())
+    # THEN it is ignored: a second ContinueServiceDeployment would fail the Stubber
+    assert out["ignored"] == f"hook {HOOK} is already CONTINUE"
+
+
+def test_racing_deliveries_of_one_hook_event_answer_it_once(world: World) -> None:
+    world.use({"alarms": {"names": ["web-5xx"], "quiet_minutes": 0}})
+    world.expect_answer("CONTINUE")
+    results = race(lambda: invoke(TRACK, hook_event()), lambda: invoke(TRACK, hook_event()))
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert sorted("action" in r for r in results) == [False, True]
+
+
+def test_a_continue_throttled_past_retries_fails_the_invocation_and_the_retry_answers_it(
+    world: World, faults: Faults
+) -> None:
+    # GIVEN ContinueServiceDeployment throttled beyond botocore's retries, once
+    # (the Stubber holds one answer: the fault answers first, so the answer is left for the retry)
+    world.use({"alarms": {"names": ["web-5xx"], "quiet_minutes": 0}})
+    world.expect_answer("CONTINUE")
+    rule = faults.fail("ContinueServiceDeployment", "error", times=1)
+    # WHEN the hook event arrives: the invocation fails (EventBridge retries it, then the DLQ)
+    with pytest.raises(HookError, match="ThrottlingException"):
+        invoke(TRACK, hook_event())
+    assert rule.fired == 1
+    assert world.hook_item()["status"] == "RETRY"
+    # THEN the retry answers it, once
+    assert invoke(TRACK, hook_event())["action"] == "CONTINUE"
+    assert world.hook_item()["status"] == "CONTINUE"
+
+
+def test_a_failed_approve_leaves_the_hook_waiting_for_the_next_one(world: World, faults: Faults) -> None:
+    rt = world.use({"approval": True})
+    invoke(TRACK, hook_event())
+    world.expect_answer("CONTINUE")
+    faults.fail("ContinueServiceDeployment", "network", times=1)
+    with pytest.raises(HookError, match="Could not connect"):
+        approve_paused(rt.config, rt.clients, rt.history, "web-live")
+    assert world.hook_item()["status"] == "WAITING"
+    assert approve_paused(rt.config, rt.clients, rt.history, "web-live") is not None
+
+
+def test_two_people_approving_at_once_continue_the_hook_once(world: World) -> None:
+    rt = world.use({"approval": True})
+    invoke(TRACK, hook_event())
+    world.expect_answer("CONTINUE")
+    results = race(
+        lambda: approve_paused(rt.config, rt.clients, rt.history, "web-live"),
+        lambda: approve_paused(rt.config, rt.clients, rt.history, "web-live"),
+    )
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert sorted(r is None for r in results) == [False, True]
+    assert world.hook_item()["status"] == "CONTINUE"
+
+
+def test_a_hook_record_write_failing_before_the_answer_fails_the_invocation_without_answering(
+    world: World, faults: Faults
+) -> None:
+    # GIVEN the state table refusing the claim (throttled beyond retries)
+    world.use({"alarms": {"names": ["web-5xx"], "quiet_minutes": 0}})
+    faults.fail("UpdateItem", "error", service="dynamodb", times=1)
+    # WHEN the hook event arrives THEN the invocation fails and nothing was answered (the
+    # Stubber has no answer queued: a Continue would fail the test differently)
+    with pytest.raises(HookError):
+        invoke(TRACK, hook_event())
+    world.expect_answer("CONTINUE")
+    assert invoke(TRACK, hook_event())["action"] == "CONTINUE"
+
+
+def test_the_template_rule_delivers_awaiting_action_hook_events_of_this_account_only(world: World) -> None:
+    # GIVEN the tracker's HookStateChange rule exactly as template.yaml writes it, delivering to a queue
+    from tests.template import event_patterns, resolve_pseudo  # noqa: PLC0415
+
+    pattern = resolve_pseudo(event_patterns("TrackDeploymentsFunction")["HookStateChange"], ACCOUNT, REGION)
+    events, sqs = world.clients.get("events"), world.clients.sqs
+    inbox = sqs.create_queue(QueueName="hook-rule")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="hook-state-change", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="hook-state-change", Targets=[{"Id": "inbox", "Arn": arn}])
+    # WHEN ECS puts a paused hook's event and a succeeded hook's event on the default bus
+    for name in ("HOOK_AWAITING_ACTION", "HOOK_SUCCEEDED"):
+        event = hook_event(name=name)
+        entry = {
+            "Source": event["source"],
+            "DetailType": event["detail-type"],
+            "Resources": event["resources"],
+            "Detail": json.dumps(event["detail"]),
+        }
+        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    # THEN only the paused one reaches the tracker
+    delivered = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["detail"]["eventName"] for m in delivered] == ["HOOK_AWAITING_ACTION"]
+
+
+def test_a_hook_held_by_an_invocation_that_died_is_taken_again_once_its_hold_expires(world: World) -> None:
+    # GIVEN an invocation that claimed the hook at t=1000 and died (a Lambda timeout: no RETRY mark)
+    from ecspilot.aws.hook_state import HOLD_SECONDS, HookRecords, hook_key  # noqa: PLC0415
+
+    rt = world.use(None)
+    key = hook_key("prod", "web", HOOK)
+    clock = [1000.0]
+    records = HookRecords(rt.history, clock=lambda: clock[0])
+    assert records.claim(key, {"hook_id": HOOK}) == {}
+    # WHEN the retry comes while the hold lasts THEN it stays out (the holder may still answer)
+    clock[0] += HOLD_SECONDS - 1
+    assert records.claim(key, {"hook_id": HOOK}) is None
+    # AND once the hold has expired THEN the retry takes the hook
+    clock[0] += 2
+    assert records.claim(key, {"hook_id": HOOK}) is not None
+    assert world.hook_item()["status"] == "EVALUATING"
