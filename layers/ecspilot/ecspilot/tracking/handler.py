@@ -12,6 +12,8 @@ from ecspilot.errors import AwsError
 from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.tracking.deployments import DeploymentTracker
+from ecspilot.tracking.health import ServiceHealthTracker
+from ecspilot.tracking.health_decisions import service_of_group
 from ecspilot.tracking.hooks import HookTracker
 from ecspilot.tracking.runs import RunTracker
 
@@ -36,5 +38,7 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
     if isinstance(parsed, EcsHookStateChangeEvent):
         return HookTracker(*parts).hook_event(parsed)
     if isinstance(parsed, EcsTaskStateChangeEvent):
+        if service_of_group(parsed.detail.group):  # a service's task (issue 16): health, not a run
+            return ServiceHealthTracker(*parts).task_event(parsed)
         return RunTracker(*parts).task_event(parsed)
     return DeploymentTracker(*parts).deployment_event(parsed)
