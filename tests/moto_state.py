@@ -75,3 +75,28 @@ def atomic_dynamodb_writes() -> Iterator[None]:
     finally:
         for name, original in originals.items():
             setattr(DynamoDBBackend, name, original)
+
+
+@contextlib.contextmanager
+def target_health(states: dict[str, tuple[str, str]]) -> Iterator[None]:
+    """Real load balancers probe their targets and mark the failing ones ``unhealthy`` with a reason
+    code; moto calls every registered target ``healthy``. Within the block, DescribeTargetHealth
+    reports the targets named in ``states`` (target id -> (state, reason code)) so."""
+    from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup  # noqa: PLC0415
+
+    original = FakeTargetGroup.health_for
+
+    def health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+        status = original(self, target, ec2_backend)
+        if target["Id"] in states and target["Id"] in self.targets:
+            state, reason = states[target["Id"]]
+            return FakeHealthStatus(
+                status.instance_id, status.port, status.health_check_port, state, reason, ""
+            )
+        return status
+
+    FakeTargetGroup.health_for = health_for
+    try:
+        yield
+    finally:
+        FakeTargetGroup.health_for = original

@@ -127,17 +127,26 @@ def test_a_push_that_cannot_finish_in_time_continues_and_completes_without_a_dup
     assert deployed <= BURST
     assert list(outcomes(first).values()).count("continued") == len(SERVICES) - deployed
     assert first["continued_in"] == push["id"]
-    assert deployed <= recorder.count("RegisterTaskDefinition") <= BURST
+    first_calls = recorder.count("RegisterTaskDefinition")
+    first_updates = recorder.count("UpdateService")
+    assert first_updates >= deployed
+    assert deployed <= first_calls <= BURST
+    # (a call counted here may never have been sent: on a loaded machine the limiter refuses it once
+    # the 0.3 s are gone; what counts is which families got their revision)
+    registered_first = sum(revisions(rt, s) == 2 for s in SERVICES)
+    assert deployed <= registered_first <= first_calls
     # WHEN the continuation is delivered with time enough
     messages = queued(rt)
     assert len(messages) == 1
     out = consume(rt, messages)
-    # THEN the rollout completed: every service on v1, one new revision per family, no duplicate call
+    # THEN the rollout completed: every service on v1, one new revision per family, no duplicate call:
+    # the continuation registered exactly the families the first invocation had not (a revision
+    # registered then is found and reused), and updated exactly the services it had not
     assert out == {"batchItemFailures": []}
     assert {running(rt, s) for s in SERVICES} == {fake_digest("api:v1")}
     assert {revisions(rt, s) for s in SERVICES} == {2}
-    assert recorder.count("RegisterTaskDefinition") == len(SERVICES)
-    assert recorder.count("UpdateService") == len(SERVICES)
+    assert recorder.count("RegisterTaskDefinition") - first_calls == len(SERVICES) - registered_first
+    assert recorder.count("UpdateService") - first_updates == len(SERVICES) - deployed
     assert queued(rt) == []
     # AND the records show one logical rollout: 8 deployments, every one with the push's rollout id
     rows = records(rt)

@@ -321,7 +321,21 @@ def track_deployments(run: Run) -> None:
     run.invoke("track_deployments", task_stopped_event("ecs_task_stopped_failed", task))
     promotions_by_the_tracker(run)  # before web turns LINEAR (its events then need the Stubber)
     linear_service_deployment(run, rt)
+    service_task_stops(run, rt)
     pause_hooks(run, topic)
+
+
+def service_task_stops(run: Run, rt: Runtime) -> None:
+    """Issue 16: stops of web's tasks are recorded; five replacements make a crash loop (notified)."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from ecspilot_dev.health_events import ELB_FAILED, service_task_stopped  # noqa: PLC0415
+
+    td = rt.clients.ecs.describe_services(cluster="prod", services=["web"])["services"][0]["taskDefinition"]
+    start = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+    for n in range(5):
+        at = start + timedelta(minutes=n)
+        run.invoke("track_deployments", service_task_stopped(ELB_FAILED, n, at, task_definition=td))
 
 
 def pause_hooks(run: Run, topic: str) -> None:

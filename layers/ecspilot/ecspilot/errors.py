@@ -101,6 +101,14 @@ class DeployError(AwsError):
     """Deploying to one service failed."""
 
 
+class HealthRecordError(AwsError):
+    """A service's stopped task or crash-loop state could not be read or written (state table)."""
+
+
+class TargetHealthError(AwsError):
+    """A service's load balancer target groups or target health could not be read (ELBv2)."""
+
+
 class BudgetExhaustedError(EcspilotError):
     """A paced call would have to wait past the invocation's time budget: not sent, not a failure;
     the work it belongs to continues in the next invocation."""

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ecr import ECRClient
     from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -133,6 +134,10 @@ class Clients:
     @property
     def sns(self) -> SNSClient:
         return self.get("sns")  # type: ignore[no-any-return]
+
+    @property
+    def elbv2(self) -> ElasticLoadBalancingv2Client:
+        return self.get("elbv2")  # type: ignore[no-any-return]
 
     @property
     def cloudwatch(self) -> Any:

@@ -259,7 +259,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from ecspilot.interfaces.cli_status import print_status  # noqa: PLC0415
 
-    return print_status(_runtime(args), output=args.output, html=args.html)
+    return print_status(_runtime(args), output=args.output, html=args.html, service=args.service)
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

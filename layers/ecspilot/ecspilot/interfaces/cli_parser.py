@@ -148,12 +148,18 @@ def add_tracking_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     status = _verb(
         sub,
         "status",
-        "what each service runs and how it went; each job's last run",
-        "ecspilot status --html status.html",
+        "what each service runs, how it went and its health; each job's last run",
+        "ecspilot status web   (or: ecspilot status --html status.html)",
         common,
     )
     status.add_argument(
         "--html", metavar="FILE", help="also write a self-contained HTML page with a timeline"
+    )
+    status.add_argument(
+        "service",
+        nargs="?",
+        help="one service in detail: tasks, target health, health check, replaced tasks "
+        "(a configured service, or CLUSTER/SERVICE of the config)",
     )
 
 

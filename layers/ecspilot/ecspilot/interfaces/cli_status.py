@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ecspilot.domain.images import short_digest
-from ecspilot.errors import SettingsError
+from ecspilot.errors import ConfigError, SettingsError
 from ecspilot.interfaces.present import as_json, say, table
 from ecspilot.interfaces.status import history_rows, job_status, resolve, service_status
+from ecspilot.interfaces.status_health import detail_lines, health_row, service_health
 
 NO_TABLE = (
     "no state table: set ECSPILOT_TABLE to the stack's state table (output StateTableName) "
@@ -41,17 +43,27 @@ def print_history(rt: Any, name: str, limit: int = 20, output: str = "table") ->
     return 0
 
 
-def print_status(rt: Any, output: str = "table", html: str | None = None) -> int:
+def print_status(rt: Any, output: str = "table", html: str | None = None, service: str | None = None) -> int:
     """``ecspilot status``: what each configured service runs and how its last deployment went,
-    and each job's last run; ``html``: also write the page with the deployment timelines."""
+    its health, and each job's last run; ``html``: also write the page with the deployment
+    timelines; ``service``: that one service in detail (:mod:`.status_health`)."""
+    if service is not None:
+        return print_service_health(rt, service, output)
     if not rt.settings.table_name:
         # what runs is still worth showing; the history columns stay empty, said once on stderr
         say(f"note: {NO_TABLE}", out=sys.stderr)
     services, jobs = service_status(rt.config, rt.clients.ecs, rt.history), job_status(rt.config, rt.history)
+    health = service_health(rt.config, rt.clients, rt.history, datetime.now(UTC))
     if html:
         write_html(rt, services, jobs, html)
     if output == "json":
-        as_json({"services": [s.as_dict() for s in services], "jobs": [j.as_dict() for j in jobs]})
+        as_json(
+            {
+                "services": [s.as_dict() for s in services],
+                "jobs": [j.as_dict() for j in jobs],
+                "health": [h.as_dict() for h in health],
+            }
+        )
         return 0
     say("services")
     table(
@@ -71,6 +83,8 @@ def print_status(rt: Any, output: str = "table", html: str | None = None) -> int
         ],
         ["service", "task def", "image", "digest", "last deployment", "at", "stage", "note"],
     )
+    say("health")
+    table([health_row(h) for h in health], ["service", "tasks", "targets", "replaced 1h", "note"])
     say("jobs")
     table(
         [
@@ -88,6 +102,21 @@ def print_status(rt: Any, output: str = "table", html: str | None = None) -> int
     )
     if html:
         say(f"wrote {html}")
+    return 0
+
+
+def print_service_health(rt: Any, name: str, output: str = "table") -> int:
+    """``ecspilot status SERVICE``: one configured service's health in detail."""
+    kind, cluster, target = resolve(rt.config, name)
+    chosen = [s for s in rt.config.services if (s.cluster, s.service_name) == (cluster, target)]
+    if kind != "service" or not chosen:
+        raise ConfigError(f"{name!r} is not a configured service")
+    [health] = service_health(rt.config, rt.clients, rt.history, datetime.now(UTC), chosen)
+    if output == "json":
+        as_json(health.as_dict())
+        return 0
+    for line in detail_lines(health):
+        say(line)
     return 0
 
 

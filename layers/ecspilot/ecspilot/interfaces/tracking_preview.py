@@ -23,6 +23,8 @@ from ecspilot.tracking.decisions import (
     run_outcome,
 )
 from ecspilot.tracking.essential import essential_containers
+from ecspilot.tracking.health import configured_service
+from ecspilot.tracking.health_decisions import classify_stop, service_of_group
 from ecspilot.tracking.service_deployments import ServiceDeploymentReader
 
 
@@ -82,6 +84,8 @@ def _task(parsed: EcsTaskStateChangeEvent, rt: Runtime) -> dict[str, Any]:
     task = parsed.detail
     if task.last_status != "STOPPED":
         return {"ignored": f"task is {task.last_status}, not STOPPED"}
+    if service_of_group(task.group):
+        return _service_task(parsed, rt)
     records = rt.history.run_by_task(task.task_arn)
     if not records:
         return {"ignored": "no run record for this task"}
@@ -93,3 +97,22 @@ def _task(parsed: EcsTaskStateChangeEvent, rt: Runtime) -> dict[str, Any]:
     before = str(record.get("status"))
     move = _move(f"run of {record.get('job')} ({task.task_arn.rsplit('/', 1)[-1]})", before, status, OPEN_RUN)
     return {"summary": f"task stopped: {reason}", "moves": [move]}
+
+
+def _service_task(parsed: EcsTaskStateChangeEvent, rt: Runtime) -> dict[str, Any]:
+    """A service's stopped task (issue 16): the stop it would record, and whether it is a
+    replacement (the crash-loop count is not previewed: it needs the window's records)."""
+    task = parsed.detail
+    cluster, service = task.cluster_arn.rsplit("/", 1)[-1], service_of_group(task.group) or ""
+    if configured_service(rt.config, cluster, service) is None:
+        return {"ignored": f"service {cluster}/{service} is not configured"}
+    essential = essential_containers(TaskDefinitions(rt.clients.ecs), task.task_definition_arn)
+    verdict = classify_stop(task.stop_code, task.stopped_reason, task.containers, essential)
+    what = "a replacement" if verdict.replacement else f"not a replacement ({verdict.kind})"
+    move = {
+        "record": f"stop of {cluster}/{service} ({task.task_arn.rsplit('/', 1)[-1]})",
+        "from": "(new)",
+        "to": verdict.kind,
+        "change": "would-record",
+    }
+    return {"summary": f"service task stopped, {what}: {verdict.reason}", "moves": [move]}

@@ -4,6 +4,9 @@
 - :mod:`~ecspilot.tracking.messages`: the notifications' text (pure);
 - :mod:`~ecspilot.tracking.report`: metric dimensions and the SNS notifier;
 - :mod:`~ecspilot.tracking.essential`: a revision's essential containers (ECS read, cached);
+- :mod:`~ecspilot.tracking.health_decisions` (pure: which stops are replacements, when they are
+  a crash loop), :mod:`~ecspilot.tracking.health_messages` (their text) and
+  :mod:`~ecspilot.tracking.health` (the service task runbook: stops recorded, crash loops notified);
 - :mod:`~ecspilot.tracking.deployments` / :mod:`~ecspilot.tracking.runs`: the two runbooks;
 - :mod:`~ecspilot.tracking.handler`: the entry point, the one module that reads the ``Runtime``.
 """

@@ -46,6 +46,7 @@ from ecspilot.tracking.decisions import (
     rollback_target,
     service_dimensions,
 )
+from ecspilot.tracking.health import deployment_stops
 from ecspilot.tracking.messages import deployment_message
 from ecspilot.tracking.report import Notifier, set_dimensions
 from ecspilot.tracking.service_deployments import Observation, ServiceDeploymentReader
@@ -283,7 +284,8 @@ class DeploymentTracker:
             },
         )
         if moved.status in ("FAILED", "ROLLED_BACK"):
-            subject, body = deployment_message(record, moved.status, region)
+            stops = deployment_stops(self.history, record)
+            subject, body = deployment_message(record, moved.status, region, stops)
             self.notifier.notify(
                 subject,
                 body,

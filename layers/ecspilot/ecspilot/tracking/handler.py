@@ -12,6 +12,8 @@ from ecspilot.errors import AwsError
 from ecspilot.interfaces.origins import promotion_origins, untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.tracking.deployments import DeploymentTracker
+from ecspilot.tracking.health import ServiceHealthTracker
+from ecspilot.tracking.health_decisions import service_of_group
 from ecspilot.tracking.hooks import HookTracker
 from ecspilot.tracking.runs import RunTracker
 
@@ -26,8 +28,10 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
         parsed = parse_event(EcsTaskStateChangeEvent, event, "ECS Task State Change")
     else:
         parsed = parse_event(EcsDeploymentStateChangeEvent, event, "ECS Deployment State Change")
+    # the configured accounts' deployment events too (issue 13: their promotions' records)
+    accounts = promotion_origins(runtime.config) if isinstance(parsed, EcsDeploymentStateChangeEvent) else []
     untrusted = untrusted_reason(
-        runtime.settings, parsed.account, parsed.region, parsed.detail_type, promotion_origins(runtime.config)
+        runtime.settings, parsed.account, parsed.region, parsed.detail_type, accounts
     )
     if untrusted:
         return {"ignored": untrusted}
@@ -38,6 +42,8 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
     if isinstance(parsed, EcsHookStateChangeEvent):
         return HookTracker(*parts).hook_event(parsed)
     if isinstance(parsed, EcsTaskStateChangeEvent):
+        if service_of_group(parsed.detail.group):  # a service's task (issue 16): health, not a run
+            return ServiceHealthTracker(*parts).task_event(parsed)
         return RunTracker(*parts).task_event(parsed)
     own = (runtime.settings.account_id, runtime.settings.region)
 

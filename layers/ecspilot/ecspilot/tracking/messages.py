@@ -3,10 +3,11 @@ deployment, and of a failed job run, with a link to the ECS console (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ecspilot.domain.taskdef import family_revision
+from ecspilot.tracking.health_messages import stops_quote
 
 
 def console_url(region: str, cluster: str, service: str | None = None, task_arn: str | None = None) -> str:
@@ -16,8 +17,12 @@ def console_url(region: str, cluster: str, service: str | None = None, task_arn:
     return f"{base}/services/{service}/deployments?region={region}"
 
 
-def deployment_message(record: Mapping[str, Any], status: str, region: str) -> tuple[str, str]:
-    """SNS subject and body for a deployment that failed or was rolled back."""
+def deployment_message(
+    record: Mapping[str, Any], status: str, region: str, stops: Sequence[Mapping[str, Any]] = ()
+) -> tuple[str, str]:
+    """SNS subject and body for a deployment that failed or was rolled back; ``stops``: its
+    recorded stopped tasks, whose reasons are quoted with what to fix (a circuit breaker that
+    tripped on health checks says why)."""
     cluster, service = str(record.get("cluster", "")), str(record.get("service", ""))
     what = "was rolled back" if status == "ROLLED_BACK" else "failed"
     image = "not started by ecspilot (image unknown)"
@@ -36,8 +41,9 @@ def deployment_message(record: Mapping[str, Any], status: str, region: str) -> t
     ]
     if record.get("rolled_back_to"):
         lines.append(f"rolled back to: {record['rolled_back_to']} (the last completed deployment)")
-    lines += ["", f"ECS console:    {console_url(region, cluster, service=service)}"]
-    if status == "FAILED":
+    quote = stops_quote(stops)
+    lines += [*quote, "", f"ECS console:    {console_url(region, cluster, service=service)}"]
+    if status == "FAILED" and not quote:
         lines.append("What to do: look at the stopped tasks' reasons in the console, fix, push again.")
     subject = f"ecspilot: {cluster}/{service} deployment {status.replace('_', ' ').lower()}"
     return subject[:100], "\n".join(lines)

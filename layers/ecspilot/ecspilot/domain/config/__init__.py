@@ -18,6 +18,7 @@ from ecspilot.domain.config.base import (
     ImageSource,
     Model,
 )
+from ecspilot.domain.config.health import CrashLoopConfig, crash_loop_policy
 from ecspilot.domain.config.jobs import (
     CapacityProviderItem,
     ContainerOverride,
@@ -41,6 +42,7 @@ __all__ = [
     "CapacityProviderItem",
     "ClusterTag",
     "ContainerOverride",
+    "CrashLoopConfig",
     "DaemonConfig",
     "EcspilotConfig",
     "ImageSource",
@@ -53,6 +55,7 @@ __all__ = [
     "QueueConfig",
     "RetryPolicy",
     "ServiceConfig",
+    "crash_loop_policy",
     "format_loc",
     "load_config",
     "parse_config",

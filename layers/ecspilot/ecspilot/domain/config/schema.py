@@ -8,6 +8,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from ecspilot.domain.config.base import ImageSource, Model
 from ecspilot.domain.config.gates import Gates
+from ecspilot.domain.config.health import CrashLoopSetting
 from ecspilot.domain.config.jobs import JobConfig
 from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig
 from ecspilot.errors import PlacementError
@@ -24,6 +25,7 @@ class ServiceConfig(Model):
     # declared after ``promote``: whether containers are required depends on it
     containers: dict[str, ImageSource] = Field(default_factory=dict, validate_default=True)
     rollback: bool = False
+    crash_loop: CrashLoopSetting = True  # see domain/config/health.py
     gates: Gates | None = None  # issue 14: domain/config/gates.py
     express: bool = False  # an ECS Express Mode service: UpdateExpressGatewayService on push
 

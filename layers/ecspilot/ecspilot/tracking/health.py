@@ -1,0 +1,200 @@
+"""The service health runbook: a stopped service task -> its stop recorded, ``TasksReplaced``,
+and one notification per crash loop.
+
+The runbook of an ``ECS Task State Change`` (STOPPED) whose ``group`` is ``service:NAME``:
+
+1. the service must be configured (cluster and ECS service name): another service's stop is
+   ignored, without error;
+2. judge the stop (pure, :func:`~ecspilot.tracking.health_decisions.classify_stop`): a
+   replacement (health checks, exits, OOM, failed starts) or not (drained by a deployment or a
+   scale-in, stopped by a person, capacity gone); the essential containers come from the task
+   definition (:mod:`.essential`, cached);
+3. record it as its own item (:class:`~ecspilot.aws.health_records.StopRecord`, a conditional
+   PutItem: a redelivered event writes nothing and counts nothing). A failed write fails the
+   invocation, so EventBridge delivers the event again: a stop is never lost;
+4. a new replacement counts ``TasksReplaced`` (dimensions Cluster, Service);
+5. when the service's ``crash_loop`` is on: the replacements of the window (one Query), the
+   crash-loop item (GetItem), the decision (:func:`~.health_decisions.loop_transition`), and
+   a write conditioned on the version read: of two invocations deciding at once, one moves the
+   state and only a ``start`` it wins publishes the notification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ecspilot.aws.clients import Clients
+from ecspilot.aws.ecs_reads import TaskDefinitions
+from ecspilot.aws.health_records import HealthRecords, LoopItem, StopRecord
+from ecspilot.aws.history import History
+from ecspilot.domain.config import CrashLoopConfig, EcspilotConfig, ServiceConfig, crash_loop_policy
+from ecspilot.domain.events import EcsTaskStateChangeEvent
+from ecspilot.errors import HealthRecordError
+from ecspilot.obs import count, logger
+from ecspilot.tracking.decisions import cluster_name, iso, service_dimensions
+from ecspilot.tracking.essential import essential_containers
+from ecspilot.tracking.health_decisions import (
+    LoopView,
+    Transition,
+    classify_stop,
+    deployment_of,
+    loop_transition,
+    most_common_reason,
+    service_of_group,
+    window_start,
+)
+from ecspilot.tracking.health_messages import crash_loop_message
+from ecspilot.tracking.report import Notifier, set_dimensions
+
+LOOP_ATTEMPTS = 5  # conditional writes lost to concurrent invocations before giving up (each re-reads)
+QUOTE_LOOKBACK_MINUTES = 5  # a deployment's tasks stop after its record was written; allow for clocks
+
+
+def configured_service(config: EcspilotConfig, cluster: str, service: str) -> ServiceConfig | None:
+    return next((s for s in config.services if s.cluster == cluster and s.service_name == service), None)
+
+
+class ServiceHealthTracker:
+    """Records service task stops and detects crash loops; see the module docstring."""
+
+    def __init__(
+        self, config: EcspilotConfig, clients: Clients, history: History, topic_arn: str | None = None
+    ) -> None:
+        self.config = config
+        self.clients = clients
+        self.records = HealthRecords(history)
+        self.notifier = Notifier(clients, topic_arn)
+
+    def task_event(self, event: EcsTaskStateChangeEvent) -> dict[str, Any]:
+        """Record one stopped service task and judge the service's crash loop."""
+        task = event.detail
+        cluster, service = cluster_name(task.cluster_arn), service_of_group(task.group) or ""
+        log = {"cluster": cluster, "ecs_service": service, "task_arn": task.task_arn}
+        if task.last_status != "STOPPED":
+            count("EventsIgnored")
+            return {"ignored": f"task is {task.last_status}, not STOPPED"}
+        svc = configured_service(self.config, cluster, service)
+        if svc is None:
+            logger.info("stopped task of a service not in the config: ignored", extra=log)
+            count("EventsIgnored")
+            return {"ignored": f"service {cluster}/{service} is not configured"}
+        essential = essential_containers(TaskDefinitions(self.clients.ecs), task.task_definition_arn)
+        verdict = classify_stop(task.stop_code, task.stopped_reason, task.containers, essential)
+        stopped_at = iso(task.stopped_at or event.time) or ""
+        record = StopRecord(
+            cluster=cluster,
+            service=service,
+            task_arn=task.task_arn,
+            stopped_at=stopped_at,
+            kind=verdict.kind,
+            replacement=verdict.replacement,
+            reason=verdict.reason,
+            stop_code=task.stop_code,
+            stopped_reason=task.stopped_reason,
+            deployment_id=deployment_of(task.started_by),
+            task_definition=task.task_definition_arn,
+            started_at=iso(task.started_at) or "",
+            exit_codes={c.name: c.exit_code for c in task.containers if c.exit_code is not None},
+            container_reasons={c.name: c.reason for c in task.containers if c.reason},
+            image_digests={c.name: c.image_digest for c in task.containers if c.image_digest},
+            event_id=event.id,
+        )
+        new = self.records.put_stop(record)
+        if verdict.replacement and new:
+            set_dimensions(service_dimensions(self.config, cluster, service))
+            count("TasksReplaced")
+        logger.info(
+            "service task stopped: " + ("replaced" if verdict.replacement else verdict.kind),
+            extra={**log, "kind": verdict.kind, "reason": verdict.reason, "recorded": new},
+        )
+        result: dict[str, Any] = {
+            "service": f"{cluster}/{service}",
+            "task_arn": task.task_arn,
+            "kind": verdict.kind,
+            "replacement": verdict.replacement,
+            "recorded": new,
+            "crash_loop": None,
+        }
+        policy = crash_loop_policy(svc.crash_loop)
+        if verdict.replacement and policy is not None:
+            at = task.stopped_at or event.time
+            result.update(self._judge_loop(cluster, service, at, policy, event.region))
+        return result
+
+    def _judge_loop(
+        self, cluster: str, service: str, at: datetime, policy: CrashLoopConfig, region: str
+    ) -> dict[str, Any]:
+        """Count the window's replacements and move the crash-loop item; notify a loop's start."""
+        until = iso(at) or ""
+        window = [
+            s
+            for s in self.records.stops(cluster, service, iso(window_start(at, policy.minutes)) or "", until)
+            if s.get("replacement")
+        ]
+        moved: Transition | None = None
+        for _ in range(LOOP_ATTEMPTS):
+            state = self.records.loop_state(cluster, service)
+            view = LoopView(state.looping, state.changed_at) if state else None
+            moved = loop_transition(view, until, len(window), policy)
+            if moved is None:
+                break
+            reason, _ = most_common_reason(window)
+            new = LoopItem(
+                looping=moved == "start",
+                changed_at=until,
+                version=(state.version + 1) if state else 1,
+                started_at=str(window[0].get("stopped_at", ""))
+                if moved == "start"
+                else (state.started_at if state else ""),
+                count=len(window),
+                reason=reason,
+            )
+            if self.records.replace_loop_state(cluster, service, new, state.version if state else None):
+                break
+            moved = None  # another invocation moved it first: read again and decide again
+        log = {
+            "cluster": cluster,
+            "ecs_service": service,
+            "replacements": len(window),
+            "minutes": policy.minutes,
+        }
+        if moved == "start":
+            logger.warning("crash loop: tasks replaced again and again", extra=log)
+            subject, body = crash_loop_message(cluster, service, window, policy.minutes, region)
+            self.notifier.notify(subject, body, {"kind": "crash-loop", "service": f"{cluster}/{service}"})
+        elif moved == "end":
+            logger.info("crash loop over: fewer replacements in the window", extra=log)
+        return {"crash_loop": moved, "replacements_in_window": len(window)}
+
+
+def deployment_stops(history: History, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The recorded stopped tasks of one deployment (by its ECS id), for its failure message.
+    A read that fails is logged, not raised: the record has moved, the message still goes."""
+    deployment_id = str(record.get("deployment_id", ""))
+    cluster, service = str(record.get("cluster", "")), str(record.get("service", ""))
+    if not deployment_id or not history.enabled:
+        return []
+    since = ""
+    started = str(record.get("started_at") or "")
+    if started:
+        try:
+            at = datetime.fromisoformat(started.replace("Z", "+00:00"))
+            since = iso(window_start(at, QUOTE_LOOKBACK_MINUTES)) or ""
+        except ValueError:
+            since = ""
+    try:
+        stops = HealthRecords(history).stops(cluster, service, since)
+    except HealthRecordError as exc:
+        logger.warning(
+            "cannot read the deployment's stopped tasks: the message goes without them",
+            extra={
+                "cluster": cluster,
+                "ecs_service": service,
+                "deployment_id": deployment_id,
+                "error": str(exc),
+            },
+        )
+        return []
+    return [s for s in stops if s.get("deployment_id") == deployment_id]
