@@ -315,3 +315,17 @@ class HookError(AwsError):
 
 class NothingPausedError(EcspilotError):
     """``approve`` / ``reject``: no paused deployment of that service awaits an answer."""
+
+
+class AccountAccessError(AwsError):
+    """Clients for another account could not be made: ``sts:AssumeRole`` was denied, throttled past
+    the retries, or failed (issue 13). Only that account's promotions fail; the others go on."""
+
+
+class PromotionError(AwsError):
+    """Evaluating or applying one promotion failed (a source read, the alarms, the state table)."""
+
+
+class PromotionInputError(EcspilotError):
+    """A promotion verb cannot do what was asked (``ecspilot promote``/``approve``): not a promoted
+    service, a digest its source never COMPLETED (without ``--force``), no release awaiting approval."""

@@ -64,6 +64,7 @@ class PushDeployer(DeployCommit):
         self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
         self._registering: dict[tuple[str, tuple[str, ...], str], threading.Lock] = {}
         self.notifier: Notifier | None = None  # refused images are notified (issue 14)
+        self.freshness_guard = True  # a promotion's order is its source's releases, not ECR's push times
 
     # AWS edges ------------------------------------------------------------------------------
 
@@ -141,19 +142,7 @@ class PushDeployer(DeployCommit):
             extra={"services": [t.config.name for t in targets], "jobs": [j.name for j, _ in jobs], **log},
         )
         if targets:
-            deploy_express(
-                self, [t for t in targets if t.config.express], push, result, dry_run, self.notifier
-            )
-            self._attach_services([t for t in targets if not t.config.express])
-            live = [t for t in targets if t.service is not None]
-            self._decide(live, push)
-            self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
-            scan_gate(live, push, self.clients, self.notifier)  # before anything is registered
-            to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
-            if to_deploy and not dry_run:
-                self._paced_deploy(to_deploy, push, result, budget)
-            if not dry_run:
-                self.backfill(live, push, result)
+            self.deploy_targets(targets, push, result, dry_run, budget)
         if jobs:
             outcomes = self._map(lambda item: self._follow_job(item[0], item[1], push, dry_run), jobs)
             result.jobs = [
@@ -162,6 +151,23 @@ class PushDeployer(DeployCommit):
             ]
         report(result, log)
         return result
+
+    def deploy_targets(
+        self, targets: list[Target], push: ImagePush, result: PushResult, dry_run: bool, budget: Budget | None
+    ) -> None:
+        """Steps 2 to 7 for ``targets`` (each with its containers to put on ``push``); the seam a
+        promotion deploys through, with its target account's clients and the source's image."""
+        deploy_express(self, [t for t in targets if t.config.express], push, result, dry_run, self.notifier)
+        self._attach_services([t for t in targets if not t.config.express])
+        live = [t for t in targets if t.service is not None]
+        self._decide(live, push)
+        self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
+        scan_gate(live, push, self.clients, self.notifier)  # before anything is registered
+        to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
+        if to_deploy and not dry_run:
+            self._paced_deploy(to_deploy, push, result, budget)
+        if not dry_run:
+            self.backfill(live, push, result)
 
     def judge(
         self, source: TaskDefinition, containers: Sequence[str], push: ImagePush
@@ -177,7 +183,7 @@ class PushDeployer(DeployCommit):
         verdict, others = decide(images, containers, push)
         if verdict == "unchanged":
             return "unchanged", "already runs this digest"
-        if not others:
+        if not others or not self.freshness_guard:
             return "deploy", ""
         mine = self.pushed_at(push.repository, push.digest) or aware(push.time)
         running = {d: self.pushed_at(push.repository, d) for d in sorted(others)}

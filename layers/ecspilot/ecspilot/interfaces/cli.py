@@ -251,9 +251,9 @@ COMMANDS: dict[str, Command] = {
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from ecspilot.interfaces.cli_status import print_history  # noqa: PLC0415
+    from ecspilot.interfaces.cli_promote import history  # noqa: PLC0415 - a promoted service's, or cli_status's
 
-    return print_history(_runtime(args), args.name, limit=args.limit, output=args.output)
+    return history(args, _runtime(args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -262,7 +262,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return print_status(_runtime(args), output=args.output, html=args.html, service=args.service)
 
 
-COMMANDS.update({"history": cmd_history, "status": cmd_status})
+def cmd_promote(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_promote import cmd_promote as promote  # noqa: PLC0415
+
+    return promote(args, _runtime(args, origin=True))
+
+
+COMMANDS.update({"history": cmd_history, "status": cmd_status, "promote": cmd_promote})
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -335,9 +341,9 @@ COMMANDS.update({"init": cmd_init, "import": cmd_import})
 
 
 def cmd_answer_hook(args: argparse.Namespace) -> int:
-    from ecspilot.interfaces.cli_hooks import answer_command  # noqa: PLC0415
+    from ecspilot.interfaces.cli_promote import answer  # noqa: PLC0415 - a paused deployment, or a promotion
 
-    return answer_command(args, _runtime(args))
+    return answer(args, _runtime(args))
 
 
 COMMANDS.update({"approve": cmd_answer_hook, "reject": cmd_answer_hook})  # pause hooks (issue 14)

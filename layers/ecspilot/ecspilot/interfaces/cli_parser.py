@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
     add_tracking_parsers(sub, common)
     add_rollback_parser(sub, common)
+    add_promotion_parsers(sub, common)
     add_adoption_parsers(sub)
     add_hook_parsers(sub, common)
     enqueue = _verb(
@@ -177,6 +178,26 @@ def add_rollback_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     rollback.add_argument("--reason", help="why, kept on the deployment record")
 
 
+def add_promotion_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``promote`` (issue 13)."""
+    promote = _verb(
+        sub,
+        "promote",
+        "promote a digest its source COMPLETED to a promoted service, through its gates (or --force)",
+        "ecspilot promote web-prod --digest sha256:0123...cdef --dry-run",
+        common,
+    )
+    promote.add_argument("target", help="a promoted service (one with promote: in the config)")
+    promote.add_argument("--digest", required=True, help="the image digest, sha256:<64 hex>")
+    promote.add_argument(
+        "--force",
+        action="store_true",
+        help="skip the gates (bake, source runs it, alarms, approval); not a hold",
+    )
+    promote.add_argument("--dry-run", action="store_true", help="show the gates' verdict, change nothing")
+    # `approve SERVICE` (add_hook_parsers) also approves the release a promoted service waits for
+
+
 def _write_options(verb: Any) -> None:
     verb.add_argument(
         "--output", dest="output_file", metavar="FILE", help="write the config to FILE (default: stdout)"
@@ -225,7 +246,8 @@ def add_hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     approve = _verb(
         sub,
         "approve",
-        "continue a deployment paused at a pause hook that waits for approval",
+        "continue a deployment paused at a pause hook that waits for approval; else, for a "
+        "promoted service, approve the release it waits for (promote.approval: true)",
         "ecspilot approve web",
         common,
     )

@@ -21,7 +21,7 @@ The runbook of a deployment event (``ECS Deployment State Change``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from ecspilot.domain.events import EcsDeploymentStateChangeEvent
 from ecspilot.domain.images import short_digest
 from ecspilot.domain.service_deployments import reconciled_status
 from ecspilot.obs import count, logger, seconds
+from ecspilot.promotion.decisions import scoped_service
 from ecspilot.tracking.decisions import (
     DEPLOYMENT_METRIC,
     DEPLOYMENT_MOVES,
@@ -64,12 +65,28 @@ class DeploymentTracker:
     """Moves deployment records forward from ECS deployment events; see the module docstring."""
 
     def __init__(
-        self, config: EcspilotConfig, clients: Clients, history: History, topic_arn: str | None = None
+        self,
+        config: EcspilotConfig,
+        clients: Clients,
+        history: History,
+        topic_arn: str | None = None,
+        own: tuple[str | None, str | None] = (None, None),
+        on_completed: Callable[[Mapping[str, Any]], Any] | None = None,
     ) -> None:
         self.config = config
         self.clients = clients
         self.history = history
         self.notifier = Notifier(clients, topic_arn)
+        # issue 13: ecspilot's (account, region): a service elsewhere is keyed with its account
+        # and region; and what to do when a record completes (a promotion's timer)
+        self.own = own
+        self.on_completed = on_completed
+
+    def _service_of(self, event: EcsDeploymentStateChangeEvent) -> tuple[str, str]:
+        """``(cluster, service)`` as the state table keys the event's service: with the account
+        and region when they are not ecspilot's (``scoped_service``)."""
+        cluster, service = parse_service_arn(event.service_arn)
+        return cluster, scoped_service(service, event.account, event.region, self.own)
 
     def _upsert(
         self,
@@ -82,7 +99,7 @@ class DeploymentTracker:
         """Apply the event's status to the deployment's one item (keyed by its ECS id), creating
         it as ``external`` (or ``rollback``) when the deployer has not written it yet: deployer
         and tracker meet on the same item whichever writes first."""
-        cluster, service = parse_service_arn(event.service_arn)
+        cluster, service = self._service_of(event)
         deployment_id = event.detail.deployment_id
         record = DeploymentRecord(
             cluster=cluster,
@@ -167,7 +184,7 @@ class DeploymentTracker:
         Only the newest is considered: an older record left IN_PROGRESS (superseded by a later
         push) was not what ECS rolled back.
         """
-        cluster, service = parse_service_arn(event.service_arn)
+        cluster, service = self._service_of(event)
         rollback_id = event.detail.deployment_id
         for item in self.history.deployments(cluster, service, limit=10):
             if item.get("deployment_id") in {rollback_id, target}:
@@ -195,7 +212,7 @@ class DeploymentTracker:
     def deployment_event(self, event: EcsDeploymentStateChangeEvent) -> dict[str, Any]:
         """Apply one deployment event; see the module docstring."""
         status = deployment_status(event.detail.event_name)
-        cluster, service = parse_service_arn(event.service_arn)
+        cluster, service = self._service_of(event)
         log = {
             "cluster": cluster,
             "ecs_service": service,
@@ -209,7 +226,12 @@ class DeploymentTracker:
         target = rollback_target(event.detail.reason) if status == "IN_PROGRESS" else None
         # blue/green, linear, canary: the service deployment, not the event, says how it stands
         existing = self.history.deployment(event.detail.deployment_id) or {}
-        observed = ServiceDeploymentReader(self.clients.ecs).observe(event, existing)
+        # (a forwarded event of another account, issue 13: recorded as it says; ecspilot's own
+        # ECS client cannot read that account's service deployments)
+        foreign = service != parse_service_arn(event.service_arn)[1]
+        observed = (
+            Observation() if foreign else ServiceDeploymentReader(self.clients.ecs).observe(event, existing)
+        )
         said, status = status, reconciled_status(status, observed.ecs_status)
         if said != status:
             logger.info(
@@ -224,8 +246,15 @@ class DeploymentTracker:
             moved += [step] if step else []
         for m in moved:
             self._report_deployment(m, event.region)
+        promotions = [
+            done
+            for m in moved
+            if m.status == "COMPLETED" and self.on_completed is not None
+            for done in self.on_completed(m.record) or []
+        ]
         logger.info("deployment event applied", extra={**log, "moved": [m.status for m in moved]})
         return {
+            **({"promotions": promotions} if promotions else {}),
             "deployment_id": event.detail.deployment_id,
             "cluster": cluster,
             "service": service,

@@ -9,7 +9,7 @@ from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
 from ecspilot.domain.hook_events import EcsHookStateChangeEvent
 from ecspilot.errors import AwsError
-from ecspilot.interfaces.origins import untrusted_reason
+from ecspilot.interfaces.origins import promotion_origins, untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.tracking.deployments import DeploymentTracker
 from ecspilot.tracking.health import ServiceHealthTracker
@@ -28,7 +28,11 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
         parsed = parse_event(EcsTaskStateChangeEvent, event, "ECS Task State Change")
     else:
         parsed = parse_event(EcsDeploymentStateChangeEvent, event, "ECS Deployment State Change")
-    untrusted = untrusted_reason(runtime.settings, parsed.account, parsed.region, parsed.detail_type)
+    # the configured accounts' deployment events too (issue 13: their promotions' records)
+    accounts = promotion_origins(runtime.config) if isinstance(parsed, EcsDeploymentStateChangeEvent) else []
+    untrusted = untrusted_reason(
+        runtime.settings, parsed.account, parsed.region, parsed.detail_type, accounts
+    )
     if untrusted:
         return {"ignored": untrusted}
     if not runtime.history.enabled:
@@ -41,4 +45,11 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
         if service_of_group(parsed.detail.group):  # a service's task (issue 16): health, not a run
             return ServiceHealthTracker(*parts).task_event(parsed)
         return RunTracker(*parts).task_event(parsed)
-    return DeploymentTracker(*parts).deployment_event(parsed)
+    own = (runtime.settings.account_id, runtime.settings.region)
+
+    def completed(record: Any) -> list[dict[str, Any]]:
+        from ecspilot.promotion.handler import after_completed  # noqa: PLC0415 - promotions only
+
+        return after_completed(runtime, record) if any(s.promote for s in runtime.config.services) else []
+
+    return DeploymentTracker(*parts, own=own, on_completed=completed).deployment_event(parsed)

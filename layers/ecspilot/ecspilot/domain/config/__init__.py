@@ -30,6 +30,7 @@ from ecspilot.domain.config.jobs import (
     RetryPolicy,
 )
 from ecspilot.domain.config.loading import format_loc, load_config, parse_config
+from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig, root_of
 from ecspilot.domain.config.schema import ClusterTag, DaemonConfig, EcspilotConfig, ServiceConfig
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "OVERRIDE_FIELDS",
     "REPOSITORY_RE",
     "TAG_GLOB_RE",
+    "AccountConfig",
     "CapacityProviderItem",
     "ClusterTag",
     "ContainerOverride",
@@ -49,6 +51,7 @@ __all__ = [
     "Model",
     "NetworkConfig",
     "PlacementSpec",
+    "PromoteConfig",
     "QueueConfig",
     "RetryPolicy",
     "ServiceConfig",
@@ -56,4 +59,5 @@ __all__ = [
     "format_loc",
     "load_config",
     "parse_config",
+    "root_of",
 ]
