@@ -125,3 +125,8 @@ class Clients:
     @property
     def sns(self) -> SNSClient:
         return self.get("sns")  # type: ignore[no-any-return]
+
+    @property
+    def cloudwatch(self) -> Any:
+        """CloudWatch (alarm states for the alarm gate); untyped: no stubs are pinned for it."""
+        return self.get("cloudwatch")
