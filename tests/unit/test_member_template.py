@@ -136,7 +136,7 @@ def test_alarms_are_readable_only_when_a_source_stage_lives_in_the_account() -> 
     assert "SourceStageAlarmsPolicy" not in member()
     policy = member({"SourceStageAlarms": "enabled"})["SourceStageAlarmsPolicy"]
     [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Action"] == "cloudwatch:DescribeAlarms"
+    assert statement["Action"] == ["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"]
     assert statement["Resource"] == f"arn:aws:cloudwatch:*:{TARGET}:alarm:*"
 
 
