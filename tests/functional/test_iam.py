@@ -243,6 +243,7 @@ def track_deployments(run: Run) -> None:
     [started] = invoke("run_job", {"job": "nightly-report"})["task_arns"]
     task = rt.clients.ecs.describe_tasks(cluster=JOB_CLUSTER, tasks=[started])["tasks"][0]
     run.invoke("track_deployments", task_stopped_event("ecs_task_stopped_failed", task))
+    promotions_by_the_tracker(run)
 
 
 def reconcile(run: Run) -> None:
@@ -262,6 +263,113 @@ def reconcile(run: Run) -> None:
     run.runtime({**WEB, "daemons": [daemon], "jobs": [job(schedule="rate(2 days)")]}, **RECONCILE_SETTINGS)
     run.invoke("reconcile", {})  # update the daemons and a schedule, delete the other
     managed_daemons(run)
+    promotions_by_reconcile(run)
+
+
+def promotion_world(run: Run, targets: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
+    """Issue 13 (after the function's other scenarios: web_world is there): promoted copies of
+    web in this account (cluster ``prod``) and in another one (an assumed role); web:v7 deployed.
+    Returns its deployment record."""
+    from tests.promotion_world import ROLE_ARN, TARGET_ACCOUNT, TARGET_REGION, assumed_clients  # noqa: PLC0415
+
+    sb = run.sandbox
+    td = sb.task_definition("web-copies", {"app": sb.image("web", "v0")}, **ROLES, **TAGGED)
+    for name in ("copy", "copy2", "later"):
+        sb.service("prod", name, td)
+    far = Sandbox(assumed_clients(sb.clients, ROLE_ARN, TARGET_REGION), TARGET_ACCOUNT, TARGET_REGION)
+    far.cluster("prod")
+    far.service("prod", "web", far.task_definition("web", {"app": sb.image("web", "v0")}))
+    topic = sb.clients.sns.create_topic(Name="ecspilot-iam-promotion")["TopicArn"]
+    config = {**WEB, "accounts": {"far": {"role_arn": ROLE_ARN, "region": TARGET_REGION}}}
+    config["services"] = [*WEB["services"], *targets]
+    rt = run.runtime(config, notify_topic_arn=topic, **settings)
+    with new_deployment_per_update():
+        invoke("deploy_on_push", sb.push("web", "v7"))
+    [record] = [r for r in rt.history.deployments("prod", "web") if r["image_tag"] == "v7"]
+    sb.clients.get("cloudwatch").put_metric_alarm(
+        AlarmName="iam-flappy",
+        MetricName="Errors",
+        Namespace="web",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    return record
+
+
+def promoted(
+    name: str, service: str, bake: int, alarms: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "cluster": "prod",
+        "service": service,
+        "promote": {"from": "web", "bake_minutes": bake, "alarms": alarms or []},
+        **extra,
+    }
+
+
+def completed_event(record: Mapping[str, Any], minutes_ago: int) -> dict[str, Any]:
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    at = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/web"
+    return load_event(
+        "ecs_deployment_completed",
+        {"deploymentId": record["deployment_id"], "updatedAt": at},
+        resources=[arn],
+    )
+
+
+def promotions_by_reconcile(run: Run) -> None:
+    """A due own-account promotion, a cross-account one (AssumeRole), one blocked by an alarm
+    whose history must be read (the notice: a conditional write, a record, a publish)."""
+    targets = [
+        promoted("web-copy", "copy", 30, ["iam-flappy"]),
+        promoted("web-copy2", "copy2", 30),
+        promoted("web-far", "web", 30, account="far"),
+    ]
+    record = promotion_world(run, targets, **RECONCILE_SETTINGS)
+    with new_deployment_per_update():
+        invoke("track_deployments", completed_event(record, 1))
+    backdate(run, record, 31)
+    with new_deployment_per_update():
+        run.invoke("reconcile", {})
+
+
+def backdate(run: Run, record: Mapping[str, Any], minutes: int) -> None:
+    """Let the bake pass: the record completed ``minutes`` ago (ecspilot's own table)."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    at = (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    run.sandbox.clients.dynamodb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": record["pk"]}, "sk": {"S": record["sk"]}},
+        UpdateExpression="SET finished_at = :at",
+        ExpressionAttributeValues={":at": {"S": at}},
+    )
+
+
+def promotions_by_the_tracker(run: Run) -> None:
+    """On a COMPLETED event: a timer (bake 30), promotions right away (bake 0: own account and
+    another through its role), one blocked by an alarm whose history must be read."""
+    run.sandbox.clients.scheduler.create_schedule_group(Name=GROUP)
+    targets = [
+        promoted("web-copy", "copy", 0, ["iam-flappy"]),
+        promoted("web-copy2", "copy2", 0),
+        promoted("web-far", "web", 0, account="far"),
+        promoted("web-later", "later", 30),
+    ]
+    settings = {
+        "schedule_group": GROUP,
+        "reconcile_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ecspilot-Reconcile",
+        "scheduler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/ecspilot-PromotionTimerRole",
+    }
+    record = promotion_world(run, targets, **settings)
+    with new_deployment_per_update():
+        run.invoke("track_deployments", completed_event(record, 1))
 
 
 MANAGED_PREFIX = f"arn:aws:ecs:{REGION}:{ACCOUNT}"

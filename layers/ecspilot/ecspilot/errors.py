@@ -286,3 +286,17 @@ class AdoptionError(AwsError):
 class AdoptionInputError(EcspilotError):
     """Bad input to ``init`` or ``import copilot``: an unknown cluster, an output file that exists
     (without ``--force``), a workspace that is not a directory."""
+
+
+class AccountAccessError(AwsError):
+    """Clients for another account could not be made: ``sts:AssumeRole`` was denied, throttled past
+    the retries, or failed (issue 13). Only that account's promotions fail; the others go on."""
+
+
+class PromotionError(AwsError):
+    """Evaluating or applying one promotion failed (a source read, the alarms, the state table)."""
+
+
+class PromotionInputError(EcspilotError):
+    """A promotion verb cannot do what was asked (``ecspilot promote``/``approve``): not a promoted
+    service, a digest its source never COMPLETED (without ``--force``), no release awaiting approval."""

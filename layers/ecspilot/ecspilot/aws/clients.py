@@ -64,6 +64,14 @@ class Clients:
         self._injected = frozenset(self._clients)
         self._lock = threading.Lock()
 
+    def base_session(self) -> boto3.Session:
+        """The session the clients are made from (created on first use): its event hooks are
+        what sessions for other accounts copy (:mod:`ecspilot.aws.accounts`)."""
+        with self._lock:
+            if self._session is None:
+                self._session = boto3.Session(region_name=self._region)
+            return self._session
+
     def get(self, service: str) -> Any:
         """Return the client for ``service``, creating it on first use."""
         with self._lock:

@@ -219,3 +219,7 @@ class DeployReads:
                     self._services[(cluster, name)] = found[name]
                 else:
                     self._services[(cluster, name)] = f"service not found ({failures.get(name, 'MISSING')})"
+
+    def described(self, cluster: str, service: str) -> dict[str, Any] | str:
+        """A service :meth:`describe_services` read, or why it cannot be deployed to."""
+        return self._services.get((cluster, service), "service not described")

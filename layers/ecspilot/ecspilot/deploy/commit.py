@@ -82,15 +82,13 @@ class DeployCommit(DeployReads):
         if not targets or not self.state.enabled:
             return
         try:
-            states = self.state.read((t.config.cluster, t.config.service_name) for t in targets)
+            states = self.state.read(t.key for t in targets)
         except AwsError as exc:
             for t in targets:  # not knowing is not permission: the retry decides
                 t.outcome.outcome, t.outcome.reason = "failed", f"reading the rolled-back hold failed: {exc}"
             return
         for t in targets:
-            reason = rolled_back_reason(
-                held_records(states.get((t.config.cluster, t.config.service_name), {})), push
-            )
+            reason = rolled_back_reason(held_records(states.get(t.key, {})), push)
             if reason:
                 t.outcome.outcome, t.outcome.reason = "held", reason
 
@@ -98,10 +96,7 @@ class DeployCommit(DeployReads):
 
     def claims_of(self, t: Target, task_definition: str, push: ImagePush) -> list[Claim]:
         pushed_at = self._pushed_at_for_claims(push)
-        return [
-            Claim(t.config.cluster, t.config.service_name, c, push.digest, pushed_at, task_definition)
-            for c in t.outcome.containers
-        ]
+        return [Claim(*t.key, c, push.digest, pushed_at, task_definition) for c in t.outcome.containers]
 
     def _pushed_at_for_claims(self, push: ImagePush) -> float:
         """When the pushed image was pushed: ECR's imagePushedAt, else the event's time, else now."""
@@ -129,7 +124,7 @@ class DeployCommit(DeployReads):
             return []
         kept = []
         for t, arn in updates:
-            if (t.config.cluster, t.config.service_name) in lost:
+            if t.key in lost:
                 t.outcome.outcome = "stale"
                 t.outcome.reason = "a newer image was given to this service by a concurrent deployment"
                 count("DeploymentsSuperseded")
@@ -144,14 +139,14 @@ class DeployCommit(DeployReads):
         while applied and self.state.enabled and rounds < VERIFY_ROUNDS:
             rounds += 1
             try:
-                states = self.state.read((t.config.cluster, t.config.service_name) for t, _ in applied)
+                states = self.state.read(t.key for t, _ in applied)
             except AwsError as exc:
                 logger.warning("could not verify the services' claims", extra={"error": str(exc)})
                 count("DeploymentVerifyErrors")
                 return
             redo: list[tuple[Target, Claim]] = []
             for t, claims in applied:
-                newer = newer_claims(claims, states.get((t.config.cluster, t.config.service_name), {}))
+                newer = newer_claims(claims, states.get(t.key, {}))
                 if newer:
                     redo.append((t, max(newer, key=lambda c: (c.pushed_at, c.digest))))
             if not redo:
@@ -180,8 +175,8 @@ class DeployCommit(DeployReads):
         self, t: Target, new_arn: str, deployment_id: str, push: ImagePush, started_at: str
     ) -> DeploymentRecord:
         return DeploymentRecord(
-            cluster=t.config.cluster,
-            service=t.config.service_name,
+            cluster=t.key[0],
+            service=t.key[1],
             from_task_definition=t.outcome.from_task_definition,
             to_task_definition=new_arn,
             image_digest=push.digest,
@@ -242,7 +237,7 @@ class DeployCommit(DeployReads):
         for t, _ in unchanged:
             keys += [
                 deployment_key(primary_deployment_id(t.service or {})),
-                state_key(t.config.cluster, t.config.service_name),
+                state_key(*t.key),
             ]
         try:
             items = self.history.get_many(keys)
@@ -254,7 +249,7 @@ class DeployCommit(DeployReads):
             service = t.service or {}
             deployment_id = primary_deployment_id(service)
             key = deployment_key(deployment_id)
-            state_pk = state_key(t.config.cluster, t.config.service_name)
+            state_pk = state_key(*t.key)
             state = items.get((state_pk["pk"], state_pk["sk"]), {})
             ours = all(_claimed(state, c) == push.digest for c in t.outcome.containers)
             if items.get((key["pk"], key["sk"]), {}).get("image_digest") or not ours:
@@ -263,8 +258,8 @@ class DeployCommit(DeployReads):
             t.outcome.reason = "already runs this digest; its missing deployment record was written"
             missing.append(
                 DeploymentRecord(
-                    cluster=t.config.cluster,
-                    service=t.config.service_name,
+                    cluster=t.key[0],
+                    service=t.key[1],
                     from_task_definition="",
                     to_task_definition=str(service.get("taskDefinition", "")),
                     image_digest=push.digest,

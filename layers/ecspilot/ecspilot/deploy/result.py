@@ -36,6 +36,15 @@ class Target:
     config: ServiceConfig
     outcome: ServiceOutcome
     service: dict[str, Any] | None = None
+    # the service's name in the state table's keys, when not its ECS name: a service in another
+    # account or region (a promotion target) is keyed ``<service>@<account>:<region>``, so two
+    # accounts' services of the same cluster and name never share records, claims or holds
+    state_service: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(cluster, service)`` as the state table keys this service."""
+        return (self.config.cluster, self.state_service or self.config.service_name)
 
 
 @dataclass

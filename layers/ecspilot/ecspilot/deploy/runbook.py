@@ -60,6 +60,9 @@ class PushDeployer(DeployCommit):
         super().__init__(clients, history, max_workers, trigger)
         self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
         self._registering: dict[tuple[str, tuple[str, ...], str], threading.Lock] = {}
+        # a push never moves a service back to an older image; a promotion's order is its
+        # source's completed releases (its gates decide), not ECR's push times in another account
+        self.freshness_guard = True
 
     # AWS edges ------------------------------------------------------------------------------
 
@@ -137,15 +140,7 @@ class PushDeployer(DeployCommit):
             extra={"services": [t.config.name for t in targets], "jobs": [j.name for j, _ in jobs], **log},
         )
         if targets:
-            self._attach_services(targets)
-            live = [t for t in targets if t.service is not None]
-            self._decide(live, push)
-            self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
-            to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
-            if to_deploy and not dry_run:
-                self._paced_deploy(to_deploy, push, result, budget)
-            if not dry_run:
-                self.backfill(live, push, result)
+            self.deploy_targets(targets, push, result, dry_run, budget)
         if jobs:
             outcomes = self._map(lambda item: self._follow_job(item[0], item[1], push, dry_run), jobs)
             result.jobs = [
@@ -154,6 +149,27 @@ class PushDeployer(DeployCommit):
             ]
         report(result, log)
         return result
+
+    def deploy_targets(
+        self,
+        targets: list[Target],
+        push: ImagePush,
+        result: PushResult,
+        dry_run: bool = False,
+        budget: Budget | None = None,
+    ) -> None:
+        """Steps 2 to 7 for ``targets`` (each with its containers to put on ``push``): describe,
+        judge, hold, register, claim, update, record, verify. The seam a promotion deploys
+        through, with its target account's clients and the source's image as the push."""
+        self._attach_services(targets)
+        live = [t for t in targets if t.service is not None]
+        self._decide(live, push)
+        self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
+        to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
+        if to_deploy and not dry_run:
+            self._paced_deploy(to_deploy, push, result, budget)
+        if not dry_run:
+            self.backfill(live, push, result)
 
     def judge(
         self, source: TaskDefinition, containers: Sequence[str], push: ImagePush
@@ -169,7 +185,7 @@ class PushDeployer(DeployCommit):
         verdict, others = decide(images, containers, push)
         if verdict == "unchanged":
             return "unchanged", "already runs this digest"
-        if not others:
+        if not others or not self.freshness_guard:
             return "deploy", ""
         mine = self.pushed_at(push.repository, push.digest) or aware(push.time)
         running = {d: self.pushed_at(push.repository, d) for d in sorted(others)}

@@ -251,9 +251,14 @@ COMMANDS: dict[str, Command] = {
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from ecspilot.interfaces.cli_status import print_history  # noqa: PLC0415
+    from ecspilot.interfaces.cli_promote import is_promoted, print_promotion_history  # noqa: PLC0415
+    from ecspilot.interfaces.cli_status import print_history, require_table  # noqa: PLC0415
 
-    return print_history(_runtime(args), args.name, limit=args.limit, output=args.output)
+    rt = _runtime(args)
+    if is_promoted(rt, args.name):  # a promoted service: its promotions, then its deployments
+        require_table(rt)
+        return print_promotion_history(rt, args.name, limit=args.limit, output=args.output)
+    return print_history(rt, args.name, limit=args.limit, output=args.output)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -263,6 +268,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 COMMANDS.update({"history": cmd_history, "status": cmd_status})
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_promote import cmd_promote as promote  # noqa: PLC0415
+
+    return promote(args, _runtime(args, origin=True))
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_promote import cmd_approve as approve  # noqa: PLC0415
+
+    return approve(args, _runtime(args, origin=True))
+
+
+COMMANDS.update({"promote": cmd_promote, "approve": cmd_approve})
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:

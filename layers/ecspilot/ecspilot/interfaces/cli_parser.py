@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--verbose", action="store_true", help="show the handlers' structured logs too")
     add_tracking_parsers(sub, common)
+    add_promotion_parsers(sub, common)
     add_adoption_parsers(sub)
     enqueue = _verb(
         sub,
@@ -152,6 +153,34 @@ def add_tracking_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     status.add_argument(
         "--html", metavar="FILE", help="also write a self-contained HTML page with a timeline"
     )
+
+
+def add_promotion_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``promote`` and ``approve`` (issue 13)."""
+    promote = _verb(
+        sub,
+        "promote",
+        "promote a digest its source COMPLETED to a promoted service, through its gates (or --force)",
+        "ecspilot promote web-prod --digest sha256:0123...cdef --dry-run",
+        common,
+    )
+    promote.add_argument("target", help="a promoted service (one with promote: in the config)")
+    promote.add_argument("--digest", required=True, help="the image digest, sha256:<64 hex>")
+    promote.add_argument(
+        "--force",
+        action="store_true",
+        help="skip the gates (bake, source runs it, alarms, approval); not a hold",
+    )
+    promote.add_argument("--dry-run", action="store_true", help="show the gates' verdict, change nothing")
+    approve = _verb(
+        sub,
+        "approve",
+        "approve the release a promoted service waits for (promote.approval: true)",
+        "ecspilot approve web-prod",
+        common,
+    )
+    approve.add_argument("target", help="a promoted service whose promotion needs approval")
+    approve.add_argument("--dry-run", action="store_true", help="show what would be approved, change nothing")
 
 
 def _write_options(verb: Any) -> None:

@@ -4,6 +4,8 @@ An EventBridge event names the account and region it comes from. ecspilot acts o
 ECR push pins ``<account>.dkr.ecr.<region>...``), so an event from anywhere else is ignored:
 the rules filter on ``account`` and ``region`` in ``template.yaml``, and the code checks again
 here, so a rule edited by hand, a forwarded event or a direct invoke cannot widen the set.
+The tracker also takes the ECS events of the config's ``accounts`` (forwarded to ecspilot's bus
+by the member template): :func:`promotion_origins`.
 
 The trusted set is the function's own account and region (settings, from the environment the
 template sets: no STS call). It is a set so a later config key (``accounts:``) can add more.
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ecspilot.domain.config import EcspilotConfig
 from ecspilot.interfaces.settings import Settings
 from ecspilot.obs import count, logger
 
@@ -43,12 +46,26 @@ class TrustedOrigins:
         return f"event from untrusted origin account {account} region {region}"
 
 
-def untrusted_reason(settings: Settings, account: str, region: str, kind: str) -> str | None:
-    """Check an event's origin against ``settings``; log and count an untrusted one.
+def promotion_origins(config: EcspilotConfig) -> list[tuple[str, str | None]]:
+    """The configured accounts (issue 13) as ``(account id, region)``; a None region is
+    ecspilot's own. Only the tracker takes events from them (their ECS events, forwarded)."""
+    return [(a.account_id, a.region) for a in config.accounts.values()]
+
+
+def untrusted_reason(
+    settings: Settings,
+    account: str,
+    region: str,
+    kind: str,
+    accounts: Iterable[tuple[str, str | None]] = (),
+) -> str | None:
+    """Check an event's origin against ``settings`` (and the configured ``accounts``, for the
+    tracker); log and count an untrusted one.
 
     Returns the reason to ignore the event, or None when it may be acted on.
     """
-    reason = TrustedOrigins.from_settings(settings).why_untrusted(account, region)
+    extra = [(a, r or settings.region or "") for a, r in accounts]
+    reason = TrustedOrigins.from_settings(settings, extra).why_untrusted(account, region)
     if reason is not None:
         logger.warning(
             "event from an untrusted origin ignored",
@@ -61,4 +78,4 @@ def untrusted_reason(settings: Settings, account: str, region: str, kind: str) -
     return reason
 
 
-__all__ = ["TrustedOrigins", "untrusted_reason"]
+__all__ = ["TrustedOrigins", "promotion_origins", "untrusted_reason"]

@@ -55,6 +55,8 @@ class Settings:
     ecs_rates: str = ""
     continuation_queue_url: str | None = None
     time_margin_seconds: int = 20
+    # issue 13: the reconcile function, the target of a promotion's one-time bake timer
+    reconcile_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -77,6 +79,7 @@ class Settings:
             ecs_rates=env.get("ECSPILOT_ECS_RATES") or "",
             continuation_queue_url=env.get("ECSPILOT_CONTINUATION_QUEUE_URL") or None,
             time_margin_seconds=_int(env, "ECSPILOT_TIME_MARGIN_SECONDS", 20),
+            reconcile_arn=env.get("ECSPILOT_RECONCILE_ARN") or None,
         )
         settings = replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
         if settings.account_id is not None and not re.fullmatch(r"[0-9]{12}", settings.account_id):

@@ -158,6 +158,15 @@ def unadopted(config: EcspilotConfig) -> set[str]:
     return {schedule_name(j.name) for j in config.jobs if not j.adopt}
 
 
+def is_promotion_timer(schedule: Mapping[str, Any]) -> bool:
+    """True for a promotion's bake timer (its input says ``"trigger": "promotion"``)."""
+    try:
+        payload = json.loads(str(schedule.get("Target", {}).get("Input") or "{}"))
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and payload.get("trigger") == "promotion"
+
+
 # --- AWS edges --------------------------------------------------------------------------------
 
 
@@ -199,6 +208,8 @@ def sync_schedules(
     # group (made before the user chose so) is left as it is, never updated nor deleted
     for name in unadopted(config):
         actual.pop(name, None)
+    # a promotion's one-time bake timer (issue 13) shares the group: not a job's, never deleted here
+    actual = {name: found for name, found in actual.items() if not is_promotion_timer(found)}
     actions = []
     for name, change, detail in diff(desired, actual):
         applied = False

@@ -72,6 +72,10 @@ def handle_reconcile_event(event: Any, rt: RuntimeSource) -> dict[str, Any]:
 
         return custom_resource.handle(event, lambda: reconcile(_runtime(rt)).as_dict())
     runtime = _runtime(rt)
+    if isinstance(event, dict) and event.get("trigger") == "promotion":  # a bake's one-time timer
+        from ecspilot.promotion.handler import handle_promotion_timer  # noqa: PLC0415
+
+        return handle_promotion_timer(event, runtime)
     trigger = trigger_of(event, runtime)
     if isinstance(trigger, dict):
         return trigger

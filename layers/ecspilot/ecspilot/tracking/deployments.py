@@ -18,7 +18,7 @@ The runbook of a deployment event (``ECS Deployment State Change``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent
 from ecspilot.domain.images import short_digest
 from ecspilot.obs import count, logger, seconds
+from ecspilot.promotion.decisions import scoped_service
 from ecspilot.tracking.decisions import (
     DEPLOYMENT_METRIC,
     DEPLOYMENT_MOVES,
@@ -57,17 +58,33 @@ class DeploymentTracker:
     """Moves deployment records forward from ECS deployment events; see the module docstring."""
 
     def __init__(
-        self, config: EcspilotConfig, clients: Clients, history: History, topic_arn: str | None = None
+        self,
+        config: EcspilotConfig,
+        clients: Clients,
+        history: History,
+        topic_arn: str | None = None,
+        own: tuple[str | None, str | None] = (None, None),
+        on_completed: Callable[[Mapping[str, Any]], Any] | None = None,
     ) -> None:
         self.config = config
         self.history = history
         self.notifier = Notifier(clients, topic_arn)
+        # issue 13: ecspilot's (account, region): a service elsewhere is keyed with its account
+        # and region; and what to do when a record completes (a promotion's timer)
+        self.own = own
+        self.on_completed = on_completed
+
+    def _service_of(self, event: EcsDeploymentStateChangeEvent) -> tuple[str, str]:
+        """``(cluster, service)`` as the state table keys the event's service: with the account
+        and region when they are not ecspilot's (``scoped_service``)."""
+        cluster, service = parse_service_arn(event.service_arn)
+        return cluster, scoped_service(service, event.account, event.region, self.own)
 
     def _upsert(self, event: EcsDeploymentStateChangeEvent, status: str, trigger: str) -> Moved | None:
         """Apply the event's status to the deployment's one item (keyed by its ECS id), creating
         it as ``external`` (or ``rollback``) when the deployer has not written it yet: deployer
         and tracker meet on the same item whichever writes first."""
-        cluster, service = parse_service_arn(event.service_arn)
+        cluster, service = self._service_of(event)
         deployment_id = event.detail.deployment_id
         record = DeploymentRecord(
             cluster=cluster,
@@ -150,7 +167,7 @@ class DeploymentTracker:
         Only the newest is considered: an older record left IN_PROGRESS (superseded by a later
         push) was not what ECS rolled back.
         """
-        cluster, service = parse_service_arn(event.service_arn)
+        cluster, service = self._service_of(event)
         rollback_id = event.detail.deployment_id
         for item in self.history.deployments(cluster, service, limit=10):
             if item.get("deployment_id") in {rollback_id, target}:
@@ -178,7 +195,7 @@ class DeploymentTracker:
     def deployment_event(self, event: EcsDeploymentStateChangeEvent) -> dict[str, Any]:
         """Apply one deployment event; see the module docstring."""
         status = deployment_status(event.detail.event_name)
-        cluster, service = parse_service_arn(event.service_arn)
+        cluster, service = self._service_of(event)
         log = {
             "cluster": cluster,
             "ecs_service": service,
@@ -198,8 +215,15 @@ class DeploymentTracker:
             moved += [step] if step else []
         for m in moved:
             self._report_deployment(m, event.region)
+        promotions = [
+            done
+            for m in moved
+            if m.status == "COMPLETED" and self.on_completed is not None
+            for done in self.on_completed(m.record) or []
+        ]
         logger.info("deployment event applied", extra={**log, "moved": [m.status for m in moved]})
         return {
+            **({"promotions": promotions} if promotions else {}),
             "deployment_id": event.detail.deployment_id,
             "cluster": cluster,
             "service": service,

@@ -29,6 +29,7 @@ from ecspilot.domain.config.jobs import (
     RetryPolicy,
 )
 from ecspilot.domain.config.loading import format_loc, load_config, parse_config
+from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig, root_of
 from ecspilot.domain.config.schema import ClusterTag, DaemonConfig, EcspilotConfig, ServiceConfig
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "OVERRIDE_FIELDS",
     "REPOSITORY_RE",
     "TAG_GLOB_RE",
+    "AccountConfig",
     "CapacityProviderItem",
     "ClusterTag",
     "ContainerOverride",
@@ -47,10 +49,12 @@ __all__ = [
     "Model",
     "NetworkConfig",
     "PlacementSpec",
+    "PromoteConfig",
     "QueueConfig",
     "RetryPolicy",
     "ServiceConfig",
     "format_loc",
     "load_config",
     "parse_config",
+    "root_of",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ecspilot.domain.config.base import NAME_RE, ImageSource
+from ecspilot.domain.config.promotion import promotion_problems
 from ecspilot.domain.config.schema import EcspilotConfig
 from ecspilot.errors import ConfigError
 
@@ -30,10 +31,10 @@ def _cross_check(config: EcspilotConfig) -> Iterator[tuple[str, str]]:
                 )
             else:
                 seen[entry.name] = i
-    owners: dict[tuple[str, str, str], tuple[int, ImageSource]] = {}
+    owners: dict[tuple[str, str, str, str], tuple[int, ImageSource]] = {}
     for i, svc in enumerate(config.services):
         for container, source in svc.containers.items():
-            key = (svc.cluster, svc.service_name, container)
+            key = (svc.account or "", svc.cluster, svc.service_name, container)
             if key in owners:
                 first, _ = owners[key]
                 yield (
@@ -43,6 +44,7 @@ def _cross_check(config: EcspilotConfig) -> Iterator[tuple[str, str]]:
                 )
             else:
                 owners[key] = (i, source)
+    yield from promotion_problems(config.services, config.accounts)
     daemon_targets: dict[tuple[str, str], int] = {}
     for i, daemon in enumerate(config.daemons):
         if daemon.clusters == "*":
