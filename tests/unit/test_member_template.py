@@ -124,6 +124,16 @@ def test_only_ecspilots_function_roles_may_assume_the_deployer_role() -> None:
     }
 
 
+def test_operators_running_the_cli_may_be_trusted_by_role_arn_and_no_one_else() -> None:
+    sso = f"arn:aws:iam::{ECSPILOT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Deployer_*"
+    for params in ({"OperatorRoleArns": sso}, {"OperatorRoleArns": sso, "ExternalId": "s3cr3t"}):
+        statement = trust(params)
+        assert statement["Condition"]["ArnLike"] == {
+            "aws:PrincipalArn": [f"arn:aws:iam::{ECSPILOT}:role/ecspilot-*", sso]
+        }
+        assert statement["Principal"] == {"AWS": f"arn:aws:iam::{ECSPILOT}:root"}
+
+
 def test_an_external_id_when_given_is_required_as_well() -> None:
     statement = trust({"ExternalId": "s3cr3t"})
     assert statement["Condition"]["StringEquals"] == {"sts:ExternalId": "s3cr3t"}
