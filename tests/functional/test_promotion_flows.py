@@ -281,3 +281,37 @@ def test_cli_promote_approve_and_history(
     # not a promoted service: bad input
     assert main([*base, "approve", "web-staging"], session=session) == 2
     assert TARGET_ACCOUNT  # the target account's records are keyed with it (see test_promotion)
+
+
+def test_plan_prints_each_promotion_and_a_due_one_is_a_change(
+    sandbox: Sandbox,
+    make_runtime: MakeRuntime,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    recorder: CallRecorder,
+) -> None:
+    cfg = config(bake=30)
+    world = World(sandbox, make_runtime, cfg)
+    base = cli_world(world, tmp_path, cfg, monkeypatch)
+    session = sandbox.clients.base_session()
+    record = world.release("v1")
+    # baking: a waiting line, no change (exit 0 with --detailed-exitcode)
+    assert main([*base, "plan", "--detailed-exitcode"], session=session) == 0
+    assert "waiting (bake ends at" in capsys.readouterr().out
+    # baked: a promote line, a change (exit 3), and the dry run wrote nothing
+    world.backdate(record, 31)
+    recorder.reset()
+    assert main([*base, "plan", "--detailed-exitcode"], session=session) == 3
+    out = capsys.readouterr().out
+    assert f"promote {record['image_digest'][:19]} from web-staging {record['deployment_id']}" in out
+    assert [w for w in recorder.writes() if w != "AssumeRole"] == []  # AssumeRole changes nothing
+    assert world.images()["app"] == sandbox.image("web", "v0")
+
+
+def test_a_timer_for_a_service_no_longer_promoted_is_ignored(
+    sandbox: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    World(sandbox, make_runtime, config(bake=30))
+    out = invoke("reconcile", {"trigger": "promotion", "service": "web-gone"})
+    assert "not a promoted service" in out["ignored"]

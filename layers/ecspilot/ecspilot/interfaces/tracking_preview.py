@@ -11,7 +11,7 @@ from typing import Any
 from ecspilot.aws.ecs_reads import TaskDefinitions
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
-from ecspilot.interfaces.origins import untrusted_reason
+from ecspilot.interfaces.origins import promotion_origins, untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.tracking.decisions import (
     DEPLOYMENT_MOVES,
@@ -40,7 +40,9 @@ def preview(event: Any, rt: Runtime) -> dict[str, Any]:
         task_event = parse_event(EcsTaskStateChangeEvent, event, "ECS Task State Change")
         return _task(task_event, rt)
     parsed = parse_event(EcsDeploymentStateChangeEvent, event, "ECS Deployment State Change")
-    untrusted = untrusted_reason(rt.settings, parsed.account, parsed.region, parsed.detail_type)
+    untrusted = untrusted_reason(  # the tracker takes the configured accounts' events too (issue 13)
+        rt.settings, parsed.account, parsed.region, parsed.detail_type, promotion_origins(rt.config)
+    )
     if untrusted:
         return {"ignored": untrusted}
     status = deployment_status(parsed.detail.event_name)

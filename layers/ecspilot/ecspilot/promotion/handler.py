@@ -17,7 +17,7 @@ from typing import Any
 
 from ecspilot.aws.accounts import sessions_of
 from ecspilot.domain.plan import Action
-from ecspilot.errors import EcspilotError, EventError
+from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
 from ecspilot.promotion.decisions import parse_time, schedule_name, state_keys
@@ -50,10 +50,11 @@ def handle_promotion_timer(event: Mapping[str, Any], runtime: Runtime) -> dict[s
     """A bake's timer fired: evaluate (and apply) that one target."""
     name = event.get("service")
     target = next((s for s in runtime.config.services if s.name == name and s.promote), None)
-    if target is None:
-        raise EventError(
-            f"promotion timer for {name!r}: not a promoted service in the config", field="service"
-        )
+    if target is None:  # the config changed since the timer was set: nothing to do (no retry)
+        reason = f"promotion timer for {name!r}: not a promoted service in the config"
+        logger.warning("promotion timer ignored", extra={"service": name, "reason": reason})
+        count("EventsIgnored")
+        return {"ignored": reason}
     actions = as_actions(promoter(runtime, "reconcile", "timer").run([target.name]))
     return {"trigger": "promotion", "service": target.name, "actions": [a.__dict__ for a in actions]}
 
