@@ -50,8 +50,9 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 template: $(STAMP) $(SAM_STAMP)
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml member/template.yaml
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+	$(SAM_VENV)/bin/sam validate --lint --template member/template.yaml --region us-east-1
 	$(BIN)/ecspilot --config config/ecspilot.yaml validate
 
 unit: $(STAMP)

@@ -116,13 +116,80 @@ def event_patterns(logical_id: str) -> dict[str, dict[str, Any]]:
 
 def resolve_pseudo(value: Any, account: str, region: str) -> Any:
     """``value`` with ``!Ref AWS::AccountId`` / ``!Ref AWS::Region`` replaced by ``account``/``region``
-    (to put a rule's pattern into a local EventBridge)."""
-    if isinstance(value, dict):
-        if value == {"Ref": "AWS::AccountId"}:
-            return account
-        if value == {"Ref": "AWS::Region"}:
-            return region
-        return {k: resolve_pseudo(v, account, region) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve_pseudo(v, account, region) for v in value]
-    return value
+    (to put a rule's pattern into a local EventBridge); the template's parameters at their defaults."""
+    return resolve(value, account, region)
+
+
+def resolve(
+    value: Any,
+    account: str,
+    region: str,
+    parameters: dict[str, Any] | None = None,
+    path: Path = TEMPLATE,
+) -> Any:
+    """``value`` with the intrinsic functions a pattern or policy uses evaluated (``Ref`` of pseudo
+    parameters and parameters, ``If`` on the template's conditions, ``Join``, ``Split``, ``Sub``,
+    ``Equals``, ``Not``, ``And``, ``Or``): parameters from ``parameters``, else their defaults
+    (a CommaDelimitedList as a list). Anything else (``GetAtt``, a resource's ``Ref``) stays as is."""
+    template = load_template(path)
+    declared = template.get("Parameters", {})
+    given = parameters or {}
+
+    def param(name: str) -> Any:
+        pseudo = {"AWS::AccountId": account, "AWS::Region": region, "AWS::Partition": "aws"}
+        if name in pseudo:
+            return pseudo[name]
+        if name == "AWS::StackName":
+            return given.get(name, "ecspilot")
+        if name not in declared:
+            return {"Ref": name}
+        raw = given.get(name, declared[name].get("Default", ""))
+        if declared[name]["Type"] == "CommaDelimitedList" and isinstance(raw, str):
+            return raw.split(",")
+        return raw
+
+    def condition(name: str) -> bool:
+        return bool(ev(template["Conditions"][name]))
+
+    def sub(text: str, names: dict[str, Any]) -> str:
+        import re  # noqa: PLC0415
+
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return str(names[name] if name in names else param(name))
+
+        return re.sub(r"\$\{([\w:]+)\}", one, text)
+
+    def ev(node: Any) -> Any:
+        if isinstance(node, list):
+            return [ev(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            [(key, arg)] = node.items()
+            if key == "Ref":
+                return param(arg)
+            if key == "Condition":
+                return condition(arg)
+            if key == "Fn::If":
+                name, then, otherwise = arg
+                return ev(then) if condition(name) else ev(otherwise)
+            if key == "Fn::Join":
+                return str(arg[0]).join(str(v) for v in ev(arg[1]))
+            if key == "Fn::Split":
+                return str(ev(arg[1])).split(arg[0])
+            if key == "Fn::Sub":
+                text, names = (arg, {}) if isinstance(arg, str) else (arg[0], ev(arg[1]))
+                return sub(text, names)
+            if key == "Fn::Equals":
+                left, right = ev(arg)
+                return left == right
+            if key == "Fn::Not":
+                return not ev(arg[0])
+            if key == "Fn::And":
+                return all(ev(arg))
+            if key == "Fn::Or":
+                return any(ev(arg))
+        return {k: ev(v) for k, v in node.items()}
+
+    return ev(value)

@@ -40,6 +40,7 @@ from ecspilot_dev.demo.jobs import (
     chapter_jobs_follow_pushes,
     chapter_placement_check,
 )
+from ecspilot_dev.demo.promotion import PROMOTION_CONFIG, chapter_promotion
 from ecspilot_dev.demo.push import chapter_catch_up, chapter_deploy_on_push
 from ecspilot_dev.demo.queue import chapter_queue
 from ecspilot_dev.demo.rollback import ROLLBACK_CONFIG, chapter_rollback
@@ -75,6 +76,7 @@ CHAPTERS: list[Chapter] = [
     Chapter("queue", chapter_queue),
     Chapter("daemons", chapter_daemons_everywhere),
     Chapter("hardening", chapter_hardening),
+    Chapter("promotion", chapter_promotion, PROMOTION_CONFIG),
     Chapter("gates", chapter_gates, GATES_CONFIG),
     Chapter("rollback", chapter_rollback, ROLLBACK_CONFIG),
     Chapter("health", chapter_health, HEALTH_CONFIG),
