@@ -26,13 +26,13 @@ from typing import Any
 
 from ecspilot.aws.express import current_configuration, deployment_of, service_arn, update_image
 from ecspilot.aws.history import utc_now
+from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.commit import DeployCommit
 from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.scan_gate import scan_gate
 from ecspilot.domain.images import ImagePush
 from ecspilot.errors import EcspilotError
 from ecspilot.obs import logger
-from ecspilot.tracking.report import Notifier
 
 
 def deploy_express(

@@ -33,6 +33,7 @@ from ecspilot.aws.clients import Clients
 from ecspilot.aws.ecs_reads import aware, once_more
 from ecspilot.aws.fanout import bounded_map
 from ecspilot.aws.history import DeploymentRecord, History, utc_now
+from ecspilot.aws.notify import Notifier
 from ecspilot.aws.revisions import TaskDefinition
 from ecspilot.aws.service_state import Claim
 from ecspilot.deploy.commit import DeployCommit
@@ -46,7 +47,6 @@ from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
 from ecspilot.errors import BudgetExhaustedError, DeployError, DeployFailuresError, EcspilotError
 from ecspilot.obs import logger
-from ecspilot.tracking.report import Notifier
 
 Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
 

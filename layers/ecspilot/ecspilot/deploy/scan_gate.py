@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ecspilot.aws.clients import Clients
+from ecspilot.aws.notify import Notifier
 from ecspilot.aws.scans import Scans
 from ecspilot.deploy.result import Target
 from ecspilot.domain.gates import scan_verdict
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.errors import ScanError
 from ecspilot.obs import count, logger
-from ecspilot.tracking.report import Notifier
 
 
 def scan_gate(

@@ -29,6 +29,7 @@ from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.alarms import AlarmReadError, alarm_gate
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
+from ecspilot.aws.notify import Notifier
 from ecspilot.aws.service_state import held_records, state_key
 from ecspilot.deploy.result import PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy.rules import primary_deployment_id
@@ -50,7 +51,6 @@ from ecspilot.promotion.decisions import (
 )
 from ecspilot.promotion.records import PromotionRecords, approval_attribute, notice_attribute, promotion_key
 from ecspilot.promotion.result import Promotion, as_actions
-from ecspilot.tracking.report import Notifier
 
 
 class Promoter:

@@ -28,6 +28,7 @@ from typing import Any
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.deployment_fields import annotate, dynamo_fields
 from ecspilot.aws.history import DeploymentRecord, History
+from ecspilot.aws.notify import Notifier
 from ecspilot.aws.service_state import ServiceState
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent
@@ -48,7 +49,7 @@ from ecspilot.tracking.decisions import (
 )
 from ecspilot.tracking.health import deployment_stops
 from ecspilot.tracking.messages import deployment_message
-from ecspilot.tracking.report import Notifier, set_dimensions
+from ecspilot.tracking.report import set_dimensions
 from ecspilot.tracking.service_deployments import Observation, ServiceDeploymentReader
 
 

@@ -29,6 +29,7 @@ from ecspilot.aws.clients import Clients
 from ecspilot.aws.ecs_reads import TaskDefinitions
 from ecspilot.aws.health_records import HealthRecords, LoopItem, StopRecord
 from ecspilot.aws.history import History
+from ecspilot.aws.notify import Notifier
 from ecspilot.domain.config import CrashLoopConfig, EcspilotConfig, ServiceConfig, crash_loop_policy
 from ecspilot.domain.events import EcsTaskStateChangeEvent
 from ecspilot.errors import HealthRecordError
@@ -46,7 +47,7 @@ from ecspilot.tracking.health_decisions import (
     window_start,
 )
 from ecspilot.tracking.health_messages import crash_loop_message
-from ecspilot.tracking.report import Notifier, set_dimensions
+from ecspilot.tracking.report import set_dimensions
 
 LOOP_ATTEMPTS = 5  # conditional writes lost to concurrent invocations before giving up (each re-reads)
 QUOTE_LOOKBACK_MINUTES = 5  # a deployment's tasks stop after its record was written; allow for clocks

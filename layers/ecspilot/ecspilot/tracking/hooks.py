@@ -30,13 +30,13 @@ from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
 from ecspilot.aws.hook_state import HookRecords, hook_key
 from ecspilot.aws.hooks import Answer, answer_hook, deployment_images
+from ecspilot.aws.notify import Notifier
 from ecspilot.aws.scans import Scans
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig
 from ecspilot.domain.gates import AlarmState, HookDecision, ScanVerdict, hook_decision, scan_verdict
 from ecspilot.domain.hook_events import AWAITING_ACTION, EcsHookStateChangeEvent
 from ecspilot.errors import EcspilotError, HookError, NothingPausedError
 from ecspilot.obs import count, logger
-from ecspilot.tracking.report import Notifier
 
 METRIC = {"CONTINUE": "HooksContinued", "ROLLBACK": "HooksRolledBack", "WAIT": "HooksWaiting"}
 

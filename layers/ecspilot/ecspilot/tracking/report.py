@@ -1,5 +1,4 @@
-"""What a moved record reports beyond its log line: the invocation's metric dimensions, and an
-SNS notification (a failed publish is logged and counted, never raised)."""
+"""The invocation's metric dimensions of a moved record (its notification: :mod:`ecspilot.aws.notify`)."""
 
 from __future__ import annotations
 
@@ -7,11 +6,8 @@ import warnings
 from collections.abc import Mapping
 
 from aws_lambda_powertools.warnings import PowertoolsUserWarning
-from botocore.exceptions import BotoCoreError, ClientError
 
-from ecspilot.aws.clients import Clients
-from ecspilot.errors import error_code
-from ecspilot.obs import count, logger, metrics
+from ecspilot.obs import metrics
 
 
 def set_dimensions(dimensions: Mapping[str, str]) -> None:
@@ -24,36 +20,3 @@ def set_dimensions(dimensions: Mapping[str, str]) -> None:
         warnings.simplefilter("ignore", PowertoolsUserWarning)
         for name, value in dimensions.items():
             metrics.add_dimension(name=name, value=value)
-
-
-class Notifier:
-    """Publishes to the notification topic, when one is configured (the SNS client is made only
-    when there is something to send)."""
-
-    def __init__(self, clients: Clients, topic_arn: str | None) -> None:
-        self.clients = clients
-        self.topic_arn = topic_arn
-
-    def notify(self, subject: str, body: str, attributes: Mapping[str, str]) -> bool:
-        """Publish; True when sent. A failed publish is logged and counted, not raised: the
-        record has already moved, so a retry of the event would not send it again."""
-        if not self.topic_arn:
-            return False
-        try:
-            self.clients.sns.publish(
-                TopicArn=self.topic_arn,
-                Subject=subject,
-                Message=body,
-                MessageAttributes={
-                    k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v
-                },
-            )
-        except (ClientError, BotoCoreError) as exc:
-            logger.error(
-                "notification not sent",
-                extra={"error": str(exc), "error_code": error_code(exc), "subject": subject},
-            )
-            count("NotificationErrors")
-            return False
-        logger.info("notification sent", extra={"subject": subject})
-        return True

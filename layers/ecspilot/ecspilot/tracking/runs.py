@@ -17,6 +17,7 @@ from typing import Any
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.ecs_reads import TaskDefinitions
 from ecspilot.aws.history import History
+from ecspilot.aws.notify import Notifier
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.events import EcsTaskStateChangeEvent
 from ecspilot.obs import count, logger, seconds
@@ -30,7 +31,7 @@ from ecspilot.tracking.decisions import (
 )
 from ecspilot.tracking.essential import essential_containers
 from ecspilot.tracking.messages import run_message
-from ecspilot.tracking.report import Notifier, set_dimensions
+from ecspilot.tracking.report import set_dimensions
 
 
 class RunTracker:
