@@ -421,3 +421,49 @@ def test_a_hook_held_by_an_invocation_that_died_is_taken_again_once_its_hold_exp
     clock[0] += 2
     assert records.claim(key, {"hook_id": HOOK}) is not None
     assert world.hook_item()["status"] == "EVALUATING"
+
+
+# --- ecspilot plan --event: what the tracker would answer, read-only -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("findings", "action", "change"),
+    [({"LOW": 1}, "CONTINUE", "would-answer"), ({"CRITICAL": 1}, "ROLLBACK", "would-answer")],
+)
+def test_plan_event_previews_the_answer_to_a_paused_deployment_and_writes_nothing(
+    world: World, findings: dict[str, int], action: str, change: str
+) -> None:
+    from ecspilot.interfaces.cli_plan import plan_event  # noqa: PLC0415
+
+    # GIVEN a service gated on its image scan
+    rt = world.use({"image_scan": {"max_severity": "HIGH"}})
+    scanned(world.clients.ecr, "web", DIGEST, findings)
+    world.expect_images()  # the reads the gates need; no ContinueServiceDeployment is queued
+    world.recorder.reset()
+    # WHEN the hook event is planned
+    data, changed = plan_event(rt, hook_event(), "json")
+    # THEN the answer the tracker would give is shown, a change, with nothing written or answered
+    assert data["function"] == "track_deployments"
+    assert data["moves"] == [
+        {"record": f"hook {HOOK} of prod/web", "from": "(new)", "to": action, "change": change}
+    ]
+    assert changed is True
+    assert world.recorder.writes() == []
+    assert "DescribeImageScanFindings" in world.recorder.ops()
+    assert world.hook_item() == {}
+
+
+def test_plan_event_of_a_hook_already_answered_is_unchanged(world: World) -> None:
+    from ecspilot.interfaces.cli_plan import plan_event  # noqa: PLC0415
+
+    rt = world.use({"image_scan": {"max_severity": "HIGH"}})
+    scanned(world.clients.ecr, "web", DIGEST, {"LOW": 1})
+    world.expect_images()
+    world.expect_answer("CONTINUE")
+    HookTracker(rt.config, rt.clients, rt.history, world.topic).hook_event(
+        EcsHookStateChangeEvent.model_validate(hook_event())
+    )
+    data, changed = plan_event(rt, hook_event(), "json")
+    assert data["moves"][0]["change"] == "unchanged"
+    assert data["moves"][0]["to"] == "CONTINUE"
+    assert changed is False

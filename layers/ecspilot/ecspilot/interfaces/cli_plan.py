@@ -19,10 +19,21 @@ from ecspilot.errors import EventError
 from ecspilot.interfaces.present import as_json, say, table
 from ecspilot.interfaces.runtime import Runtime
 
-TRACKED = ("ECS Deployment State Change", "ECS Task State Change")
+TRACKED = ("ECS Deployment State Change", "ECS Task State Change", "ECS Hook State Change")
 #: where a Scheduler schedule's target would be before the stack is deployed
 NOT_DEPLOYED = "arn:aws:lambda:{region}:{account}:function:ecspilot-run-job (not deployed yet)"
-CHANGES = ("would-deploy", "would-run", "would-register", "would-move", "create", "update", "delete")
+CHANGES = (
+    "would-deploy",
+    "would-run",
+    "would-register",
+    "would-move",
+    "would-record",
+    "would-answer",
+    "would-wait",
+    "create",
+    "update",
+    "delete",
+)
 
 
 def read_event(path: str) -> Any:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ecspilot.aws.ecs_reads import TaskDefinitions
+from ecspilot.aws.hook_state import HookRecords, hook_key
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
+from ecspilot.domain.hook_events import AWAITING_ACTION, EcsHookStateChangeEvent
 from ecspilot.domain.service_deployments import reconciled_status
 from ecspilot.interfaces.origins import promotion_origins, untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
@@ -25,7 +27,11 @@ from ecspilot.tracking.decisions import (
 from ecspilot.tracking.essential import essential_containers
 from ecspilot.tracking.health import configured_service
 from ecspilot.tracking.health_decisions import classify_stop, service_of_group
+from ecspilot.tracking.hooks import HookTracker
 from ecspilot.tracking.service_deployments import ServiceDeploymentReader
+
+#: what the tracker would do with a paused deployment's hook, by the gates' decision
+HOOK_CHANGES = {"CONTINUE": "would-answer", "ROLLBACK": "would-answer", "WAIT": "would-wait"}
 
 
 def _move(record: str, before: str | None, after: str, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -40,6 +46,8 @@ def _move(record: str, before: str | None, after: str, allowed: tuple[str, ...])
 
 def preview(event: Any, rt: Runtime) -> dict[str, Any]:
     """The moves the tracker would make, or ``{"ignored": reason}``."""
+    if event.get("detail-type") == "ECS Hook State Change":
+        return _hook(parse_event(EcsHookStateChangeEvent, event, "ECS Hook State Change"), rt)
     if event.get("detail-type") == "ECS Task State Change":
         task_event = parse_event(EcsTaskStateChangeEvent, event, "ECS Task State Change")
         return _task(task_event, rt)
@@ -116,3 +124,28 @@ def _service_task(parsed: EcsTaskStateChangeEvent, rt: Runtime) -> dict[str, Any
         "change": "would-record",
     }
     return {"summary": f"service task stopped, {what}: {verdict.reason}", "moves": [move]}
+
+
+def _hook(parsed: EcsHookStateChangeEvent, rt: Runtime) -> dict[str, Any]:
+    """A paused deployment (issue 14): the service's gates evaluated with reads only, and the answer
+    the tracker would give (CONTINUE or ROLLBACK) or that it would wait for a person."""
+    untrusted = untrusted_reason(rt.settings, parsed.account, parsed.region, parsed.detail_type)
+    if untrusted:
+        return {"ignored": untrusted}
+    if parsed.detail.event_name != AWAITING_ACTION:
+        return {"ignored": f"hook event {parsed.detail.event_name} needs no answer"}
+    cluster, service = parsed.cluster_service
+    tracker = HookTracker(rt.config, rt.clients, rt.history)
+    svc = configured_service(rt.config, cluster, service)
+    if svc is None:
+        return {"ignored": f"service {cluster}/{service} is not in the config"}
+    hook_id = parsed.detail.hook_id
+    status = HookRecords(rt.history).get(hook_key(cluster, service, hook_id)).get("status")
+    record = f"hook {hook_id} of {cluster}/{service}"
+    if status:
+        move = {"record": record, "from": str(status), "to": str(status), "change": "unchanged"}
+        return {"summary": f"hook {hook_id} is already {status}", "moves": [move]}
+    decision = tracker.evaluate(svc, parsed.deployment_arn)
+    move = {"record": record, "from": "(new)", "to": decision.action, "change": HOOK_CHANGES[decision.action]}
+    reasons = "; ".join(decision.reasons) or "every gate passes"
+    return {"summary": f"{AWAITING_ACTION} at {parsed.detail.lifecycle_stage}: {reasons}", "moves": [move]}
