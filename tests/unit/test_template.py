@@ -73,3 +73,14 @@ def test_writes_to_services_and_daemons_are_scoped_by_cluster(function: str) -> 
             )
             cluster = statement["Condition"]["ArnLike"]["ecs:cluster"]["Fn::Sub"]
             assert cluster.endswith(":cluster/${JobClusterNamePattern}")
+
+
+@pytest.mark.parametrize("function", sorted(function_ids()))
+def test_a_function_allowed_to_publish_knows_the_topic(function: str) -> None:
+    # a function granted sns:Publish (a notification it sends) must be told the topic: without
+    # ECSPILOT_NOTIFY_TOPIC_ARN it silently sends nothing (the IAM test cannot see this: it builds
+    # the runtime with the topic itself)
+    logical_id = function_ids()[function]
+    publishes = any(g.key == "sns:Publish" for g in function_grants(logical_id))
+    env = load_template()["Resources"][logical_id]["Properties"].get("Environment", {}).get("Variables", {})
+    assert ("ECSPILOT_NOTIFY_TOPIC_ARN" in env) == publishes, (function, publishes)
