@@ -26,11 +26,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from ecspilot.aws.dynamo import serialize, set_expression
+from ecspilot.aws.dynamo import conditional_update, set_expression
 from ecspilot.aws.history import History
-from ecspilot.errors import AwsError, error_code
 
 
 def annotate(
@@ -49,22 +46,17 @@ def annotate(
     client, table = connection
     update = set_expression(values)
     statuses = {f":w{i}": s for i, s in enumerate(while_status)}
-    try:
-        client.update_item(
-            TableName=table,
-            Key=serialize(dict(key)),
-            UpdateExpression=update.expression,
-            ConditionExpression=f"#status IN ({', '.join(statuses)})",
-            ExpressionAttributeNames={**update.names, "#status": "status"},
-            ExpressionAttributeValues=serialize({**update.values, **statuses}),
-        )
-    except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise AwsError(f"updating history failed: {exc}", table=table) from exc
-    except BotoCoreError as exc:
-        raise AwsError(f"updating history failed: {exc}", table=table) from exc
-    return True
+    written = conditional_update(
+        client,
+        table,
+        key,
+        update.expression,
+        {**update.names, "#status": "status"},
+        {**update.values, **statuses},
+        f"#status IN ({', '.join(statuses)})",
+        what="updating history",
+    )
+    return written is not None
 
 
 def _dynamo(value: Any) -> Any:

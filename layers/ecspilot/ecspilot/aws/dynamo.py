@@ -1,4 +1,5 @@
-"""DynamoDB's attribute maps and update expressions, for the state table's modules. Pure."""
+"""DynamoDB's attribute maps and update expressions, for the state table's modules (pure), and
+the one conditional ``UpdateItem`` they all write with."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ecspilot.errors import AwsError, error_code
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -45,3 +49,41 @@ def set_expression(values: Mapping[str, Any], if_missing: Mapping[str, Any] | No
         names[f"#c{i}"], attr[f":c{i}"] = name, value
         sets.append(f"#c{i} = if_not_exists(#c{i}, :c{i})")
     return Update(sets, names, attr)
+
+
+def conditional_update(
+    client: Any,
+    table: str,
+    key: Mapping[str, Any],
+    expression: str,
+    names: Mapping[str, str],
+    values: Mapping[str, Any],
+    condition: str | None = None,
+    *,
+    error: type[AwsError] = AwsError,
+    what: str = "updating the state table",
+) -> dict[str, Any] | None:
+    """One ``UpdateItem`` (``values`` plain, serialized here), under ``condition`` when given.
+
+    Returns the item as it was (``{}`` when it was new), or None when the condition failed: the
+    caller's "someone else moved it first". Any other failure is ``error`` (``what`` failed),
+    raised from the cause.
+    """
+    extra: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
+    try:
+        resp = client.update_item(
+            TableName=table,
+            Key=serialize(key),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=dict(names),
+            ExpressionAttributeValues=serialize(values),
+            ReturnValues="ALL_OLD",
+            **extra,
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise error(f"{what} failed: {exc}", table=table) from exc
+    except BotoCoreError as exc:
+        raise error(f"{what} failed: {exc}", table=table) from exc
+    return deserialize(resp.get("Attributes", {}))

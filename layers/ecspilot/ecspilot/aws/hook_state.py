@@ -24,9 +24,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ecspilot.aws.dynamo import deserialize, serialize, set_expression
+from ecspilot.aws.dynamo import conditional_update, deserialize, serialize, set_expression
 from ecspilot.aws.history import History, service_pk, utc_now
-from ecspilot.errors import HookError, error_code
+from ecspilot.errors import HookError
 
 FINAL = ("CONTINUE", "ROLLBACK")
 HOLD_SECONDS = (
@@ -62,23 +62,17 @@ class HookRecords:
         condition failed."""
         client, table = self.history._target()
         update = set_expression(values, create)
-        try:
-            resp = client.update_item(
-                TableName=table,
-                Key=serialize(key),
-                UpdateExpression=update.expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={**update.names, **_names(condition)},
-                ExpressionAttributeValues=serialize({**update.values, **condition_values}),
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise HookError(f"writing the hook's record failed: {exc}", table=table) from exc
-        except BotoCoreError as exc:
-            raise HookError(f"writing the hook's record failed: {exc}", table=table) from exc
-        return deserialize(resp.get("Attributes", {}))
+        return conditional_update(
+            client,
+            table,
+            key,
+            update.expression,
+            {**update.names, **_names(condition)},
+            {**update.values, **condition_values},
+            condition,
+            error=HookError,
+            what="writing the hook's record",
+        )
 
     def get(self, key: Mapping[str, str]) -> dict[str, Any]:
         client, table = self.history._target()

@@ -29,9 +29,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ecspilot.aws.dynamo import deserialize, serialize
+from ecspilot.aws.dynamo import conditional_update, deserialize, serialize
 from ecspilot.aws.history import History
-from ecspilot.errors import PromotionError, error_code
+from ecspilot.errors import PromotionError
 
 STATE_SK = "STATE"
 LEASE_SECONDS = 300  # a crashed promoter's lease lapses after this; a failed one gives it back
@@ -66,22 +66,18 @@ class PromotionRecords:
         if connection is None:
             raise PromotionError("no state table configured (ECSPILOT_TABLE): promotions need one")
         client, table = connection
-        try:
-            client.update_item(
-                TableName=table,
-                Key=serialize(key),
-                UpdateExpression=expression,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=serialize(values),
-                **kw,
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise PromotionError(f"writing the promotion state failed: {exc}", table=table) from exc
-        except BotoCoreError as exc:
-            raise PromotionError(f"writing the promotion state failed: {exc}", table=table) from exc
-        return True
+        written = conditional_update(
+            client,
+            table,
+            key,
+            expression,
+            names,
+            values,
+            kw.get("ConditionExpression"),
+            error=PromotionError,
+            what="writing the promotion state",
+        )
+        return written is not None
 
     def approve(self, target: str, deployment_id: str, by: str, at: str) -> None:
         """Record an approval of the release ``deployment_id`` for ``target`` (idempotent)."""
