@@ -336,6 +336,15 @@ def service_task_stops(run: Run, rt: Runtime) -> None:
     for n in range(5):
         at = start + timedelta(minutes=n)
         run.invoke("track_deployments", service_task_stopped(ELB_FAILED, n, at, task_definition=td))
+    # a stop forwarded from the member account (web-far of the promotion scenario): its essential
+    # containers are read there, through the role the tracker assumes
+    from tests.promotion_world import TARGET_ACCOUNT, TARGET_REGION  # noqa: PLC0415
+
+    far_td = f"arn:aws:ecs:{TARGET_REGION}:{TARGET_ACCOUNT}:task-definition/web:1"
+    far = service_task_stopped(
+        ELB_FAILED, 9, start, task_definition=far_td, account=TARGET_ACCOUNT, region=TARGET_REGION
+    )
+    assert run.invoke("track_deployments", far)["service"] == f"prod/web@{TARGET_ACCOUNT}:{TARGET_REGION}"
 
 
 def pause_hooks(run: Run, topic: str) -> None:
