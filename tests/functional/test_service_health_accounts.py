@@ -173,3 +173,21 @@ def test_a_role_that_cannot_be_assumed_judges_every_container_essential_and_stil
     [warned] = [r for r in caplog.records if r.getMessage().startswith("cannot read the task definition in")]
     assert "AccessDenied" in str(warned.__dict__.get("error"))
     assert len(HealthRecords(world.rt.history).stops("prod", KEY, "")) == 1
+
+
+def test_a_stop_whose_cluster_arn_names_another_account_than_the_event_is_ignored(
+    world: World, recorder: CallRecorder
+) -> None:
+    # GIVEN an event from ecspilot's own account whose cluster ARN names the member account's
+    # prod (ECS never sends one: a hand-made or edited event trying to borrow the other's service)
+    event = service_task_stopped(ELB_FAILED, 1, T0, account=TARGET_ACCOUNT, region=TARGET_REGION)
+    event.update(account=world.own.account, region=world.own.region)
+    recorder.reset()
+    # WHEN it reaches the tracker
+    result = invoke(TRACK, event)
+    # THEN it is ignored, nothing is recorded under either prod/web
+    assert result["ignored"].startswith(f"cluster arn:aws:ecs:{TARGET_REGION}:{TARGET_ACCOUNT}:cluster/prod")
+    assert recorder.writes() == []
+    records = HealthRecords(world.rt.history)
+    assert records.stops("prod", "web", "") == []
+    assert records.stops("prod", KEY, "") == []

@@ -65,6 +65,15 @@ def configured_service(config: EcspilotConfig, cluster: str, service: str) -> Se
     return next((s for s in config.services if s.cluster == cluster and s.service_name == service), None)
 
 
+def arn_origin(arn: str) -> tuple[str, str] | None:
+    """``(account, region)`` an ECS ARN names (``arn:aws:ecs:REGION:ACCOUNT:...``); None when
+    it is not a full ARN. Pure."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn" or parts[2] != "ecs" or not parts[3] or not parts[4]:
+        return None
+    return parts[4], parts[3]
+
+
 def service_at(
     config: EcspilotConfig, cluster: str, service: str, origin: tuple[str, str], own: Origin
 ) -> tuple[ServiceConfig, str] | None:
@@ -121,6 +130,12 @@ class ServiceHealthTracker:
         if task.last_status != "STOPPED":
             count("EventsIgnored")
             return {"ignored": f"task is {task.last_status}, not STOPPED"}
+        named = arn_origin(task.cluster_arn)
+        if named is not None and named != (event.account, event.region):
+            # ECS names its own account's cluster: a forwarded or hand-made event cannot borrow one
+            logger.warning("service task stop whose cluster is not its account's: ignored", extra=log)
+            count("EventsIgnored")
+            return {"ignored": f"cluster {task.cluster_arn} is not in {event.account} {event.region}"}
         found = service_at(self.config, cluster, name, (event.account, event.region), self.own)
         if found is None:
             logger.info(
