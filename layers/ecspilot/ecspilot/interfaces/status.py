@@ -1,7 +1,9 @@
 """What runs now and how it went: the data behind ``ecspilot status`` and ``ecspilot history``.
 
 Reads only, through :mod:`ecspilot.aws.ecs_reads`: DescribeServices (10 per call per cluster),
-DescribeTaskDefinition (once per revision), and Query on the state table (never Scan).
+DescribeTaskDefinition (once per revision), and Query on the state table (never Scan). A service
+in another account (``account:``) is read there with the clients :mod:`.status_places` gives it
+(one ``sts:AssumeRole`` per account and region per run) and its records under its own key.
 """
 
 from __future__ import annotations

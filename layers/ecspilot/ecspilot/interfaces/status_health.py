@@ -6,7 +6,9 @@ Reads only: ``ecs:DescribeServices`` (through :mod:`ecspilot.aws.ecs_reads`), th
 revision (``ecs:DescribeTaskDefinition``, for the containers' health check start period),
 ``elasticloadbalancing:DescribeTargetGroups`` / ``DescribeTargetHealth``
 (:mod:`ecspilot.aws.target_health`), and one Query and one GetItem on the state table per service
-(:mod:`ecspilot.aws.health_records`). The judgements and the text are pure, table-tested.
+(:mod:`ecspilot.aws.health_records`). The judgements and the text are pure, table-tested. A
+service in another account is read with that account's clients (:mod:`.status_places`) and its
+stops under its own state-table key; that account's failures show on its rows only.
 """
 
 from __future__ import annotations
