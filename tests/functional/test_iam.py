@@ -336,6 +336,15 @@ def service_task_stops(run: Run, rt: Runtime) -> None:
     for n in range(5):
         at = start + timedelta(minutes=n)
         run.invoke("track_deployments", service_task_stopped(ELB_FAILED, n, at, task_definition=td))
+    # a stop forwarded from the member account (web-far of the promotion scenario): its essential
+    # containers are read there, through the role the tracker assumes
+    from tests.promotion_world import TARGET_ACCOUNT, TARGET_REGION  # noqa: PLC0415
+
+    far_td = f"arn:aws:ecs:{TARGET_REGION}:{TARGET_ACCOUNT}:task-definition/web:1"
+    far = service_task_stopped(
+        ELB_FAILED, 9, start, task_definition=far_td, account=TARGET_ACCOUNT, region=TARGET_REGION
+    )
+    assert run.invoke("track_deployments", far)["service"] == f"prod/web@{TARGET_ACCOUNT}:{TARGET_REGION}"
 
 
 def pause_hooks(run: Run, topic: str) -> None:
@@ -442,6 +451,9 @@ def reconcile(run: Run) -> None:
     from tests.scans import scanned  # noqa: PLC0415
 
     run.runtime({**GATED, "jobs": []}, **RECONCILE_SETTINGS)
+    # v1 a minute old: moto's push times have one-second resolution, and catch-up only offers an
+    # image pushed after the one running (in the same second, v9 would not be newer)
+    set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=60)
     sb.push("web", "v9")
     scanned(sb.clients.ecr, "web", fake_digest("web:v9"), {"LOW": 1})
     run.invoke("reconcile", {})

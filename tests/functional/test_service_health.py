@@ -24,7 +24,7 @@ from tests.conftest import MakeRuntime
 from tests.faults import Faults
 from tests.functional.test_track_deployments import emitted, metric_values
 from tests.races import race
-from tests.template import event_patterns
+from tests.template import event_patterns, resolve
 
 TRACK = "track_deployments"
 T0 = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
@@ -298,23 +298,6 @@ def test_a_failed_deployments_notification_quotes_its_tasks_health_check_failure
 # --- the EventBridge rule ------------------------------------------------------------------------
 
 
-def resolve(value: Any, parameters: dict[str, str]) -> Any:
-    """A template value with ``!Ref``/``!Sub`` of pseudo parameters and ``parameters`` resolved."""
-    known = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws", **parameters}
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        return known[value["Ref"]]
-    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
-        text = str(value["Fn::Sub"])
-        for name, resolved in known.items():
-            text = text.replace("${" + name + "}", resolved)
-        return text
-    if isinstance(value, dict):
-        return {k: resolve(v, parameters) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve(v, parameters) for v in value]
-    return value
-
-
 @pytest.mark.parametrize("clusters", ["*", "prod*"])
 def test_the_service_task_rule_forwards_stopped_service_tasks_of_service_clusters_only(
     clusters: str, sandbox: Sandbox
@@ -324,6 +307,8 @@ def test_the_service_task_rule_forwards_stopped_service_tasks_of_service_cluster
     events, sqs = sandbox.clients.get("events"), sandbox.clients.sqs
     pattern = resolve(
         event_patterns("TrackDeploymentsFunction")["ServiceTaskStopped"],
+        ACCOUNT,
+        REGION,
         {"ServiceClusterNamePattern": clusters},
     )
     queue = sqs.create_queue(QueueName="service-rule")["QueueUrl"]

@@ -160,7 +160,11 @@ def test_a_second_region_of_the_same_account_creates_no_second_role() -> None:
 
 # --- forwarding the member account's ECS events ----------------------------------------------------
 
-FORWARDS = {"ForwardDeploymentStateChange": "DeploymentStateChange", "ForwardTaskStopped": "JobTaskStopped"}
+FORWARDS = {
+    "ForwardDeploymentStateChange": "DeploymentStateChange",
+    "ForwardTaskStopped": "JobTaskStopped",
+    "ForwardServiceTaskStopped": "ServiceTaskStopped",
+}
 
 
 @pytest.mark.parametrize(("forward", "tracker_rule"), FORWARDS.items())
@@ -291,12 +295,13 @@ def test_the_trackers_rules_take_the_member_accounts_events_and_no_other_rule_do
         {"MemberAccountIds": "222222222222,444444444444", "MemberRegions": TARGET_REGION}
     )
     # THEN the tracker's rules take their forwarded events (as well as the stack's own)
-    # (a new tracker rule needs its forward rule in member/template.yaml, and a row in FORWARDS);
-    # pause hooks are answered in ecspilot's own account only (ContinueServiceDeployment with its
-    # own role): their rule stays with the stack's own account and region
-    own_only = {"track_deployments.HookStateChange"}
-    tracker = {k: v for k, v in origins.items() if k.startswith("track_deployments.") and k not in own_only}
+    # (a new tracker rule taking them needs its forward rule in member/template.yaml, and a row in
+    # FORWARDS); the pause hooks' rule stays the stack's own (hooks are answered in ecspilot's account)
+    tracker = {
+        k: v for k, v in origins.items() if k.startswith("track_deployments.") and v != ([ECSPILOT], [HOME])
+    }
     assert set(tracker) == {f"track_deployments.{rule}" for rule in FORWARDS.values()}
+    assert origins["track_deployments.HookStateChange"] == ([ECSPILOT], [HOME])
     for accounts, regions in tracker.values():
         assert accounts == [ECSPILOT, "222222222222", "444444444444"]
         assert regions == [HOME, TARGET_REGION]
@@ -318,3 +323,53 @@ def test_a_forwarded_event_matches_the_trackers_rule_only_from_a_member_account(
         event_patterns(function_ids()["track_deployments"])["DeploymentStateChange"], ECSPILOT, HOME
     )
     assert not matches(default, in_target("ecs_deployment_completed"))
+
+
+# --- service task stops (issue 16's crash loops) of the member accounts' services ------------------
+
+SERVICE_STOP = "ecs_service_task_failed_elb_health_checks"
+
+
+def service_task_rule(params: dict[str, Any]) -> dict[str, Any]:
+    pattern = event_patterns(function_ids()["track_deployments"])["ServiceTaskStopped"]
+    return dict(resolve(pattern, ECSPILOT, HOME, params))
+
+
+def test_a_member_accounts_service_task_stop_is_forwarded_and_taken_by_the_trackers_rule() -> None:
+    # GIVEN ecspilot's stack with the target account as a member, and the target's forward rule
+    members = {"MemberAccountIds": TARGET, "MemberRegions": TARGET_REGION}
+    rule, forward = service_task_rule(members), member()["ForwardServiceTaskStopped"]["Properties"]
+    # WHEN a task of a service stops in the target account (its cluster ARN names that account)
+    stop = in_target(SERVICE_STOP)
+    assert stop["detail"]["clusterArn"] == f"arn:aws:ecs:{TARGET_REGION}:{TARGET}:cluster/prod"
+    # THEN the member forwards it and the tracker's rule takes it, as it takes its own account's
+    assert matches(forward["EventPattern"], stop)
+    assert matches(rule, stop)
+    assert matches(rule, load_event(SERVICE_STOP))
+    # AND a third account's (not a member) or a member's other region's is taken by neither
+    third = in_target(SERVICE_STOP, account="333333333333")
+    assert not matches(rule, third)
+    assert not matches(forward["EventPattern"], third)
+    assert not matches(rule, in_target(SERVICE_STOP, region="ap-south-1"))
+    # AND a job's task (no service: group) is not a service task stop
+    assert not matches(rule, in_target(SERVICE_STOP, group="family:report"))
+
+
+@pytest.mark.parametrize("clusters", ["*", "prod*"])
+def test_the_member_rule_keeps_the_service_cluster_pattern(clusters: str) -> None:
+    members = {"MemberAccountIds": TARGET, "ServiceClusterNamePattern": clusters}
+    forward = member({"ServiceClusterNamePattern": clusters})["ForwardServiceTaskStopped"]["Properties"]
+    rule = service_task_rule(members)
+    other_cluster = in_target(SERVICE_STOP, region=HOME)
+    other_cluster["detail"]["clusterArn"] = f"arn:aws:ecs:{HOME}:{TARGET}:cluster/staging"
+    taken = clusters == "*"
+    assert matches(rule, other_cluster) is taken
+    assert matches(forward["EventPattern"], {**other_cluster, "region": TARGET_REGION}) is taken
+
+
+def test_without_members_the_service_task_rule_takes_the_stacks_own_clusters_only() -> None:
+    rule = service_task_rule({})
+    assert (rule["account"], rule["region"]) == ([ECSPILOT], [HOME])
+    assert rule["detail"]["clusterArn"] == [{"wildcard": f"arn:aws:ecs:{HOME}:{ECSPILOT}:cluster/*"}]
+    assert matches(rule, load_event(SERVICE_STOP))
+    assert not matches(rule, in_target(SERVICE_STOP))

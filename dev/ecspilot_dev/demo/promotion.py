@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -23,6 +24,7 @@ import boto3
 from ecspilot.interfaces.present import say, table
 from ecspilot_dev.demo.base import Demo
 from ecspilot_dev.demo.tracking import ecs_event
+from ecspilot_dev.health_events import ELB_FAILED, service_task_stopped
 from ecspilot_dev.local import invoke
 from ecspilot_dev.sandbox import Sandbox, fake_digest
 
@@ -253,6 +255,33 @@ def _tracked_there(demo: Demo, svc: dict[str, Any], source_deployment: str) -> N
     demo.check(code == 0 and source_deployment in out, "history names staging's v3 deployment")
 
 
+def _status_there(demo: Demo, member: Sandbox) -> None:
+    """The member account's service task stops, forwarded: a crash loop there is ecspilot's to see;
+    ``ecspilot status web-prod`` reads prod/web in the member account, through its role."""
+    demo.step(
+        "ECS in the member account replaces prod's tasks (failed ELB health checks); the forwarded "
+        "stops make a crash loop of web-prod, recorded under its own key"
+    )
+    [svc] = member.clients.ecs.describe_services(cluster="prod", services=["web"])["services"]
+    now = datetime.now(UTC)
+    loops = []
+    for n in range(5):
+        at = now - timedelta(minutes=5 - n)
+        event = service_task_stopped(
+            ELB_FAILED, n, at, task_definition=svc["taskDefinition"], account=MEMBER, region=MEMBER_REGION
+        )
+        loops.append(invoke("track_deployments", event).get("crash_loop"))
+    demo.note(f"track_deployments, 5 forwarded stops: crash loop {loops}")
+    demo.check(loops == [None, None, None, None, "start"], f"the fifth starts one crash loop, got {loops}")
+
+    demo.step("ecspilot status web-prod: prod/web as the member account describes it, its replacements")
+    code, out = demo.cli(["status", "web-prod"])
+    demo.check(code == 0, f"status exits 0, got {code}")
+    demo.check(f"in account prod ({MEMBER} {MEMBER_REGION})" in out, "status names the member account")
+    demo.check(f"/ {svc['desiredCount']} desired" in out, "the desired count is the member account's")
+    demo.check("replaced (1h):  5" in out, "the 5 forwarded replacements are counted")
+
+
 def chapter_promotion(demo: Demo) -> None:
     """push -> staging -> COMPLETED -> gates (an alarm blocks) -> a new release -> prod in another account."""
     say("\n=== Promotion: staging proves a release, prod in another account gets exactly that digest ===")
@@ -260,3 +289,4 @@ def chapter_promotion(demo: Demo) -> None:
     _blocked_by_an_alarm(demo, member, v0)
     source_deployment, svc = _promoted(demo, member)
     _tracked_there(demo, svc, source_deployment)
+    _status_there(demo, member)

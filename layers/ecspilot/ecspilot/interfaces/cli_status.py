@@ -12,11 +12,28 @@ from ecspilot.errors import ConfigError, SettingsError
 from ecspilot.interfaces.present import as_json, say, table
 from ecspilot.interfaces.status import history_rows, job_status, resolve, service_status
 from ecspilot.interfaces.status_health import detail_lines, health_row, service_health
+from ecspilot.interfaces.status_places import Place, service_places
+from ecspilot.promotion.decisions import state_keys
 
 NO_TABLE = (
     "no state table: set ECSPILOT_TABLE to the stack's state table (output StateTableName) "
     "to see deployments and runs"
 )
+
+
+def own_origin(rt: Any) -> tuple[str | None, str | None]:
+    """ecspilot's (account id, region): a service elsewhere is keyed with its account and region."""
+    return rt.settings.account_id, rt.settings.region
+
+
+def places(rt: Any, services: Any = None) -> dict[str, Place]:
+    """Where each service is read (its account's assumed-role clients, one AssumeRole per account
+    and region for the whole run) and keyed (:mod:`.status_places`)."""
+    from ecspilot.aws.accounts import sessions_of  # noqa: PLC0415 - only configs with accounts use it
+
+    settings = rt.settings
+    sessions = sessions_of(rt.clients, settings.region, "cli", settings.max_workers)
+    return service_places(rt.config, rt.clients, sessions, own_origin(rt), services)
 
 
 def require_table(rt: Any) -> None:
@@ -29,11 +46,11 @@ def print_history(rt: Any, name: str, limit: int = 20, output: str = "table") ->
     """``ecspilot history NAME``: the newest deployments of a service, or runs of a job."""
     kind, _, _ = resolve(rt.config, name)  # an unknown name is bad input before any AWS call
     require_table(rt)
-    kind, rows = history_rows(rt.config, rt.history, name, limit)
+    kind, rows = history_rows(rt.config, rt.history, name, limit, own_origin(rt))
     if output == "json":
         as_json([r["record"] for r in rows])
         return 0
-    _, cluster, target = resolve(rt.config, name)
+    _, cluster, target = resolve(rt.config, name, own_origin(rt))
     if kind == "job":
         say(f"job {target} (cluster {cluster}): last {len(rows)} run(s), newest first")
         table(rows, ["started", "status", "trigger", "task", "exit", "duration", "reason"])
@@ -52,8 +69,10 @@ def print_status(rt: Any, output: str = "table", html: str | None = None, servic
     if not rt.settings.table_name:
         # what runs is still worth showing; the history columns stay empty, said once on stderr
         say(f"note: {NO_TABLE}", out=sys.stderr)
-    services, jobs = service_status(rt.config, rt.clients.ecs, rt.history), job_status(rt.config, rt.history)
-    health = service_health(rt.config, rt.clients, rt.history, datetime.now(UTC))
+    where = places(rt)
+    services = service_status(rt.config, rt.clients.ecs, rt.history, where)
+    jobs = job_status(rt.config, rt.history)
+    health = service_health(rt.config, rt.clients, rt.history, datetime.now(UTC), places=where)
     if html:
         write_html(rt, services, jobs, html)
     if output == "json":
@@ -69,7 +88,7 @@ def print_status(rt: Any, output: str = "table", html: str | None = None, servic
     table(
         [
             {
-                "service": f"{s.cluster}/{s.service}",
+                "service": s.label,
                 "task def": s.task_definition or "-",
                 "image": ", ".join(f"{c}={t}" for c, t in s.images.items()) or "-",
                 "digest": ", ".join(short_digest(d) for d in s.digests.values()) or "-",
@@ -107,11 +126,14 @@ def print_status(rt: Any, output: str = "table", html: str | None = None, servic
 
 def print_service_health(rt: Any, name: str, output: str = "table") -> int:
     """``ecspilot status SERVICE``: one configured service's health in detail."""
-    kind, cluster, target = resolve(rt.config, name)
-    chosen = [s for s in rt.config.services if (s.cluster, s.service_name) == (cluster, target)]
+    own = own_origin(rt)
+    kind, cluster, target = resolve(rt.config, name, own)
+    keys = state_keys(rt.config, own)
+    chosen = [s for s in rt.config.services if keys[s.name] == (cluster, target)][:1]
     if kind != "service" or not chosen:
         raise ConfigError(f"{name!r} is not a configured service")
-    [health] = service_health(rt.config, rt.clients, rt.history, datetime.now(UTC), chosen)
+    where = places(rt, chosen)
+    [health] = service_health(rt.config, rt.clients, rt.history, datetime.now(UTC), chosen, where)
     if output == "json":
         as_json(health.as_dict())
         return 0
@@ -125,7 +147,7 @@ def write_html(rt: Any, services: Any, jobs: Any, path: str) -> None:
     from ecspilot.interfaces.status_html import render  # noqa: PLC0415
 
     deployments = {
-        f"{s.cluster}/{s.service}": rt.history.deployments(s.cluster, s.service, limit=50) for s in services
+        s.label: rt.history.deployments(s.cluster, s.state_service or s.service, limit=50) for s in services
     }
     try:
         Path(path).write_text(render(services, jobs, deployments), encoding="utf-8")

@@ -1,7 +1,9 @@
 """What runs now and how it went: the data behind ``ecspilot status`` and ``ecspilot history``.
 
 Reads only, through :mod:`ecspilot.aws.ecs_reads`: DescribeServices (10 per call per cluster),
-DescribeTaskDefinition (once per revision), and Query on the state table (never Scan).
+DescribeTaskDefinition (once per revision), and Query on the state table (never Scan). A service
+in another account (``account:``) is read there with the clients :mod:`.status_places` gives it
+(one ``sts:AssumeRole`` per account and region per run) and its records under its own key.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.ecs_reads import TaskDefinitions, describe_service_batch, service_batches
 from ecspilot.aws.history import History
-from ecspilot.domain.config import EcspilotConfig
+from ecspilot.domain.config import EcspilotConfig, root_of
 from ecspilot.domain.images import ImageRef, short_digest
 from ecspilot.domain.service_deployments import stage_text
 from ecspilot.domain.taskdef import container_images, family_revision
 from ecspilot.errors import AwsError, ConfigError
+from ecspilot.interfaces.status_places import Place, by_clients, own_places
+from ecspilot.promotion.decisions import state_keys
 
 
 @dataclass
@@ -30,6 +34,8 @@ class ServiceStatus:
     name: str
     cluster: str
     service: str
+    account: str = ""  # another account's service (issue 13): "prod (222222222222 eu-west-1)"
+    state_service: str = ""  # its key in the state table when not ``service`` (another account)
     task_definition: str = ""
     images: dict[str, str] = field(default_factory=dict)  # container -> tag (or "-")
     digests: dict[str, str] = field(default_factory=dict)  # container -> sha256:...
@@ -39,6 +45,11 @@ class ServiceStatus:
     last_deployment_reason: str = ""
     stage: str = ""  # a running blue/green, linear or canary deployment's stage
     problem: str = ""
+
+    @property
+    def label(self) -> str:
+        """``prod/web``, or ``prod/web @ prod (222222222222 eu-west-1)`` in another account."""
+        return f"{self.cluster}/{self.service}" + (f" @ {self.account}" if self.account else "")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,15 +95,36 @@ def _describe_services(ecs: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[
     return found
 
 
-def service_status(config: EcspilotConfig, ecs: Any, history: History) -> list[ServiceStatus]:
-    """Every configured service, with what it runs and how its last deployment went."""
+def service_status(
+    config: EcspilotConfig, ecs: Any, history: History, places: Mapping[str, Place] | None = None
+) -> list[ServiceStatus]:
+    """Every configured service, with what it runs and how its last deployment went. ``places``
+    (:mod:`.status_places`): where each is read and keyed; default: all with ``ecs``, plain keys.
+    A service in another account whose reads fail shows the reason; the others still show."""
+    where = places or own_places(config)
+    described: dict[str, dict[str, Any] | None] = {}
+    readers: dict[str, TaskDefinitions] = {}
+    unreadable: dict[str, str] = {}
+    for clients, members in by_clients(config.services, where):
+        client = clients.ecs if clients is not None else ecs
+        reader = TaskDefinitions(client)
+        try:
+            found = _describe_services(client, [(s.cluster, s.service_name) for s in members])
+        except AwsError as exc:
+            if clients is None or client is ecs:
+                raise  # ecspilot's own account: status cannot be shown
+            unreadable.update({s.name: str(exc) for s in members})
+            continue
+        for s in members:
+            described[s.name] = found.get((s.cluster, s.service_name))
+            readers[s.name] = reader
     out: list[ServiceStatus] = []
-    described = _describe_services(ecs, [(svc.cluster, svc.service_name) for svc in config.services])
-    task_definitions = TaskDefinitions(ecs)
     for svc in config.services:
-        row = ServiceStatus(svc.name, svc.cluster, svc.service_name)
+        place = where[svc.name]
+        row = ServiceStatus(svc.name, svc.cluster, svc.service_name, place.where)
+        row.state_service = place.state_service if place.state_service != svc.service_name else ""
         out.append(row)
-        deployments = history.deployments(svc.cluster, svc.service_name, limit=20)
+        deployments = history.deployments(*place.key, limit=20)
         # a circuit-breaker rollback is ECS undoing the last deployment: show that one's outcome
         last = next((d for d in deployments if d.get("trigger") != "rollback"), None)
         row.stage = stage_text(deployments[0], datetime.now(UTC)) if deployments else ""
@@ -101,17 +133,20 @@ def service_status(config: EcspilotConfig, ecs: Any, history: History) -> list[S
             row.last_deployment_at = str(last.get("finished_at") or last.get("started_at", ""))
             row.last_deployment_tag = str(last.get("image_tag") or last.get("trigger", ""))
             row.last_deployment_reason = str(last.get("reason") or "")
-        current = described.get((svc.cluster, svc.service_name))
+        if place.problem or svc.name in unreadable:
+            row.problem = place.problem or unreadable[svc.name]
+            continue
+        current = described.get(svc.name)
         if current is None or current.get("status") != "ACTIVE":
             row.problem = "service not found" if current is None else f"service is {current.get('status')}"
             continue
         arn = str(current["taskDefinition"])
         row.task_definition = family_revision(arn)
         try:
-            images = container_images(dict(task_definitions.get(arn)["taskDefinition"]))
+            images = container_images(dict(readers[svc.name].get(arn)["taskDefinition"]))
         except (ClientError, BotoCoreError) as exc:
             raise AwsError(f"DescribeTaskDefinition failed: {exc}", task_definition=arn) from exc
-        for container in svc.containers:
+        for container in _followed(config, svc):
             image = images.get(container)
             if image is None:
                 row.problem = f"container {container} not in {row.task_definition}"
@@ -120,6 +155,12 @@ def service_status(config: EcspilotConfig, ecs: Any, history: History) -> list[S
             row.digests[container] = digest or ""
             row.images[container] = tag_for(image, digest, deployments)
     return out
+
+
+def _followed(config: EcspilotConfig, svc: Any) -> list[str]:
+    """The containers a service follows: its own, or (promoted, issue 13) its chain's root's."""
+    root = root_of(config.services, svc.name) if svc.promote is not None else svc
+    return list(root.containers) if root is not None else []
 
 
 def job_status(config: EcspilotConfig, history: History) -> list[JobStatus]:
@@ -145,13 +186,19 @@ def job_status(config: EcspilotConfig, history: History) -> list[JobStatus]:
 Kind = Literal["service", "job"]
 
 
-def resolve(config: EcspilotConfig, name: str) -> tuple[Kind, str, str]:
+def resolve(
+    config: EcspilotConfig, name: str, own: tuple[str | None, str | None] = (None, None)
+) -> tuple[Kind, str, str]:
     """What ``ecspilot history NAME`` is about: ``("service", cluster, service)`` or
     ``("job", cluster, job)``. NAME is a configured service or job name, an ECS service name
-    of the config, or ``CLUSTER/SERVICE`` for any service (external deployments too)."""
-    for svc in config.services:
+    of the config, or ``CLUSTER/SERVICE`` for any service (external deployments too). A configured
+    service's ``service`` is its key in the state table: ``web@<account>:<region>`` in another
+    account (``own``: ecspilot's account id and region)."""
+    keys = state_keys(config, own)
+    exact = [s for s in config.services if s.name == name]
+    for svc in exact or config.services:
         if name in (svc.name, svc.service_name, f"{svc.cluster}/{svc.service_name}"):
-            return "service", svc.cluster, svc.service_name
+            return "service", *keys[svc.name]
     job = config.job(name)
     if job is not None:
         return "job", job.cluster, job.name
@@ -162,10 +209,14 @@ def resolve(config: EcspilotConfig, name: str) -> tuple[Kind, str, str]:
 
 
 def history_rows(
-    config: EcspilotConfig, history: History, name: str, limit: int = 20
+    config: EcspilotConfig,
+    history: History,
+    name: str,
+    limit: int = 20,
+    own: tuple[str | None, str | None] = (None, None),
 ) -> tuple[Kind, list[dict[str, Any]]]:
     """The newest ``limit`` deployments of a service, or runs of a job, for display."""
-    kind, cluster, target = resolve(config, name)
+    kind, cluster, target = resolve(config, name, own)
     if kind == "job":
         rows = []
         for r in history.runs(target, limit=limit):

@@ -6,7 +6,9 @@ Reads only: ``ecs:DescribeServices`` (through :mod:`ecspilot.aws.ecs_reads`), th
 revision (``ecs:DescribeTaskDefinition``, for the containers' health check start period),
 ``elasticloadbalancing:DescribeTargetGroups`` / ``DescribeTargetHealth``
 (:mod:`ecspilot.aws.target_health`), and one Query and one GetItem on the state table per service
-(:mod:`ecspilot.aws.health_records`). The judgements and the text are pure, table-tested.
+(:mod:`ecspilot.aws.health_records`). The judgements and the text are pure, table-tested. A
+service in another account is read with that account's clients (:mod:`.status_places`) and its
+stops under its own state-table key; that account's failures show on its rows only.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ecspilot.aws.history import History
 from ecspilot.aws.target_health import target_groups, target_health
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig
 from ecspilot.errors import AwsError, TargetHealthError
+from ecspilot.interfaces.status_places import Place, by_clients, own_places
 
 MAX_SENSIBLE_INTERVAL = 60  # seconds between checks; beyond it a dead task serves errors for minutes
 STATES = ("healthy", "unhealthy", "draining")
@@ -90,6 +93,7 @@ class ServiceHealth:
     name: str
     cluster: str
     service: str
+    account: str = ""  # another account's service (issue 13): "prod (222222222222 eu-west-1)"
     running: int = 0
     desired: int = 0
     pending: int = 0
@@ -183,7 +187,7 @@ def health_row(health: ServiceHealth) -> dict[str, str]:
     note = health.problem or ("CRASH LOOP: " + health.top_reason if health.crash_loop else "")
     note = note or (notes[0] if notes else "")
     return {
-        "service": f"{health.cluster}/{health.service}",
+        "service": f"{health.cluster}/{health.service}" + (f" @ {health.account}" if health.account else ""),
         "tasks": f"{health.running}/{health.desired}"
         + (f" (+{health.pending} pending)" if health.pending else ""),
         "targets": targets_cell(health),
@@ -195,7 +199,8 @@ def health_row(health: ServiceHealth) -> dict[str, str]:
 def detail_lines(health: ServiceHealth) -> list[str]:
     """``ecspilot status SERVICE``: the service's health in full."""
     lines = [
-        f"service {health.cluster}/{health.service} ({health.name})",
+        f"service {health.cluster}/{health.service} ({health.name})"
+        + (f" in account {health.account}" if health.account else ""),
         f"  tasks:          {health.running} running / {health.desired} desired / {health.pending} pending",
         f"  grace period:   {'-' if health.grace_period is None else f'{health.grace_period}s'}",
     ]
@@ -233,15 +238,46 @@ def service_health(
     history: History,
     now: datetime,
     services: Sequence[ServiceConfig] | None = None,
+    places: Mapping[str, Place] | None = None,
 ) -> list[ServiceHealth]:
-    """The health of ``services`` (default: every configured one)."""
+    """The health of ``services`` (default: every configured one). ``places``
+    (:mod:`.status_places`): each service's account clients and state-table key (default: all
+    with ``clients``, plain keys); a service whose account cannot be read shows why."""
     chosen = list(config.services if services is None else services)
+    where = places or own_places(config)
+    out = {s.name: _row(s, where[s.name]) for s in chosen}
+    for group, members in by_clients(chosen, where):
+        _fill_group(group or clients, clients, members, out, where, history, now)
+    return [out[s.name] for s in chosen]
+
+
+def _row(svc: ServiceConfig, place: Place) -> ServiceHealth:
+    row = ServiceHealth(svc.name, svc.cluster, svc.service_name, account=place.where)
+    row.problem = place.problem
+    return row
+
+
+def _fill_group(
+    group: Clients,
+    own: Clients,
+    members: Sequence[ServiceConfig],
+    rows: Mapping[str, ServiceHealth],
+    places: Mapping[str, Place],
+    history: History,
+    now: datetime,
+) -> None:
+    """The health of the services one set of clients reads (one account and region)."""
     described: dict[tuple[str, str], dict[str, Any]] = {}
-    for cluster, names in service_batches([(s.cluster, s.service_name) for s in chosen]):
+    for cluster, names in service_batches([(s.cluster, s.service_name) for s in members]):
         try:
-            found, _ = describe_service_batch(clients.ecs, cluster, names)
+            found, _ = describe_service_batch(group.ecs, cluster, names)
         except (ClientError, BotoCoreError) as exc:
-            raise AwsError(f"DescribeServices failed: {exc}", cluster=cluster) from exc
+            error = AwsError(f"DescribeServices failed: {exc}", cluster=cluster)
+            if group is own:
+                raise error from exc
+            for s in members:  # another account's reads: that account's rows say why
+                rows[s.name].problem = str(error)
+            return
         described.update({(cluster, name): svc for name, svc in found.items()})
     arns = [
         str(lb["targetGroupArn"])
@@ -252,24 +288,21 @@ def service_health(
     groups: dict[str, dict[str, Any]] = {}
     unreadable = ""
     try:
-        groups = target_groups(clients.elbv2, arns) if arns else {}
+        groups = target_groups(group.elbv2, arns) if arns else {}
     except TargetHealthError as exc:
         # the rest of status is still worth showing (credentials without ELB reads): said per service
         unreadable = str(exc)
-    task_definitions = TaskDefinitions(clients.ecs)
-    out = []
-    for svc in chosen:
-        row = ServiceHealth(svc.name, svc.cluster, svc.service_name)
-        out.append(row)
+    task_definitions = TaskDefinitions(group.ecs)
+    for svc in members:
+        row = rows[svc.name]
         current = described.get((svc.cluster, svc.service_name))
         if current is None or current.get("status") != "ACTIVE":
             row.problem = "service not found" if current is None else f"service is {current.get('status')}"
             continue
-        _fill_service(row, current, groups, clients, task_definitions)
+        _fill_service(row, current, groups, group, task_definitions)
         if unreadable and current.get("loadBalancers"):
             row.problem = unreadable
-        _fill_replacements(row, history, now)
-    return out
+        _fill_replacements(row, history, now, places[svc.name].key)
 
 
 def _fill_service(
@@ -308,14 +341,16 @@ def _fill_service(
         row.target_groups.append(tg)
 
 
-def _fill_replacements(row: ServiceHealth, history: History, now: datetime) -> None:
+def _fill_replacements(row: ServiceHealth, history: History, now: datetime, key: tuple[str, str]) -> None:
+    """The replacements of the last hour, from the stops the tracker recorded under the
+    service's key (``web@<account>:<region>`` for a service in another account)."""
     if not history.enabled:
         return
     records = HealthRecords(history)
     since = (now - timedelta(hours=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    replaced = [s for s in records.stops(row.cluster, row.service, since) if s.get("replacement")]
+    replaced = [s for s in records.stops(*key, since) if s.get("replacement")]
     row.replaced_last_hour = len(replaced)
     reasons = Counter(str(s.get("reason", "")) for s in replaced)
     row.top_reason = reasons.most_common(1)[0][0] if reasons else ""
-    state = records.loop_state(row.cluster, row.service)
+    state = records.loop_state(*key)
     row.crash_loop = bool(state and state.looping and replaced)

@@ -90,7 +90,7 @@ def render(
     now = now or datetime.now(UTC)
     service_rows = [
         [
-            f"{s.cluster}/{s.service}",
+            s.label,
             s.task_definition or "-",
             ", ".join(f"{c}={t}" for c, t in s.images.items()) or "-",
             ", ".join(short_digest(d) for d in s.digests.values()) or "-",

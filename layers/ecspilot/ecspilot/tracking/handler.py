@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ecspilot.aws.accounts import sessions_of
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
 from ecspilot.domain.hook_events import EcsHookStateChangeEvent
@@ -28,8 +29,11 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
         parsed = parse_event(EcsTaskStateChangeEvent, event, "ECS Task State Change")
     else:
         parsed = parse_event(EcsDeploymentStateChangeEvent, event, "ECS Deployment State Change")
-    # the configured accounts' deployment events too (issue 13: their promotions' records)
-    accounts = promotion_origins(runtime.config) if isinstance(parsed, EcsDeploymentStateChangeEvent) else []
+    # the configured accounts' deployment events too (issue 13: their promotions' records), and
+    # their services' task stops (issue 16's crash loops); their hook and job events stay ignored
+    service_task = isinstance(parsed, EcsTaskStateChangeEvent) and bool(service_of_group(parsed.detail.group))
+    member = isinstance(parsed, EcsDeploymentStateChangeEvent) or service_task
+    accounts = promotion_origins(runtime.config) if member else []
     untrusted = untrusted_reason(
         runtime.settings, parsed.account, parsed.region, parsed.detail_type, accounts
     )
@@ -39,13 +43,14 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
         # the history is what the tracker keeps: failing makes the event land in the DLQ
         raise AwsError("no state table configured (ECSPILOT_TABLE): nothing to track into")
     parts = (runtime.config, runtime.clients, runtime.history, runtime.settings.notify_topic_arn)
+    own = (runtime.settings.account_id, runtime.settings.region)
     if isinstance(parsed, EcsHookStateChangeEvent):
         return HookTracker(*parts).hook_event(parsed)
     if isinstance(parsed, EcsTaskStateChangeEvent):
-        if service_of_group(parsed.detail.group):  # a service's task (issue 16): health, not a run
-            return ServiceHealthTracker(*parts).task_event(parsed)
+        if service_task:  # a service's task (issue 16): health, not a run
+            sessions = sessions_of(runtime.clients, own[1], "track_deployments", runtime.settings.max_workers)
+            return ServiceHealthTracker(*parts, own=own, sessions=sessions).task_event(parsed)
         return RunTracker(*parts).task_event(parsed)
-    own = (runtime.settings.account_id, runtime.settings.region)
 
     def completed(record: Any) -> list[dict[str, Any]]:
         from ecspilot.promotion.handler import after_completed  # noqa: PLC0415 - promotions only

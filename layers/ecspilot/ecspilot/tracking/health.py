@@ -3,12 +3,16 @@ and one notification per crash loop.
 
 The runbook of an ``ECS Task State Change`` (STOPPED) whose ``group`` is ``service:NAME``:
 
-1. the service must be configured (cluster and ECS service name): another service's stop is
-   ignored, without error;
+1. the service must be configured (cluster and ECS service name) in the account and region the
+   event comes from: ecspilot's own, or a configured ``accounts`` entry's (issue 13: forwarded by
+   the member template); another service's stop is ignored, without error. A stop is keyed as the
+   service's deployment records are: ``web@<account>:<region>`` outside ecspilot's own account and
+   region (:func:`~ecspilot.promotion.decisions.scoped_service`);
 2. judge the stop (pure, :func:`~ecspilot.tracking.health_decisions.classify_stop`): a
    replacement (health checks, exits, OOM, failed starts) or not (drained by a deployment or a
    scale-in, stopped by a person, capacity gone); the essential containers come from the task
-   definition (:mod:`.essential`, cached);
+   definition (:mod:`.essential`, cached), read in the service's account (assumed role; when
+   that fails, every container counts as essential: the safe side the job tracker takes);
 3. record it as its own item (:class:`~ecspilot.aws.health_records.StopRecord`, a conditional
    PutItem: a redelivered event writes nothing and counts nothing). A failed write fails the
    invocation, so EventBridge delivers the event again: a stop is never lost;
@@ -25,6 +29,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.ecs_reads import TaskDefinitions
 from ecspilot.aws.health_records import HealthRecords, LoopItem, StopRecord
@@ -32,9 +37,10 @@ from ecspilot.aws.history import History
 from ecspilot.aws.notify import Notifier
 from ecspilot.domain.config import CrashLoopConfig, EcspilotConfig, ServiceConfig, crash_loop_policy
 from ecspilot.domain.events import EcsTaskStateChangeEvent
-from ecspilot.errors import HealthRecordError
+from ecspilot.errors import AccountAccessError, HealthRecordError
 from ecspilot.obs import count, logger
-from ecspilot.tracking.decisions import cluster_name, iso, service_dimensions
+from ecspilot.promotion.decisions import scoped_service, state_keys
+from ecspilot.tracking.decisions import cluster_name, iso
 from ecspilot.tracking.essential import essential_containers
 from ecspilot.tracking.health_decisions import (
     LoopView,
@@ -53,35 +59,95 @@ LOOP_ATTEMPTS = 5  # conditional writes lost to concurrent invocations before gi
 QUOTE_LOOKBACK_MINUTES = 5  # a deployment's tasks stop after its record was written; allow for clocks
 
 
+Origin = tuple[str | None, str | None]  # (account id, region)
+
+
 def configured_service(config: EcspilotConfig, cluster: str, service: str) -> ServiceConfig | None:
     return next((s for s in config.services if s.cluster == cluster and s.service_name == service), None)
+
+
+def arn_origin(arn: str) -> tuple[str, str] | None:
+    """``(account, region)`` an ECS ARN names (``arn:aws:ecs:REGION:ACCOUNT:...``); None when
+    it is not a full ARN. Pure."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn" or parts[2] != "ecs" or not parts[3] or not parts[4]:
+        return None
+    return parts[4], parts[3]
+
+
+def service_at(
+    config: EcspilotConfig, cluster: str, service: str, origin: tuple[str, str], own: Origin
+) -> tuple[ServiceConfig, str] | None:
+    """The service configured as ``cluster/service`` in the account and region ``origin`` (an
+    event's), and its service name in the state table's keys; None when none is configured there.
+    Pure."""
+    key = scoped_service(service, origin[0], origin[1], own)
+    keys = state_keys(config, own)
+    found = next((s for s in config.services if keys[s.name] == (cluster, key)), None)
+    return (found, key) if found is not None else None
 
 
 class ServiceHealthTracker:
     """Records service task stops and detects crash loops; see the module docstring."""
 
     def __init__(
-        self, config: EcspilotConfig, clients: Clients, history: History, topic_arn: str | None = None
+        self,
+        config: EcspilotConfig,
+        clients: Clients,
+        history: History,
+        topic_arn: str | None = None,
+        own: Origin = (None, None),
+        sessions: AccountSessions | None = None,
     ) -> None:
         self.config = config
         self.clients = clients
         self.records = HealthRecords(history)
         self.notifier = Notifier(clients, topic_arn)
+        # issue 13: ecspilot's (account id, region), and the clients of the configured accounts
+        self.own = own
+        self.sessions = sessions
+
+    def _essential(self, svc: ServiceConfig, task_definition_arn: str) -> set[str] | None:
+        """The essential containers, read with the service's account's clients; None (every
+        container counts) when that account's role cannot be assumed."""
+        clients = self.clients
+        if svc.account is not None and self.sessions is not None:
+            try:
+                clients = self.sessions.clients(svc.account, self.config.accounts)
+            except AccountAccessError as exc:
+                logger.warning(
+                    "cannot read the task definition in the service's account: every container "
+                    "counts as essential",
+                    extra={"account": svc.account, "error": str(exc)},
+                )
+                return None
+        return essential_containers(TaskDefinitions(clients.ecs), task_definition_arn)
 
     def task_event(self, event: EcsTaskStateChangeEvent) -> dict[str, Any]:
         """Record one stopped service task and judge the service's crash loop."""
         task = event.detail
-        cluster, service = cluster_name(task.cluster_arn), service_of_group(task.group) or ""
-        log = {"cluster": cluster, "ecs_service": service, "task_arn": task.task_arn}
+        cluster, name = cluster_name(task.cluster_arn), service_of_group(task.group) or ""
+        log = {"cluster": cluster, "ecs_service": name, "task_arn": task.task_arn}
         if task.last_status != "STOPPED":
             count("EventsIgnored")
             return {"ignored": f"task is {task.last_status}, not STOPPED"}
-        svc = configured_service(self.config, cluster, service)
-        if svc is None:
-            logger.info("stopped task of a service not in the config: ignored", extra=log)
+        named = arn_origin(task.cluster_arn)
+        if named is not None and named != (event.account, event.region):
+            # ECS names its own account's cluster: a forwarded or hand-made event cannot borrow one
+            logger.warning("service task stop whose cluster is not its account's: ignored", extra=log)
             count("EventsIgnored")
-            return {"ignored": f"service {cluster}/{service} is not configured"}
-        essential = essential_containers(TaskDefinitions(self.clients.ecs), task.task_definition_arn)
+            return {"ignored": f"cluster {task.cluster_arn} is not in {event.account} {event.region}"}
+        found = service_at(self.config, cluster, name, (event.account, event.region), self.own)
+        if found is None:
+            logger.info(
+                "stopped task of a service not in the config: ignored",
+                extra={**log, "event_account": event.account, "event_region": event.region},
+            )
+            count("EventsIgnored")
+            where = "" if (event.account, event.region) == self.own else f" in {event.account} {event.region}"
+            return {"ignored": f"service {cluster}/{name} is not configured{where}"}
+        svc, service = found  # service: the state table's name (with account and region elsewhere)
+        essential = self._essential(svc, task.task_definition_arn)
         verdict = classify_stop(task.stop_code, task.stopped_reason, task.containers, essential)
         stopped_at = iso(task.stopped_at or event.time) or ""
         record = StopRecord(
@@ -104,7 +170,7 @@ class ServiceHealthTracker:
         )
         new = self.records.put_stop(record)
         if verdict.replacement and new:
-            set_dimensions(service_dimensions(self.config, cluster, service))
+            set_dimensions({"Cluster": cluster, "Service": service})
             count("TasksReplaced")
         logger.info(
             "service task stopped: " + ("replaced" if verdict.replacement else verdict.kind),
@@ -121,11 +187,11 @@ class ServiceHealthTracker:
         policy = crash_loop_policy(svc.crash_loop)
         if verdict.replacement and policy is not None:
             at = task.stopped_at or event.time
-            result.update(self._judge_loop(cluster, service, at, policy, event.region))
+            result.update(self._judge_loop(cluster, service, at, policy, event.region, svc.name))
         return result
 
     def _judge_loop(
-        self, cluster: str, service: str, at: datetime, policy: CrashLoopConfig, region: str
+        self, cluster: str, service: str, at: datetime, policy: CrashLoopConfig, region: str, name: str
     ) -> dict[str, Any]:
         """Count the window's replacements and move the crash-loop item; notify a loop's start."""
         until = iso(at) or ""
@@ -163,7 +229,7 @@ class ServiceHealthTracker:
         }
         if moved == "start":
             logger.warning("crash loop: tasks replaced again and again", extra=log)
-            subject, body = crash_loop_message(cluster, service, window, policy.minutes, region)
+            subject, body = crash_loop_message(cluster, service, window, policy.minutes, region, name)
             self.notifier.notify(subject, body, {"kind": "crash-loop", "service": f"{cluster}/{service}"})
         elif moved == "end":
             logger.info("crash loop over: fewer replacements in the window", extra=log)

@@ -43,18 +43,27 @@ def _digests(stops: Sequence[Mapping[str, Any]]) -> str:
 
 
 def crash_loop_message(
-    cluster: str, service: str, stops: Sequence[Mapping[str, Any]], minutes: int, region: str
+    cluster: str,
+    service: str,
+    stops: Sequence[Mapping[str, Any]],
+    minutes: int,
+    region: str,
+    name: str = "",
 ) -> tuple[str, str]:
-    """SNS subject and body of a crash loop: ``stops`` are the window's replacements, oldest first."""
+    """SNS subject and body of a crash loop: ``stops`` are the window's replacements, oldest first.
+    ``service`` is the state table's name (``web@<account>:<region>`` in another account, issue
+    13); ``name`` the config's (for ``ecspilot status NAME``)."""
     reason, times = most_common_reason(stops)
     kinds = Counter(str(s.get("kind", "")) for s in stops)
     kind = kinds.most_common(1)[0][0] if kinds else ""
+    ecs_name, _, elsewhere = service.partition("@")
+    account = f" in account {elsewhere.replace(':', ' ')}" if elsewhere else ""
     console = (
-        f"https://{region}.console.aws.amazon.com/ecs/v2/clusters/{cluster}/services/{service}"
+        f"https://{region}.console.aws.amazon.com/ecs/v2/clusters/{cluster}/services/{ecs_name}"
         f"/events?region={region}"
     )
     lines = [
-        f"ECS service {service} on cluster {cluster} is crash-looping: ECS replaced {len(stops)} "
+        f"ECS service {ecs_name} on cluster {cluster}{account} is crash-looping: ECS replaced {len(stops)} "
         f"tasks within {minutes} minutes.",
         "",
         f"service:      {cluster}/{service}",
@@ -67,7 +76,7 @@ def crash_loop_message(
         f"What to fix:  {FIX.get(kind, FIX['other-failure'])}.",
         "",
         f"ECS console:  {console}",
-        f"Status:       ecspilot status {service}",
+        f"Status:       ecspilot status {name or service}",
         "The next notification comes when this loop has ended and a new one begins.",
     ]
     subject = f"ecspilot: {cluster}/{service} is crash-looping ({len(stops)} tasks replaced in {minutes} min)"
