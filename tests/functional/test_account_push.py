@@ -1,0 +1,244 @@
+"""A service in another account, not promoted (issue 13, "any service may set ``account``"):
+a push and reconcile's catch-up deploy it **in its account and region**, through the role
+ecspilot assumes there, with the image pinned in ecspilot's own registry. ecspilot's own
+``prod/web`` (the same cluster and service names) is never touched.
+
+Two accounts in moto through ``sts.assume_role`` (``tests/promotion_world.py``): ecspilot's
+(123456789012, us-east-1: ``staging/web`` configured, ``prod/web`` not) and the target
+(222222222222, eu-west-1: ``prod/web`` at desired count 3, an ``envoy`` sidecar).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ecspilot.deploy.handler import reconcile_catch_up
+from ecspilot.errors import DeployFailuresError
+from ecspilot.reconcile.runbook import reconcile
+from ecspilot_dev.local import CallRecorder, invoke
+from ecspilot_dev.sandbox import Sandbox, fake_digest
+from tests.conftest import MakeRuntime
+from tests.faults import Faults
+from tests.promotion_world import (
+    OTHER_ACCOUNT,
+    OTHER_ROLE_ARN,
+    ROLE_ARN,
+    TARGET_ACCOUNT,
+    TARGET_REGION,
+    World,
+    assumed_clients,
+)
+
+KEY = f"web@{TARGET_ACCOUNT}:{TARGET_REGION}"
+FOLLOW = {"app": {"repository": "web", "tags": ["v*"]}}
+
+
+def config(*more: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "accounts": {
+            "prod": {"role_arn": ROLE_ARN, "region": TARGET_REGION},
+            "dr": {"role_arn": OTHER_ROLE_ARN},
+        },
+        "services": [
+            {"name": "web-staging", "cluster": "staging", "service": "web", "containers": FOLLOW},
+            {
+                "name": "web-prod",
+                "account": "prod",
+                "cluster": "prod",
+                "service": "web",
+                "containers": FOLLOW,
+            },
+            *more,
+        ],
+    }
+
+
+def world(sandbox: Sandbox, make_runtime: MakeRuntime, cfg: dict[str, Any]) -> World:
+    """The promotion tests' two accounts, plus ecspilot's own, unconfigured ``prod/web``."""
+    w = World(sandbox, make_runtime, cfg)
+    sandbox.cluster("prod")
+    sandbox.service(
+        "prod", "web", sandbox.task_definition("web-own-prod", {"app": sandbox.image("web", "v0")})
+    )
+    return w
+
+
+def own_prod(w: World) -> dict[str, Any]:
+    return dict(w.own.clients.ecs.describe_services(cluster="prod", services=["web"])["services"][0])
+
+
+def revisions(box: Sandbox, family: str) -> list[str]:
+    arns = box.clients.ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+    return [a.rsplit("/", 1)[-1] for a in arns]
+
+
+def deployed_there(w: World, digest: str, trigger: str, own_before: dict[str, Any]) -> dict[str, Any]:
+    """The target runs ``digest`` pinned in ecspilot's registry, its desired count and sidecar
+    untouched, recorded under the target's key; ecspilot's own prod/web is as it was."""
+    images = w.images()
+    assert images["app"] == f"{w.own.registry}/web@{digest}"
+    assert images["envoy"] == "envoy:1"
+    assert w.prod_service()["desiredCount"] == 3
+    assert revisions(w.target, "web-prod") == ["web-prod:1", "web-prod:2"]
+    assert own_prod(w)["taskDefinition"] == own_before["taskDefinition"]
+    assert revisions(w.own, "web-own-prod") == ["web-own-prod:1"]
+    assert w.rt.history.deployments("prod", "web") == []
+    [record] = w.rt.history.deployments("prod", KEY)
+    assert (record["status"], record["trigger"], record["image_digest"]) == ("IN_PROGRESS", trigger, digest)
+    assert record["deployment_id"] == w.prod_service()["deployments"][0]["id"]
+    return record
+
+
+def test_a_push_deploys_the_service_in_its_account_and_region_and_the_tracker_closes_its_record(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN web-prod (account prod: 222222222222, eu-west-1) and web-staging follow web:v*
+    w = world(sandbox, make_runtime, config())
+    before = own_prod(w)
+    # WHEN web:v1 is pushed to ecspilot's registry
+    recorder.reset()
+    out = invoke("deploy_on_push", sandbox.push("web", "v1"))
+    # THEN both are deployed, web-prod in its account with the exact digest of ecspilot's registry
+    assert sorted((s["name"], s["outcome"]) for s in out["services"]) == [
+        ("web-prod", "deployed"),
+        ("web-staging", "deployed"),
+    ]
+    digest = fake_digest("web:v1")
+    record = deployed_there(w, digest, "push", before)
+    updates = recorder.params("UpdateService")
+    assert len(updates) == 2
+    assert all("desiredCount" not in u for u in updates)
+    assert [p["RoleArn"] for p in recorder.params("AssumeRole")] == [ROLE_ARN]
+    # AND the target account's forwarded ECS event closes the record, without an own ECS call
+    recorder.reset()
+    w.ecs_event(
+        "completed", record["deployment_id"], datetime.now(UTC), TARGET_ACCOUNT, TARGET_REGION, "prod"
+    )
+    assert w.rt.history.deployment(record["deployment_id"])["status"] == "COMPLETED"
+    assert recorder.ops("ecs") == []
+
+
+def test_a_redelivered_push_changes_nothing_in_the_other_account(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    w = world(sandbox, make_runtime, config())
+    before = own_prod(w)
+    event = sandbox.push("web", "v1")
+    invoke("deploy_on_push", event)
+    # WHEN ECR delivers the same event again
+    recorder.reset()
+    again = invoke("deploy_on_push", event)
+    # THEN nothing is registered, updated or recorded again: one new revision, one record
+    assert sorted((s["name"], s["outcome"]) for s in again["services"]) == [
+        ("web-prod", "unchanged"),
+        ("web-staging", "unchanged"),
+    ]
+    assert recorder.params("RegisterTaskDefinition") == []
+    assert recorder.params("UpdateService") == []
+    assert recorder.writes() == []
+    deployed_there(w, fake_digest("web:v1"), "push", before)
+
+
+def test_catch_up_deploys_a_missed_push_in_the_other_account_and_plan_names_it_there(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN web:v1 pushed, its event lost
+    w = world(sandbox, make_runtime, config())
+    before = own_prod(w)
+    sandbox.push("web", "v1")
+    part = [("catch-up", reconcile_catch_up)]
+    # WHEN the plan (a dry run) is asked: the service is named with its account and region
+    recorder.reset()
+    plan = reconcile(w.rt, True, part).actions
+    assert sorted((a.target, a.change, a.applied) for a in plan) == [
+        (f"prod/{KEY}", "update", False),
+        ("staging/web", "update", False),
+    ]
+    assert recorder.writes() == ["AssumeRole"]  # to read there; nothing is written
+    # AND reconcile runs: deployed there, not in ecspilot's own prod/web
+    actions = reconcile(w.rt, False, part).actions
+    assert sorted((a.target, a.change, a.applied) for a in actions) == [
+        (f"prod/{KEY}", "update", True),
+        ("staging/web", "update", True),
+    ]
+    deployed_there(w, fake_digest("web:v1"), "catch-up", before)
+    # AND the next reconcile finds both in sync and writes nothing
+    recorder.reset()
+    again = reconcile(w.rt, False, part).actions
+    assert sorted((a.target, a.change) for a in again) == [
+        (f"prod/{KEY}", "in-sync"),
+        ("staging/web", "in-sync"),
+    ]
+    assert recorder.writes() == []
+
+
+def test_a_role_that_cannot_be_assumed_fails_only_that_accounts_services_and_the_retry_deploys_them(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder, faults: Faults
+) -> None:
+    # GIVEN a third account (dr: 333333333333, ecspilot's region) whose role refuses ecspilot
+    dr = {"name": "web-dr", "account": "dr", "cluster": "dr", "service": "web", "containers": FOLLOW}
+    w = world(sandbox, make_runtime, config(dr))
+    far = Sandbox(
+        assumed_clients(sandbox.clients, OTHER_ROLE_ARN, sandbox.region), OTHER_ACCOUNT, sandbox.region
+    )
+    far.cluster("dr")
+    far.service("dr", "web", far.task_definition("web-dr", {"app": sandbox.image("web", "v0")}))
+    refused = faults.fail(
+        "AssumeRole", "error", code="AccessDenied", when=lambda p: p["RoleArn"] == OTHER_ROLE_ARN
+    )
+    event = sandbox.push("web", "v1")
+    # WHEN the push is deployed: the invocation fails at the end (Lambda retries it)
+    with pytest.raises(DeployFailuresError) as info:
+        invoke("deploy_on_push", event)
+    # THEN only web-dr failed, with the reason; the others are deployed
+    outcomes = {o.name: o for o in info.value.result.outcomes}
+    assert {n: o.outcome for n, o in outcomes.items()} == {
+        "web-staging": "deployed",
+        "web-prod": "deployed",
+        "web-dr": "failed",
+    }
+    assert "AccessDenied" in outcomes["web-dr"].reason
+    assert refused.fired == 1
+    assert far.clients.ecs.describe_services(cluster="dr", services=["web"])["services"][0][
+        "taskDefinition"
+    ].endswith("web-dr:1")
+    # AND once the role is fixed the retry deploys web-dr and changes nothing else
+    faults.clear()
+    recorder.reset()
+    retry = invoke("deploy_on_push", event)
+    assert sorted((s["name"], s["outcome"]) for s in retry["services"]) == [
+        ("web-dr", "deployed"),
+        ("web-prod", "unchanged"),
+        ("web-staging", "unchanged"),
+    ]
+    assert w.images(far, "dr")["app"] == f"{sandbox.registry}/web@{fake_digest('web:v1')}"
+    assert [
+        r["cluster"] for r in w.rt.history.deployments("dr", f"web@{OTHER_ACCOUNT}:{sandbox.region}")
+    ] == ["dr"]
+    assert len(recorder.params("UpdateService")) == 1
+
+
+def test_one_assume_role_for_several_services_of_one_account(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN two services of account prod follow web (prod/web and prod/api there)
+    api = {"name": "api-prod", "account": "prod", "cluster": "prod", "service": "api", "containers": FOLLOW}
+    w = world(sandbox, make_runtime, config(api))
+    w.target.service("prod", "api", w.target.task_definition("api-prod", {"app": sandbox.image("web", "v0")}))
+    # WHEN one push deploys both
+    recorder.reset()
+    out = invoke("deploy_on_push", sandbox.push("web", "v1"))
+    # THEN both are deployed there through one AssumeRole
+    assert sorted((s["name"], s["outcome"]) for s in out["services"]) == [
+        ("api-prod", "deployed"),
+        ("web-prod", "deployed"),
+        ("web-staging", "deployed"),
+    ]
+    assert len(recorder.params("AssumeRole")) == 1
+    assert {
+        r["service"] for r in w.rt.history.deployments("prod", f"api@{TARGET_ACCOUNT}:{TARGET_REGION}")
+    } == {f"api@{TARGET_ACCOUNT}:{TARGET_REGION}"}
