@@ -2,7 +2,8 @@
 
 The runbook, step by step (docs/ARCHITECTURE.md, "Image push"):
 
-1. match the pushed repository and tag against the config's services;
+1. match the pushed repository and tag against the config's services; a service with
+   ``account`` is deployed by a deployer of its account (``route``: ``deploy.targets``);
 2. describe the matched services, 10 per call per cluster (``aws.ecs_reads``);
 3. describe each distinct task definition once (with its tags), cached for the invocation; a
    failed describe is tried once more, then fails only the services on it;
