@@ -10,6 +10,7 @@ Two accounts in moto through ``sts.assume_role`` (``tests/promotion_world.py``):
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import Sandbox, fake_digest
 from tests.conftest import MakeRuntime
 from tests.faults import Faults
+from tests.moto_state import set_image_pushed_at
 from tests.promotion_world import (
     OTHER_ACCOUNT,
     OTHER_ROLE_ARN,
@@ -57,9 +59,9 @@ def config(*more: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def world(sandbox: Sandbox, make_runtime: MakeRuntime, cfg: dict[str, Any]) -> World:
+def world(sandbox: Sandbox, make_runtime: MakeRuntime, cfg: dict[str, Any], **settings: Any) -> World:
     """The promotion tests' two accounts, plus ecspilot's own, unconfigured ``prod/web``."""
-    w = World(sandbox, make_runtime, cfg)
+    w = World(sandbox, make_runtime, cfg, **settings)
     sandbox.cluster("prod")
     sandbox.service(
         "prod", "web", sandbox.task_definition("web-own-prod", {"app": sandbox.image("web", "v0")})
@@ -242,3 +244,124 @@ def test_one_assume_role_for_several_services_of_one_account(
     assert {
         r["service"] for r in w.rt.history.deployments("prod", f"api@{TARGET_ACCOUNT}:{TARGET_REGION}")
     } == {f"api@{TARGET_ACCOUNT}:{TARGET_REGION}"}
+
+
+def test_an_older_push_is_stale_there_its_push_times_read_in_ecspilots_registry(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN web-prod deployed v2; v1 was pushed a minute before it (the target account has no
+    # repository web: the push times can only come from ecspilot's registry)
+    w = world(sandbox, make_runtime, config())
+    old, new = sandbox.push("web", "v1"), sandbox.push("web", "v2")
+    set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=60)
+    invoke("deploy_on_push", new)
+    # WHEN v1's event arrives late
+    recorder.reset()
+    out = invoke("deploy_on_push", old)
+    # THEN it is stale there too: nothing moves back
+    assert {s["name"]: s["outcome"] for s in out["services"]} == {"web-staging": "stale", "web-prod": "stale"}
+    assert w.images()["app"].endswith(fake_digest("web:v2"))
+    assert recorder.params("UpdateService") == []
+
+
+def test_a_digest_that_failed_there_is_held_there_and_only_there(
+    sandbox: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN v1 deployed to both; the target account's deployment FAILED (its forwarded event)
+    w = world(sandbox, make_runtime, config())
+    event = sandbox.push("web", "v1")
+    invoke("deploy_on_push", event)
+    [record] = w.rt.history.deployments("prod", KEY)
+    w.ecs_event("failed", record["deployment_id"], datetime.now(UTC), TARGET_ACCOUNT, TARGET_REGION, "prod")
+    assert w.rt.history.deployment(record["deployment_id"])["status"] == "FAILED"
+    # AND the target is back on v0 (ECS's rollback, played on moto)
+    w.target.clients.ecs.update_service(
+        cluster="prod", service="web", taskDefinition=w.prod_service()["taskDefinition"].replace(":2", ":1")
+    )
+    # WHEN the push is delivered again: v1 is held on web-prod only (its key), staging is unchanged
+    again = invoke("deploy_on_push", event)
+    assert {s["name"]: s["outcome"] for s in again["services"]} == {
+        "web-staging": "unchanged",
+        "web-prod": "held",
+    }
+    assert w.images()["app"] == sandbox.image("web", "v0")
+
+
+def test_a_lost_update_service_reply_there_is_finished_by_the_retry_without_a_second_revision(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder, faults: Faults
+) -> None:
+    # GIVEN UpdateService in the target account applied at ECS with its reply lost, and botocore's
+    # retry of it refused (a reply lost past all retries, without their backoff's wait)
+    w = world(sandbox, make_runtime, config())
+    before = own_prod(w)
+    there = lambda p: p.get("cluster") == "prod"  # noqa: E731
+    lost = faults.fail("UpdateService", "lost-reply", times=1, when=there)
+    faults.fail("UpdateService", "throttle", code="ClientException", status=400, when=there)
+    event = sandbox.push("web", "v1")
+    with pytest.raises(DeployFailuresError) as info:
+        invoke("deploy_on_push", event)
+    assert {o.name: o.outcome for o in info.value.result.outcomes} == {
+        "web-staging": "deployed",
+        "web-prod": "failed",
+    }
+    assert lost.fired >= 1
+    # WHEN Lambda retries the event
+    faults.clear()
+    recorder.reset()
+    retry = invoke("deploy_on_push", event)
+    # THEN web-prod runs v1 on one new revision, its record written by the retry, nothing updated again
+    assert {s["name"]: s["outcome"] for s in retry["services"]} == {
+        "web-staging": "unchanged",
+        "web-prod": "unchanged",
+    }
+    assert recorder.params("RegisterTaskDefinition") == []
+    assert recorder.params("UpdateService") == []
+    deployed_there(w, fake_digest("web:v1"), "push", before)
+
+
+def test_catch_up_with_a_refused_role_is_an_error_for_that_accounts_service_only(
+    sandbox: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder, faults: Faults
+) -> None:
+    dr = {"name": "web-dr", "account": "dr", "cluster": "dr", "service": "web", "containers": FOLLOW}
+    w = world(sandbox, make_runtime, config(dr))
+    before = own_prod(w)
+    faults.fail("AssumeRole", "error", code="AccessDenied", when=lambda p: p["RoleArn"] == OTHER_ROLE_ARN)
+    sandbox.push("web", "v1")
+    recorder.reset()
+    actions = reconcile(w.rt, False, [("catch-up", reconcile_catch_up)]).actions
+    got = {a.target: a for a in actions}
+    assert {t: a.change for t, a in got.items()} == {
+        "staging/web": "update",
+        f"prod/{KEY}": "update",
+        f"dr/web@{OTHER_ACCOUNT}:{sandbox.region}": "error",
+    }
+    assert "AccessDenied" in got[f"dr/web@{OTHER_ACCOUNT}:{sandbox.region}"].detail
+    assert [p["RoleArn"] for p in recorder.params("AssumeRole")].count(OTHER_ROLE_ARN) == 1
+    deployed_there(w, fake_digest("web:v1"), "catch-up", before)
+
+
+def test_a_continued_rollout_deploys_the_rest_in_the_other_account(
+    sandbox: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN two services of account prod, and UpdateService paced at 1 then 1 per 2 s (per account)
+    api = {"name": "api-prod", "account": "prod", "cluster": "prod", "service": "api", "containers": FOLLOW}
+    url = sandbox.clients.sqs.create_queue(QueueName="ecspilot-deploy-continuations")["QueueUrl"]
+    settings = {"continuation_queue_url": url, "ecs_rates": "UpdateService=1/0.5", "time_margin_seconds": 299}
+    w = world(sandbox, make_runtime, config(api), **settings)
+    w.target.service("prod", "api", w.target.task_definition("api-prod", {"app": sandbox.image("web", "v0")}))
+    # WHEN the push has one second: one service of the account now, the other continued
+    out = invoke("deploy_on_push", sandbox.push("web", "v1"))
+    outcomes = {s["name"]: s["outcome"] for s in out["services"]}
+    assert outcomes["web-staging"] == "deployed"
+    assert sorted([outcomes["web-prod"], outcomes["api-prod"]]) == ["continued", "deployed"]
+    [continued] = [n for n in ("web-prod", "api-prod") if outcomes[n] == "continued"]
+    # AND the continuation (the same function, from the queue) deploys it in its account
+    time.sleep(2.1)  # the account's UpdateService bucket refills
+    got = sandbox.clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    records = [{"messageId": m["MessageId"], "body": m["Body"], "eventSource": "aws:sqs"} for m in got]
+    assert invoke("deploy_on_push", {"Records": records}) == {"batchItemFailures": []}
+    service = continued.split("-")[0]
+    [record] = w.rt.history.deployments("prod", f"{service}@{TARGET_ACCOUNT}:{TARGET_REGION}")
+    assert record["rollout_id"] == w.rt.history.deployments("prod", KEY)[0]["rollout_id"]
+    assert w.images(w.target, "prod")["app"].endswith(fake_digest("web:v1"))
+    assert w.rt.history.deployments("prod", "web") == []
