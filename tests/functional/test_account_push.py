@@ -120,7 +120,7 @@ def test_a_push_deploys_the_service_in_its_account_and_region_and_the_tracker_cl
     w.ecs_event(
         "completed", record["deployment_id"], datetime.now(UTC), TARGET_ACCOUNT, TARGET_REGION, "prod"
     )
-    assert w.rt.history.deployment(record["deployment_id"])["status"] == "COMPLETED"
+    assert (w.rt.history.deployment(record["deployment_id"]) or {})["status"] == "COMPLETED"
     assert recorder.ops("ecs") == []
 
 
@@ -273,7 +273,7 @@ def test_a_digest_that_failed_there_is_held_there_and_only_there(
     invoke("deploy_on_push", event)
     [record] = w.rt.history.deployments("prod", KEY)
     w.ecs_event("failed", record["deployment_id"], datetime.now(UTC), TARGET_ACCOUNT, TARGET_REGION, "prod")
-    assert w.rt.history.deployment(record["deployment_id"])["status"] == "FAILED"
+    assert (w.rt.history.deployment(record["deployment_id"]) or {})["status"] == "FAILED"
     # AND the target is back on v0 (ECS's rollback, played on moto)
     w.target.clients.ecs.update_service(
         cluster="prod", service="web", taskDefinition=w.prod_service()["taskDefinition"].replace(":2", ":1")
