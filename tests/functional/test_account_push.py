@@ -11,6 +11,7 @@ Two accounts in moto through ``sts.assume_role`` (``tests/promotion_world.py``):
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import Sandbox, fake_digest
 from tests.conftest import MakeRuntime
 from tests.faults import Faults
+from tests.functional.test_deploy_races import claims_digest
 from tests.moto_state import set_image_pushed_at
 from tests.promotion_world import (
     OTHER_ACCOUNT,
@@ -33,6 +35,7 @@ from tests.promotion_world import (
     World,
     assumed_clients,
 )
+from tests.races import race
 
 KEY = f"web@{TARGET_ACCOUNT}:{TARGET_REGION}"
 FOLLOW = {"app": {"repository": "web", "tags": ["v*"]}}
@@ -365,3 +368,33 @@ def test_a_continued_rollout_deploys_the_rest_in_the_other_account(
     assert record["rollout_id"] == w.rt.history.deployments("prod", KEY)[0]["rollout_id"]
     assert w.images(w.target, "prod")["app"].endswith(fake_digest("web:v1"))
     assert w.rt.history.deployments("prod", "web") == []
+
+
+def test_racing_pushes_end_on_the_newer_image_there_even_when_the_older_update_lands_last(
+    sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults
+) -> None:
+    # GIVEN v1 (pushed a minute ago) and v2; v1 claims first, and its UpdateService in the target
+    # account lands at ECS after v2's (the claims are keyed in the target account)
+    w = world(sandbox, make_runtime, config())
+    before = own_prod(w)
+    older, newer = sandbox.push("web", "v1"), sandbox.push("web", "v2")
+    set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=60)
+
+    def carries_v1_there(params: Mapping[str, Any]) -> bool:
+        if params.get("cluster") != "prod":
+            return False
+        td = w.target.clients.ecs.describe_task_definition(taskDefinition=str(params["taskDefinition"]))
+        return str(td["taskDefinition"]["containerDefinitions"][0]["image"]).endswith(fake_digest("web:v1"))
+
+    v2_claims_late = faults.fail(
+        "TransactWriteItems", "delay", seconds=0.3, when=lambda p: claims_digest(p) == fake_digest("web:v2")
+    )
+    v1_lands_last = faults.fail("UpdateService", "delay", seconds=0.8, when=carries_v1_there)
+    # WHEN both are delivered at once to two invocations (real threads)
+    results = race(lambda: invoke("deploy_on_push", older), lambda: invoke("deploy_on_push", newer))
+    # THEN neither failed, the interleaving happened, and web-prod ends on v2 in its account
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert v2_claims_late.fired >= 1
+    assert v1_lands_last.fired == 1
+    assert w.images()["app"].endswith(fake_digest("web:v2"))
+    assert own_prod(w)["taskDefinition"] == before["taskDefinition"]
