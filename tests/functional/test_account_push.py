@@ -398,3 +398,33 @@ def test_racing_pushes_end_on_the_newer_image_there_even_when_the_older_update_l
     assert v1_lands_last.fired == 1
     assert w.images()["app"].endswith(fake_digest("web:v2"))
     assert own_prod(w)["taskDefinition"] == before["taskDefinition"]
+
+
+def test_the_image_scan_gate_of_a_service_there_reads_the_scan_in_ecspilots_registry(
+    sandbox: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    from tests.scans import scanned  # noqa: PLC0415
+
+    # GIVEN web-prod (another account) gated on the image scan (max HIGH); the scan is in
+    # ecspilot's registry only (the target account has no repository web)
+    gated = config()
+    gated["services"][1]["gates"] = {"image_scan": {"max_severity": "HIGH"}}
+    w = world(sandbox, make_runtime, gated)
+    # WHEN v1 (a CRITICAL finding) is pushed, then v2 (a LOW one)
+    refused = sandbox.push("web", "v1")
+    scanned(sandbox.clients.ecr, "web", fake_digest("web:v1"), {"CRITICAL": 1})
+    out = invoke("deploy_on_push", refused)
+    # THEN v1 is refused there (nothing registered), v2 deployed there
+    assert {s["name"]: s["outcome"] for s in out["services"]} == {
+        "web-staging": "deployed",
+        "web-prod": "refused",
+    }
+    assert revisions(w.target, "web-prod") == ["web-prod:1"]
+    clean = sandbox.push("web", "v2")
+    scanned(sandbox.clients.ecr, "web", fake_digest("web:v2"), {"LOW": 1})
+    out = invoke("deploy_on_push", clean)
+    assert {s["name"]: s["outcome"] for s in out["services"]} == {
+        "web-staging": "deployed",
+        "web-prod": "deployed",
+    }
+    assert w.images()["app"] == f"{sandbox.registry}/web@{fake_digest('web:v2')}"
