@@ -167,6 +167,29 @@ def deploy_on_push(run: Run) -> None:
     assert run.invoke("deploy_on_push", event) == {"batchItemFailures": []}
     gates(run)
     express(run, "deploy_on_push", lambda: run.invoke("deploy_on_push", run.sandbox.push("api", "v2")))
+    push_to_another_account(run)
+
+
+def push_to_another_account(run: Run) -> None:
+    """Issue 13: a service with ``account`` (not promoted) is deployed by a push in its account,
+    through the configured role (sts:AssumeRole; the ECS calls there are the member role's)."""
+    from tests.promotion_world import ROLE_ARN, TARGET_ACCOUNT, TARGET_REGION, assumed_clients  # noqa: PLC0415
+
+    sb = run.sandbox
+    far = Sandbox(assumed_clients(sb.clients, ROLE_ARN, TARGET_REGION), TARGET_ACCOUNT, TARGET_REGION)
+    far.cluster("prod")
+    far.service("prod", "web", far.task_definition("web", {"app": sb.image("web", "v0")}))
+    follow = {"app": {"repository": "web", "tags": ["v*"]}}
+    config = {
+        **WEB,
+        "accounts": {"far": {"role_arn": ROLE_ARN, "region": TARGET_REGION}},
+        "services": [
+            {"name": "web-far", "account": "far", "cluster": "prod", "service": "web", "containers": follow}
+        ],
+    }
+    run.runtime(config)
+    result = run.invoke("deploy_on_push", sb.push("web", "v6"))
+    assert [(s["name"], s["outcome"]) for s in result["services"]] == [("web-far", "deployed")]
 
 
 GATED = {

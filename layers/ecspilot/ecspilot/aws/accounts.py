@@ -144,18 +144,20 @@ class AccountSessions:
         return Assumed(clients, expires)
 
 
-_BY_OWN: weakref.WeakKeyDictionary[Clients, AccountSessions] = weakref.WeakKeyDictionary()
+_BY_OWN: weakref.WeakKeyDictionary[Clients, dict[str, AccountSessions]] = weakref.WeakKeyDictionary()
 _BY_OWN_LOCK = threading.Lock()
 
 
 def sessions_of(own: Clients, region: str | None, function: str, max_workers: int = 8) -> AccountSessions:
-    """The :class:`AccountSessions` of a process's own clients (one per runtime: a warm Lambda
-    process keeps its assumed sessions until near their expiry)."""
+    """The :class:`AccountSessions` of a process's own clients and a function (one per runtime
+    and session name: a warm Lambda process keeps its assumed sessions until near their expiry;
+    a process serving several functions, as local runs do, names each one's sessions its own)."""
     with _BY_OWN_LOCK:
-        found = _BY_OWN.get(own)
+        by_function = _BY_OWN.setdefault(own, {})
+        found = by_function.get(function)
         if found is None:
             found = AccountSessions(own, region, function, max_workers)
-            _BY_OWN[own] = found
+            by_function[function] = found
         return found
 
 

@@ -28,9 +28,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
 from ecspilot.deploy.runbook import PushDeployer
+from ecspilot.deploy.targets import AccountRoute, Own
 from ecspilot.domain.config import EcspilotConfig, JobConfig, ServiceConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.plan import Action, Change
@@ -120,18 +122,32 @@ def to_action(
 
 
 def catch_up(
-    config: EcspilotConfig, clients: Clients, history: History, max_workers: int = 8, dry_run: bool = False
+    config: EcspilotConfig,
+    clients: Clients,
+    history: History,
+    max_workers: int = 8,
+    dry_run: bool = False,
+    sessions: AccountSessions | None = None,
+    own: Own = (None, None),
 ) -> list[Action]:
-    """Catch up every followed service and job: one action each (the reconcile part's core)."""
+    """Catch up every followed service and job: one action each (the reconcile part's core).
+    A service with ``account`` is caught up in its account (``sessions``, ``deploy.targets``)."""
     actions: list[Action] = []
     listings: dict[str, list[dict[str, Any]] | AwsError] = {}
     region = clients.ecr.meta.region_name
     deployer = PushDeployer(clients, history, max_workers, trigger="catch-up")
     deployer.defer_records = True
+    route = AccountRoute(
+        deployer, sessions or AccountSessions(clients, own[1], "reconcile", max_workers), config, own
+    )
     sources = _sources(config)
-    # one DescribeServices pass for every followed service, whatever repository it follows
+    # one DescribeServices pass for every followed service of ecspilot's account, whatever
+    # repository it follows (another account's are described there, by its deployer)
     deployer.describe_services(
-        (svc.cluster, svc.service_name) for services, _ in sources.values() for svc in services
+        (svc.cluster, svc.service_name)
+        for services, _ in sources.values()
+        for svc in services
+        if svc.account is None
     )
     for (repository, patterns), (services, jobs) in sources.items():
         if repository not in listings:
@@ -142,7 +158,8 @@ def catch_up(
         listing = listings[repository]
         if isinstance(listing, AwsError):
             actions += [
-                Action("catch-up", f"{s.cluster}/{s.service_name}", "error", str(listing)) for s in services
+                Action("catch-up", route.where(s.name, s.cluster, s.service_name), "error", str(listing))
+                for s in services
             ]
             actions += [Action("catch-up", f"job/{j.name}", "error", str(listing)) for j in jobs]
             continue
@@ -166,7 +183,12 @@ def catch_up(
         result = deployer.run(push, scoped, dry_run=dry_run)
         actions += [
             to_action(
-                f"{o.cluster}/{o.service}", o.outcome, o.reason, push, not dry_run, "deploy missed push"
+                route.where(o.name, o.cluster, o.service),
+                o.outcome,
+                o.reason,
+                push,
+                not dry_run,
+                "deploy missed push",
             )
             for o in result.outcomes
         ]
@@ -175,4 +197,5 @@ def catch_up(
             for j in result.jobs
         ]
     deployer.flush_records()
+    route.flush_records()
     return actions

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ecspilot.aws.accounts import AccountSessions, sessions_of
 from ecspilot.deploy.catchup import catch_up
 from ecspilot.deploy.continuation import Budget, Continuation, ContinuationItem
-from ecspilot.deploy.runbook import deploy_push
+from ecspilot.deploy.targets import deploy_push
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcrImageActionEvent
 from ecspilot.domain.images import short_digest
@@ -53,8 +54,17 @@ def handle_push_event(
         dry_run=dry_run,
         continuation=_continuation(runtime, context),
         topic_arn=runtime.settings.notify_topic_arn,
+        sessions=_sessions(runtime, "deploy_on_push"),
+        own=(runtime.settings.account_id, runtime.settings.region),
     )
     return result.as_dict()
+
+
+def _sessions(runtime: Runtime, function: str) -> AccountSessions:
+    """The assumed-role clients of the accounts the config names (the promotions' too: one
+    AssumeRole per account and region per process, until near expiry)."""
+    settings = runtime.settings
+    return sessions_of(runtime.clients, settings.region, function, settings.max_workers)
 
 
 def _continuation(
@@ -93,6 +103,8 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
                 continuation=_continuation(runtime, context, item)
                 or Continuation(runtime.settings.continuation_queue_url or "", None, item),
                 topic_arn=runtime.settings.notify_topic_arn,
+                sessions=_sessions(runtime, "deploy_on_push"),
+                own=(runtime.settings.account_id, runtime.settings.region),
             )
         except EcspilotError as exc:
             logger.error("continuation failed", message_id=message_id, error=str(exc))
@@ -104,6 +116,13 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
 def reconcile_catch_up(runtime: Runtime, dry_run: bool = False) -> list[Action]:
     """The reconcile part: deploy what a missed push would have deployed (one action per
     followed service and job)."""
+    settings = runtime.settings
     return catch_up(
-        runtime.config, runtime.clients, runtime.history, runtime.settings.max_workers, dry_run=dry_run
+        runtime.config,
+        runtime.clients,
+        runtime.history,
+        settings.max_workers,
+        dry_run=dry_run,
+        sessions=_sessions(runtime, "reconcile"),
+        own=(settings.account_id, settings.region),
     )

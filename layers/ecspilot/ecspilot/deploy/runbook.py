@@ -2,7 +2,8 @@
 
 The runbook, step by step (docs/ARCHITECTURE.md, "Image push"):
 
-1. match the pushed repository and tag against the config's services;
+1. match the pushed repository and tag against the config's services; a service with
+   ``account`` is deployed by a deployer of its account (``route``: ``deploy.targets``);
 2. describe the matched services, 10 per call per cluster (``aws.ecs_reads``);
 3. describe each distinct task definition once (with its tags), cached for the invocation; a
    failed describe is tried once more, then fails only the services on it;
@@ -26,7 +27,7 @@ are reported, not done.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from ecspilot.aws.clients import Clients
@@ -37,7 +38,7 @@ from ecspilot.aws.notify import Notifier
 from ecspilot.aws.revisions import TaskDefinition
 from ecspilot.aws.service_state import Claim
 from ecspilot.deploy.commit import DeployCommit
-from ecspilot.deploy.continuation import Budget, Continuation, enqueue, first_part, fitting
+from ecspilot.deploy.continuation import Budget, fitting
 from ecspilot.deploy.express import deploy_express
 from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy.rules import decide, freshness, freshness_reason
@@ -45,10 +46,12 @@ from ecspilot.deploy.scan_gate import scan_gate
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
-from ecspilot.errors import BudgetExhaustedError, DeployError, DeployFailuresError, EcspilotError
+from ecspilot.errors import BudgetExhaustedError, DeployError, EcspilotError
 from ecspilot.obs import logger
 
 Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
+# deploys the targets of other accounts and returns ecspilot's own (``deploy.targets``, issue 13)
+Route = Callable[[list[Target], ImagePush, PushResult, bool, Budget | None], list[Target]]
 
 
 # --- the runbook ------------------------------------------------------------------------------
@@ -65,6 +68,8 @@ class PushDeployer(DeployCommit):
         self._registering: dict[tuple[str, tuple[str, ...], str], threading.Lock] = {}
         self.notifier: Notifier | None = None  # refused images are notified (issue 14)
         self.freshness_guard = True  # a promotion's order is its source's releases, not ECR's push times
+        self.route: Route | None = None  # services in other accounts: their own deployers
+        self.registry_clients = clients  # the push's registry (its scans): ecspilot's for another account
 
     # AWS edges ------------------------------------------------------------------------------
 
@@ -142,7 +147,8 @@ class PushDeployer(DeployCommit):
             extra={"services": [t.config.name for t in targets], "jobs": [j.name for j, _ in jobs], **log},
         )
         if targets:
-            self.deploy_targets(targets, push, result, dry_run, budget)
+            home = self.route(targets, push, result, dry_run, budget) if self.route else targets
+            self.deploy_targets(home, push, result, dry_run, budget)
         if jobs:
             outcomes = self._map(lambda item: self._follow_job(item[0], item[1], push, dry_run), jobs)
             result.jobs = [
@@ -162,7 +168,7 @@ class PushDeployer(DeployCommit):
         live = [t for t in targets if t.service is not None]
         self._decide(live, push)
         self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
-        scan_gate(live, push, self.clients, self.notifier)  # before anything is registered
+        scan_gate(live, push, self.registry_clients, self.notifier)  # before anything is registered
         to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
         if to_deploy and not dry_run:
             self._paced_deploy(to_deploy, push, result, budget)
@@ -357,43 +363,3 @@ def _group(t: Target) -> tuple[str, tuple[str, ...]]:
 
 WAVE = 25  # services per wave of a pipelined deploy: small, so the first updates start early
 CONTINUED = "continues in the next invocation (this one's time budget)"
-
-
-def deploy_push(
-    push: ImagePush,
-    config: EcspilotConfig,
-    clients: Clients,
-    history: History,
-    max_workers: int = 8,
-    dry_run: bool = False,
-    continuation: Continuation | None = None,
-    topic_arn: str | None = None,
-) -> PushResult:
-    """Deploy one push (or one continuation of its rollout); the services that do not fit the
-    budget are sent on to the continuation queue. Raise :class:`DeployFailuresError` after the
-    fan-out if any service failed."""
-    deployer = PushDeployer(clients, history, max_workers)
-    deployer.notifier = Notifier(clients, topic_arn)
-    item = continuation.item if continuation else None
-    if item is not None:
-        deployer.rollout_id = item.rollout_id
-    result = deployer.run(
-        push,
-        config,
-        dry_run=dry_run,
-        only=frozenset(item.services) if item else None,
-        budget=continuation.budget if continuation else None,
-    )
-    left = [o.name for o in result.by_outcome("continued")]
-    if left and continuation is not None:
-        rest = item.rest(left) if item else first_part(push, left)
-        enqueue(clients.sqs, continuation.queue_url, rest)
-        result.continued_in = rest.rollout_id
-    failures = [
-        DeployError(o.reason, cluster=o.cluster, service=o.service) for o in result.by_outcome("failed")
-    ]
-    failures += [DeployError(j.reason, job=j.job) for j in result.jobs if j.outcome == "failed"]
-    failures += [DeployError(f"deployment records not written: {e}") for e in result.record_errors]
-    if failures and not dry_run:
-        raise DeployFailuresError(failures, result)
-    return result
