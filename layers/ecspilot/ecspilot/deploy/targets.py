@@ -24,6 +24,7 @@ from datetime import datetime
 from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
+from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.continuation import Budget, Continuation, enqueue, first_part
 from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.runbook import PushDeployer
@@ -32,7 +33,6 @@ from ecspilot.domain.images import ImagePush
 from ecspilot.errors import AccountAccessError, DeployError, DeployFailuresError
 from ecspilot.obs import logger
 from ecspilot.promotion.decisions import state_keys
-from ecspilot.tracking.report import Notifier
 
 Own = tuple[str | None, str | None]  # ecspilot's (account id, region)
 
