@@ -15,11 +15,26 @@ from ecspilot.interfaces.present import as_json, say
 
 
 def configured_service(config: EcspilotConfig, name: str) -> ServiceConfig:
-    """The configured service NAME names (its name, ECS service name, or CLUSTER/SERVICE)."""
-    for svc in config.services:
-        if name in (svc.name, svc.service_name, f"{svc.cluster}/{svc.service_name}"):
-            return svc
-    raise ConfigError(f"{name!r} is not a configured service")
+    """The configured service NAME names: its configured name first (``web`` and ``web-prod`` may
+    both run an ECS service ``web``), else its ECS service name or CLUSTER/SERVICE when that is
+    one service only. A service in another account is refused (its rollback would need that
+    account's role and the keys of its records: not built yet)."""
+    exact = [s for s in config.services if s.name == name]
+    matches = exact or [
+        s for s in config.services if name in (s.service_name, f"{s.cluster}/{s.service_name}")
+    ]
+    if not matches:
+        raise ConfigError(f"{name!r} is not a configured service")
+    if len(matches) > 1:
+        names = ", ".join(s.name for s in matches)
+        raise ConfigError(f"{name!r} names several configured services ({names}): give the configured name")
+    [svc] = matches
+    if svc.account:
+        raise ConfigError(
+            f"{svc.name} lives in account {svc.account!r}: rollback acts on ecspilot's own account only "
+            "(roll it back from its source, or with `ecspilot promote --digest ... --force`)"
+        )
+    return svc
 
 
 def run_rollback(rt: Any, args: argparse.Namespace) -> int:

@@ -37,17 +37,13 @@ from ecspilot.domain.gates import AlarmState, HookDecision, ScanVerdict, hook_de
 from ecspilot.domain.hook_events import AWAITING_ACTION, EcsHookStateChangeEvent
 from ecspilot.errors import EcspilotError, HookError, NothingPausedError
 from ecspilot.obs import count, logger
+from ecspilot.tracking.health import configured_service
 
 METRIC = {"CONTINUE": "HooksContinued", "ROLLBACK": "HooksRolledBack", "WAIT": "HooksWaiting"}
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def configured_service(config: EcspilotConfig, cluster: str, service: str) -> ServiceConfig | None:
-    """The config's entry for ECS service ``cluster/service``, or None."""
-    return next((s for s in config.services if s.cluster == cluster and s.service_name == service), None)
 
 
 class HookTracker:
