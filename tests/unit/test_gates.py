@@ -128,10 +128,18 @@ def test_the_gates_keys_parse() -> None:
     assert (svc.gates.alarms.quiet_minutes, svc.gates.approval, svc.express) == (15, True, True)
 
 
+def test_an_alarm_list_is_short_for_its_names_quiet_for_the_default_time() -> None:
+    config = parse_config({"version": 1, "services": [service(gates={"alarms": ["web-5xx", "web-p99"]})]})
+    alarms = config.services[0].gates.alarms if config.services[0].gates else None
+    assert alarms is not None
+    assert (alarms.names, alarms.quiet_minutes) == (["web-5xx", "web-p99"], 10)
+
+
 @pytest.mark.parametrize(
     ("gates", "path", "message"),
     [
         ({"alarms": {"names": []}}, "services[0].gates.alarms.names", "at least 1"),
+        ({"alarms": []}, "services[0].gates.alarms.names", "at least 1"),
         ({"alarms": {"names": ["a", "a"]}}, "services[0].gates.alarms.names", "listed twice"),
         (
             {"alarms": {"names": ["a"], "quiet_minutes": -1}},

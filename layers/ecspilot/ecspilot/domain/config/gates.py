@@ -5,6 +5,7 @@ a human approval. Pure models; the decisions that use them are in :mod:`ecspilot
 
     gates:
       alarms: {names: [web-5xx, web-latency], quiet_minutes: 10}
+      # or, quiet for the default 10 minutes:  alarms: [web-5xx, web-latency]
       image_scan: {max_severity: HIGH}     # CRITICAL findings refuse the image
       approval: true                       # a paused deployment waits for `ecspilot approve`
 """
@@ -54,6 +55,13 @@ class Gates(Model):
     alarms: AlarmsGate | None = None
     image_scan: ImageScanGate | None = None
     approval: bool = False
+
+    @field_validator("alarms", mode="before")
+    @classmethod
+    def _alarm_list(cls, value: object) -> object:
+        """``alarms: [a, b]`` is short for ``alarms: {names: [a, b]}`` (the default quiet time),
+        the same list form ``promote.alarms`` takes."""
+        return {"names": value} if isinstance(value, list) else value
 
 
 def severity_rank(severity: str) -> int:
