@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ecspilot.domain.config import parse_config
+from ecspilot.domain.keys import scoped_service, state_keys
 from ecspilot.promotion.decisions import (
     Facts,
     Release,
@@ -15,8 +16,6 @@ from ecspilot.promotion.decisions import (
     registry_of,
     releases,
     schedule_name,
-    scoped_service,
-    state_keys,
 )
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

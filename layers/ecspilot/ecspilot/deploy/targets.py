@@ -9,7 +9,7 @@ continuations) and reconcile's catch-up deploy such a service **in its account a
 - the image stays the push's, pinned in ecspilot's registry (``OWN.dkr.ecr.REGION...@sha256:``),
   and what is read about it (ECR push times for the stale guard, scan findings) is read there,
   through ecspilot's own clients;
-- records, claims and holds are keyed as promotions key them (``promotion.decisions.state_keys``:
+- records, claims and holds are keyed as promotions key them (``domain.keys.state_keys``:
   ``web@222222222222:eu-west-1``), so the same-named service of ecspilot's own account never
   shares them, and is never touched;
 - an account whose role cannot be assumed fails its services only (``failed`` with the reason,
@@ -30,9 +30,9 @@ from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.runbook import PushDeployer
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.images import ImagePush
+from ecspilot.domain.keys import state_keys
 from ecspilot.errors import AccountAccessError, DeployError, DeployFailuresError
 from ecspilot.obs import logger
-from ecspilot.promotion.decisions import state_keys
 
 Own = tuple[str | None, str | None]  # ecspilot's (account id, region)
 

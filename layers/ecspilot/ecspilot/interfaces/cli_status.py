@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from ecspilot.domain.images import short_digest
+from ecspilot.domain.keys import state_keys
 from ecspilot.errors import ConfigError, SettingsError
 from ecspilot.interfaces.present import as_json, say, table
 from ecspilot.interfaces.status import history_rows, job_status, resolve, service_status
 from ecspilot.interfaces.status_health import detail_lines, health_row, service_health
 from ecspilot.interfaces.status_places import Place, service_places
-from ecspilot.promotion.decisions import state_keys
 
 NO_TABLE = (
     "no state table: set ECSPILOT_TABLE to the stack's state table (output StateTableName) "

@@ -20,11 +20,11 @@ from ecspilot.aws.ecs_reads import TaskDefinitions, describe_service_batch, serv
 from ecspilot.aws.history import History
 from ecspilot.domain.config import EcspilotConfig, root_of
 from ecspilot.domain.images import ImageRef, short_digest
+from ecspilot.domain.keys import state_keys
 from ecspilot.domain.service_deployments import stage_text
 from ecspilot.domain.taskdef import container_images, family_revision
 from ecspilot.errors import AwsError, ConfigError
 from ecspilot.interfaces.status_places import Place, by_clients, own_places
-from ecspilot.promotion.decisions import state_keys
 
 
 @dataclass

@@ -6,7 +6,7 @@ A service with ``account: prod`` lives in that account and region: it is read wi
 the account's assumed role (:class:`~ecspilot.aws.accounts.AccountSessions`: one ``AssumeRole``
 per role and region per status run, whatever the number of its services), and its records are
 keyed ``(cluster, "<service>@<account id>:<region>")``, as the deployer and the tracker write them
-(:func:`~ecspilot.promotion.decisions.state_keys`). A role that cannot be assumed is that
+(:func:`~ecspilot.domain.keys.state_keys`). A role that cannot be assumed is that
 account's services' problem only: their rows say why, the rest of status still shows.
 """
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.clients import Clients
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig
+from ecspilot.domain.keys import state_keys
 from ecspilot.errors import AccountAccessError
-from ecspilot.promotion.decisions import state_keys
 
 
 @dataclass(frozen=True)

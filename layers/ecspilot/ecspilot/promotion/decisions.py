@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from ecspilot.domain.config import EcspilotConfig, ServiceConfig
+from ecspilot.domain.config import ServiceConfig
 from ecspilot.domain.images import short_digest
 
 Word = Literal["promote", "waiting", "blocked", "awaiting approval", "in-sync"]
@@ -183,14 +183,6 @@ def parse_time(value: Any) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def scoped_service(service: str, account_id: str, region: str, own: tuple[str | None, str | None]) -> str:
-    """The service's name in the state table's keys: its own in ecspilot's account and region,
-    ``<service>@<account>:<region>`` elsewhere (two accounts may both have ``prod/web``)."""
-    if (account_id, region) == own or not account_id:
-        return service
-    return f"{service}@{account_id}:{region}"
-
-
 def schedule_name(target: str, deployment_id: str) -> str:
     """The one-time timer's name: from the target and the source deployment, so a redelivered
     COMPLETED event names the same schedule (Scheduler: 64 characters of [0-9a-zA-Z-_.])."""
@@ -203,20 +195,6 @@ def schedule_name(target: str, deployment_id: str) -> str:
 
     digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
     return f"{safe[:51]}-{digest}"
-
-
-def state_keys(config: EcspilotConfig, own: tuple[str | None, str | None]) -> dict[str, tuple[str, str]]:
-    """Each configured service's ``(cluster, service)`` in the state table's keys (see
-    :func:`scoped_service`); ``own`` is ecspilot's (account id, region)."""
-    out = {}
-    for svc in config.services:
-        account = config.accounts.get(svc.account) if svc.account else None
-        if account is None:
-            out[svc.name] = (svc.cluster, svc.service_name)
-            continue
-        region = account.region or own[1] or ""
-        out[svc.name] = (svc.cluster, scoped_service(svc.service_name, account.account_id, region, own))
-    return out
 
 
 def registry_of(image: str) -> tuple[str, str] | None:

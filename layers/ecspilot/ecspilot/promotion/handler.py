@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecspilot.aws.accounts import sessions_of
+from ecspilot.domain.keys import state_keys
 from ecspilot.domain.plan import Action
 from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
-from ecspilot.promotion.decisions import parse_time, schedule_name, state_keys
+from ecspilot.promotion.decisions import parse_time, schedule_name
 from ecspilot.promotion.runbook import Promoter, as_actions
 from ecspilot.promotion.timer import TimerTarget, set_timer
 

@@ -36,6 +36,7 @@ from ecspilot.deploy.rules import primary_deployment_id
 from ecspilot.deploy.runbook import PushDeployer
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig, root_of
 from ecspilot.domain.images import ImagePush, ImageRef, short_digest
+from ecspilot.domain.keys import state_keys
 from ecspilot.domain.taskdef import container_images
 from ecspilot.errors import EcspilotError, PromotionError
 from ecspilot.obs import count, logger
@@ -47,7 +48,6 @@ from ecspilot.promotion.decisions import (
     registry_of,
     releases,
     stamp,
-    state_keys,
 )
 from ecspilot.promotion.records import PromotionRecords, approval_attribute, notice_attribute, promotion_key
 from ecspilot.promotion.result import Promotion, as_actions

@@ -33,9 +33,9 @@ from ecspilot.aws.service_state import ServiceState
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent
 from ecspilot.domain.images import short_digest
+from ecspilot.domain.keys import scoped_service
 from ecspilot.domain.service_deployments import reconciled_status
 from ecspilot.obs import count, logger, seconds
-from ecspilot.promotion.decisions import scoped_service
 from ecspilot.tracking.decisions import (
     DEPLOYMENT_METRIC,
     DEPLOYMENT_MOVES,

@@ -7,7 +7,7 @@ The runbook of an ``ECS Task State Change`` (STOPPED) whose ``group`` is ``servi
    event comes from: ecspilot's own, or a configured ``accounts`` entry's (issue 13: forwarded by
    the member template); another service's stop is ignored, without error. A stop is keyed as the
    service's deployment records are: ``web@<account>:<region>`` outside ecspilot's own account and
-   region (:func:`~ecspilot.promotion.decisions.scoped_service`);
+   region (:func:`~ecspilot.domain.keys.scoped_service`);
 2. judge the stop (pure, :func:`~ecspilot.tracking.health_decisions.classify_stop`): a
    replacement (health checks, exits, OOM, failed starts) or not (drained by a deployment or a
    scale-in, stopped by a person, capacity gone); the essential containers come from the task
@@ -37,9 +37,9 @@ from ecspilot.aws.history import History
 from ecspilot.aws.notify import Notifier
 from ecspilot.domain.config import CrashLoopConfig, EcspilotConfig, ServiceConfig, crash_loop_policy
 from ecspilot.domain.events import EcsTaskStateChangeEvent
+from ecspilot.domain.keys import scoped_service, state_keys
 from ecspilot.errors import AccountAccessError, HealthRecordError
 from ecspilot.obs import count, logger
-from ecspilot.promotion.decisions import scoped_service, state_keys
 from ecspilot.tracking.decisions import cluster_name, iso
 from ecspilot.tracking.essential import essential_containers
 from ecspilot.tracking.health_decisions import (
