@@ -108,6 +108,20 @@ class Promoter:
         task_definition, _ = deployer.source(str(described["taskDefinition"]))
         return container_images(task_definition)
 
+    def describe_targets(self, targets: Sequence[ServiceConfig]) -> None:
+        """Describe the targets of each account together (10 services per call per cluster, into
+        the deployer's cache) instead of one call each when their gates read them. An account whose
+        role cannot be assumed is skipped here: each of its promotions reports it."""
+        by_account: dict[str, list[ServiceConfig]] = {}
+        for target in targets:
+            by_account.setdefault(target.account or "", []).append(target)
+        for group in by_account.values():
+            try:
+                deployer = self.deployer(group[0])
+            except EcspilotError:
+                continue
+            deployer.describe_services([(t.cluster, t.service_name) for t in group])
+
     def _records_of(self, source: ServiceConfig) -> list[dict[str, Any]]:
         if source.name not in self._source_records:
             self._source_records[source.name] = self.history.deployments(*self.keys[source.name], limit=25)
@@ -331,6 +345,7 @@ class Promoter:
         if not targets:
             return []
         self.load_state(targets)
+        self.describe_targets(targets)
         done: list[Promotion] = []
         for target in targets:
             try:
