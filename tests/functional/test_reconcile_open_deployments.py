@@ -38,6 +38,7 @@ from tests.functional.test_track_service_deployments import (
     world,
 )
 from tests.promotion_world import World, config
+from tests.races import race
 
 __all__ = ["stub", "world"]  # the fixtures, shared with the tracker's tests
 
@@ -221,3 +222,20 @@ def test_a_release_closed_by_reconcile_is_promoted_in_the_same_run(
     assert (w.rt.history.deployment(dep) or {})["status"] == "COMPLETED"
     assert w.images()["app"].endswith("@" + fake_digest("web:v1")), result.actions
     assert [a.kind for a in result.actions] == ["deployment", "promotion"]
+
+
+def test_reconcile_racing_the_late_event_closes_the_record_once(
+    world: Sandbox, stub: tuple[Runtime, OperationStubber]
+) -> None:
+    rt, stubber = stub
+    conf, dep, baking_since = completed_while_baking(world, rt, stubber)
+    done = baking_since + timedelta(minutes=31)
+    for _ in range(2):  # the same answer for each reader, whichever asks first
+        expect_describe(stubber, conf, dep, "SUCCESSFUL", "CLEAN_UP", done)
+    late = event("ecs_deployment_bluegreen_completed", dep, done)
+    # WHEN reconcile and a late COMPLETED event read and move the record at the same time (threads)
+    by_reconcile, by_event = race(lambda: reconcile(rt, parts_to_run=PART), lambda: invoke(TRACK, late))
+    # THEN it is COMPLETED, moved by exactly one of them (one conditional write wins)
+    assert (rt.history.deployment(dep) or {})["status"] == "COMPLETED"
+    applied = [a for a in by_reconcile.actions if a.change == "update" and a.applied]
+    assert len(applied) + len(by_event["moved"]) == 1, (by_reconcile.actions, by_event)
