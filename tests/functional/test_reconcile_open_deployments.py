@@ -239,3 +239,34 @@ def test_reconcile_racing_the_late_event_closes_the_record_once(
     assert (rt.history.deployment(dep) or {})["status"] == "COMPLETED"
     applied = [a for a in by_reconcile.actions if a.change == "update" and a.applied]
     assert len(applied) + len(by_event["moved"]) == 1, (by_reconcile.actions, by_event)
+
+
+def test_an_event_that_closes_the_record_while_reconcile_reads_it_leaves_reconcile_nothing_to_move(
+    world: Sandbox,
+    stub: tuple[Runtime, OperationStubber],
+    faults: Faults,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rt, stubber = stub
+    conf, dep, baking_since = completed_while_baking(world, rt, stubber)
+    done = baking_since + timedelta(minutes=31)
+    for _ in range(2):
+        expect_describe(stubber, conf, dep, "SUCCESSFUL", "CLEAN_UP", done)
+    delivered: list[dict[str, Any]] = []
+
+    def late_event_first(_: Any) -> bool:
+        """The late COMPLETED event, tracked after reconcile found the record open (no fault)."""
+        if not delivered:
+            delivered.append({})
+            delivered[0] = invoke(TRACK, event("ecs_deployment_bluegreen_completed", dep, done))
+        return False
+
+    faults.fail("DescribeServiceDeployments", "delay", when=late_event_first)
+    capsys.readouterr()
+    # WHEN the event closes the record between reconcile's Query and its move
+    result = reconcile(rt, parts_to_run=PART)
+    # THEN the event moved it; reconcile's conditional move found it moved on: no second move
+    assert delivered[0]["moved"] == [{"deployment_id": dep, "from": "IN_PROGRESS", "to": "COMPLETED"}]
+    assert [(a.change, a.applied) for a in result.actions] == [("in-sync", False)]
+    assert (rt.history.deployment(dep) or {})["status"] == "COMPLETED"
+    assert metric_values(emitted(capsys.readouterr().out), "DeploymentsSucceeded") == [1.0]
