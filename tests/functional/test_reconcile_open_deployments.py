@@ -270,3 +270,16 @@ def test_an_event_that_closes_the_record_while_reconcile_reads_it_leaves_reconci
     assert [(a.change, a.applied) for a in result.actions] == [("in-sync", False)]
     assert (rt.history.deployment(dep) or {})["status"] == "COMPLETED"
     assert metric_values(emitted(capsys.readouterr().out), "DeploymentsSucceeded") == [1.0]
+
+
+def test_the_part_reads_one_query_per_own_service_and_leaves_other_accounts_alone(
+    promotion: tuple[World, OperationStubber], recorder: CallRecorder
+) -> None:
+    w, _ = promotion
+    # GIVEN web-staging (ecspilot's account) and web-prod (another account), neither deploying
+    recorder.reset()
+    result = reconcile(w.rt, parts_to_run=PART)
+    # THEN one Query (web-staging's newest records), no ECS call, nothing to do
+    assert result.actions == []
+    assert recorder.ops() == ["Query"]
+    assert recorder.calls[0][2]["ExpressionAttributeValues"][":pk"]["S"].endswith("staging#web")
