@@ -90,8 +90,10 @@ def reconcile_open(
             continue
         moved, promotions = tracker.settle(record, observed, region)
         if moved is None:
-            change = "update" if status == "IN_PROGRESS" else "in-sync"  # the stage written, or moved on
-            actions.append(Action(KIND, target, change, f"open: {stage}", applied=change == "update"))
+            if status == "IN_PROGRESS":  # the stage written
+                actions.append(Action(KIND, target, "update", f"open: {stage}", applied=True))
+            else:  # an event moved it first (the conditional move found it moved on)
+                actions.append(Action(KIND, target, "in-sync", f"already moved on (ECS {sd.status})"))
             continue
         logger.info("open deployment closed by reconcile", extra={"target": target, "status": status})
         detail = f"moved IN_PROGRESS -> {status} (ECS {sd.status})"
