@@ -482,6 +482,52 @@ def reconcile(run: Run) -> None:
     run.invoke("reconcile", {})
     express(run, "reconcile", lambda: run.invoke("reconcile", {}))
     promotions_by_reconcile(run)
+    open_deployments(run)
+
+
+def open_deployments(run: Run) -> None:
+    """Issue 14: a LINEAR deployment whose COMPLETED event came during the bake, rolled back with
+    no further event: reconcile describes its service deployment (moto lacks the API: a Stubber
+    answers on the runtime's own ECS client), holds the digest, moves the record, reads its
+    stopped tasks for the message and publishes it."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from ecspilot_dev.service_deployments import (  # noqa: PLC0415
+        OperationStubber,
+        brief,
+        deployment_arn,
+        described,
+        revision_arn,
+        strategy_configuration,
+    )
+
+    sb = run.sandbox
+    topic = sb.clients.sns.create_topic(Name="ecspilot-iam-open-deployments")["TopicArn"]
+    rt = run.runtime(WEB, notify_topic_arn=topic, **RECONCILE_SETTINGS)
+    conf = strategy_configuration("LINEAR")
+    rt.clients.ecs.update_service(cluster="prod", service="api", deploymentConfiguration=conf)
+    with new_deployment_per_update():
+        invoke("deploy_on_push", sb.push("web", "v11"))
+    [record] = [r for r in rt.history.deployments("prod", "api") if r["image_tag"] == "v11"]
+    sd = deployment_arn(REGION, ACCOUNT, "prod", "api", "baked1")
+    target = revision_arn(REGION, ACCOUNT, "prod", "api", record["deployment_id"])
+    now = datetime.now(UTC)
+    with OperationStubber(rt.clients.ecs) as stub:
+        stub.add_response(
+            "list_service_deployments", {"serviceDeployments": [brief(sd, "IN_PROGRESS", target, now)]}
+        )
+        baking = described(sd, "IN_PROGRESS", "BAKE_TIME", target, conf, created_at=now, updated_at=now)
+        stub.add_response("describe_service_deployments", {"serviceDeployments": [baking]})
+        arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/api"
+        event = load_event(
+            "ecs_deployment_bluegreen_completed", {"deploymentId": record["deployment_id"]}, resources=[arn]
+        )
+        invoke("track_deployments", event)
+        back = described(sd, "ROLLBACK_SUCCESSFUL", "CLEAN_UP", target, conf, created_at=now, updated_at=now)
+        stub.add_response("describe_service_deployments", {"serviceDeployments": [back]})
+        run.invoke("reconcile", {})
+        assert stub.pending == 0
+    assert (rt.history.deployment(record["deployment_id"]) or {})["status"] == "ROLLED_BACK"
 
 
 def promotion_world(run: Run, targets: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:

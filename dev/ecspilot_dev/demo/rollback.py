@@ -1,5 +1,6 @@
-"""Service deployments and rollback: a LINEAR deployment followed through its stages, then
-``ecspilot rollback`` of the active one, and a redelivered push held.
+"""Service deployments and rollback: a LINEAR deployment followed through its stages (closed by
+reconcile when ECS sends no event after the bake), then ``ecspilot rollback`` of the active one,
+and a redelivered push held.
 
 moto implements no service deployments API (ListServiceDeployments, DescribeServiceDeployments,
 StopServiceDeployment): an :class:`OperationStubber` on the handlers' own ECS client answers
@@ -20,6 +21,7 @@ from ecspilot.interfaces import runtime
 from ecspilot.interfaces.cli_rollback import run_rollback
 from ecspilot.interfaces.present import say
 from ecspilot.interfaces.status import history_rows
+from ecspilot.reconcile.runbook import reconcile
 from ecspilot_dev.demo.base import Demo
 from ecspilot_dev.demo.tracking import ecs_event, track
 from ecspilot_dev.local import invoke
@@ -129,11 +131,22 @@ def _linear_through_its_stages(demo: Demo, ecs: LinearEcs) -> None:
     track(demo, ecs_event("ecs_deployment_completed", v1, "shop", "retail"), "record unchanged")
     _stage(demo, "v1", "IN_PROGRESS", "baking, 12 of 30 min")
 
-    demo.step("The bake passes, ECS says SUCCESSFUL: now the record is COMPLETED (promotion may take it)")
+    demo.step("The bake passes, ECS says SUCCESSFUL and sends no further event: ecspilot plan shows the move")
     ecs.says(v1, "SUCCESSFUL", "CLEAN_UP", now + timedelta(minutes=19))
-    event = ecs_event("ecs_deployment_completed", v1, "shop", "retail")
-    event["id"] += "-after-bake"
-    track(demo, event, "IN_PROGRESS -> COMPLETED")
+    demo.recorder.reset()
+    planned = [a for a in reconcile(runtime.current(), dry_run=True).actions if a.kind == "deployment"]
+    writes = demo.recorder.writes()
+    demo.note(f"plan: {[f'{a.target}: {a.detail}' for a in planned]}; AWS write calls: {writes or 'none'}")
+    demo.check(
+        [a.detail.split(" (")[0] for a in planned] == ["would-move IN_PROGRESS -> COMPLETED"], "would-move"
+    )
+    demo.check(writes == [] and _record("v1")["status"] == "IN_PROGRESS", "nothing written, v1 still open")
+
+    demo.step("The next reconcile run closes it: COMPLETED (promotion may take it), from what ECS says")
+    ecs.says(v1, "SUCCESSFUL", "CLEAN_UP", now + timedelta(minutes=19))
+    done = [a for a in invoke("reconcile", {})["actions"] if a["kind"] == "deployment"]
+    demo.note(f"reconcile: {[a['detail'] for a in done]}")
+    demo.check(_record("v1")["status"] == "COMPLETED", f"v1 COMPLETED, got {_record('v1')['status']}")
 
 
 def _rollback_of_the_active_deployment(demo: Demo, ecs: LinearEcs) -> None:

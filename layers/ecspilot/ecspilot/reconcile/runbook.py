@@ -24,11 +24,13 @@ def parts() -> list[tuple[str, Part]]:
     from ecspilot.deploy.handler import reconcile_catch_up  # noqa: PLC0415 - each part imports this module
     from ecspilot.jobs.handler import reconcile_schedules  # noqa: PLC0415
     from ecspilot.promotion.handler import reconcile_promotions  # noqa: PLC0415
+    from ecspilot.tracking.handler import reconcile_deployments  # noqa: PLC0415
 
     return [
         ("daemons", reconcile_daemons),
         ("schedules", reconcile_schedules),
         ("catch-up", reconcile_catch_up),
+        ("deployments", reconcile_deployments),  # before promotion: a release closed here is promoted now
         ("promotion", reconcile_promotions),
     ]
 

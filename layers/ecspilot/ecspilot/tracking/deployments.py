@@ -245,14 +245,7 @@ class DeploymentTracker:
         if target:
             step = self._rolled_back(event, target)
             moved += [step] if step else []
-        for m in moved:
-            self._report_deployment(m, event.region)
-        promotions = [
-            done
-            for m in moved
-            if m.status == "COMPLETED" and self.on_completed is not None
-            for done in self.on_completed(m.record) or []
-        ]
+        promotions = [done for m in moved for done in self._after(m, event.region)]
         logger.info("deployment event applied", extra={**log, "moved": [m.status for m in moved]})
         return {
             **({"promotions": promotions} if promotions else {}),
@@ -264,6 +257,39 @@ class DeploymentTracker:
                 for m in moved
             ],
         }
+
+    def _after(self, moved: Moved, region: str) -> list[Any]:
+        """What follows a real move, for an event or reconcile alike: metrics, the notification
+        of a FAILED or ROLLED_BACK record, the promotions of a COMPLETED one."""
+        self._report_deployment(moved, region)
+        if moved.status != "COMPLETED" or self.on_completed is None:
+            return []
+        return list(self.on_completed(moved.record) or [])
+
+    def settle(
+        self, record: Mapping[str, Any], observed: Observation, region: str
+    ) -> tuple[Moved | None, list[Any]]:
+        """Reconcile's seam (:mod:`ecspilot.tracking.open_deployments`): move the open ``record``
+        to what its service deployment (``observed``) says, as an event would: the same transition,
+        the same hold before FAILED or ROLLED_BACK, the same metrics, message and promotions. One
+        still running only gets its stage fields. ``(the move or None, the promotions)``."""
+        sd = observed.deployment
+        status = reconciled_status("IN_PROGRESS", observed.ecs_status)
+        key = {"pk": str(record["pk"]), "sk": str(record["sk"])}
+        if sd is None or status == "IN_PROGRESS":
+            annotate(self.history, key, observed.fields)
+            return None, []
+        if status in HOLDING:
+            self._hold(record, status)
+        at = sd.finished_at or sd.updated_at
+        fields = {
+            "reason": sd.rollback_reason or sd.status_reason or "",
+            "finished_at": iso(at),
+            "duration_seconds": duration_seconds(record.get("started_at"), at),
+            **dynamo_fields(observed.fields),
+        }
+        moved = self._move(record, status, fields)
+        return moved, self._after(moved, region) if moved else []
 
     def _report_deployment(self, moved: Moved, region: str) -> None:
         record = moved.record

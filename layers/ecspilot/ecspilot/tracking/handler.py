@@ -9,6 +9,7 @@ from ecspilot.aws.accounts import sessions_of
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcsDeploymentStateChangeEvent, EcsTaskStateChangeEvent
 from ecspilot.domain.hook_events import EcsHookStateChangeEvent
+from ecspilot.domain.plan import Action
 from ecspilot.errors import AwsError
 from ecspilot.interfaces.origins import promotion_origins, untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
@@ -16,6 +17,7 @@ from ecspilot.tracking.deployments import DeploymentTracker
 from ecspilot.tracking.health import ServiceHealthTracker
 from ecspilot.tracking.health_decisions import service_of_group
 from ecspilot.tracking.hooks import HookTracker
+from ecspilot.tracking.open_deployments import reconcile_open
 from ecspilot.tracking.runs import RunTracker
 
 
@@ -51,10 +53,27 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
             sessions = sessions_of(runtime.clients, own[1], "track_deployments", runtime.settings.max_workers)
             return ServiceHealthTracker(*parts, own=own, sessions=sessions).task_event(parsed)
         return RunTracker(*parts).task_event(parsed)
+    return deployment_tracker(runtime).deployment_event(parsed)
+
+
+def deployment_tracker(runtime: Runtime) -> DeploymentTracker:
+    """The deployment tracker of events and of reconcile's open deployments: a COMPLETED record
+    starts the promotions of the services promoted from it."""
 
     def completed(record: Any) -> list[dict[str, Any]]:
         from ecspilot.promotion.handler import after_completed  # noqa: PLC0415 - promotions only
 
         return after_completed(runtime, record) if any(s.promote for s in runtime.config.services) else []
 
-    return DeploymentTracker(*parts, own=own, on_completed=completed).deployment_event(parsed)
+    parts = (runtime.config, runtime.clients, runtime.history, runtime.settings.notify_topic_arn)
+    own = (runtime.settings.account_id, runtime.settings.region)
+    return DeploymentTracker(*parts, own=own, on_completed=completed)
+
+
+def reconcile_deployments(runtime: Runtime, dry_run: bool = False) -> list[Action]:
+    """The reconcile part ``deployments``: open blue/green, linear and canary deployments moved to
+    what ECS says (:mod:`ecspilot.tracking.open_deployments`), promotions included."""
+    if not runtime.history.enabled:
+        return []
+    own = (runtime.settings.account_id, runtime.settings.region)
+    return reconcile_open(deployment_tracker(runtime), own, runtime.settings.region or "", dry_run)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -57,6 +58,21 @@ class Observation:
 def strategy_of(service: Mapping[str, Any]) -> str:
     """A described service's deployment strategy (ROLLING when it names none)."""
     return str((service.get("deploymentConfiguration") or {}).get("strategy") or "ROLLING")
+
+
+def observation_of(
+    found: ServiceDeployment, strategy: str, record: Mapping[str, Any], at: datetime | None
+) -> Observation:
+    """What ``found`` says about the deployment ``record`` (its fields so far): the stage's start
+    is kept while the stage is the same, else the service deployment's ``updatedAt`` (or ``at``).
+    The tracker's events and reconcile's open deployments both read a service deployment so."""
+    fields = found.fields()
+    fields["strategy"] = found.strategy or strategy
+    if found.lifecycle_stage and found.lifecycle_stage == record.get("lifecycle_stage"):
+        fields["stage_started_at"] = record.get("stage_started_at")
+    elif found.lifecycle_stage:
+        fields["stage_started_at"] = iso(found.updated_at or at)
+    return Observation(strategy=fields["strategy"], deployment=found, fields=fields)
 
 
 class ServiceDeploymentReader:
@@ -97,17 +113,11 @@ class ServiceDeploymentReader:
         if found is None:
             count("ServiceDeploymentReadErrors")
             return Observation(strategy=strategy, error=f"{arn} not found")
-        fields = found.fields()
-        fields["strategy"] = found.strategy or strategy
-        if found.lifecycle_stage and found.lifecycle_stage == record.get("lifecycle_stage"):
-            fields["stage_started_at"] = record.get("stage_started_at")
-        elif found.lifecycle_stage:
-            fields["stage_started_at"] = iso(found.updated_at or event.at)
         logger.info(
             "service deployment read",
             extra={**log, "ecs_status": found.status, "lifecycle_stage": found.lifecycle_stage},
         )
-        return Observation(strategy=fields["strategy"], deployment=found, fields=fields)
+        return observation_of(found, strategy, record, event.at)
 
     def _strategy(self, cluster: str, service: str) -> str:
         try:
