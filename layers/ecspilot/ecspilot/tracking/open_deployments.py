@@ -28,10 +28,10 @@ from ecspilot.aws.deployment_fields import dynamo_fields
 from ecspilot.aws.history import History
 from ecspilot.aws.service_deployments import describe_service_deployments
 from ecspilot.domain.config import EcspilotConfig
+from ecspilot.domain.keys import state_keys
 from ecspilot.domain.plan import Action, Change
 from ecspilot.domain.service_deployments import reconciled_status
 from ecspilot.obs import logger
-from ecspilot.promotion.decisions import state_keys
 from ecspilot.tracking.deployments import DeploymentTracker
 from ecspilot.tracking.service_deployments import observation_of
 
