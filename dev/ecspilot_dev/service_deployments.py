@@ -137,3 +137,35 @@ def described(
     if status.startswith("ROLLBACK"):
         out["rollback"] = {"reason": reason or "rollback requested", "startedAt": updated_at}
     return out
+
+
+def expect_paused_images(
+    stub: Stubber, deployment: str, revision: str, images: Sequence[tuple[str, str, str]]
+) -> None:
+    """Queue what ECS answers when a paused deployment's images are read (the hook gates'
+    DescribeServiceDeployments then DescribeServiceRevisions): ``images`` are
+    ``(container, digest, image)`` of the target revision."""
+    stub.add_response(
+        "describe_service_deployments",
+        {
+            "serviceDeployments": [
+                {
+                    "serviceDeploymentArn": deployment,
+                    "status": "IN_PROGRESS",
+                    "lifecycleStage": "POST_SCALE_UP",
+                    "targetServiceRevision": {"arn": revision, "requestedTaskCount": 2},
+                }
+            ],
+            "failures": [],
+        },
+        {"serviceDeploymentArns": [deployment]},
+    )
+    containers = [{"containerName": c, "imageDigest": d, "image": i} for c, d, i in images]
+    stub.add_response(
+        "describe_service_revisions",
+        {
+            "serviceRevisions": [{"serviceRevisionArn": revision, "containerImages": containers}],
+            "failures": [],
+        },
+        {"serviceRevisionArns": [revision]},
+    )

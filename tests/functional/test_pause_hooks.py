@@ -29,6 +29,7 @@ from ecspilot.interfaces.settings import Settings
 from ecspilot.tracking.hooks import HookTracker, approve_paused
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table, fake_digest
+from ecspilot_dev.service_deployments import expect_paused_images
 from tests.conftest import TABLE
 from tests.faults import Faults
 from tests.races import race
@@ -94,44 +95,12 @@ class World:
         return rt
 
     def expect_images(self, digest: str = DIGEST) -> None:
-        self.stub.add_response(
-            "describe_service_deployments",
-            {
-                "serviceDeployments": [
-                    {
-                        "serviceDeploymentArn": DEPLOYMENT,
-                        "status": "IN_PROGRESS",
-                        "lifecycleStage": "POST_SCALE_UP",
-                        "targetServiceRevision": {"arn": REVISION, "requestedTaskCount": 2},
-                    }
-                ],
-                "failures": [],
-            },
-            {"serviceDeploymentArns": [DEPLOYMENT]},
-        )
-        self.stub.add_response(
-            "describe_service_revisions",
-            {
-                "serviceRevisions": [
-                    {
-                        "serviceRevisionArn": REVISION,
-                        "containerImages": [
-                            {
-                                "containerName": "app",
-                                "imageDigest": digest,
-                                "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web@{digest}",
-                            },
-                            {
-                                "containerName": "envoy",
-                                "imageDigest": fake_digest("envoy"),
-                                "image": "envoy:v1",
-                            },
-                        ],
-                    }
-                ],
-                "failures": [],
-            },
-            {"serviceRevisionArns": [REVISION]},
+        image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web@{digest}"
+        expect_paused_images(
+            self.stub,
+            DEPLOYMENT,
+            REVISION,
+            [("app", digest, image), ("envoy", fake_digest("envoy"), "envoy:v1")],
         )
 
     def expect_answer(self, action: str, hook: str = HOOK) -> None:

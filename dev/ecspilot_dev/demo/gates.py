@@ -70,39 +70,11 @@ def paused_ecs(demo: Demo, digest: str) -> Any:
     from botocore.stub import Stubber  # noqa: PLC0415
 
     from ecspilot.aws.clients import Clients  # noqa: PLC0415
+    from ecspilot_dev.service_deployments import expect_paused_images  # noqa: PLC0415
 
     ecs = boto3.Session().client("ecs")
     stub = Stubber(ecs)
-    stub.add_response(
-        "describe_service_deployments",
-        {
-            "serviceDeployments": [
-                {
-                    "serviceDeploymentArn": DEPLOYMENT,
-                    "status": "IN_PROGRESS",
-                    "lifecycleStage": "POST_SCALE_UP",
-                    "targetServiceRevision": {"arn": REVISION, "requestedTaskCount": 2},
-                }
-            ],
-            "failures": [],
-        },
-        {"serviceDeploymentArns": [DEPLOYMENT]},
-    )
-    stub.add_response(
-        "describe_service_revisions",
-        {
-            "serviceRevisions": [
-                {
-                    "serviceRevisionArn": REVISION,
-                    "containerImages": [
-                        {"containerName": "app", "imageDigest": digest, "image": f"web@{digest}"}
-                    ],
-                }
-            ],
-            "failures": [],
-        },
-        {"serviceRevisionArns": [REVISION]},
-    )
+    expect_paused_images(stub, DEPLOYMENT, REVISION, [("app", digest, f"web@{digest}")])
     stub.add_response(
         "continue_service_deployment",
         {"serviceDeploymentArn": DEPLOYMENT},
