@@ -234,14 +234,31 @@ def four_keys(
     deployments: Sequence[Deployment], period: Period, pushes: Mapping[str, datetime]
 ) -> dict[str, Any]:
     """The four keys of one service's deployments in ``period``, with their bands."""
-    completed = completed_changes(deployments, period)
-    per_day = len(completed) / period.days
-    leads, unknown = lead_times(deployments, period, pushes)
-    failed, changes = failures(deployments, period)
-    rate = len(failed) / changes if changes else None
-    restores, unrestored = restore_times(deployments, period)
-    lead_spread = _spread([s for _, s in leads])
-    restore_spread = _spread([s for _, s in restores])
+    return pooled_keys([deployments], period, pushes)
+
+
+def pooled_keys(
+    groups: Sequence[Sequence[Deployment]], period: Period, pushes: Mapping[str, datetime]
+) -> dict[str, Any]:
+    """The four keys of several services together: each service's values pooled (a failure is
+    restored by its own service's next completion, never another's)."""
+    completed = sum(len(completed_changes(g, period)) for g in groups)
+    per_day = completed / period.days
+    leads: list[float] = []
+    restores: list[float] = []
+    unknown = failed = changes = unrestored = 0
+    for g in groups:
+        known, missing = lead_times(g, period, pushes)
+        leads += [s for _, s in known]
+        unknown += missing
+        bad, total = failures(g, period)
+        failed, changes = failed + len(bad), changes + total
+        restored, still = restore_times(g, period)
+        restores += [s for _, s in restored]
+        unrestored += still
+    rate = failed / changes if changes else None
+    lead_spread = _spread(leads)
+    restore_spread = _spread(restores)
     bands: dict[str, Band | None] = {
         "deployment_frequency": frequency_band(per_day),
         "lead_time": lead_time_band(lead_spread["p50_seconds"]),
@@ -250,7 +267,7 @@ def four_keys(
     }
     return {
         "deployment_frequency": {
-            "completed": len(completed),
+            "completed": completed,
             "per_day": _rounded(per_day),
             "per_week": _rounded(per_day * 7),
             "band": bands["deployment_frequency"],
@@ -258,7 +275,7 @@ def four_keys(
         "lead_time": {**lead_spread, "count": len(leads), "unknown": unknown, "band": bands["lead_time"]},
         "change_failure_rate": {
             "rate": _rounded(rate),
-            "failed": len(failed),
+            "failed": failed,
             "deployments": changes,
             "band": bands["change_failure_rate"],
         },
@@ -282,19 +299,27 @@ def weekly(
 ) -> list[dict[str, Any]]:
     """One row per week of the period (empty weeks included): COMPLETED changes, failed changes
     and changes, lead time p50/p90 of the week's completions."""
+    return pooled_weekly([deployments], period, pushes)
+
+
+def pooled_weekly(
+    groups: Sequence[Sequence[Deployment]], period: Period, pushes: Mapping[str, datetime]
+) -> list[dict[str, Any]]:
+    """:func:`weekly` of several services together."""
     rows: list[dict[str, Any]] = []
     start = week_start(period.since)
     while start < period.until:
         week = Period(max(start, period.since), min(start + timedelta(days=7), period.until))
-        leads, _ = lead_times(deployments, week, pushes)
-        failed, changes = failures(deployments, week)
+        keys = pooled_keys(groups, week, pushes)
+        cfr, lead = keys["change_failure_rate"], keys["lead_time"]
         rows.append(
             {
                 "week": start.date().isoformat(),
-                "completed": len(completed_changes(deployments, week)),
-                "failed": len(failed),
-                "deployments": changes,
-                **{f"lead_time_{k}": v for k, v in _spread([s for _, s in leads]).items()},
+                "completed": keys["deployment_frequency"]["completed"],
+                "failed": cfr["failed"],
+                "deployments": cfr["deployments"],
+                "lead_time_p50_seconds": lead["p50_seconds"],
+                "lead_time_p90_seconds": lead["p90_seconds"],
             }
         )
         start += timedelta(days=7)

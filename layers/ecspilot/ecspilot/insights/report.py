@@ -16,7 +16,16 @@ from typing import Any
 
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.insights.bands import thresholds
-from ecspilot.insights.keys import Deployment, Period, completed_changes, four_keys, push_times, weekly
+from ecspilot.insights.keys import (
+    Deployment,
+    Period,
+    completed_changes,
+    four_keys,
+    pooled_keys,
+    pooled_weekly,
+    push_times,
+    weekly,
+)
 
 SCHEMA_VERSION = 1
 
@@ -99,11 +108,16 @@ def build(
                 "weekly": weekly(deployments.get(name, []), period, pushes),
             }
         )
+    groups = [deployments.get(name, []) for name in wanted]
     return {
         "schema": SCHEMA_VERSION,
         "since": iso(period.since),
         "until": iso(period.until),
         "days": round(period.days, 4),
+        "overall": {
+            **pooled_keys(groups, period, pushes),
+            "weekly": pooled_weekly(groups, period, pushes),
+        },
         "services": services,
         "chains": [chain_keys(c, deployments, period, pushes) for c in picked],
         "bands": thresholds(),
