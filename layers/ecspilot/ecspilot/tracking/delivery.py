@@ -24,9 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-Unit = Literal["Count", "Seconds"]
+#: what :func:`delivery_metrics` names -> the metric: counts, and durations in seconds
+DELIVERY_COUNTS = {"closed": "ChangesClosed", "completed": "ChangesCompleted", "failed": "ChangesFailed"}
+DELIVERY_SECONDS = {"lead_time": "LeadTime", "restore": "TimeToRestore"}
 
 
 def _when(value: Any) -> datetime | None:
@@ -38,21 +40,22 @@ def _when(value: Any) -> datetime | None:
         return None
 
 
-def delivery_metrics(record: Mapping[str, Any], before: str, status: str) -> list[tuple[str, Unit, float]]:
-    """``[(metric, unit, value)]`` for a record that moved from ``before`` to ``status``."""
+def delivery_metrics(record: Mapping[str, Any], before: str, status: str) -> list[tuple[str, float]]:
+    """``[(key, value)]`` for a record that moved from ``before`` to ``status``: a key of
+    :data:`DELIVERY_COUNTS` or :data:`DELIVERY_SECONDS`."""
     if before not in ("", "IN_PROGRESS") or status not in ("COMPLETED", "FAILED", "ROLLED_BACK"):
         return []
     finished = _when(record.get("finished_at"))
     if record.get("trigger") == "rollback":
         started = _when(record.get("started_at"))
         if status == "COMPLETED" and started is not None and finished is not None:
-            return [("TimeToRestore", "Seconds", max(0.0, (finished - started).total_seconds()))]
+            return [("restore", max(0.0, (finished - started).total_seconds()))]
         return []
-    out: list[tuple[str, Unit, float]] = [("ChangesClosed", "Count", 1.0)]
+    out: list[tuple[str, float]] = [("closed", 1.0)]
     if status != "COMPLETED":
-        return [*out, ("ChangesFailed", "Count", 1.0)]
-    out.append(("ChangesCompleted", "Count", 1.0))
+        return [*out, ("failed", 1.0)]
+    out.append(("completed", 1.0))
     pushed = _when(record.get("image_pushed_at"))
     if pushed is not None and finished is not None:
-        out.append(("LeadTime", "Seconds", max(0.0, (finished - pushed).total_seconds())))
+        out.append(("lead_time", max(0.0, (finished - pushed).total_seconds())))
     return out
