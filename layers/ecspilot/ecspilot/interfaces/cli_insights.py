@@ -101,7 +101,8 @@ COLUMNS = ["name", "per week", "lead p50", "lead p90", "failure rate", "restore 
 
 
 def print_report(report: Mapping[str, Any]) -> None:
-    say(f"delivery insights {report['since']} .. {report['until']} ({report['days']:g} days)")
+    days = report["days"]
+    say(f"delivery insights {report['since']} .. {report['until']} ({days:g} day{'' if days == 1 else 's'})")
     table([row(s["name"], s) for s in report["services"]], COLUMNS)
     for chain in report["chains"]:
         releases = chain["releases"]
