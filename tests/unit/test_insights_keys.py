@@ -9,7 +9,16 @@ import pytest
 
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.insights.bands import failure_rate_band, frequency_band, lead_time_band, restore_band
-from ecspilot.insights.keys import Deployment, Period, four_keys, parse_since, percentile, push_times, weekly
+from ecspilot.insights.keys import (
+    Deployment,
+    Period,
+    four_keys,
+    parse_since,
+    percentile,
+    pooled_keys,
+    push_times,
+    weekly,
+)
 from ecspilot.insights.report import build, chains
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
@@ -278,10 +287,24 @@ def test_since_takes_a_duration_or_an_iso_date(text: str, expected: datetime) ->
 
 
 @pytest.mark.parametrize(
-    "text", ["", "30", "0d", "-3d", "30 days", "3m", "2027-01-01", "yesterday", "2026-13-01"]
+    "text",
+    [
+        "",
+        "30",
+        "0d",
+        "-3d",
+        "30 days",
+        "3m",
+        "2027-01-01",
+        "yesterday",
+        "2026-13-01",
+        "0001-01-01",
+        "99999w",
+        "\x00",
+    ],
 )
 def test_since_refuses_anything_else(text: str) -> None:
-    with pytest.raises(ValueError, match=r"since|past|duration"):
+    with pytest.raises(ValueError, match=r"since|past|duration|too far back"):
         parse_since(text, NOW)
 
 
@@ -290,3 +313,16 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([5.0], 90) == 5.0
     assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.0
     assert percentile([float(i) for i in range(1, 11)], 90) == 9.0
+
+
+def test_pooled_keys_restore_a_failure_only_by_its_own_services_next_completion() -> None:
+    # GIVEN web failed at +10h and was never restored; api completed at +11h
+    web = [Deployment.from_item(record(1, "FAILED", 10, minutes=0))]
+    api = [Deployment.from_item(record(2, "COMPLETED", 11, pushed=10.5))]
+    groups = [[d for d in web if d], [d for d in api if d]]
+    keys = pooled_keys(groups, PERIOD, {})
+    # THEN api's completion does not restore web: one unrestored failure, no restore time
+    assert keys["time_to_restore"]["unrestored"] == 1
+    assert keys["time_to_restore"]["p50_seconds"] is None
+    assert keys["change_failure_rate"] == {"rate": 0.5, "failed": 1, "deployments": 2, "band": "low"}
+    assert keys["deployment_frequency"]["completed"] == 1

@@ -148,14 +148,17 @@ class Period:
 
 SINCE_RE = re.compile(r"(?P<n>[1-9]\d{0,4})(?P<unit>[hdw])")
 UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+#: the longest period (weekly rows stay few; records expire long before: ``retention_days``)
+MAX_PERIOD = timedelta(days=5 * 366)
 
 
 def parse_since(text: str, now: datetime) -> datetime:
     """``--since``: ``30d``, ``12w``, ``48h`` before ``now``, or an ISO date or time (UTC unless
-    it says otherwise). ValueError for anything else, or for a time not before ``now``."""
+    it says otherwise). ValueError for anything else, for a time not before ``now``, or for one
+    more than :data:`MAX_PERIOD` before it."""
     match = SINCE_RE.fullmatch(text.strip())
     if match:
-        return now - int(match["n"]) * UNITS[match["unit"]]
+        return _bounded(now - int(match["n"]) * UNITS[match["unit"]], now, text)
     at = (
         when(text.strip())
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?", text.strip())
@@ -165,6 +168,12 @@ def parse_since(text: str, now: datetime) -> datetime:
         raise ValueError(f"{text!r} is neither a duration (30d, 12w, 48h) nor an ISO date (2026-11-01)")
     if at >= now:
         raise ValueError(f"{text!r} is not in the past")
+    return _bounded(at, now, text)
+
+
+def _bounded(at: datetime, now: datetime, text: str) -> datetime:
+    if now - at > MAX_PERIOD:
+        raise ValueError(f"{text!r} is too far back: the period is at most {MAX_PERIOD.days} days")
     return at
 
 
