@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from ecspilot.tracking.delivery import delivery_metrics
 from ecspilot_dev.health_events import ELB_FAILED, service_task_stopped
 from ecspilot_dev.local import invoke
 from ecspilot_dev.sandbox import Sandbox, fake_digest
@@ -88,54 +87,6 @@ def test_a_failed_deployment_counts_a_failed_change_once_even_when_then_rolled_b
     assert metric_values(blobs, "ChangesFailed") == [1.0]
     assert metric_values(blobs, "ChangesClosed") == [1.0]
     assert metric_values(blobs, "LeadTime") == []
-
-
-@pytest.mark.parametrize(
-    ("record", "before", "status", "expected"),
-    [
-        (
-            {
-                "trigger": "push",
-                "image_pushed_at": "2026-11-02T10:00:00Z",
-                "finished_at": "2026-11-02T10:20:00Z",
-            },
-            "IN_PROGRESS",
-            "COMPLETED",
-            [
-                ("closed", 1.0),
-                ("completed", 1.0),
-                ("lead_time", 1200.0),
-            ],
-        ),
-        (
-            {"trigger": "promotion", "finished_at": "2026-11-02T10:20:00Z"},
-            "",
-            "COMPLETED",
-            [("closed", 1.0), ("completed", 1.0)],
-        ),
-        (
-            {"trigger": "push"},
-            "IN_PROGRESS",
-            "FAILED",
-            [("closed", 1.0), ("failed", 1.0)],
-        ),
-        ({"trigger": "push"}, "FAILED", "ROLLED_BACK", []),
-        (
-            {
-                "trigger": "rollback",
-                "started_at": "2026-11-02T10:00:00Z",
-                "finished_at": "2026-11-02T10:05:00Z",
-            },
-            "",
-            "COMPLETED",
-            [("restore", 300.0)],
-        ),
-        ({"trigger": "rollback"}, "IN_PROGRESS", "FAILED", []),
-        ({"trigger": "push"}, "", "IN_PROGRESS", []),
-    ],
-)
-def test_delivery_metrics(record: dict[str, Any], before: str, status: str, expected: list[Any]) -> None:
-    assert delivery_metrics(record, before, status) == expected
 
 
 def test_a_crash_loop_marks_its_start_on_the_deployment_whose_tasks_looped_once(
