@@ -109,6 +109,14 @@ def test_a_service_filter_reports_that_service_and_reads_its_chain_only(
     assert [s["name"] for s in report["services"]] == ["app01-prod"]
     assert [c["name"] for c in report["chains"]] == ["app01-dev -> app01-staging -> app01-prod"]
     assert recorder.count("Query") == 3
+    # several names after one option, or the option repeated (the ECS name of a unique service too)
+    for argv in (
+        ["--service", "app00-dev", "solo00-prod"],
+        ["--service", "app00-dev", "--service", "prod/solo00"],
+    ):
+        report = insights_json(argv, capsys)
+        assert [s["name"] for s in report["services"]] == ["app00-dev", "solo00-prod"]
+        assert [c["name"] for c in report["chains"]] == ["app00-dev -> app00-staging -> app00-prod"]
 
 
 @pytest.mark.parametrize(

@@ -287,6 +287,10 @@ def add_insights_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--since", type=_since, default="30d", help="the period: 30d, 12w, 48h or an ISO date (default 30d)"
     )
     insights.add_argument(
-        "--service", action="append", metavar="NAME", help="only this service and its chains (repeatable)"
+        "--service",
+        action="extend",
+        nargs="+",
+        metavar="NAME",
+        help="only these services and their chains (--service a b, or repeated)",
     )
     insights.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with charts")
