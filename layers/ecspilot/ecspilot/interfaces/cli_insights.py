@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecspilot.errors import ConfigError, EventError
+from ecspilot.interfaces.insights_html import duration
 from ecspilot.interfaces.present import as_json, say, table
 
 if TYPE_CHECKING:
@@ -64,19 +65,6 @@ def insights_report(rt: Any, since: datetime, names: Sequence[str], now: datetim
         "seconds": round(time.perf_counter() - started, 3),
     }
     return report
-
-
-def duration(seconds: float | None) -> str:
-    """``42s``, ``12m``, ``3.5h``, ``2.1d`` (``-`` when unknown)."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def row(name: str, keys: Mapping[str, Any]) -> dict[str, str]:

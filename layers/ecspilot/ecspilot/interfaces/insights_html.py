@@ -28,6 +28,7 @@ W, H, PAD_L, PAD_B, PAD_T = 460, 220, 48, 36, 28
 
 
 def duration(seconds: float | None) -> str:
+    """``42s``, ``12m``, ``3.5h``, ``2.1d`` (``-`` when unknown): the table's and the page's."""
     if seconds is None:
         return "-"
     if seconds < 60:
