@@ -28,9 +28,9 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 def generated(
     make_runtime: MakeRuntime, clients: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> History:
-    """Two three-stage chains and one single service, 40 days of history ending now, at
+    """Two three-stage chains and one single service, 25 days of history ending now, at
     failure rates high enough that every kind occurs."""
-    history = generate(chains=2, singles=1, days=40, per_day=3, rates=Rates(0.1, 0.06, 0.06), seed=3, now=NOW)
+    history = generate(chains=2, singles=1, days=25, per_day=2, rates=Rates(0.1, 0.06, 0.06), seed=3, now=NOW)
     rt = make_runtime(history.config())
     history.write(rt.history)
     path = tmp_path / "ecspilot.yaml"
