@@ -23,6 +23,7 @@ BENCHMARKS = [
     "faults_push",  # one push to 50 services with 30% of ECS calls failing, and Lambda's retries (11)
     "paced",  # one push to 100/500 shared and 60/500 distinct services behind ECS token buckets; continuation (18)
     "promotion",  # reconcile with 50 promoted services in sync, targets in another account: calls by account (13)
+    "insights",  # the four DORA keys over 90 days of 50 services: figures vs the rates put in, requests, seconds
 ]
 
 

@@ -21,6 +21,7 @@ EMITTERS = ("count", "seconds")
 # Names built at run time, by their fixed prefix: reconcile counts its actions by change
 # (``Reconcile{change}``, ecspilot.reconcile.runbook), change one of ecspilot.domain.plan.Change.
 TEMPLATED = {"Reconcile": [f"Reconcile{c.title().replace('-', '')}" for c in get_args(Change)]}
+_ARITHMETIC = re.compile(r"(?:[a-z]\w*|[\d.]+|[\s*/+()-])+")
 _SEARCH = re.compile(r"SEARCH\('\{(?P<schema>[^}]*)\} MetricName=\"(?P<name>\w+)\"'")
 
 
@@ -50,7 +51,10 @@ def dashboard_metrics() -> list[DashboardMetric]:
     for widget in dashboard_body()["widgets"]:
         for row in widget["properties"].get("metrics", []):
             if isinstance(row[0], dict):
-                match = _SEARCH.search(row[0].get("expression", ""))
+                expression = row[0].get("expression", "")
+                match = _SEARCH.search(expression)
+                if match is None and _ARITHMETIC.fullmatch(expression):
+                    continue  # arithmetic over other rows' ids: their SEARCHes are checked
                 assert match, f"a metric expression that is not a SEARCH: {row[0]}"
                 namespace, *dims = match["schema"].split(",")
                 found.append(DashboardMetric(namespace, match["name"], frozenset(dims)))

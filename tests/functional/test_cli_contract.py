@@ -48,6 +48,7 @@ VERBS = {
     "history": ["history", "web"],
     "status": ["status"],
     "enqueue": ["enqueue", "render-video"],
+    "insights": ["insights"],
 }
 GLOBAL = ["--output", "json", "--region", "eu-west-1", "--profile", "ops", "--config", "x.yaml"]
 
@@ -157,6 +158,7 @@ def test_unknown_names_and_bad_events_are_bad_input_exit_2_for_every_verb(
         (["run", "nightly-report"], "RunTask"),
         (["status"], "DescribeServices"),
         (["history", "web"], "Query"),
+        (["insights"], "Query"),
         (["plan"], "ListSchedules"),
         (["reconcile"], "ListSchedules"),
         (["placement", "check", "nightly-report"], "ListContainerInstances"),

@@ -34,6 +34,7 @@ from ecspilot_dev.demo.daemons import chapter_daemons_everywhere
 from ecspilot_dev.demo.gates import GATES_CONFIG, chapter_gates
 from ecspilot_dev.demo.hardening import chapter_hardening
 from ecspilot_dev.demo.health import HEALTH_CONFIG, chapter_health
+from ecspilot_dev.demo.insights import chapter_insights
 from ecspilot_dev.demo.jobs import (
     JOBS_CONFIG,
     chapter_jobs,
@@ -80,6 +81,7 @@ CHAPTERS: list[Chapter] = [
     Chapter("gates", chapter_gates, GATES_CONFIG),
     Chapter("rollback", chapter_rollback, ROLLBACK_CONFIG),
     Chapter("health", chapter_health, HEALTH_CONFIG),
+    Chapter("insights", chapter_insights, after=TRACKING),  # the last word: the story's four keys
 ]
 
 

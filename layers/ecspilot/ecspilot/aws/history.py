@@ -92,15 +92,17 @@ class DeploymentRecord:
     event_id: str = ""
     status: str = "IN_PROGRESS"
     rollout_id: str = ""  # one push's rollout across invocations (its first event's id)
+    image_pushed_at: str = ""  # ECR's imagePushedAt (insights' lead time); "" when not known
 
     def key(self) -> dict[str, str]:
         return deployment_key(self.deployment_id or f"{self.cluster}/{self.service}@{self.started_at}")
 
     def to_item(self) -> dict[str, Any]:
+        fields = {k: v for k, v in asdict(self).items() if k != "image_pushed_at" or v}
         return {
             **self.key(),
             "type": "deployment",
-            **asdict(self),
+            **fields,
             "gsi1pk": service_pk(self.cluster, self.service),
             "gsi1sk": f"DEPLOY#{self.started_at}",
         }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -187,7 +187,21 @@ class DeployCommit(DeployReads):
             event_id=push.event_id,
             trigger=self.trigger,
             rollout_id=self.rollout_id or push.event_id,
+            image_pushed_at=self._image_pushed_at(push),
         )
+
+    def _image_pushed_at(self, push: ImagePush) -> str:
+        """ECR's imagePushedAt of the image (read already for the claim), else the push event's
+        time; "" for a promotion, whose deployer is told the release's completion instead (the
+        insights take the push time its first stage recorded for the digest)."""
+        if self.trigger == "promotion":
+            return ""
+        try:
+            at = self.pushed_at(push.repository, push.digest)
+        except DeployError:
+            at = None
+        at = at or push.time
+        return _iso(at.astimezone(UTC)) if at is not None else ""
 
     def write_records(self, records: list[DeploymentRecord], result: PushResult) -> None:
         """Write (or defer) the records; a failed write is kept on the result, not raised, so the
@@ -270,6 +284,7 @@ class DeployCommit(DeployReads):
                     event_id=push.event_id,
                     trigger=self.trigger,
                     rollout_id=self.rollout_id or push.event_id,
+                    image_pushed_at=self._image_pushed_at(push),
                 )
             )
         if missing:

@@ -27,6 +27,7 @@ from ecspilot.errors import (
     SettingsError,
     UnknownJobError,
 )
+from ecspilot.interfaces.cli_insights import run_insights  # a light module: its imports are lazy
 from ecspilot.interfaces.cli_parser import EXIT_BAD_INPUT, EXIT_CHANGES, EXIT_FAILED, EXIT_OK, build_parser
 
 Command = Callable[[argparse.Namespace], int]
@@ -268,16 +269,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return promote(args, _runtime(args, origin=True))
 
 
-COMMANDS.update({"history": cmd_history, "status": cmd_status, "promote": cmd_promote})
-
-
 def cmd_rollback(args: argparse.Namespace) -> int:
     from ecspilot.interfaces.cli_rollback import run_rollback  # noqa: PLC0415
 
     return run_rollback(_runtime(args), args)
 
 
-COMMANDS["rollback"] = cmd_rollback
+COMMANDS.update(history=cmd_history, status=cmd_status, promote=cmd_promote, rollback=cmd_rollback)
+COMMANDS["insights"] = lambda args: run_insights(_runtime(args), args)
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:

@@ -9,9 +9,11 @@ one-line description and an example.
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
 from ecspilot import __version__
+from ecspilot.insights.keys import parse_since
 
 #: exit codes, the same for every verb (README "Exit codes")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CHANGES = 0, 1, 2, 3
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_promotion_parsers(sub, common)
     add_adoption_parsers(sub)
     add_hook_parsers(sub, common)
+    add_insights_parser(sub, common)
     enqueue = _verb(
         sub,
         "enqueue",
@@ -260,3 +263,34 @@ def add_hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         common,
     )
     reject.add_argument("service", help="the service's name in the config")
+
+
+def _since(text: str) -> datetime:
+    """``--since``: a duration before now (30d, 12w, 48h) or an ISO date; anything else exits 2."""
+    try:
+        return parse_since(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_insights_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``insights``: the four DORA keys from the state table."""
+    insights = _verb(
+        sub,
+        "insights",
+        "delivery insights: deployment frequency, lead time, change failure rate and time to "
+        "restore per service and promotion chain, with their DORA performance bands",
+        "ecspilot insights --since 12w --service web --html insights.html",
+        common,
+    )
+    insights.add_argument(
+        "--since", type=_since, default="30d", help="the period: 30d, 12w, 48h or an ISO date (default 30d)"
+    )
+    insights.add_argument(
+        "--service",
+        action="extend",
+        nargs="+",
+        metavar="NAME",
+        help="only these services and their chains (--service a b, or repeated)",
+    )
+    insights.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with charts")

@@ -47,6 +47,7 @@ from ecspilot.tracking.decisions import (
     rollback_target,
     service_dimensions,
 )
+from ecspilot.tracking.delivery import DELIVERY_COUNTS, DELIVERY_SECONDS, delivery_metrics
 from ecspilot.tracking.health import deployment_stops
 from ecspilot.tracking.messages import deployment_message
 from ecspilot.tracking.report import set_dimensions
@@ -299,6 +300,11 @@ class DeploymentTracker:
         # a FAILED deployment later rolled back was timed when it failed
         if record.get("duration_seconds") is not None and moved.before == "IN_PROGRESS":
             seconds("DeploymentDuration", float(record["duration_seconds"]))
+        for key, value in delivery_metrics(record, moved.before, moved.status):
+            if key in DELIVERY_COUNTS:
+                count(DELIVERY_COUNTS[key], value)
+            else:
+                seconds(DELIVERY_SECONDS[key], value)
         logger.info(
             f"deployment {moved.status.lower()}",
             extra={

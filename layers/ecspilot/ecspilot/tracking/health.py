@@ -31,14 +31,15 @@ from typing import Any
 
 from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.clients import Clients
+from ecspilot.aws.dynamo import conditional_update
 from ecspilot.aws.ecs_reads import TaskDefinitions
 from ecspilot.aws.health_records import HealthRecords, LoopItem, StopRecord
-from ecspilot.aws.history import History
+from ecspilot.aws.history import History, deployment_key
 from ecspilot.aws.notify import Notifier
 from ecspilot.domain.config import CrashLoopConfig, EcspilotConfig, ServiceConfig, crash_loop_policy
 from ecspilot.domain.events import EcsTaskStateChangeEvent
 from ecspilot.domain.keys import scoped_service, state_keys
-from ecspilot.errors import AccountAccessError, HealthRecordError
+from ecspilot.errors import AccountAccessError, AwsError, HealthRecordError
 from ecspilot.obs import count, logger
 from ecspilot.tracking.decisions import cluster_name, iso
 from ecspilot.tracking.essential import essential_containers
@@ -229,11 +230,37 @@ class ServiceHealthTracker:
         }
         if moved == "start":
             logger.warning("crash loop: tasks replaced again and again", extra=log)
+            self._mark_deployments(window, str(window[0].get("stopped_at", "")) or until)
             subject, body = crash_loop_message(cluster, service, window, policy.minutes, region, name)
             self.notifier.notify(subject, body, {"kind": "crash-loop", "service": f"{cluster}/{service}"})
         elif moved == "end":
             logger.info("crash loop over: fewer replacements in the window", extra=log)
         return {"crash_loop": moved, "replacements_in_window": len(window)}
+
+    def _mark_deployments(self, window: list[dict[str, Any]], started_at: str) -> None:
+        """Note the loop's start (``crash_loop_at``) on the deployment records whose tasks looped:
+        the insights count a change that started a crash loop within an hour as failed. The
+        first loop stays (``if_not_exists``); a failed write is logged, not raised (the loop was
+        judged and notified; the insights then miss this one)."""
+        connection = self.records.history.connection()
+        ids = sorted({str(s.get("deployment_id")) for s in window if s.get("deployment_id")})
+        for deployment_id in ids if connection is not None else []:
+            assert connection is not None
+            try:
+                conditional_update(
+                    *connection,
+                    deployment_key(deployment_id),
+                    "SET #c = if_not_exists(#c, :c)",
+                    {"#c": "crash_loop_at"},
+                    {":c": started_at},
+                    "attribute_exists(pk)",
+                    what="marking the crash loop on its deployment",
+                )
+            except AwsError as exc:
+                logger.warning(
+                    "crash loop not marked on its deployment record",
+                    extra={"deployment_id": deployment_id, "error": str(exc)},
+                )
 
 
 def deployment_stops(history: History, record: Mapping[str, Any]) -> list[dict[str, Any]]:
