@@ -43,6 +43,7 @@ from ecspilot.deploy.express import deploy_express
 from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy.rules import decide, freshness, freshness_reason
 from ecspilot.deploy.scan_gate import scan_gate
+from ecspilot.deploy.versions import note_ignored, version_gate
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
@@ -138,6 +139,7 @@ class PushDeployer(DeployCommit):
             if only is None or svc.name in only
         ]
         result.outcomes = [t.outcome for t in targets]
+        note_ignored(config, push)
         jobs = config.jobs_for(push.repository, push.tag) if only is None else []
         if not targets and not jobs:
             logger.info("no configured service or job follows this image", extra=log)
@@ -167,6 +169,7 @@ class PushDeployer(DeployCommit):
         self._attach_services([t for t in targets if not t.config.express])
         live = [t for t in targets if t.service is not None]
         self._decide(live, push)
+        version_gate(self, live, push, self.notifier)  # order: semver (issue 27)
         self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
         scan_gate(live, push, self.registry_clients, self.notifier)  # before anything is registered
         to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]

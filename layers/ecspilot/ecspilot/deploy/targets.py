@@ -52,6 +52,9 @@ class AccountDeployer(PushDeployer):
     def pushed_at(self, repository: str, digest: str) -> datetime | None:
         return self.home.pushed_at(repository, digest)  # one cache: catch-up seeds the home's
 
+    def image_tags(self, repository: str, digest: str) -> list[str]:
+        return self.home.image_tags(repository, digest)
+
 
 class AccountRoute:
     """``PushDeployer.route``: deploys the targets of other accounts, returns ecspilot's own."""

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from ecspilot.domain.config import ServiceConfig
 from ecspilot.domain.images import short_digest
-from ecspilot.domain.semver import Jump, Version, allowed, jump, parse
+from ecspilot.domain.semver import Jump, Version, allowed, claim_rank, jump, parse
 
 VersionVerdict = Literal["deploy", "stale", "conflict", "awaiting approval"]
 
@@ -133,3 +134,14 @@ def highest_allowed(
             "conflict, none deployed by itself"
         )
     return top, ""
+
+
+def semver_rank(service: ServiceConfig, containers: Sequence[str], tag: str) -> float | None:
+    """:func:`claim_rank` of ``tag`` when one of ``containers`` of ``service`` orders by
+    version (``order: semver``), else None (the claim carries the push time)."""
+    version = parse(tag)
+    if version is None or not any(
+        c in service.containers and service.containers[c].semver for c in containers
+    ):
+        return None
+    return claim_rank(version)

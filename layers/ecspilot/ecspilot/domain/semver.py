@@ -101,3 +101,17 @@ def highest_version(tags: list[str]) -> Version | None:
     """The highest version among ``tags`` (the ones that are versions), or None."""
     versions = [v for v in (parse(t) for t in tags) if v is not None]
     return max(versions, key=Version.key) if versions else None
+
+
+CLAIM_BASE = 1e10  # above any epoch second a push-time claim holds (about 1.8e9 today)
+_CAP = 9999
+
+
+def claim_rank(version: Version) -> float:
+    """The order a container's claim carries for an ``order: semver`` deployment (the state
+    table's claims compare one number, ``aws.service_state``): above every push-time claim,
+    then by major, minor, patch (each capped at 9999) and release over prerelease. Prereleases of
+    one patch tie (the claims' tie-break, the digest, decides a race between them). Exact in a
+    float: at most about 2e12."""
+    major, minor, patch = (min(n, _CAP) for n in (version.major, version.minor, version.patch))
+    return CLAIM_BASE + ((major * 10_000 + minor) * 10_000 + patch) * 2 + (0 if version.prerelease else 1)

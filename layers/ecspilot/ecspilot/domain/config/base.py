@@ -79,5 +79,12 @@ class ImageSource(Model):
         return value
 
     def matches(self, repository: str, tag: str) -> bool:
-        """True when ``repository:tag`` is a push this source follows."""
-        return repository == self.repository and any(fnmatch.fnmatchcase(tag, p) for p in self.tags)
+        """True when ``repository:tag`` is a push this source follows (with ``order: semver``,
+        only a tag that is a semantic version: the others are ignored, deploy/versions.py)."""
+        if repository != self.repository or not any(fnmatch.fnmatchcase(tag, p) for p in self.tags):
+            return False
+        if self.semver:
+            from ecspilot.domain.semver import parse  # noqa: PLC0415 - only semver sources
+
+            return parse(tag) is not None
+        return True

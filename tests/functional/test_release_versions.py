@@ -1,0 +1,195 @@
+"""Release policies on moto (issue 27): with ``order: semver`` versions never go backwards,
+a jump beyond ``allow`` waits for ``ecspilot approve --digest``, catch-up picks the highest
+allowed version, and tags that are not versions are ignored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from ecspilot.interfaces.cli import main
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot_dev.local import CallRecorder, invoke
+from ecspilot_dev.sandbox import REGION, Sandbox, fake_digest
+from tests.conftest import TABLE, MakeRuntime
+from tests.moto_state import set_image_pushed_at
+
+PUSH = "deploy_on_push"
+
+
+def config(**app: Any) -> dict[str, Any]:
+    source = {"repository": "web", "tags": ["v*"], "order": "semver", **app}
+    return {"version": 1, "services": [{"name": "web", "cluster": "prod", "containers": {"app": source}}]}
+
+
+@pytest.fixture
+def world(sandbox: Sandbox) -> Sandbox:
+    sandbox.cluster("prod")
+    sandbox.repository("web")
+    sandbox.service("prod", "web", sandbox.task_definition("web", {"app": sandbox.image("web", "v1.2.3")}))
+    return sandbox
+
+
+@pytest.fixture
+def topic(world: Sandbox) -> tuple[str, str]:
+    sns, sqs = world.clients.sns, world.clients.sqs
+    topic_arn = sns.create_topic(Name="ecspilot-notify")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="ecspilot-notify-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return topic_arn, queue_url
+
+
+def messages(rt: Runtime, queue_url: str) -> list[dict[str, Any]]:
+    got = rt.clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in got]
+
+
+def running(rt: Runtime) -> str:
+    svc = rt.clients.ecs.describe_services(cluster="prod", services=["web"])["services"][0]
+    td = rt.clients.ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+    return str(td["containerDefinitions"][0]["image"])
+
+
+def pinned(world: Sandbox, tag: str) -> str:
+    return f"{world.registry}/web@{fake_digest(f'web:{tag}')}"
+
+
+def web(result: dict[str, Any]) -> dict[str, Any]:
+    [svc] = result["services"]
+    return dict(svc)
+
+
+def test_a_hotfix_of_an_older_line_pushed_last_is_stale(world: Sandbox, make_runtime: MakeRuntime) -> None:
+    rt = make_runtime(config())
+    assert web(invoke(PUSH, world.push("web", "v1.3.0")))["outcome"] == "deployed"
+    set_image_pushed_at("web", fake_digest("web:v1.3.0"), 600)  # the hotfix is the newest push
+    result = invoke(PUSH, world.push("web", "v1.2.4"))
+    assert web(result)["outcome"] == "stale"
+    assert "1.3.0" in web(result)["reason"]
+    assert running(rt) == pinned(world, "v1.3.0")
+
+
+def test_a_higher_version_pushed_earlier_still_deploys(world: Sandbox, make_runtime: MakeRuntime) -> None:
+    # GIVEN web on v1.2.4 (pushed last), and v1.3.0 whose push event was pushed earlier
+    rt = make_runtime(config())
+    late = world.push("web", "v1.3.0")
+    set_image_pushed_at("web", fake_digest("web:v1.3.0"), 600)
+    assert web(invoke(PUSH, world.push("web", "v1.2.4")))["outcome"] == "deployed"
+    # WHEN v1.3.0's event arrives late (a redelivery): the version order wins, not the push time
+    result = invoke(PUSH, late)
+    assert web(result)["outcome"] == "deployed"
+    assert running(rt) == pinned(world, "v1.3.0")
+
+
+def test_a_retag_of_the_running_version_is_a_conflict_never_deployed(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    rt = make_runtime(config())
+    invoke(PUSH, world.push("web", "v1.3.0"))
+    recorder.reset()
+    other = fake_digest("web:v1.3.0 rebuilt")
+    result = invoke(
+        PUSH, world.push("web", "v1.3.0", other)
+    )  # ECR moves the tag: the running digest loses it
+    assert web(result)["outcome"] == "conflict"
+    assert recorder.count("RegisterTaskDefinition") == 0
+    assert running(rt) == pinned(world, "v1.3.0")
+
+
+def test_tags_that_are_not_versions_are_ignored_and_counted(
+    world: Sandbox,
+    make_runtime: MakeRuntime,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rt = make_runtime(config())
+    before = running(rt)
+    capsys.readouterr()
+    result = invoke(PUSH, world.push("web", "vnext"))
+    assert result["services"] == []
+    assert [r.getMessage() for r in caplog.records].count(
+        "tag is not a semantic version: ignored by order: semver containers"
+    ) == 1
+    assert '"TagsIgnored":[1.0]' in capsys.readouterr().out
+    assert running(rt) == before
+
+
+def test_a_prerelease_waits(world: Sandbox, make_runtime: MakeRuntime) -> None:
+    rt = make_runtime(config())
+    result = invoke(PUSH, world.push("web", "v1.4.0-rc.1"))
+    assert web(result)["outcome"] == "awaiting approval"
+    assert "prerelease" in web(result)["reason"]
+    assert running(rt) == world.image("web", "v1.2.3")
+
+
+def test_a_major_jump_waits_is_notified_once_and_deploys_on_approve(
+    world: Sandbox,
+    make_runtime: MakeRuntime,
+    topic: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = config(allow="minor")
+    rt = make_runtime(cfg, notify_topic_arn=topic[0])
+    assert web(invoke(PUSH, world.push("web", "v1.3.0")))["outcome"] == "deployed"
+    event = world.push("web", "v2.0.0")
+    # WHEN v2.0.0 is pushed, and its event delivered twice
+    first, again = invoke(PUSH, event), invoke(PUSH, event)
+    # THEN it waits, recorded and notified once, with the command that deploys it
+    assert web(first)["outcome"] == web(again)["outcome"] == "awaiting approval"
+    assert "major jump" in web(first)["reason"]
+    [told] = messages(rt, topic[1])
+    digest = fake_digest("web:v2.0.0")
+    assert f"ecspilot approve web --digest {digest}" in told["Message"]
+    assert running(rt) == pinned(world, "v1.3.0")
+    # AND a later v2.1.0 also waits: approving one version does not approve later ones
+    later_event = world.push("web", "v2.1.0")
+    assert web(invoke(PUSH, later_event))["outcome"] == "awaiting approval"
+    # WHEN a person approves v2.0.0 by digest
+    path = tmp_path / "ecspilot.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    monkeypatch.setenv("ECSPILOT_CONFIG", str(path))
+    monkeypatch.setenv("ECSPILOT_TABLE", TABLE)
+    capsys.readouterr()
+    assert main(["approve", "web", "--digest", digest], session=boto3.Session(region_name=REGION)) == 0
+    assert "deployed web v2.0.0" in capsys.readouterr().out
+    assert running(rt) == pinned(world, "v2.0.0")
+    [record, *_] = rt.history.deployments("prod", "web")
+    assert (record["image_tag"], record["image_digest"]) == ("v2.0.0", digest)
+    # AND v2.1.0 is still not approved; a second approve of v2.0.0 changes nothing
+    assert main(["approve", "web", "--digest", digest], session=boto3.Session(region_name=REGION)) == 0
+    assert running(rt) == pinned(world, "v2.0.0")
+    # AND reject refuses v2.1.0 for good; rejecting again finds nothing waiting (exit 1)
+    later = fake_digest("web:v2.1.0")
+    assert main(["reject", "web", "--digest", later], session=boto3.Session(region_name=REGION)) == 0
+    assert web(invoke(PUSH, later_event))["outcome"] == "refused"
+    assert main(["reject", "web", "--digest", later], session=boto3.Session(region_name=REGION)) == 1
+    assert main(["approve", "web", "--digest", "sha256:nope"], session=boto3.Session(region_name=REGION)) == 2
+    assert main(["approve", "nope", "--digest", digest], session=boto3.Session(region_name=REGION)) == 2
+
+
+def test_catch_up_picks_the_highest_allowed_version_not_the_newest_push(
+    world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN web on v1.2.3 with allow: minor, and missed pushes v1.3.0, v2.0.0, v1.4.0-rc.1, then v1.2.9 last
+    rt = make_runtime(config(allow="minor"))
+    for i, tag in enumerate(["v1.3.0", "v2.0.0", "v1.4.0-rc.1", "latest", "v1.2.9"]):
+        world.push("web", tag)
+        set_image_pushed_at("web", fake_digest(f"web:{tag}"), 600 - i * 60)
+    # WHEN reconcile catches up
+    result = invoke("reconcile", {})
+    # THEN v1.3.0: the highest version a minor jump allows (not v2.0.0, not the rc, not the newest push)
+    [action] = [a for a in result["actions"] if a["kind"] == "catch-up"]
+    assert action["change"] == "update"
+    assert "v1.3.0" in action["detail"]
+    assert running(rt) == pinned(world, "v1.3.0")
+    # AND the next tick is in sync
+    [action] = [a for a in invoke("reconcile", {})["actions"] if a["kind"] == "catch-up"]
+    assert action["change"] == "in-sync"
