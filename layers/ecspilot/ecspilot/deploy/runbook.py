@@ -43,6 +43,7 @@ from ecspilot.deploy.express import deploy_express
 from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy.rules import decide, freshness, freshness_reason
 from ecspilot.deploy.scan_gate import scan_gate
+from ecspilot.deploy.signature_gate import Timer, signature_gate
 from ecspilot.deploy.versions import note_ignored, version_gate
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.domain.images import ImagePush, short_digest
@@ -71,6 +72,7 @@ class PushDeployer(DeployCommit):
         self.freshness_guard = True  # a promotion's order is its source's releases, not ECR's push times
         self.route: Route | None = None  # services in other accounts: their own deployers
         self.registry_clients = clients  # the push's registry (its scans): ecspilot's for another account
+        self.signature_timer: Timer | None = None  # re-checks a deferred signature (issue 27)
 
     # AWS edges ------------------------------------------------------------------------------
 
@@ -172,6 +174,7 @@ class PushDeployer(DeployCommit):
         version_gate(self, live, push, self.notifier)  # order: semver (issue 27)
         self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
         scan_gate(live, push, self.registry_clients, self.notifier)  # before anything is registered
+        signature_gate(live, push, self.registry_clients, self.history, self.notifier, self.signature_timer)
         to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
         if to_deploy and not dry_run:
             self._paced_deploy(to_deploy, push, result, budget)
