@@ -12,8 +12,6 @@ import json
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.validate import validate_parameters
 
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
@@ -194,40 +192,20 @@ def test_a_status_that_cannot_be_read_fails_the_service_and_deploys_nothing(
     assert running(world) == world.image("web", "v0")
 
 
-class SessionSigning:
-    """DescribeImageSigningStatus answered for every ECR client a botocore session (and the
-    sessions of assumed roles, which copy its hooks: ``aws.accounts``) makes: each queued answer
-    validated against botocore's output shape, each request recorded (botocore has validated it
-    against the input shape already)."""
-
-    def __init__(self, session: Any, *answers: dict[str, Any]) -> None:
-        self.answers = list(answers)
-        self.requests: list[dict[str, Any]] = []
-        session.get_component("event_emitter").register("before-call.ecr.DescribeImageSigningStatus", self)
-
-    def __call__(self, model: Any, params: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        self.requests.append(json.loads(params["body"]))
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]  # the last repeats
-        validate_parameters(answer, model.output_shape)
-        return AWSResponse("https://ecr.local", 200, {}, None), answer
-
-
 def test_a_promotion_refuses_an_unsigned_release(sandbox: Sandbox, make_runtime: MakeRuntime) -> None:
     # GIVEN prod promoted from staging (another account), gated on the release profile
     cfg = promotion_config(bake=0)
     cfg["services"][1]["gates"] = {"signature": {"profiles": [PROFILE]}}
     world = World(sandbox, make_runtime, cfg)
-    unsigned = {"signingStatuses": [status("FAILED", failureCode="X", failureReason="bad key")]}
-    fake = SessionSigning(world.rt.clients.base_session()._session, unsigned)
-    record = world.release("v1")
-    # WHEN the tracker (bake 0) and then reconcile promote v1
-    world.reconcile()
-    # THEN the signature was asked for the release's image in its registry, each time; prod keeps v0
-    asked = {
-        "repositoryName": "web",
-        "imageId": {"imageDigest": record["image_digest"]},
-        "registryId": ACCOUNT,
-    }
-    assert fake.requests == [asked, asked]
+    # WHEN v1 completes on staging (bake 0: the tracker promotes) and reconcile promotes again,
+    # its signature read in ecspilot's registry (where the release's image is) says FAILED
+    with OperationStubber(world.rt.clients.ecr, ("DescribeImageSigningStatus",)) as stub:
+        digest = fake_digest("web:v1")
+        for _ in range(2):
+            signing(stub, digest, status("FAILED", failureCode="X", failureReason="bad key"))
+        world.release("v1")
+        actions = world.reconcile()
+        stub.assert_no_pending_responses()
+    # THEN prod keeps v0
     assert world.images()["app"] == sandbox.image("web", "v0")
-    assert not any(a.change == "update" for a in world.reconcile() if a.target.startswith("web-prod"))
+    assert not any(a.change == "update" for a in actions)

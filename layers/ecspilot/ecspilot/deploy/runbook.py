@@ -73,6 +73,7 @@ class PushDeployer(DeployCommit):
         self.route: Route | None = None  # services in other accounts: their own deployers
         self.registry_clients = clients  # the push's registry (its scans): ecspilot's for another account
         self.signature_timer: Timer | None = None  # re-checks a deferred signature (issue 27)
+        self.signature_clients: Clients | None = None  # a promotion's: ecspilot's, where the image is
 
     # AWS edges ------------------------------------------------------------------------------
 
@@ -174,7 +175,14 @@ class PushDeployer(DeployCommit):
         version_gate(self, live, push, self.notifier)  # order: semver (issue 27)
         self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
         scan_gate(live, push, self.registry_clients, self.notifier)  # before anything is registered
-        signature_gate(live, push, self.registry_clients, self.history, self.notifier, self.signature_timer)
+        signature_gate(
+            live,
+            push,
+            self.signature_clients or self.registry_clients,
+            self.history,
+            self.notifier,
+            self.signature_timer,
+        )
         to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
         if to_deploy and not dry_run:
             self._paced_deploy(to_deploy, push, result, budget)
