@@ -12,6 +12,7 @@ import boto3
 import pytest
 import yaml
 
+from ecspilot.aws.release_state import ReleaseRecords
 from ecspilot.interfaces.cli import main
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import CallRecorder, invoke
@@ -193,3 +194,38 @@ def test_catch_up_picks_the_highest_allowed_version_not_the_newest_push(
     # AND the next tick is in sync
     [action] = [a for a in invoke("reconcile", {})["actions"] if a["kind"] == "catch-up"]
     assert action["change"] == "in-sync"
+
+
+def test_plan_shows_each_decision_with_its_reason_and_status_the_version(
+    world: Sandbox,
+    make_runtime: MakeRuntime,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    recorder: CallRecorder,
+) -> None:
+    cfg = config(allow="minor")
+    rt = make_runtime(cfg)
+    invoke(PUSH, world.push("web", "v1.3.0"))
+    event = world.push("web", "v2.0.0")
+    path = tmp_path / "ecspilot.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    (tmp_path / "push.json").write_text(json.dumps(event), encoding="utf-8")
+    monkeypatch.setenv("ECSPILOT_CONFIG", str(path))
+    monkeypatch.setenv("ECSPILOT_TABLE", TABLE)
+    session = boto3.Session(region_name=REGION)
+    capsys.readouterr()
+    recorder.reset()
+    # WHEN plan is asked about the v2.0.0 push, and about the reconcile (catch-up)
+    main(["plan", "--event", str(tmp_path / "push.json")], session=session)
+    main(["plan"], session=session)
+    out = capsys.readouterr().out
+    # THEN each decision says why; a dry run records nothing
+    assert "awaiting approval" in out
+    assert "1.3.0 -> 2.0.0 is a major jump (allow: minor)" in out
+    assert "catch-up  prod/web  in-sync  already runs this digest (web:v1.3.0" in out  # the highest allowed
+    assert not [c for c in recorder.writes() if c[1] in ("UpdateItem", "PutItem", "Publish")]
+    assert ReleaseRecords(rt.history).of_service("prod", "web") == []
+    # AND status shows the version next to the digest
+    assert main(["status"], session=session) == 0
+    assert f"{fake_digest('web:v1.3.0')[:19]} (1.3.0)" in capsys.readouterr().out

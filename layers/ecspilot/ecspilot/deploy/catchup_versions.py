@@ -18,7 +18,7 @@ from ecspilot.deploy.versions import PushDeployer, policy_of, running_version
 from ecspilot.domain.config import ImageSource, ServiceConfig
 from ecspilot.domain.images import ecr_registry
 from ecspilot.domain.plan import Change
-from ecspilot.domain.release_policy import Candidate, candidates, highest_allowed
+from ecspilot.domain.release_policy import Candidate, Policy, candidates, highest_allowed
 from ecspilot.domain.semver import Version
 from ecspilot.errors import EcspilotError
 from ecspilot.obs import count, logger
@@ -59,10 +59,11 @@ def choose_versions(
         except EcspilotError as exc:
             skipped.append((svc, "error", f"release policy: {exc}"))
             continue
-        pick, why = highest_allowed(found, policy_of(sources.values()), running)
+        policy = policy_of(sources.values())
+        pick, why = highest_allowed(found, policy, running)
         if pick is None:
             skipped.append(
-                (svc, "conflict", why) if why else (svc, "in-sync", "no version the release policy allows")
+                (svc, "conflict", why) if why else (svc, "in-sync", _nothing(found, policy, running))
             )
             continue
         chosen.setdefault(pick.digest, (pick, []))[1].append(svc)
@@ -96,3 +97,15 @@ def _running(
         if version is not None and (best is None or version > best):
             best = version
     return best
+
+
+def _nothing(found: Sequence[Candidate], policy: Policy, running: Version | None) -> str:
+    """Why no version is chosen: the higher ones all wait for approval, or there are none."""
+    higher = [c for c in found if running is None or c.version > running]
+    if not higher:
+        return f"runs {running}, the highest version" if running else "no tag is a version"
+    top = max(higher, key=lambda c: c.version.key())
+    return (
+        f"{top.tag} and every other higher version wait for ecspilot approve "
+        f"(allow: {policy.allow}, prerelease: {str(policy.prerelease).lower()}, from {running})"
+    )

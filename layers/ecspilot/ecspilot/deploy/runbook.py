@@ -172,7 +172,9 @@ class PushDeployer(DeployCommit):
         self._attach_services([t for t in targets if not t.config.express])
         live = [t for t in targets if t.service is not None]
         self._decide(live, push)
-        version_gate(self, live, push, self.notifier)  # order: semver (issue 27)
+        version_gate(
+            self, live, push, None if dry_run else self.notifier, dry_run
+        )  # order: semver (issue 27)
         self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
         scan_gate(live, push, self.registry_clients, self.notifier)  # before anything is registered
         signature_gate(
@@ -182,6 +184,7 @@ class PushDeployer(DeployCommit):
             self.history,
             self.notifier,
             self.signature_timer,
+            dry_run,
         )
         to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
         if to_deploy and not dry_run:

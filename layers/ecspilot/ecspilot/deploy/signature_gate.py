@@ -38,9 +38,11 @@ def signature_gate(
     history: History,
     notifier: Notifier | None,
     timer: Timer | None,
+    dry_run: bool = False,
 ) -> None:
     """Mark the gated targets about to be deployed ``deferred``, ``refused`` or ``failed``
-    (see the module docstring); ``registry``: the clients of the push's registry."""
+    (see the module docstring); ``registry``: the clients of the push's registry. A dry run
+    (``plan``) records, notifies and schedules nothing."""
     signatures: Signatures | None = None
     deferred: list[Target] = []
     refused: list[Target] = []
@@ -58,6 +60,8 @@ def signature_gate(
         if verdict == "pass":
             continue
         t.outcome.outcome, t.outcome.reason = verdict, reason
+        if dry_run:
+            continue
         try:
             news = ReleaseRecords(history).note(
                 *t.key,

@@ -74,9 +74,14 @@ def note_ignored(config: EcspilotConfig, push: ImagePush) -> list[str]:
 
 
 def version_gate(
-    deployer: PushDeployer, targets: Sequence[Target], push: ImagePush, notifier: Notifier | None
+    deployer: PushDeployer,
+    targets: Sequence[Target],
+    push: ImagePush,
+    notifier: Notifier | None,
+    dry_run: bool = False,
 ) -> None:
-    """Judge the ``order: semver`` targets by version (see the module docstring)."""
+    """Judge the ``order: semver`` targets by version (see the module docstring); a dry run
+    (``plan``) records and notifies nothing."""
     candidate = parse(push.tag)
     for t in targets:
         sources = {c: t.config.containers[c] for c in t.outcome.containers if c in t.config.containers}
@@ -91,7 +96,7 @@ def version_gate(
             verdict, reason = version_verdict(policy, candidate, running, digest)
             outcome: str = verdict
             if verdict in ("conflict", "awaiting approval"):
-                outcome, reason = _waiting(deployer, t, push, verdict, reason, notifier)
+                outcome, reason = _waiting(deployer, t, push, verdict, reason, notifier, dry_run)
             elif verdict == "deploy" and deployer.history.enabled:  # a rejected digest stays refused
                 item = ReleaseRecords(deployer.history).get(*t.key, push.digest)
                 if item.get("status") == "REJECTED":
@@ -163,6 +168,7 @@ def _waiting(
     verdict: str,
     reason: str,
     notifier: Notifier | None,
+    dry_run: bool = False,
 ) -> tuple[Literal["deploy", "refused", "conflict", "awaiting approval"], str]:
     """A conflict or a jump that waits: deployed when this digest was approved, refused when
     rejected, else recorded (AWAITING) and notified once."""
@@ -185,6 +191,8 @@ def _waiting(
         "reason": reason,
         "service_name": t.config.name,
     }
+    if dry_run:
+        return outcome, reason
     if records.note(*t.key, push.digest, "AWAITING", fields) and notifier is not None:
         name = f"{t.config.cluster}/{t.config.service_name}"
         notifier.notify(
