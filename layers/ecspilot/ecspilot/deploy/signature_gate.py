@@ -18,10 +18,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ecspilot.aws.history import History
+from ecspilot.aws.hooks import deployment_images
 from ecspilot.aws.notify import Notifier
 from ecspilot.aws.release_state import ReleaseRecords
 from ecspilot.aws.signatures import Signatures
 from ecspilot.deploy.result import Target
+from ecspilot.domain.config import ServiceConfig
+from ecspilot.domain.gates import ScanVerdict
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.signatures import signature_verdict
 from ecspilot.errors import EcspilotError
@@ -108,3 +111,28 @@ def _refused(refused: list[Target], push: ImagePush, notifier: Notifier | None) 
             body,
             {"kind": "image-refused", "status": "REFUSED", "repository": push.repository},
         )
+
+
+def signature_verdicts(
+    clients: Any, svc: ServiceConfig, deployment_arn: str
+) -> list[tuple[ScanVerdict, str]]:
+    """A pause hook's signature gate (issue 27) on a paused deployment's images, as the hook's
+    decision takes gate verdicts: refused -> ``refuse`` (rolled back), IN_PROGRESS -> ``pending``
+    (waits), COMPLETE -> ``pass``; not readable -> ``pending`` (a person decides)."""
+    gate = svc.gates.signature if svc.gates else None
+    assert gate is not None
+    try:
+        images = {i.get("containerName", ""): i for i in deployment_images(clients.ecs, deployment_arn)}
+        signatures = Signatures(clients.ecr)
+        out: list[tuple[ScanVerdict, str]] = []
+        for container, source in sorted(svc.containers.items()):
+            digest = images.get(container, {}).get("imageDigest", "")
+            if not digest:
+                out.append(("pending", f"container {container}: no image digest in the deployment"))
+                continue
+            verdict, reason = signature_verdict(gate.profiles, signatures.get(source.repository, digest))
+            word: ScanVerdict = {"pass": "pass", "deferred": "pending", "refused": "refuse"}[verdict]  # type: ignore[assignment]
+            out.append((word, f"container {container}: {reason}" if reason else ""))
+        return out
+    except EcspilotError as exc:  # not read: not passed; a person decides
+        return [("pending", f"signature unreadable: {exc}")]
