@@ -13,12 +13,15 @@ import pytest
 import yaml
 
 from ecspilot.aws.release_state import ReleaseRecords
+from ecspilot.errors import DeployFailuresError
 from ecspilot.interfaces.cli import main
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import REGION, Sandbox, fake_digest
 from tests.conftest import TABLE, MakeRuntime
+from tests.faults import Faults
 from tests.moto_state import set_image_pushed_at
+from tests.races import race
 
 PUSH = "deploy_on_push"
 
@@ -229,3 +232,72 @@ def test_plan_shows_each_decision_with_its_reason_and_status_the_version(
     # AND status shows the version next to the digest
     assert main(["status"], session=session) == 0
     assert f"{fake_digest('web:v1.3.0')[:19]} (1.3.0)" in capsys.readouterr().out
+
+
+def _revision_image(rt: Runtime, arn: str) -> str:
+    if not arn:
+        return ""
+    td = rt.clients.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    return str(td["containerDefinitions"][0]["image"])
+
+
+def test_a_hotfix_racing_a_higher_version_loses_even_when_pushed_last_and_landing_last(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults
+) -> None:
+    # GIVEN v1.3.0 (pushed a minute ago) and the hotfix v1.2.4 (pushed now) delivered at once, both
+    # higher than the running v1.2.3; the hotfix's UpdateService lands at ECS last
+    rt = make_runtime(config())
+    higher, hotfix = world.push("web", "v1.3.0"), world.push("web", "v1.2.4")
+    set_image_pushed_at("web", fake_digest("web:v1.3.0"), seconds_ago=60)
+    late = faults.fail(
+        "UpdateService",
+        "delay",
+        seconds=0.5,
+        when=lambda p: _revision_image(rt, str(p.get("taskDefinition", ""))).endswith(
+            fake_digest("web:v1.2.4")
+        ),
+    )
+    # WHEN both race on real threads
+    results = race(lambda: invoke(PUSH, higher), lambda: invoke(PUSH, hotfix))
+    # THEN the claims order by version, not push time: web ends on v1.3.0
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert running(rt) == pinned(world, "v1.3.0")
+    assert late.fired <= 1
+    assert web(results[1])["outcome"] == "stale"
+
+
+def test_a_release_record_that_cannot_be_read_deploys_nothing_and_fails_the_invocation(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults
+) -> None:
+    rt = make_runtime(config(allow="minor"))
+    invoke(PUSH, world.push("web", "v1.3.0"))
+    faults.fail("GetItem", code="InternalServerError")
+    with pytest.raises(DeployFailuresError, match="release policy"):
+        invoke(PUSH, world.push("web", "v2.0.0"))
+    assert running(rt) == pinned(world, "v1.3.0")
+
+
+def test_two_people_approving_at_once_deploy_once(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    rt = make_runtime(config(allow="minor"))
+    invoke(PUSH, world.push("web", "v1.3.0"))
+    invoke(PUSH, world.push("web", "v2.0.0"))
+    records = ReleaseRecords(rt.history)
+    digest = fake_digest("web:v2.0.0")
+    got = race(
+        *[
+            lambda: records.answer("prod", "web", digest, "APPROVED", ("AWAITING",), "someone")
+            for _ in range(4)
+        ]
+    )
+    assert sum(g is not None for g in got) == 1
+    assert records.get("prod", "web", digest)["status"] == "APPROVED"
+    # AND the record says APPROVED: a redelivered push of v2.0.0 deploys it now
+    assert web(invoke(PUSH, _event(world, "v2.0.0")))["outcome"] == "deployed"
+
+
+def _event(world: Sandbox, tag: str) -> dict[str, Any]:
+    from ecspilot_dev.sandbox import push_event  # noqa: PLC0415
+
+    return push_event("web", tag, fake_digest(f"web:{tag}"), account=world.account, region=world.region)

@@ -196,3 +196,46 @@ def test_highest_allowed(
     assert why in reason
     assert (reason == "") == (why == "")
     assert all(isinstance(c, Candidate) for c in found)
+
+
+P1 = "arn:aws:signer:us-east-1:123456789012:/signing-profiles/release"
+P2 = "arn:aws:signer:us-east-1:123456789012:/signing-profiles/nightly"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "verdict", "why"),
+    [
+        ([{"signingProfileArn": P1, "status": "COMPLETE"}], "pass", ""),
+        (
+            [{"signingProfileArn": P1, "status": "COMPLETE"}, {"signingProfileArn": P2, "status": "FAILED"}],
+            "pass",
+            "",
+        ),
+        ([{"signingProfileArn": P1, "status": "IN_PROGRESS"}], "deferred", "IN_PROGRESS"),
+        (
+            [{"signingProfileArn": P1, "status": "FAILED", "failureCode": "C", "failureReason": "why"}],
+            "refused",
+            "release: C (why)",
+        ),
+        ([{"signingProfileArn": P1, "status": "FAILED"}], "refused", "release: FAILED"),
+        ([{"signingProfileArn": P2, "status": "COMPLETE"}], "refused", "ECR reports only nightly"),
+        ([], "refused", "no signing status"),
+        ([{"signingProfileArn": P1, "status": "SOMETHING_NEW"}], "refused", "no signing status"),
+    ],
+)
+def test_signature_verdict(statuses: list[dict[str, str]], verdict: str, why: str) -> None:
+    from ecspilot.domain.signatures import signature_verdict  # noqa: PLC0415
+
+    got, reason = signature_verdict([P1], statuses)
+    assert got == verdict
+    assert why in reason
+
+
+def test_claim_rank_orders_versions_above_push_times() -> None:
+    from ecspilot.domain.semver import claim_rank  # noqa: PLC0415
+
+    ranks = [claim_rank(v(t)) for t in ("0.0.1", "1.2.4", "1.3.0-rc.1", "1.3.0", "1.10.0", "2.0.0")]
+    assert ranks == sorted(ranks)
+    assert len(set(ranks)) == len(ranks)
+    assert min(ranks) > 4e9  # above any epoch second of a push-time claim
+    assert claim_rank(v("99999.0.0")) == claim_rank(v("9999.0.0"))  # capped, exact in a float
