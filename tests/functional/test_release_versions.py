@@ -301,3 +301,30 @@ def _event(world: Sandbox, tag: str) -> dict[str, Any]:
     from ecspilot_dev.sandbox import push_event  # noqa: PLC0415
 
     return push_event("web", tag, fake_digest(f"web:{tag}"), account=world.account, region=world.region)
+
+
+def test_back_to_order_pushed_a_push_is_not_held_by_the_version_claims_left_behind(
+    world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN web deployed under order: semver (its containers' claims carry version ranks)
+    make_runtime(config())
+    assert web(invoke(PUSH, world.push("web", "v1.3.0")))["outcome"] == "deployed"
+    state = rt_state(world)
+    assert float(state["image#app"]["pushed_at"]) > 1e10, state  # a version rank
+    # WHEN the config goes back to the push order and a newer image is pushed
+    plain = config()
+    del plain["services"][0]["containers"]["app"]["order"]
+    rt = make_runtime(plain, table=False, table_name=TABLE)
+    result = invoke(PUSH, world.push("web", "v1.3.1"))
+    # THEN it is deployed: a push-time claim does not lose to a version rank
+    assert web(result)["outcome"] == "deployed"
+    assert running(rt) == pinned(world, "v1.3.1")
+
+
+def rt_state(world: Sandbox) -> dict[str, Any]:
+    from ecspilot.aws.dynamo import deserialize  # noqa: PLC0415
+
+    item = world.clients.dynamodb.get_item(
+        TableName=TABLE, Key={"pk": {"S": "SERVICE#prod#web"}, "sk": {"S": "STATE"}}
+    )
+    return deserialize(item.get("Item", {}))
