@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
+from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.catchup_versions import choose_versions, semver_sources
 from ecspilot.deploy.runbook import PushDeployer
 from ecspilot.deploy.targets import AccountRoute, Own
@@ -176,14 +177,17 @@ def catch_up(
     dry_run: bool = False,
     sessions: AccountSessions | None = None,
     own: Own = (None, None),
+    notifier: Notifier | None = None,
 ) -> list[Action]:
     """Catch up every followed service and job: one action each (the reconcile part's core).
-    A service with ``account`` is caught up in its account (``sessions``, ``deploy.targets``)."""
+    A service with ``account`` is caught up in its account (``sessions``, ``deploy.targets``).
+    ``notifier`` tells the release decisions (issue 27: awaiting approval, unsigned) once."""
     actions: list[Action] = []
     listings: dict[str, list[dict[str, Any]] | AwsError] = {}
     region = clients.ecr.meta.region_name
     deployer = PushDeployer(clients, history, max_workers, trigger="catch-up")
     deployer.defer_records = True
+    deployer.release_notifier = notifier
     route = AccountRoute(
         deployer, sessions or AccountSessions(clients, own[1], "reconcile", max_workers), config, own
     )

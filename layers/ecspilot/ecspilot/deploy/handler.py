@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ecspilot.aws.accounts import AccountSessions, sessions_of
+from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.catchup import catch_up
 from ecspilot.deploy.continuation import Budget, Continuation, ContinuationItem
 from ecspilot.deploy.signature_timer import push_of
@@ -161,4 +162,5 @@ def reconcile_catch_up(runtime: Runtime, dry_run: bool = False) -> list[Action]:
         dry_run=dry_run,
         sessions=_sessions(runtime, "reconcile"),
         own=(settings.account_id, settings.region),
+        notifier=Notifier(runtime.clients, settings.notify_topic_arn),
     )

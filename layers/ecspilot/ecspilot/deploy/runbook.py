@@ -69,6 +69,8 @@ class PushDeployer(DeployCommit):
         self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
         self._registering: dict[tuple[str, tuple[str, ...], str], threading.Lock] = {}
         self.notifier: Notifier | None = None  # refused images are notified (issue 14)
+        # issue 27: the release decisions (awaiting approval, unsigned) are told once, catch-up's too
+        self.release_notifier: Notifier | None = None
         self.freshness_guard = True  # a promotion's order is its source's releases, not ECR's push times
         self.route: Route | None = None  # services in other accounts: their own deployers
         self.registry_clients = clients  # the push's registry (its scans): ecspilot's for another account
@@ -173,7 +175,7 @@ class PushDeployer(DeployCommit):
         live = [t for t in targets if t.service is not None]
         self._decide(live, push)
         version_gate(
-            self, live, push, None if dry_run else self.notifier, dry_run
+            self, live, push, None if dry_run else (self.release_notifier or self.notifier), dry_run
         )  # order: semver (issue 27)
         self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
         scan_gate(live, push, self.registry_clients, self.notifier)  # before anything is registered
@@ -182,7 +184,7 @@ class PushDeployer(DeployCommit):
             push,
             self.signature_clients or self.registry_clients,
             self.history,
-            self.notifier,
+            self.release_notifier or self.notifier,
             self.signature_timer,
             dry_run,
         )

@@ -51,6 +51,7 @@ class AccountDeployer(PushDeployer):
         self.defer_records = home.defer_records
         self.registry_clients = home.registry_clients
         self.signature_timer = home.signature_timer
+        self.release_notifier = home.release_notifier
 
     def pushed_at(self, repository: str, digest: str) -> datetime | None:
         return self.home.pushed_at(repository, digest)  # one cache: catch-up seeds the home's
