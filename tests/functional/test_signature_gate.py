@@ -209,3 +209,24 @@ def test_a_promotion_refuses_an_unsigned_release(sandbox: Sandbox, make_runtime:
     # THEN prod keeps v0
     assert world.images()["app"] == sandbox.image("web", "v0")
     assert not any(a.change == "update" for a in actions)
+
+
+def test_catch_up_defers_an_image_being_signed_and_deploys_it_on_a_later_tick(
+    world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN web:v1 pushed while the push handler was down (no event), its signature IN_PROGRESS
+    rt = make_runtime({**config(), "services": config()["services"][:1]})
+    digest = fake_digest("web:v1")
+    world.push("web", "v1")
+    with OperationStubber(rt.clients.ecr, ("DescribeImageSigningStatus",)) as stub:
+        signing(stub, digest, status("IN_PROGRESS"))
+        # WHEN reconcile catches up: deferred (a conflict in the plan's words), nothing deployed
+        [action] = [a for a in invoke("reconcile", {})["actions"] if a["kind"] == "catch-up"]
+        assert (action["change"], "IN_PROGRESS" in action["detail"]) == ("conflict", True)
+        assert running(world) == world.image("web", "v0")
+        # AND on the next tick, signed: deployed
+        signing(stub, digest, status("COMPLETE"))
+        [action] = [a for a in invoke("reconcile", {})["actions"] if a["kind"] == "catch-up"]
+        assert action["change"] == "update"
+        stub.assert_no_pending_responses()
+    assert running(world) == f"{world.registry}/web@{digest}"
