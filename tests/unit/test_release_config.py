@@ -131,3 +131,10 @@ def test_a_job_does_not_take_semver() -> None:
     }
     got = problems(d)
     assert any(p == "jobs[0].containers" and "for services" in msg for p, msg in got), got
+
+
+def test_an_express_service_does_not_take_semver() -> None:
+    d = doc({"tags": ["v*"], "order": "semver"})
+    d["services"][0]["express"] = True
+    got = problems(d)
+    assert any(p == "services[0].express" and "Express" in msg for p, msg in got), got
