@@ -328,3 +328,33 @@ def rt_state(world: Sandbox) -> dict[str, Any]:
         TableName=TABLE, Key={"pk": {"S": "SERVICE#prod#web"}, "sk": {"S": "STATE"}}
     )
     return deserialize(item.get("Item", {}))
+
+
+def test_an_approve_whose_deployment_failed_can_be_run_again(
+    world: Sandbox,
+    make_runtime: MakeRuntime,
+    faults: Faults,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = config(allow="minor")
+    rt = make_runtime(cfg)
+    invoke(PUSH, world.push("web", "v1.3.0"))
+    invoke(PUSH, world.push("web", "v2.0.0"))
+    path = tmp_path / "ecspilot.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    monkeypatch.setenv("ECSPILOT_CONFIG", str(path))
+    monkeypatch.setenv("ECSPILOT_TABLE", TABLE)
+    session = boto3.Session(region_name=REGION)
+    faults.attach(session)
+    rule = faults.fail("UpdateService", code="AccessDeniedException", status=400, times=1)
+    digest = fake_digest("web:v2.0.0")
+    # WHEN the approve's deployment fails: exit 1, web still on v1.3.0, the approval kept
+    assert main(["approve", "web", "--digest", digest], session=session) == 1
+    assert running(rt) == pinned(world, "v1.3.0")
+    assert ReleaseRecords(rt.history).get("prod", "web", digest)["status"] == "APPROVED"
+    # THEN approving again deploys it
+    code = main(["approve", "web", "--digest", digest], session=session)
+    assert (rule.fired, rule.seen) == (1, 2)
+    assert code == 0
+    assert running(rt) == pinned(world, "v2.0.0")
