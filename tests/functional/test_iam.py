@@ -166,6 +166,7 @@ def deploy_on_push(run: Run) -> None:
     event = QueuePump(run.sandbox.clients, url).receive()
     assert run.invoke("deploy_on_push", event) == {"batchItemFailures": []}
     gates(run)
+    signature_gate(run)
     express(run, "deploy_on_push", lambda: run.invoke("deploy_on_push", run.sandbox.push("api", "v2")))
     push_to_another_account(run)
 
@@ -215,6 +216,72 @@ def gates(run: Run) -> None:
         event = run.sandbox.push("web", tag)
         scanned(run.sandbox.clients.ecr, "web", fake_digest(f"web:{tag}"), counts)
         run.invoke("deploy_on_push", event)
+
+
+SIGNED = {
+    "version": 1,
+    "services": [
+        {
+            "name": "web",
+            "cluster": "prod",
+            "containers": {"app": {"repository": "web", "tags": ["v*"]}},
+            "gates": {
+                "signature": {"profiles": [f"arn:aws:signer:{REGION}:{ACCOUNT}:/signing-profiles/release"]}
+            },
+        }
+    ],
+}
+TIMER_SETTINGS = {  # what template.yaml gives deploy_on_push for the signature re-check timers
+    "schedule_group": GROUP,
+    "reconcile_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ecspilot-Reconcile",
+    "scheduler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/ecspilot-PromotionTimerRole",
+}
+
+
+def signing(run: Run, state: str, tag: str) -> tuple[Any, dict[str, Any]]:
+    """An image pushed and its signing status (moto lacks DescribeImageSigningStatus: botocore's
+    Stubber answers that one operation of the runtime's ECR client)."""
+    from ecspilot_dev.service_deployments import OperationStubber  # noqa: PLC0415
+
+    event = run.sandbox.push("web", tag)
+    stub = OperationStubber(runtime.current().clients.ecr, ("DescribeImageSigningStatus",))
+    profile = SIGNED["services"][0]["gates"]["signature"]["profiles"][0]  # type: ignore[index]
+    stub.add_response(
+        "describe_image_signing_status",
+        {"signingStatuses": [{"signingProfileArn": profile, "status": state}]},
+    )
+    return stub, event
+
+
+def signature_gate(run: Run) -> None:
+    """Issue 27: IN_PROGRESS is deferred (two re-check timers set), FAILED refused and told."""
+    run.sandbox.clients.scheduler.create_schedule_group(Name=GROUP)
+    topic = run.sandbox.clients.sns.create_topic(Name="ecspilot-iam-unsigned")["TopicArn"]
+    run.runtime(SIGNED, notify_topic_arn=topic, **TIMER_SETTINGS)
+    for state, tag, expected in (("IN_PROGRESS", "v7", "deferred"), ("FAILED", "v8", "refused")):
+        stub, event = signing(run, state, tag)
+        with stub:
+            result = run.invoke("deploy_on_push", event)
+        assert [s["outcome"] for s in result["services"]] == [expected]
+
+
+def signature_timer(run: Run) -> None:
+    """Issue 27: a signature re-check timer fires; COMPLETE now: deployed."""
+    run.runtime(SIGNED, **RECONCILE_SETTINGS)
+    stub, event = signing(run, "COMPLETE", "v10")
+    detail = event["detail"]
+    timer = {
+        "trigger": "signature",
+        "services": ["web"],
+        "repository": "web",
+        "tag": "v10",
+        "digest": detail["image-digest"],
+        "registry_id": ACCOUNT,
+        "region": REGION,
+    }
+    with stub:
+        result = run.invoke("reconcile", timer)
+    assert [s["outcome"] for s in result["services"]] == ["deployed"]
 
 
 def express(run: Run, function: str, act: Callable[[], Any]) -> None:
@@ -480,6 +547,7 @@ def reconcile(run: Run) -> None:
     sb.push("web", "v9")
     scanned(sb.clients.ecr, "web", fake_digest("web:v9"), {"LOW": 1})
     run.invoke("reconcile", {})
+    signature_timer(run)
     express(run, "reconcile", lambda: run.invoke("reconcile", {}))
     promotions_by_reconcile(run)
     open_deployments(run)
@@ -620,9 +688,10 @@ def promotions_by_the_tracker(run: Run) -> None:
     """On a COMPLETED event: a timer (bake 30), promotions right away (bake 0: own account and
     another through its role), one blocked by an alarm whose history must be read."""
     run.sandbox.clients.scheduler.create_schedule_group(Name=GROUP)
+    gates = SIGNED["services"][0]["gates"]  # type: ignore[index]
     targets = [
         promoted("web-copy", "copy", 0, ["iam-flappy"]),
-        promoted("web-copy2", "copy2", 0),
+        promoted("web-copy2", "copy2", 0, gates=gates),  # issue 27: the release's signature is read
         promoted("web-far", "web", 0, account="far"),
         promoted("web-later", "later", 30),
     ]
@@ -632,7 +701,17 @@ def promotions_by_the_tracker(run: Run) -> None:
         "scheduler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/ecspilot-PromotionTimerRole",
     }
     record = promotion_world(run, targets, **settings)
-    with new_deployment_per_update():
+    from ecspilot_dev.service_deployments import OperationStubber  # noqa: PLC0415
+
+    with (
+        OperationStubber(runtime.current().clients.ecr, ("DescribeImageSigningStatus",)) as stub,
+        new_deployment_per_update(),
+    ):
+        profile = gates["signature"]["profiles"][0]
+        stub.add_response(
+            "describe_image_signing_status",
+            {"signingStatuses": [{"signingProfileArn": profile, "status": "COMPLETE"}]},
+        )
         run.invoke("track_deployments", completed_event(record, 1))
 
 

@@ -29,7 +29,7 @@ from ecspilot.interfaces.settings import Settings
 from ecspilot.tracking.hooks import HookTracker, approve_paused
 from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table, fake_digest
-from ecspilot_dev.service_deployments import expect_paused_images
+from ecspilot_dev.service_deployments import OperationStubber, expect_paused_images
 from tests.conftest import TABLE
 from tests.faults import Faults
 from tests.races import race
@@ -436,3 +436,47 @@ def test_plan_event_of_a_hook_already_answered_is_unchanged(world: World) -> Non
     assert data["moves"][0]["change"] == "unchanged"
     assert data["moves"][0]["to"] == "CONTINUE"
     assert changed is False
+
+
+# --- the signature gate (issue 27) ---------------------------------------------------------------
+
+PROFILE = f"arn:aws:signer:{REGION}:{ACCOUNT}:/signing-profiles/release"
+
+
+def signed(world: World, *statuses: dict[str, str]) -> OperationStubber:
+    """DescribeImageSigningStatus of the paused image (moto lacks it: a Stubber for that one
+    operation of the runtime's ECR client, validated against botocore's model)."""
+    stub = OperationStubber(runtime.current().clients.ecr, ("DescribeImageSigningStatus",))
+    stub.add_response(
+        "describe_image_signing_status",
+        {"signingStatuses": list(statuses)},
+        {"repositoryName": "web", "imageId": {"imageDigest": DIGEST}},
+    )
+    return stub
+
+
+@pytest.mark.parametrize(
+    ("statuses", "action", "reason"),
+    [
+        ([{"signingProfileArn": PROFILE, "status": "COMPLETE"}], "CONTINUE", "every gate passed"),
+        ([{"signingProfileArn": PROFILE, "status": "IN_PROGRESS"}], None, "IN_PROGRESS"),
+        (
+            [{"signingProfileArn": PROFILE, "status": "FAILED", "failureReason": "key revoked"}],
+            "ROLLBACK",
+            "key revoked",
+        ),
+        ([], "ROLLBACK", "no signing status"),
+    ],
+)
+def test_the_signature_gate_at_a_pause_hook(
+    statuses: list[dict[str, str]], action: str | None, reason: str, world: World
+) -> None:
+    world.use({"signature": {"profiles": [PROFILE]}})
+    world.expect_images()
+    if action:
+        world.expect_answer(action)
+    with signed(world, *statuses) as stub:
+        out = invoke(TRACK, hook_event())
+        stub.assert_no_pending_responses()
+    assert out["action"] == (action or "WAIT")
+    assert any(reason in r for r in out["reasons"]), out["reasons"]

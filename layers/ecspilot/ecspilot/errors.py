@@ -309,6 +309,10 @@ class ScanError(AwsError):
     """Reading an image's ECR scan findings failed: the image is not deployed unchecked."""
 
 
+class SignatureError(AwsError):
+    """Reading an image's ECR signing status failed: the image is not deployed unchecked."""
+
+
 class HookError(AwsError):
     """Answering a paused deployment's hook failed (ContinueServiceDeployment, the hook's record)."""
 

@@ -118,6 +118,7 @@ class DeployReads:
         self.revisions = Revisions(clients)
         self._task_definitions: dict[str, TaskDefinition | DeployError] = {}
         self._pushed_at: dict[tuple[str, str], datetime | None] = {}
+        self._image_tags: dict[tuple[str, str], list[str]] = {}  # the same DescribeImages reads
         self._services: dict[tuple[str, str], dict[str, Any] | str] = {}
         self._lock = threading.Lock()
 
@@ -184,6 +185,7 @@ class DeployReads:
         """Seed the stale guard from an image listing already in hand (catch-up lists them)."""
         for image in images:
             self._pushed_at[(repository, str(image["imageDigest"]))] = image.get("imagePushedAt")
+            self._image_tags[(repository, str(image["imageDigest"]))] = list(image.get("imageTags") or [])
 
     def pushed_at(self, repository: str, digest: str) -> datetime | None:
         """ECR's imagePushedAt of a digest (None when the image is gone)."""
@@ -195,6 +197,7 @@ class DeployReads:
                 )
                 details = resp.get("imageDetails", [])
                 self._pushed_at[key] = details[0].get("imagePushedAt") if details else None
+                self._image_tags[key] = list(details[0].get("imageTags") or []) if details else []
             except ClientError as exc:
                 if error_code(exc) != "ImageNotFoundException":
                     raise DeployError(f"DescribeImages failed: {exc}", repository=repository) from exc
@@ -202,6 +205,12 @@ class DeployReads:
             except BotoCoreError as exc:
                 raise DeployError(f"DescribeImages failed: {exc}", repository=repository) from exc
         return aware(self._pushed_at[key])
+
+    def image_tags(self, repository: str, digest: str) -> list[str]:
+        """ECR's tags of a digest now (``[]`` when the image is gone or untagged): the same read
+        as :meth:`pushed_at`, made once."""
+        self.pushed_at(repository, digest)
+        return self._image_tags.get((repository, digest), [])
 
     def describe_services(self, keys: Iterable[tuple[str, str]]) -> None:
         """Describe (cluster, service) pairs not yet known, 10 per call per cluster, into the

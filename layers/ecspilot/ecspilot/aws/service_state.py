@@ -44,6 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.dynamo import serialize
 from ecspilot.aws.history import TRANSACT_LIMIT, History, service_pk
+from ecspilot.domain.semver import CLAIM_BASE
 from ecspilot.errors import AwsError, error_code
 
 if TYPE_CHECKING:
@@ -215,7 +216,15 @@ def _claim_action(table: str, claims: Sequence[Claim]) -> dict[str, Any]:
         }
         values[f":p{i}"] = Decimal(str(c.pushed_at))
         sets.append(f"#c{i} = :c{i}")
-        conditions.append(f"(attribute_not_exists(#c{i}) OR #c{i}.pushed_at <= :p{i})")
+        if c.pushed_at < CLAIM_BASE:
+            # a push-time claim never loses to a version rank (issue 27) a container kept from
+            # when it ordered by version: the order changed back to the push time
+            values[":base"] = Decimal(str(CLAIM_BASE))
+            conditions.append(
+                f"(attribute_not_exists(#c{i}) OR #c{i}.pushed_at <= :p{i} OR #c{i}.pushed_at >= :base)"
+            )
+        else:
+            conditions.append(f"(attribute_not_exists(#c{i}) OR #c{i}.pushed_at <= :p{i})")
     first = claims[0]
     return {
         "Update": {

@@ -3,8 +3,9 @@
 ECR delivers push events on a best-effort basis, so a release can be pushed and
 never announced. On every reconcile, for each configured image source (the
 ``containers`` of services and of jobs), the newest *tagged* image of the
-repository whose tag matches the source's patterns (ordered by ``imagePushedAt``)
-goes through the same deploy core as a push event (trigger ``catch-up``): the
+repository whose tag matches the source's patterns (ordered by ``imagePushedAt``;
+with ``order: semver``, the highest version the service's policy allows:
+``deploy.catchup_versions``) goes through the same deploy core as a push event (trigger ``catch-up``): the
 same digest pinning, rules and records. A service or job already on that image
 costs no write call. Catch-up never moves a service back: a service running an
 image whose push time cannot be known (its tag deleted, expired by a lifecycle
@@ -23,7 +24,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -31,6 +32,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
+from ecspilot.aws.notify import Notifier
+from ecspilot.deploy.catchup_versions import choose_versions, semver_sources
 from ecspilot.deploy.runbook import PushDeployer
 from ecspilot.deploy.targets import AccountRoute, Own
 from ecspilot.domain.config import EcspilotConfig, JobConfig, ServiceConfig
@@ -105,6 +108,9 @@ CHANGES: dict[str, Change] = {
     "failed": "error",
     "held": "conflict",
     "refused": "conflict",  # the image scan gate: offered again on the next tick
+    "conflict": "conflict",  # issue 27: an equal version from another digest
+    "awaiting approval": "conflict",  # issue 27: waits for ecspilot approve
+    "deferred": "conflict",  # issue 27: signature IN_PROGRESS, asked again on the next tick
 }
 
 
@@ -121,6 +127,48 @@ def to_action(
     return Action("catch-up", target, "in-sync", f"{reason} ({image} is the newest)")
 
 
+def _catch_up_to(
+    deployer: PushDeployer,
+    route: AccountRoute,
+    config: EcspilotConfig,
+    newest: Newest,
+    region: str,
+    repository: str,
+    services: list[ServiceConfig],
+    jobs: list[JobConfig],
+    dry_run: bool,
+) -> list[Action]:
+    """One synthetic push of ``newest`` through the deploy core, restricted to ``services`` and
+    ``jobs``: an action each."""
+    push = ImagePush(
+        account=newest.registry_id,
+        region=region,
+        repository=repository,
+        tag=newest.tag,
+        digest=newest.digest,
+        event_id=f"catch-up-{newest.digest[7:19]}",
+        time=newest.pushed_at,
+    )
+    scoped = config.model_copy(update={"services": services, "jobs": jobs})
+    result = deployer.run(push, scoped, dry_run=dry_run)
+    actions = [
+        to_action(
+            route.where(o.name, o.cluster, o.service),
+            o.outcome,
+            o.reason,
+            push,
+            not dry_run,
+            "deploy missed push",
+        )
+        for o in result.outcomes
+    ]
+    actions += [
+        to_action(f"job/{j.job}", j.outcome, j.reason, push, not dry_run, f"register {j.family} with")
+        for j in result.jobs
+    ]
+    return actions
+
+
 def catch_up(
     config: EcspilotConfig,
     clients: Clients,
@@ -129,14 +177,17 @@ def catch_up(
     dry_run: bool = False,
     sessions: AccountSessions | None = None,
     own: Own = (None, None),
+    notifier: Notifier | None = None,
 ) -> list[Action]:
     """Catch up every followed service and job: one action each (the reconcile part's core).
-    A service with ``account`` is caught up in its account (``sessions``, ``deploy.targets``)."""
+    A service with ``account`` is caught up in its account (``sessions``, ``deploy.targets``).
+    ``notifier`` tells the release decisions (issue 27: awaiting approval, unsigned) once."""
     actions: list[Action] = []
     listings: dict[str, list[dict[str, Any]] | AwsError] = {}
     region = clients.ecr.meta.region_name
     deployer = PushDeployer(clients, history, max_workers, trigger="catch-up")
     deployer.defer_records = True
+    deployer.release_notifier = notifier
     route = AccountRoute(
         deployer, sessions or AccountSessions(clients, own[1], "reconcile", max_workers), config, own
     )
@@ -164,38 +215,29 @@ def catch_up(
             actions += [Action("catch-up", f"job/{j.name}", "error", str(listing)) for j in jobs]
             continue
         deployer.know_pushed_at(repository, listing)
-        newest = newest_image(listing, patterns)
-        if newest is None:
-            logger.info(
-                "no tagged image matches", extra={"repository": repository, "patterns": list(patterns)}
+        semver = [s for s in services if semver_sources(s, repository, patterns)]
+        plain = [s for s in services if s not in semver]
+        picks: list[tuple[Newest | None, list[ServiceConfig], list[JobConfig]]] = []
+        if plain or jobs:
+            picks.append((newest_image(listing, patterns), plain, jobs))
+        if semver:  # issue 27: the highest version each policy allows, not the newest push
+            chosen, skipped = choose_versions(deployer, semver, listing, repository, patterns, region)
+            for c, members in chosen:
+                at = c.pushed_at or datetime.now(UTC)
+                picks.append((Newest(c.tag, c.digest, at, c.registry_id), members, []))
+            actions += [
+                Action("catch-up", route.where(s.name, s.cluster, s.service_name), change, reason)
+                for s, change, reason in skipped
+            ]
+        for newest, members, member_jobs in picks:
+            if newest is None:
+                logger.info(
+                    "no tagged image matches", extra={"repository": repository, "patterns": list(patterns)}
+                )
+                continue
+            actions += _catch_up_to(
+                deployer, route, config, newest, region, repository, members, member_jobs, dry_run
             )
-            continue
-        push = ImagePush(
-            account=newest.registry_id,
-            region=region,
-            repository=repository,
-            tag=newest.tag,
-            digest=newest.digest,
-            event_id=f"catch-up-{newest.digest[7:19]}",
-            time=newest.pushed_at,
-        )
-        scoped = config.model_copy(update={"services": services, "jobs": jobs})
-        result = deployer.run(push, scoped, dry_run=dry_run)
-        actions += [
-            to_action(
-                route.where(o.name, o.cluster, o.service),
-                o.outcome,
-                o.reason,
-                push,
-                not dry_run,
-                "deploy missed push",
-            )
-            for o in result.outcomes
-        ]
-        actions += [
-            to_action(f"job/{j.job}", j.outcome, j.reason, push, not dry_run, f"register {j.family} with")
-            for j in result.jobs
-        ]
     deployer.flush_records()
     route.flush_records()
     return actions

@@ -28,6 +28,7 @@ from ecspilot.aws.service_state import Claim, ServiceState, held_records, newer_
 from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.rules import deployment_configuration, primary_deployment_id, rolled_back_reason
 from ecspilot.domain.images import ImagePush, short_digest
+from ecspilot.domain.release_policy import semver_rank
 from ecspilot.domain.taskdef import family_revision
 from ecspilot.errors import AwsError, BudgetExhaustedError, DeployError, EcspilotError
 from ecspilot.obs import count, logger
@@ -95,7 +96,8 @@ class DeployCommit(DeployReads):
     # claim, act, verify -----------------------------------------------------------------------
 
     def claims_of(self, t: Target, task_definition: str, push: ImagePush) -> list[Claim]:
-        pushed_at = self._pushed_at_for_claims(push)
+        rank = semver_rank(t.config, t.outcome.containers, push.tag)  # issue 27: versions order
+        pushed_at = rank if rank is not None else self._pushed_at_for_claims(push)
         return [Claim(*t.key, c, push.digest, pushed_at, task_definition) for c in t.outcome.containers]
 
     def _pushed_at_for_claims(self, push: ImagePush) -> float:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from ecspilot.aws.accounts import AccountSessions, sessions_of
+from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.catchup import catch_up
 from ecspilot.deploy.continuation import Budget, Continuation, ContinuationItem
+from ecspilot.deploy.signature_timer import push_of
 from ecspilot.deploy.targets import deploy_push
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcrImageActionEvent
@@ -22,6 +24,7 @@ from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
+from ecspilot.promotion.timer import TimerTarget
 
 
 def handle_push_event(
@@ -56,8 +59,42 @@ def handle_push_event(
         topic_arn=runtime.settings.notify_topic_arn,
         sessions=_sessions(runtime, "deploy_on_push"),
         own=(runtime.settings.account_id, runtime.settings.region),
+        timer=signature_timer_target(runtime),
     )
     return result.as_dict()
+
+
+def signature_timer_target(runtime: Runtime) -> TimerTarget | None:
+    """Where the signature gate's re-check timers point (issue 27): reconcile, when the
+    function's environment names it and the role Scheduler assumes; else catch-up re-checks."""
+    settings = runtime.settings
+    if not settings.reconcile_arn or not settings.scheduler_role_arn:
+        return None
+    return TimerTarget(settings.reconcile_arn, settings.scheduler_role_arn, settings.schedule_group)
+
+
+def handle_signature_timer(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """A signature re-check timer fired (``deploy.signature_timer``): the same deploy core, for
+    the push it names and the services it names that still follow it."""
+    push = push_of(event)
+    names = {str(n) for n in event.get("services", [])}
+    scoped = runtime.config.model_copy(
+        update={"services": [s for s in runtime.config.services if s.name in names], "jobs": []}
+    )
+    logger.info(
+        "signature re-check", extra={"services": sorted(names), "image_digest": short_digest(push.digest)}
+    )
+    result = deploy_push(
+        push,
+        scoped,
+        runtime.clients,
+        runtime.history,
+        max_workers=runtime.settings.max_workers,
+        topic_arn=runtime.settings.notify_topic_arn,
+        sessions=_sessions(runtime, "reconcile"),
+        own=(runtime.settings.account_id, runtime.settings.region),
+    )
+    return {"trigger": "signature", **result.as_dict()}
 
 
 def _sessions(runtime: Runtime, function: str) -> AccountSessions:
@@ -125,4 +162,5 @@ def reconcile_catch_up(runtime: Runtime, dry_run: bool = False) -> list[Action]:
         dry_run=dry_run,
         sessions=_sessions(runtime, "reconcile"),
         own=(settings.account_id, settings.region),
+        notifier=Notifier(runtime.clients, settings.notify_topic_arn),
     )

@@ -11,7 +11,19 @@ from ecspilot.domain.taskdef import family_revision
 from ecspilot.errors import EcspilotError
 from ecspilot.obs import count, logger
 
-Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "continued", "failed", "refused"]
+Outcome = Literal[
+    "deployed",
+    "would-deploy",
+    "unchanged",
+    "stale",
+    "held",
+    "continued",
+    "failed",
+    "refused",
+    "conflict",  # issue 27: an equal version from another digest
+    "awaiting approval",  # issue 27: a jump beyond allow, a prerelease
+    "deferred",  # issue 27: the image's signature is IN_PROGRESS
+]
 
 
 @dataclass
@@ -101,7 +113,13 @@ def report(result: PushResult, log: dict[str, str]) -> None:
             {"cluster": o.cluster, "ecs_service": o.service, **log},
         )
     count("DeploymentsStarted", len(result.by_outcome("deployed")))
-    count("DeploymentsSkipped", sum(o.outcome in ("unchanged", "stale", "held") for o in result.outcomes))
+    count(
+        "DeploymentsSkipped",
+        sum(
+            o.outcome in ("unchanged", "stale", "held", "conflict", "awaiting approval")
+            for o in result.outcomes
+        ),
+    )
     count("DeploymentErrors", len(result.by_outcome("failed")))
     for j in result.jobs:
         _log_outcome(

@@ -43,6 +43,8 @@ from ecspilot.deploy.express import deploy_express
 from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy.rules import decide, freshness, freshness_reason
 from ecspilot.deploy.scan_gate import scan_gate
+from ecspilot.deploy.signature_gate import Timer, signature_gate
+from ecspilot.deploy.versions import note_ignored, version_gate
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
@@ -67,9 +69,13 @@ class PushDeployer(DeployCommit):
         self._registered: dict[tuple[str, tuple[str, ...], str], str] = {}  # per invocation
         self._registering: dict[tuple[str, tuple[str, ...], str], threading.Lock] = {}
         self.notifier: Notifier | None = None  # refused images are notified (issue 14)
+        # issue 27: the release decisions (awaiting approval, unsigned) are told once, catch-up's too
+        self.release_notifier: Notifier | None = None
         self.freshness_guard = True  # a promotion's order is its source's releases, not ECR's push times
         self.route: Route | None = None  # services in other accounts: their own deployers
         self.registry_clients = clients  # the push's registry (its scans): ecspilot's for another account
+        self.signature_timer: Timer | None = None  # re-checks a deferred signature (issue 27)
+        self.signature_clients: Clients | None = None  # a promotion's: ecspilot's, where the image is
 
     # AWS edges ------------------------------------------------------------------------------
 
@@ -138,6 +144,7 @@ class PushDeployer(DeployCommit):
             if only is None or svc.name in only
         ]
         result.outcomes = [t.outcome for t in targets]
+        note_ignored(config, push)
         jobs = config.jobs_for(push.repository, push.tag) if only is None else []
         if not targets and not jobs:
             logger.info("no configured service or job follows this image", extra=log)
@@ -167,8 +174,20 @@ class PushDeployer(DeployCommit):
         self._attach_services([t for t in targets if not t.config.express])
         live = [t for t in targets if t.service is not None]
         self._decide(live, push)
+        version_gate(
+            self, live, push, None if dry_run else (self.release_notifier or self.notifier), dry_run
+        )  # order: semver (issue 27)
         self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
         scan_gate(live, push, self.registry_clients, self.notifier)  # before anything is registered
+        signature_gate(
+            live,
+            push,
+            self.signature_clients or self.registry_clients,
+            self.history,
+            self.release_notifier or self.notifier,
+            self.signature_timer,
+            dry_run,
+        )
         to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
         if to_deploy and not dry_run:
             self._paced_deploy(to_deploy, push, result, budget)

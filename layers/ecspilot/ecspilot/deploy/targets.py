@@ -28,11 +28,13 @@ from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.continuation import Budget, Continuation, enqueue, first_part
 from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.runbook import PushDeployer
+from ecspilot.deploy.signature_timer import SignatureTimer
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.images import ImagePush
 from ecspilot.domain.keys import state_keys
 from ecspilot.errors import AccountAccessError, DeployError, DeployFailuresError
 from ecspilot.obs import logger
+from ecspilot.promotion.timer import TimerTarget
 
 Own = tuple[str | None, str | None]  # ecspilot's (account id, region)
 
@@ -48,9 +50,14 @@ class AccountDeployer(PushDeployer):
         self.notifier = home.notifier
         self.defer_records = home.defer_records
         self.registry_clients = home.registry_clients
+        self.signature_timer = home.signature_timer
+        self.release_notifier = home.release_notifier
 
     def pushed_at(self, repository: str, digest: str) -> datetime | None:
         return self.home.pushed_at(repository, digest)  # one cache: catch-up seeds the home's
+
+    def image_tags(self, repository: str, digest: str) -> list[str]:
+        return self.home.image_tags(repository, digest)
 
 
 class AccountRoute:
@@ -121,6 +128,7 @@ def deploy_push(
     topic_arn: str | None = None,
     sessions: AccountSessions | None = None,
     own: Own = (None, None),
+    timer: TimerTarget | None = None,
 ) -> PushResult:
     """Deploy one push (or one continuation of its rollout), each service in its account
     (``sessions``: the assumed-role clients); the services that do not fit the budget are sent
@@ -128,6 +136,8 @@ def deploy_push(
     service failed."""
     deployer = PushDeployer(clients, history, max_workers)
     deployer.notifier = Notifier(clients, topic_arn)
+    if timer is not None:  # issue 27: a deferred signature is re-checked by a one-time schedule
+        deployer.signature_timer = SignatureTimer(clients.scheduler, timer)
     item = continuation.item if continuation else None
     if item is not None:
         deployer.rollout_id = item.rollout_id

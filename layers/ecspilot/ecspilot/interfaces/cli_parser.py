@@ -251,10 +251,13 @@ def add_hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "approve",
         "continue a deployment paused at a pause hook that waits for approval; else, for a "
         "promoted service, approve the release it waits for (promote.approval: true)",
-        "ecspilot approve web",
+        "ecspilot approve web  |  ecspilot approve web --digest sha256:...",
         common,
     )
     approve.add_argument("service", help="the service's name in the config")
+    approve.add_argument(
+        "--digest", help="deploy this version that awaits approval (release policies: allow, conflict)"
+    )
     reject = _verb(
         sub,
         "reject",
@@ -263,6 +266,7 @@ def add_hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         common,
     )
     reject.add_argument("service", help="the service's name in the config")
+    reject.add_argument("--digest", help="refuse this version that awaits approval (release policies)")
 
 
 def _since(text: str) -> datetime:

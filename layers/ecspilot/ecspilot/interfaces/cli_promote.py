@@ -157,6 +157,10 @@ def answer(args: Any, rt: Any) -> int:
     (``cli_hooks``); ``approve`` of a promoted service with none paused approves its release."""
     from ecspilot.interfaces.cli_hooks import answer_command  # noqa: PLC0415
 
+    if getattr(args, "digest", None):  # a version awaiting approval (issue 27)
+        from ecspilot.interfaces.cli_release import answer_release  # noqa: PLC0415
+
+        return answer_release(args, rt)
     done = approve_unless_paused(args, rt) if args.command == "approve" else None
     return answer_command(args, rt) if done is None else done
 

@@ -91,7 +91,11 @@ def print_status(rt: Any, output: str = "table", html: str | None = None, servic
                 "service": s.label,
                 "task def": s.task_definition or "-",
                 "image": ", ".join(f"{c}={t}" for c, t in s.images.items()) or "-",
-                "digest": ", ".join(short_digest(d) for d in s.digests.values()) or "-",
+                "digest": ", ".join(
+                    short_digest(d) + (f" ({s.versions[c]})" if s.versions.get(c) else "")
+                    for c, d in s.digests.items()
+                )
+                or "-",
                 "last deployment": s.last_deployment
                 + (f" ({s.last_deployment_tag})" if s.last_deployment_tag else ""),
                 "at": s.last_deployment_at,

@@ -39,6 +39,7 @@ class ServiceStatus:
     task_definition: str = ""
     images: dict[str, str] = field(default_factory=dict)  # container -> tag (or "-")
     digests: dict[str, str] = field(default_factory=dict)  # container -> sha256:...
+    versions: dict[str, str] = field(default_factory=dict)  # order: semver containers -> version (issue 27)
     last_deployment: str = "-"
     last_deployment_at: str = ""
     last_deployment_tag: str = ""
@@ -154,7 +155,19 @@ def service_status(
             digest = ImageRef.parse(image).digest
             row.digests[container] = digest or ""
             row.images[container] = tag_for(image, digest, deployments)
+            _version(config, svc, container, row)
     return out
+
+
+def _version(config: EcspilotConfig, svc: Any, container: str, row: ServiceStatus) -> None:
+    """The version a followed ``order: semver`` container runs (its tag read as SemVer)."""
+    from ecspilot.domain.semver import parse  # noqa: PLC0415
+
+    root = root_of(config.services, svc.name) if svc.promote is not None else svc
+    source = root.containers.get(container) if root is not None else None
+    version = parse(row.images[container]) if source is not None and source.semver else None
+    if version is not None:
+        row.versions[container] = str(version)
 
 
 def _followed(config: EcspilotConfig, svc: Any) -> list[str]:

@@ -93,7 +93,11 @@ def render(
             s.label,
             s.task_definition or "-",
             ", ".join(f"{c}={t}" for c, t in s.images.items()) or "-",
-            ", ".join(short_digest(d) for d in s.digests.values()) or "-",
+            ", ".join(
+                short_digest(d) + (f" ({s.versions[c]})" if s.versions.get(c) else "")
+                for c, d in s.digests.items()
+            )
+            or "-",
             s.last_deployment + (f" ({s.last_deployment_tag})" if s.last_deployment_tag else ""),
             s.last_deployment_at,
             s.problem or (s.last_deployment_reason if s.last_deployment != "COMPLETED" else ""),

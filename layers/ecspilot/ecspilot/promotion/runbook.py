@@ -94,6 +94,7 @@ class Promoter:
             # promotion's own record
             deployer = PushDeployer(self.clients_of(svc), self.history, self.max_workers, "promotion")
             deployer.freshness_guard = False
+            deployer.signature_clients = self.sessions.own  # the release's image: ecspilot's registry
             self._deployers[name] = deployer
         return self._deployers[name]
 

@@ -72,6 +72,10 @@ def handle_reconcile_event(event: Any, rt: RuntimeSource) -> dict[str, Any]:
 
         return custom_resource.handle(event, lambda: reconcile(_runtime(rt)).as_dict())
     runtime = _runtime(rt)
+    if isinstance(event, dict) and event.get("trigger") == "signature":  # issue 27: a re-check timer
+        from ecspilot.deploy.handler import handle_signature_timer  # noqa: PLC0415
+
+        return handle_signature_timer(event, runtime)
     if isinstance(event, dict) and event.get("trigger") == "promotion":  # a bake's one-time timer
         from ecspilot.promotion.handler import handle_promotion_timer  # noqa: PLC0415
 

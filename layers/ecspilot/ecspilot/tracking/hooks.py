@@ -11,6 +11,7 @@ The runbook of a hook event:
    so ContinueServiceDeployment is called once per hook;
 3. evaluate the gates: the image scan of the deployment's images (DescribeServiceDeployments,
    DescribeServiceRevisions, DescribeImageScanFindings for the containers the config follows),
+   their signatures (DescribeImageSigningStatus: FAILED or unsigned rolls back, IN_PROGRESS waits),
    the alarms quiet for ``quiet_minutes`` (``aws.alarms.alarm_gate``); decide (pure,
    :func:`ecspilot.domain.gates.hook_decision`). A gate that cannot be read cannot pass: the
    hook waits for a person, with the reason;
@@ -32,6 +33,7 @@ from ecspilot.aws.hook_state import HookRecords, hook_key
 from ecspilot.aws.hooks import Answer, answer_hook, deployment_images
 from ecspilot.aws.notify import Notifier
 from ecspilot.aws.scans import Scans
+from ecspilot.deploy.signature_gate import signature_verdicts
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig
 from ecspilot.domain.gates import AlarmState, HookDecision, ScanVerdict, hook_decision, scan_verdict
 from ecspilot.domain.hook_events import AWAITING_ACTION, EcsHookStateChangeEvent
@@ -133,6 +135,8 @@ class HookTracker:
         alarms: AlarmState | None = None
         if gates is not None and gates.image_scan is not None:
             scans = self._scans(svc, deployment_arn)
+        if gates is not None and gates.signature is not None:  # issue 27: refused, or waits while IN_PROGRESS
+            scans += signature_verdicts(self.clients, svc, deployment_arn)
         if gates is not None and gates.alarms is not None:
             now = self.now()
             since = now - timedelta(minutes=gates.alarms.quiet_minutes)

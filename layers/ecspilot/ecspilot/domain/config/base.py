@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 # ECR tags are [A-Za-z0-9_.-]; patterns add fnmatch's * ? [ ] !
@@ -25,6 +26,38 @@ class ImageSource(Model):
 
     repository: str
     tags: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    # release policies (issue 27, domain/semver.py, deploy/versions.py): only with ``tags``
+    order: Literal["semver", "pushed"] = "pushed"  # which push wins: the highest version or the newest
+    allow: Literal["patch", "minor", "major"] = "major"  # a bigger jump waits for `ecspilot approve`
+    prerelease: bool = False  # with order: semver, a prerelease is never deployed by itself
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_with_tags(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tags" not in data:
+            given = sorted(k for k in ("order", "allow", "prerelease") if k in data)
+            if given:
+                raise ValueError(f"{', '.join(given)} only with tags (the tag patterns whose versions order)")
+        return data
+
+    @field_validator("allow")
+    @classmethod
+    def _allow_needs_semver(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("order") != "semver":  # given at all (a default is not validated)
+            raise ValueError("allow needs order: semver (a jump is measured between versions)")
+        return value
+
+    @field_validator("prerelease")
+    @classmethod
+    def _prerelease_needs_semver(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("order") != "semver":
+            raise ValueError("prerelease needs order: semver (only a version has prereleases)")
+        return value
+
+    @property
+    def semver(self) -> bool:
+        """True when the highest version wins, not the newest push."""
+        return self.order == "semver"
 
     @field_validator("repository")
     @classmethod
@@ -46,5 +79,12 @@ class ImageSource(Model):
         return value
 
     def matches(self, repository: str, tag: str) -> bool:
-        """True when ``repository:tag`` is a push this source follows."""
-        return repository == self.repository and any(fnmatch.fnmatchcase(tag, p) for p in self.tags)
+        """True when ``repository:tag`` is a push this source follows (with ``order: semver``,
+        only a tag that is a semantic version: the others are ignored, deploy/versions.py)."""
+        if repository != self.repository or not any(fnmatch.fnmatchcase(tag, p) for p in self.tags):
+            return False
+        if self.semver:
+            from ecspilot.domain.semver import parse  # noqa: PLC0415 - only semver sources
+
+            return parse(tag) is not None
+        return True

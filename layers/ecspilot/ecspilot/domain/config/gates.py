@@ -8,10 +8,12 @@ a human approval. Pure models; the decisions that use them are in :mod:`ecspilot
       # or, quiet for the default 10 minutes:  alarms: [web-5xx, web-latency]
       image_scan: {max_severity: HIGH}     # CRITICAL findings refuse the image
       approval: true                       # a paused deployment waits for `ecspilot approve`
+      signature: {profiles: [arn:aws:signer:us-east-1:123456789012:/signing-profiles/release]}
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -49,12 +51,38 @@ class ImageScanGate(Model):
     max_severity: Severity
 
 
+# AWS Signer signing profile ARNs, as ECR's DescribeImageSigningStatus documents them
+SIGNING_PROFILE_RE = re.compile(
+    r"arn:aws(-[a-z]+)*:signer:[a-z0-9-]+:[0-9]{12}:/signing-profiles/[a-zA-Z0-9_]{2,}"
+)
+
+
+class SignatureGate(Model):
+    """The image must carry a COMPLETE ECR managed signature by one of ``profiles`` (issue 27)."""
+
+    profiles: list[str] = Field(min_length=1, max_length=20)
+
+    @field_validator("profiles")
+    @classmethod
+    def _profiles(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if len(arn) > 200 or not SIGNING_PROFILE_RE.fullmatch(arn):
+                raise ValueError(
+                    f"{arn!r} is not a signing profile ARN "
+                    "(arn:aws:signer:<region>:<account>:/signing-profiles/<name>)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("a signing profile is listed twice")
+        return value
+
+
 class Gates(Model):
     """The gates a paused deployment (and, for ``image_scan``, any push) must pass."""
 
     alarms: AlarmsGate | None = None
     image_scan: ImageScanGate | None = None
     approval: bool = False
+    signature: SignatureGate | None = None  # deploy/signature_gate.py
 
     @field_validator("alarms", mode="before")
     @classmethod

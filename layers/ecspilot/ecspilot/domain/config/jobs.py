@@ -119,6 +119,16 @@ class JobConfig(Model):
     propagate_tags: Literal["TASK_DEFINITION", "NONE"] | None = "TASK_DEFINITION"
     enable_ecs_managed_tags: bool = True
 
+    @field_validator("containers")
+    @classmethod
+    def _no_release_policy(cls, value: dict[str, ImageSource]) -> dict[str, ImageSource]:
+        for name, source in value.items():
+            if source.semver:
+                raise ValueError(
+                    f"{name}: order: semver is for services (a job follows every push it matches)"
+                )
+        return value
+
     @field_validator("task_definition")
     @classmethod
     def _task_definition(cls, value: str) -> str:

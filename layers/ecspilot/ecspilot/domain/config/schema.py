@@ -34,6 +34,8 @@ class ServiceConfig(Model):
     def _express(cls, value: bool, info: ValidationInfo) -> bool:
         if value and len(info.data.get("containers") or {}) != 1:
             raise ValueError("an Express Mode service has exactly one container (its primary container)")
+        if value and any(src.semver for src in (info.data.get("containers") or {}).values()):
+            raise ValueError("order: semver is not applied to Express Mode services (no revision to judge)")
         return value
 
     @field_validator("containers")
