@@ -36,8 +36,10 @@ from ecspilot.deploy.targets import AccountRoute, Own
 from ecspilot.domain.config import EcspilotConfig, JobConfig, ServiceConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.plan import Action, Change
+from ecspilot.domain.stops import deferred_detail
 from ecspilot.errors import AwsError
 from ecspilot.obs import logger
+from ecspilot.stopping.deferral import Deferrals
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ CHANGES: dict[str, Change] = {
     "failed": "error",
     "held": "conflict",
     "refused": "conflict",  # the image scan gate: offered again on the next tick
+    "deferred": "deferred",  # a window or a freeze (issue 25): deployed when it reopens
 }
 
 
@@ -116,7 +119,7 @@ def to_action(
     change = CHANGES.get(outcome, "in-sync")
     if change == "update":
         return Action("catch-up", target, "update", f"{change_text} {image}", applied=applied)
-    if change in ("error", "conflict"):
+    if change in ("error", "conflict", "deferred"):
         return Action("catch-up", target, change, reason)
     return Action("catch-up", target, "in-sync", f"{reason} ({image} is the newest)")
 
@@ -129,6 +132,7 @@ def catch_up(
     dry_run: bool = False,
     sessions: AccountSessions | None = None,
     own: Own = (None, None),
+    deferrals: Deferrals | None = None,
 ) -> list[Action]:
     """Catch up every followed service and job: one action each (the reconcile part's core).
     A service with ``account`` is caught up in its account (``sessions``, ``deploy.targets``)."""
@@ -137,6 +141,7 @@ def catch_up(
     region = clients.ecr.meta.region_name
     deployer = PushDeployer(clients, history, max_workers, trigger="catch-up")
     deployer.defer_records = True
+    deployer.deferrals = deferrals
     route = AccountRoute(
         deployer, sessions or AccountSessions(clients, own[1], "reconcile", max_workers), config, own
     )
@@ -185,7 +190,7 @@ def catch_up(
             to_action(
                 route.where(o.name, o.cluster, o.service),
                 o.outcome,
-                o.reason,
+                deferred_detail(o.reason, o.until) if o.outcome == "deferred" else o.reason,
                 push,
                 not dry_run,
                 "deploy missed push",

@@ -22,6 +22,7 @@ from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
+from ecspilot.stopping.handler import deferrals_of
 
 
 def handle_push_event(
@@ -56,6 +57,7 @@ def handle_push_event(
         topic_arn=runtime.settings.notify_topic_arn,
         sessions=_sessions(runtime, "deploy_on_push"),
         own=(runtime.settings.account_id, runtime.settings.region),
+        deferrals=deferrals_of(runtime),
     )
     return result.as_dict()
 
@@ -83,6 +85,7 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
     restricted to its services); a failed item is reported in ``batchItemFailures`` so SQS
     delivers it again (idempotent), and after ``maxReceiveCount`` moves it to the DLQ."""
     failures = []
+    deferrals = deferrals_of(runtime)  # one read of the freezes for the whole batch
     for record in event["Records"]:
         message_id = str(record.get("messageId", ""))
         try:
@@ -105,6 +108,7 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
                 topic_arn=runtime.settings.notify_topic_arn,
                 sessions=_sessions(runtime, "deploy_on_push"),
                 own=(runtime.settings.account_id, runtime.settings.region),
+                deferrals=deferrals,
             )
         except EcspilotError as exc:
             logger.error("continuation failed", message_id=message_id, error=str(exc))
@@ -125,4 +129,5 @@ def reconcile_catch_up(runtime: Runtime, dry_run: bool = False) -> list[Action]:
         dry_run=dry_run,
         sessions=_sessions(runtime, "reconcile"),
         own=(settings.account_id, settings.region),
+        deferrals=deferrals_of(runtime),
     )

@@ -11,7 +11,9 @@ from ecspilot.domain.taskdef import family_revision
 from ecspilot.errors import EcspilotError
 from ecspilot.obs import count, logger
 
-Outcome = Literal["deployed", "would-deploy", "unchanged", "stale", "held", "continued", "failed", "refused"]
+Outcome = Literal[
+    "deployed", "would-deploy", "unchanged", "stale", "held", "continued", "failed", "refused", "deferred"
+]
 
 
 @dataclass
@@ -27,6 +29,7 @@ class ServiceOutcome:
     to_task_definition: str = ""
     deployment_id: str = ""
     reason: str = ""
+    until: str = ""  # deferred (issue 25): when it deploys (empty: when a person or the alarms decide)
 
 
 @dataclass
@@ -103,6 +106,7 @@ def report(result: PushResult, log: dict[str, str]) -> None:
     count("DeploymentsStarted", len(result.by_outcome("deployed")))
     count("DeploymentsSkipped", sum(o.outcome in ("unchanged", "stale", "held") for o in result.outcomes))
     count("DeploymentErrors", len(result.by_outcome("failed")))
+    count("DeploymentsDeferred", len(result.by_outcome("deferred")))
     for j in result.jobs:
         _log_outcome(
             "job",

@@ -33,6 +33,7 @@ from ecspilot.domain.images import ImagePush
 from ecspilot.domain.keys import state_keys
 from ecspilot.errors import AccountAccessError, DeployError, DeployFailuresError
 from ecspilot.obs import logger
+from ecspilot.stopping.deferral import Deferrals
 
 Own = tuple[str | None, str | None]  # ecspilot's (account id, region)
 
@@ -48,6 +49,7 @@ class AccountDeployer(PushDeployer):
         self.notifier = home.notifier
         self.defer_records = home.defer_records
         self.registry_clients = home.registry_clients
+        self.deferrals = home.deferrals
 
     def pushed_at(self, repository: str, digest: str) -> datetime | None:
         return self.home.pushed_at(repository, digest)  # one cache: catch-up seeds the home's
@@ -121,6 +123,7 @@ def deploy_push(
     topic_arn: str | None = None,
     sessions: AccountSessions | None = None,
     own: Own = (None, None),
+    deferrals: Deferrals | None = None,
 ) -> PushResult:
     """Deploy one push (or one continuation of its rollout), each service in its account
     (``sessions``: the assumed-role clients); the services that do not fit the budget are sent
@@ -128,6 +131,7 @@ def deploy_push(
     service failed."""
     deployer = PushDeployer(clients, history, max_workers)
     deployer.notifier = Notifier(clients, topic_arn)
+    deployer.deferrals = deferrals
     item = continuation.item if continuation else None
     if item is not None:
         deployer.rollout_id = item.rollout_id

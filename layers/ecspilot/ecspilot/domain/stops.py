@@ -198,6 +198,11 @@ class Stops:
         return [f for f in self.freezes if f.scheduled(self.now)]
 
 
+def deferred_detail(reason: str, until: str) -> str:
+    """A deferred action's detail in a plan: why, and when it happens."""
+    return f"{reason}; deploys {'at ' + until if until else 'when lifted'}"
+
+
 def stops_for(config: EcspilotConfig, stored: Iterable[Freeze], now: datetime) -> Stops:
     """The config's windows and freezes with the stored ones (CLI, incident) at ``now``."""
     window_of = {s.name: s.window for s in config.services if s.window}
@@ -210,6 +215,7 @@ __all__ = [
     "Stop",
     "Stops",
     "config_freezes",
+    "deferred_detail",
     "next_opening",
     "opening_text",
     "stamp",

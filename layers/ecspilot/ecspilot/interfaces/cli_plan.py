@@ -30,6 +30,7 @@ CHANGES = (
     "would-record",
     "would-answer",
     "would-wait",
+    "deferred",  # issue 25: a change, for later (a window or a freeze)
     "create",
     "update",
     "delete",
@@ -187,7 +188,7 @@ def show(function: str, result: Mapping[str, Any]) -> None:
             }
             for s in result["services"]
         ]
-        table(rows, ["name", "cluster", "service", "containers", "outcome", "from", "reason"])
+        table(rows, ["name", "cluster", "service", "containers", "outcome", "from", "reason", "until"])
     elif function == "run_job":
         td = str(result.get("task_definition", "")).rsplit("/", 1)[-1]
         say(f"dry run of run_job: job {result['job']} ({result['trigger']}): {result['outcome']} ({td})")

@@ -7,7 +7,9 @@ invocations. Tests and the demo call :func:`reset` to start again.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
@@ -22,6 +24,9 @@ class Runtime:
     config: EcspilotConfig
     clients: Clients
     history: History
+    # now, for the decisions that depend on the time (issue 25's windows and freezes); tests
+    # and the demo inject their own with dataclasses.replace
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @classmethod
     def build(

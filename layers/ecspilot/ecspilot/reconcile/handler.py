@@ -17,6 +17,8 @@ from ecspilot.reconcile.runbook import reconcile
 RuntimeSource = Runtime | Callable[[], Runtime]
 # what the rate schedule sends (template.yaml sets it); {} is accepted too (a manual invoke)
 SCHEDULE_INPUT = {"trigger": "schedule"}
+# what a reopen timer sends (stopping/deferral.py): deferred services are caught up
+REOPEN_INPUT = {"trigger": "reopen"}
 
 
 def _is_custom_resource(event: Any) -> bool:
@@ -76,6 +78,18 @@ def handle_reconcile_event(event: Any, rt: RuntimeSource) -> dict[str, Any]:
         from ecspilot.promotion.handler import handle_promotion_timer  # noqa: PLC0415
 
         return handle_promotion_timer(event, runtime)
+    if isinstance(event, dict) and event.get("detail-type") == "CloudWatch Alarm State Change":
+        # the incident freeze (issue 25) is reconcile's: when it ends, the same invocation
+        # deploys what it deferred (catch-up, promotions, daemons), and runs are serialized
+        from ecspilot.stopping.incidents import on_alarm_event  # noqa: PLC0415
+
+        answer = on_alarm_event(event, runtime)
+        if answer.get("transition") == "ended":
+            answer["reconcile"] = reconcile(runtime).as_dict()["summary"]
+        return answer
+    if isinstance(event, dict) and event == REOPEN_INPUT:  # a window opened, a freeze ended
+        logger.info("reconcile triggered", extra={"trigger": "reopen"})
+        return reconcile(runtime).as_dict()
     trigger = trigger_of(event, runtime)
     if isinstance(trigger, dict):
         return trigger

@@ -1,0 +1,181 @@
+"""The incident freeze: ``CloudWatch Alarm State Change`` events of the ``incidents`` alarms.
+
+Each event first records its alarm's newest state on the state table's incident item (a
+conditional write: an older state change than the one stored is stale and changes nothing).
+Then, by two conditional writes whose conditions read the alarms' states *as stored*:
+
+- **start**: ``active`` becomes true only if it was not, and some listed alarm is in ALARM;
+- **end**: ``active`` becomes false only if it was true, and no listed alarm is in ALARM.
+
+DynamoDB applies each write atomically, so whatever the order and the concurrency of the
+events (flapping alarms, redeliveries, several alarms at once), exactly one writer starts a
+freeze and exactly one ends it: **one notification when it starts, one when it ends**.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ecspilot.aws.dynamo import conditional_update
+from ecspilot.aws.freezes import ALARM_PREFIX, INCIDENT_SK, PK, incident_reason
+from ecspilot.aws.history import History
+from ecspilot.aws.notify import Notifier
+from ecspilot.domain.config import IncidentsConfig
+from ecspilot.domain.envelope import EventBridgeEvent, EventModel, parse_event
+from ecspilot.domain.stops import stamp
+from ecspilot.errors import AwsError
+from ecspilot.interfaces.origins import untrusted_reason
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.obs import count, logger
+
+Transition = Literal["started", "ended", "none", "stale", "ignored"]
+
+
+class AlarmState(EventModel):
+    value: str = Field(min_length=1)
+    timestamp: str = ""
+
+
+class AlarmDetail(EventModel):
+    alarm_name: str = Field(alias="alarmName", min_length=1, max_length=255)
+    state: AlarmState
+
+
+class AlarmStateChangeEvent(EventBridgeEvent):
+    """EventBridge ``CloudWatch Alarm State Change`` (source ``aws.cloudwatch``)."""
+
+    detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
+    source: Literal["aws.cloudwatch"]
+    detail: AlarmDetail
+
+    @property
+    def changed_at(self) -> datetime:
+        """When the alarm changed state (``state.timestamp``, else the event's time)."""
+        try:
+            return (
+                datetime.fromisoformat(self.detail.state.timestamp)
+                if self.detail.state.timestamp
+                else self.time
+            )
+        except ValueError:
+            return self.time
+
+
+class IncidentFreeze:
+    """The incident item's conditional moves (see the module docstring)."""
+
+    def __init__(self, history: History, incidents: IncidentsConfig, notifier: Notifier | None) -> None:
+        self.history = history
+        self.incidents = incidents
+        self.notifier = notifier
+
+    def _update(self, expression: str, names: dict[str, str], values: dict[str, Any], condition: str) -> bool:
+        conn = self.history.connection()
+        if conn is None:
+            raise AwsError("no state table configured (ECSPILOT_TABLE): the incident freeze lives there")
+        client, table = conn
+        got = conditional_update(
+            client,
+            table,
+            {"pk": PK, "sk": INCIDENT_SK},
+            expression,
+            names,
+            values,
+            condition,
+            what="moving the incident freeze",
+        )
+        return got is not None
+
+    def _alarms(self) -> tuple[dict[str, str], list[str], list[str]]:
+        """Names for every listed alarm's state, and the conditions 'some in ALARM' / 'none'."""
+        names = {"#st": "state"}
+        some, none = [], []
+        for i, alarm in enumerate(self.incidents.alarms):
+            names[f"#a{i}"] = ALARM_PREFIX + alarm
+            some.append(f"#a{i}.#st = :alarm")
+            none.append(f"(attribute_not_exists(#a{i}) OR #a{i}.#st <> :alarm)")
+        return names, some, none
+
+    def on_state(self, alarm: str, state: str, at: datetime, now: datetime) -> Transition:
+        """Record ``alarm``'s ``state`` changed ``at``, then start or end the freeze."""
+        if alarm not in self.incidents.alarms:
+            return "ignored"
+        recorded = self._update(
+            "SET #a = :v",
+            {"#a": ALARM_PREFIX + alarm, "#t": "at"},
+            {":v": {"state": state, "at": stamp(at)}, ":at": stamp(at)},
+            "attribute_not_exists(#a) OR #a.#t < :at",
+        )
+        if not recorded:
+            logger.info("stale alarm state ignored", extra={"alarm": alarm, "state": state})
+            return "stale"
+        names, some, none = self._alarms()
+        if state == "ALARM":
+            started = self._update(
+                "SET #act = :t, #s = :now REMOVE #e",
+                {**names, "#act": "active", "#s": "started_at", "#e": "ended_at"},
+                {":t": True, ":f": False, ":alarm": "ALARM", ":now": stamp(now)},
+                f"(attribute_not_exists(#act) OR #act = :f) AND ({' OR '.join(some)})",
+            )
+            if started:
+                self._tell("started", [alarm])
+                return "started"
+            return "none"
+        ended = self._update(
+            "SET #act = :f, #e = :now",
+            {**names, "#act": "active", "#e": "ended_at"},
+            {":t": True, ":f": False, ":alarm": "ALARM", ":now": stamp(now)},
+            f"#act = :t AND {' AND '.join(none)}",
+        )
+        if ended:
+            self._tell("ended", [])
+            return "ended"
+        return "none"
+
+    def _tell(self, transition: str, alarms: list[str]) -> None:
+        count(f"IncidentFreeze{transition.title()}")
+        services = ", ".join(self.incidents.services)
+        logger.warning(f"incident freeze {transition}", extra={"alarms": alarms, "services": services})
+        if self.notifier is None:
+            return
+        if transition == "started":
+            body = (
+                f"ecspilot froze automated changes to {services}: {incident_reason(alarms)}.\n"
+                "Pushes, catch-up, promotions and daemon updates are deferred until every listed alarm "
+                f"({', '.join(self.incidents.alarms)}) is OK again. Rollbacks and job runs still work."
+            )
+        else:
+            body = (
+                f"Every incident alarm ({', '.join(self.incidents.alarms)}) is OK again: ecspilot lifted "
+                f"the incident freeze on {services} and deploys what it deferred (the newest images)."
+            )
+        self.notifier.notify(
+            f"ecspilot: incident freeze {transition}",
+            body,
+            {"kind": "incident-freeze", "status": transition.upper()},
+        )
+
+
+def on_alarm_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """Parse, check the origin (ecspilot's account, or a configured member account's), move."""
+    parsed = parse_event(AlarmStateChangeEvent, event, "CloudWatch Alarm State Change")
+    accounts = [(a.account_id, a.region) for a in runtime.config.accounts.values()]
+    untrusted = untrusted_reason(
+        runtime.settings, parsed.account, parsed.region, parsed.detail_type, accounts
+    )
+    if untrusted:
+        return {"ignored": untrusted}
+    incidents = runtime.config.incidents
+    alarm, state = parsed.detail.alarm_name, parsed.detail.state.value
+    if incidents is None or alarm not in incidents.alarms:
+        return {"ignored": f"alarm {alarm} is not an incident alarm of the config"}
+    notifier = Notifier(runtime.clients, runtime.settings.notify_topic_arn)
+    freeze = IncidentFreeze(runtime.history, incidents, notifier)
+    transition = freeze.on_state(alarm, state, parsed.changed_at, runtime.clock())
+    return {"alarm": alarm, "state": state, "transition": transition}
+
+
+__all__ = ["AlarmStateChangeEvent", "IncidentFreeze", "on_alarm_event"]
