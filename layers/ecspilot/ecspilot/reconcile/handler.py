@@ -81,7 +81,7 @@ def handle_reconcile_event(event: Any, rt: RuntimeSource) -> dict[str, Any]:
     if isinstance(event, dict) and event.get("detail-type") == "CloudWatch Alarm State Change":
         # the incident freeze (issue 25) is reconcile's: when it ends, the same invocation
         # deploys what it deferred (catch-up, promotions, daemons), and runs are serialized
-        from ecspilot.stopping.incidents import on_alarm_event  # noqa: PLC0415
+        from ecspilot.stopping.handler import on_alarm_event  # noqa: PLC0415
 
         answer = on_alarm_event(event, runtime)
         if answer.get("transition") == "ended":

@@ -5,12 +5,17 @@ state table's ``FREEZE`` items). The incident freeze's events are routed by reco
 
 from __future__ import annotations
 
+from typing import Any
+
 from ecspilot.aws.freezes import FreezeStore
 from ecspilot.aws.notify import Notifier
+from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.stops import Stops, stops_for
+from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.promotion.timer import TimerTarget
 from ecspilot.stopping.deferral import Deferrals
+from ecspilot.stopping.incidents import AlarmStateChangeEvent, IncidentFreeze
 
 
 def deferrals_of(runtime: Runtime) -> Deferrals:
@@ -33,3 +38,22 @@ def deferrals_of(runtime: Runtime) -> Deferrals:
         timer,
         runtime.clock,
     )
+
+
+def on_alarm_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """Parse, check the origin (ecspilot's account, or a configured member account's), move."""
+    parsed = parse_event(AlarmStateChangeEvent, event, "CloudWatch Alarm State Change")
+    accounts = [(a.account_id, a.region) for a in runtime.config.accounts.values()]
+    untrusted = untrusted_reason(
+        runtime.settings, parsed.account, parsed.region, parsed.detail_type, accounts
+    )
+    if untrusted:
+        return {"ignored": untrusted}
+    incidents = runtime.config.incidents
+    alarm, state = parsed.detail.alarm_name, parsed.detail.state.value
+    if incidents is None or alarm not in incidents.alarms:
+        return {"ignored": f"alarm {alarm} is not an incident alarm of the config"}
+    notifier = Notifier(runtime.clients, runtime.settings.notify_topic_arn)
+    freeze = IncidentFreeze(runtime.history, incidents, notifier)
+    transition = freeze.on_state(alarm, state, parsed.changed_at, runtime.clock())
+    return {"alarm": alarm, "state": state, "transition": transition}

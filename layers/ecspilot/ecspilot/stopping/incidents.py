@@ -24,11 +24,9 @@ from ecspilot.aws.freezes import ALARM_PREFIX, INCIDENT_SK, PK, incident_reason
 from ecspilot.aws.history import History
 from ecspilot.aws.notify import Notifier
 from ecspilot.domain.config import IncidentsConfig
-from ecspilot.domain.envelope import EventBridgeEvent, EventModel, parse_event
+from ecspilot.domain.envelope import EventBridgeEvent, EventModel
 from ecspilot.domain.stops import stamp
 from ecspilot.errors import AwsError
-from ecspilot.interfaces.origins import untrusted_reason
-from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
 
 Transition = Literal["started", "ended", "none", "stale", "ignored"]
@@ -159,23 +157,4 @@ class IncidentFreeze:
         )
 
 
-def on_alarm_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
-    """Parse, check the origin (ecspilot's account, or a configured member account's), move."""
-    parsed = parse_event(AlarmStateChangeEvent, event, "CloudWatch Alarm State Change")
-    accounts = [(a.account_id, a.region) for a in runtime.config.accounts.values()]
-    untrusted = untrusted_reason(
-        runtime.settings, parsed.account, parsed.region, parsed.detail_type, accounts
-    )
-    if untrusted:
-        return {"ignored": untrusted}
-    incidents = runtime.config.incidents
-    alarm, state = parsed.detail.alarm_name, parsed.detail.state.value
-    if incidents is None or alarm not in incidents.alarms:
-        return {"ignored": f"alarm {alarm} is not an incident alarm of the config"}
-    notifier = Notifier(runtime.clients, runtime.settings.notify_topic_arn)
-    freeze = IncidentFreeze(runtime.history, incidents, notifier)
-    transition = freeze.on_state(alarm, state, parsed.changed_at, runtime.clock())
-    return {"alarm": alarm, "state": state, "transition": transition}
-
-
-__all__ = ["AlarmStateChangeEvent", "IncidentFreeze", "on_alarm_event"]
+__all__ = ["AlarmStateChangeEvent", "IncidentFreeze"]
