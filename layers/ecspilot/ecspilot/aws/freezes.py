@@ -236,12 +236,15 @@ def freezes_of(items: Sequence[Mapping[str, Any]], incidents: IncidentsConfig | 
     if incidents is not None and incident is not None and incident.get("active") is True:
         states = alarm_states(incident)
         firing = [a for a in incidents.alarms if states.get(a) == "ALARM"]
+        ending = parse_time(incident.get("ending_at")) if not firing else None
+        reason = incident_reason(firing) if not ending else f"incident: alarms OK, lifts at {stamp(ending)}"
         out.append(
             Freeze(
                 "incident",
                 "incident",
                 tuple(incidents.services),
-                reason=incident_reason(firing),
+                end=ending,
+                reason=reason,
                 at=str(incident.get("started_at", "")),
             )
         )

@@ -81,17 +81,33 @@ def handle_reconcile_event(event: Any, rt: RuntimeSource) -> dict[str, Any]:
     if isinstance(event, dict) and event.get("detail-type") == "CloudWatch Alarm State Change":
         # the incident freeze (issue 25) is reconcile's: when it ends, the same invocation
         # deploys what it deferred (catch-up, promotions, daemons), and runs are serialized
-        from ecspilot.stopping.handler import on_alarm_event  # noqa: PLC0415
+        from ecspilot.stopping.handler import lift_incident_if_due, on_alarm_event  # noqa: PLC0415
 
         answer = on_alarm_event(event, runtime)
+        if answer.get("transition") != "ended" and "ignored" not in answer:
+            answer["transition"] = (
+                lift_incident_if_due(runtime)
+                if answer.get("transition") == "none"
+                else (answer["transition"])
+            )
         if answer.get("transition") == "ended":
             answer["reconcile"] = reconcile(runtime).as_dict()["summary"]
         return answer
     if isinstance(event, dict) and event == REOPEN_INPUT:  # a window opened, a freeze ended
         logger.info("reconcile triggered", extra={"trigger": "reopen"})
+        _lift_incident(runtime)
         return reconcile(runtime).as_dict()
     trigger = trigger_of(event, runtime)
     if isinstance(trigger, dict):
         return trigger
     logger.info("reconcile triggered", extra={"trigger": trigger})
+    _lift_incident(runtime)
     return reconcile(runtime).as_dict()
+
+
+def _lift_incident(runtime: Runtime) -> None:
+    """Every reconcile run ends an incident freeze whose quiet time is over (issue 25)."""
+    if runtime.config.incidents is not None:
+        from ecspilot.stopping.handler import lift_incident_if_due  # noqa: PLC0415
+
+        lift_incident_if_due(runtime)

@@ -40,6 +40,16 @@ def deferrals_of(runtime: Runtime) -> Deferrals:
     )
 
 
+def lift_incident_if_due(runtime: Runtime) -> str:
+    """End the incident freeze when its alarms have been OK for the quiet time (every reconcile
+    run asks: one conditional write, only with ``incidents`` configured)."""
+    incidents = runtime.config.incidents
+    if incidents is None or not runtime.history.enabled:
+        return "none"
+    notifier = Notifier(runtime.clients, runtime.settings.notify_topic_arn)
+    return IncidentFreeze(runtime.history, incidents, notifier).lift_if_due(runtime.clock())
+
+
 def on_alarm_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
     """Parse, check the origin (ecspilot's account, or a configured member account's), move."""
     parsed = parse_event(AlarmStateChangeEvent, event, "CloudWatch Alarm State Change")

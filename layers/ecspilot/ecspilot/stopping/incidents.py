@@ -5,7 +5,11 @@ conditional write: an older state change than the one stored is stale and change
 Then, by two conditional writes whose conditions read the alarms' states *as stored*:
 
 - **start**: ``active`` becomes true only if it was not, and some listed alarm is in ALARM;
-- **end**: ``active`` becomes false only if it was true, and no listed alarm is in ALARM.
+- **end**: once no listed alarm is in ALARM, ``ending_at`` is set ``quiet_minutes`` ahead (a
+  flap back into ALARM removes it: the same freeze goes on); the first reconcile run after it
+  (any trigger: its schedule, a reopen timer, the next alarm event) sets ``active`` false only if
+  it was true, no listed alarm is in ALARM and ``ending_at`` has passed. With ``quiet_minutes:
+  0`` the all-OK event ends it at once.
 
 DynamoDB applies each write atomically, so whatever the order and the concurrency of the
 events (flapping alarms, redeliveries, several alarms at once), exactly one writer starts a
@@ -14,7 +18,7 @@ freeze and exactly one ends it: **one notification when it starts, one when it e
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field
@@ -98,7 +102,8 @@ class IncidentFreeze:
         return names, some, none
 
     def on_state(self, alarm: str, state: str, at: datetime, now: datetime) -> Transition:
-        """Record ``alarm``'s ``state`` changed ``at``, then start or end the freeze."""
+        """Record ``alarm``'s ``state`` changed ``at``, then start the freeze, or end it (after
+        ``quiet_minutes`` of every alarm OK: :meth:`lift_if_due`)."""
         if alarm not in self.incidents.alarms:
             return "ignored"
         recorded = self._update(
@@ -111,22 +116,46 @@ class IncidentFreeze:
             logger.info("stale alarm state ignored", extra={"alarm": alarm, "state": state})
             return "stale"
         names, some, none = self._alarms()
+        values = {":t": True, ":f": False, ":alarm": "ALARM", ":now": stamp(now)}
         if state == "ALARM":
             started = self._update(
-                "SET #act = :t, #s = :now REMOVE #e",
-                {**names, "#act": "active", "#s": "started_at", "#e": "ended_at"},
-                {":t": True, ":f": False, ":alarm": "ALARM", ":now": stamp(now)},
+                "SET #act = :t, #s = :now REMOVE #e, #end",
+                {**names, "#act": "active", "#s": "started_at", "#e": "ended_at", "#end": "ending_at"},
+                values,
                 f"(attribute_not_exists(#act) OR #act = :f) AND ({' OR '.join(some)})",
             )
             if started:
                 self._tell("started", [alarm])
                 return "started"
+            # a flap back into ALARM during the quiet time: the same freeze goes on
+            self._update(
+                "REMOVE #end",
+                {**names, "#act": "active", "#end": "ending_at"},
+                {":t": True, ":alarm": "ALARM"},
+                f"#act = :t AND attribute_exists(#end) AND ({' OR '.join(some)})",
+            )
             return "none"
+        if self.incidents.quiet_minutes == 0:
+            return self.lift_if_due(now)
+        due = now + timedelta(minutes=self.incidents.quiet_minutes)
+        self._update(
+            "SET #end = :due",
+            {**names, "#act": "active", "#end": "ending_at"},
+            {":t": True, ":alarm": "ALARM", ":due": stamp(due)},
+            f"#act = :t AND attribute_not_exists(#end) AND {' AND '.join(none)}",
+        )
+        return "none"
+
+    def lift_if_due(self, now: datetime) -> Transition:
+        """End the freeze when every alarm is OK and its quiet time is over (reconcile asks on
+        every run): one writer wins, one notification."""
+        names, _, none = self._alarms()
+        quiet = self.incidents.quiet_minutes > 0
         ended = self._update(
-            "SET #act = :f, #e = :now",
-            {**names, "#act": "active", "#e": "ended_at"},
+            "SET #act = :f, #e = :now REMOVE #end",
+            {**names, "#act": "active", "#e": "ended_at", "#end": "ending_at"},
             {":t": True, ":f": False, ":alarm": "ALARM", ":now": stamp(now)},
-            f"#act = :t AND {' AND '.join(none)}",
+            f"#act = :t AND {' AND '.join(none)}" + (" AND #end <= :now" if quiet else ""),
         )
         if ended:
             self._tell("ended", [])

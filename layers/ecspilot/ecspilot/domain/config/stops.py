@@ -105,6 +105,9 @@ class IncidentsConfig(Model):
 
     alarms: list[str] = Field(min_length=1, max_length=100)
     services: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    # the freeze lifts once every alarm has stayed OK this long: a flapping alarm makes one
+    # freeze (and two notifications), not one per flap; 0 lifts it at the first all-OK
+    quiet_minutes: int = Field(default=5, ge=0, le=1440)
 
     @field_validator("services")
     @classmethod
