@@ -4,7 +4,7 @@
 item                               key
 =================================  =========================================================
 a CLI freeze                       pk = ``FREEZE``, sk = ``FREEZE#<id>``: services, reason,
-                                   by (the caller's ARN, from STS), at, start, end
+                                   by (the caller's ARN, from STS), at (when), end (if any)
 the incident freeze                pk = ``FREEZE``, sk = ``INCIDENT``: ``active``, started_at,
                                    ended_at, and one ``alarm#<name>`` map per alarm
                                    ``{state, at}`` (its newest state change)
@@ -116,8 +116,7 @@ class FreezeStore:
             "services": list(services),
             "reason": reason,
             "by": by,
-            "at": stamp(now),
-            "start": stamp(now),
+            "at": stamp(now),  # no start: in force at once, whatever the clocks of the functions say
         }
         if until is not None:
             item["end"] = stamp(until)
