@@ -14,12 +14,19 @@ import boto3
 import pytest
 
 from ecspilot.aws.freezes import FreezeStore
+from ecspilot.aws.notify import Notifier
+from ecspilot.deploy.continuation import first_part
+from ecspilot.deploy.rollback import Rollback
+from ecspilot.domain.events import EcrImageActionEvent
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.cli import main
 from ecspilot.interfaces.runtime import Runtime
+from ecspilot.stopping.incidents import IncidentFreeze
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
+from ecspilot_dev.service_deployments import OperationStubber
 from tests.conftest import TABLE, MakeRuntime
+from tests.functional.test_rollback import completed, expect_open
 from tests.moto_state import set_image_pushed_at
 
 FRIDAY_EVENING = datetime(2026, 12, 11, 16, 55, tzinfo=UTC)  # 17:55 in Rome
@@ -324,8 +331,6 @@ def test_a_freeze_beginning_mid_rollout_stops_the_continuation_and_the_rest_depl
     clock = Clock(begins - timedelta(minutes=1))
     rt = start(world, make_runtime, cfg, clock)
     push = world.push("web", "v1")
-    from ecspilot.deploy.continuation import first_part
-    from ecspilot.domain.events import EcrImageActionEvent
 
     # (the first part deployed a; the continuation carries b and c)
     item = first_part(EcrImageActionEvent.model_validate(push).to_push(), ["b", "c"])
@@ -420,8 +425,6 @@ def test_concurrent_alarm_events_start_and_end_the_freeze_exactly_once(
     t0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
     incidents = {**INCIDENTS, "quiet_minutes": 0}
     rt = start(world, make_runtime, config(service("web"), incidents=incidents), Clock(t0))
-    from ecspilot.aws.notify import Notifier
-    from ecspilot.stopping.incidents import IncidentFreeze
 
     freeze = IncidentFreeze(
         rt.history, rt.config.incidents, Notifier(rt.clients, rt.settings.notify_topic_arn)
@@ -478,9 +481,6 @@ def test_an_alarm_from_an_unknown_account_or_not_listed_changes_nothing(
 def test_rollback_works_during_the_kill_switch(
     world: Sandbox, make_runtime: MakeRuntime, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ecspilot.deploy.rollback import Rollback
-    from ecspilot_dev.service_deployments import OperationStubber
-    from tests.functional.test_rollback import completed, expect_open
 
     # GIVEN v1 then v2 deployed and COMPLETED, then everything frozen
     cfg = config(service("web"))
