@@ -24,6 +24,7 @@ from ecspilot.obs import count, logger
 from ecspilot.promotion.decisions import parse_time, schedule_name
 from ecspilot.promotion.runbook import Promoter, as_actions
 from ecspilot.promotion.timer import TimerTarget, set_timer
+from ecspilot.stopping.handler import deferrals_of
 
 
 def promoter(runtime: Runtime, function: str = "cli", trigger: str = "promotion") -> Promoter:
@@ -44,7 +45,9 @@ def promoter(runtime: Runtime, function: str = "cli", trigger: str = "promotion"
 
 def reconcile_promotions(runtime: Runtime, dry_run: bool = False) -> list[Action]:
     """The reconcile part: every promoted service's verdict, applied unless ``dry_run``."""
-    return as_actions(promoter(runtime, "reconcile").run(dry_run=dry_run))
+    automated = promoter(runtime, "reconcile")
+    automated.deferrals = deferrals_of(runtime)
+    return as_actions(automated.run(dry_run=dry_run))
 
 
 def handle_promotion_timer(event: Mapping[str, Any], runtime: Runtime) -> dict[str, Any]:
@@ -56,7 +59,9 @@ def handle_promotion_timer(event: Mapping[str, Any], runtime: Runtime) -> dict[s
         logger.warning("promotion timer ignored", extra={"service": name, "reason": reason})
         count("EventsIgnored")
         return {"ignored": reason}
-    actions = as_actions(promoter(runtime, "reconcile", "timer").run([target.name]))
+    automated = promoter(runtime, "reconcile", "timer")
+    automated.deferrals = deferrals_of(runtime)
+    actions = as_actions(automated.run([target.name]))
     return {"trigger": "promotion", "service": target.name, "actions": [a.__dict__ for a in actions]}
 
 
