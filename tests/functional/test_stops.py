@@ -305,6 +305,19 @@ def test_the_kill_switch_defers_every_service_and_daemon_update_then_unfreeze_al
     result = invoke("deploy_on_push", world.push("web", "v1"))
     assert {o for o, _ in outcomes(result).values()} == {"deferred"}
     assert result["services"][0]["until"] == ""  # until a person lifts it
+    # AND status shows the freeze at the top, in JSON, text and the HTML page
+    capsys.readouterr()
+    assert cli(monkeypatch, tmp_path, cfg, "--output", "json", "status") == 0
+    [frozen] = json.loads(capsys.readouterr().out)["freezes"]
+    assert (frozen["kind"], frozen["services"], frozen["reason"]) == (
+        "cli",
+        "*",
+        f"frozen by {MOTO_ARN} : stop everything",
+    )
+    page = tmp_path / "status.html"
+    assert cli(monkeypatch, tmp_path, cfg, "status", "--html", str(page)) == 0
+    assert capsys.readouterr().out.startswith("FROZEN: automated changes are deferred")
+    assert '<h2 class="frozen">Frozen</h2>' in page.read_text(encoding="utf-8")
     capsys.readouterr()
     assert cli(monkeypatch, tmp_path, cfg, "unfreeze", "web") == 0  # a glob freeze: only --all lifts it
     assert "still frozen by" in capsys.readouterr().out

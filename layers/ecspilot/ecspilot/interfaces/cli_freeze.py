@@ -94,6 +94,12 @@ def _row(freeze: Freeze, now: datetime) -> dict[str, Any]:
     }
 
 
+def freeze_rows(rt: Runtime, now: datetime, scheduled: bool = True) -> list[dict[str, Any]]:
+    """The active (and ``scheduled``) freezes of every kind, as rows (``freezes``, ``status``)."""
+    stops = stops_for(rt.config, FreezeStore(rt.history).read(rt.config.incidents), now)
+    return [_row(f, now) for f in [*stops.active(), *(stops.scheduled() if scheduled else [])]]
+
+
 def freeze(args: argparse.Namespace, rt: Runtime) -> int:
     now = rt.clock().astimezone(UTC)
     services = _targets(args, rt, "freeze")
@@ -137,12 +143,13 @@ def unfreeze(args: argparse.Namespace, rt: Runtime) -> int:
 
 def list_freezes(args: argparse.Namespace, rt: Runtime) -> int:
     now = rt.clock().astimezone(UTC)
-    stops = stops_for(rt.config, FreezeStore(rt.history).read(rt.config.incidents), now)
-    rows = [_row(f, now) for f in [*stops.active(), *stops.scheduled()]]
+    rows = freeze_rows(rt, now)
+    window_of = {s.name: s.window for s in rt.config.services if s.window}
+    window_of.update({d.name: d.window for d in rt.config.daemons if d.window})
     closed = [
         {
             "window": name,
-            "services": ",".join(sorted(s for s, w in stops.window_of.items() if w == name)),
+            "services": ",".join(sorted(s for s, w in window_of.items() if w == name)),
             "opens": opening_text(name, window, now),
         }
         for name, window in sorted(rt.config.windows.items())
@@ -166,4 +173,4 @@ def run(args: argparse.Namespace, rt: Runtime) -> int:
     return verbs[args.command](args, rt)
 
 
-__all__ = ["parse_duration", "parse_until", "run"]
+__all__ = ["freeze_rows", "parse_duration", "parse_until", "run"]
