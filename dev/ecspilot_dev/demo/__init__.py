@@ -44,6 +44,7 @@ from ecspilot_dev.demo.promotion import PROMOTION_CONFIG, chapter_promotion
 from ecspilot_dev.demo.push import chapter_catch_up, chapter_deploy_on_push
 from ecspilot_dev.demo.queue import chapter_queue
 from ecspilot_dev.demo.rollback import ROLLBACK_CONFIG, chapter_rollback
+from ecspilot_dev.demo.stops import STOPS_CONFIG, chapter_stops
 from ecspilot_dev.demo.tracking import chapter_tracking
 from ecspilot_dev.local import ecs_deployment_per_update, local_aws, moto_api
 from ecspilot_dev.sandbox import create_state_table
@@ -80,6 +81,7 @@ CHAPTERS: list[Chapter] = [
     Chapter("gates", chapter_gates, GATES_CONFIG),
     Chapter("rollback", chapter_rollback, ROLLBACK_CONFIG),
     Chapter("health", chapter_health, HEALTH_CONFIG),
+    Chapter("stops", chapter_stops, STOPS_CONFIG),
 ]
 
 
