@@ -63,7 +63,7 @@ def event_function(event: Any) -> str:
     if "job" in event and "detail-type" not in event:
         return "run_job"
     if (
-        event in ({}, {"trigger": "schedule"})
+        event in ({}, {"trigger": "schedule"}, {"trigger": "reopen"})
         or "detail-type" in event
         or "source" in event
         or "RequestType" in event

@@ -41,6 +41,8 @@ def trigger_of(event: Any, rt: Runtime) -> str | dict[str, Any]:
 
     if event is None or event in ({}, SCHEDULE_INPUT):
         return "schedule"
+    if event == REOPEN_INPUT:  # a window opened, a freeze ended (issue 25)
+        return "reopen"
     if not isinstance(event, dict):
         raise EventError(f"malformed reconcile event: expected a JSON object, got {type(event).__name__}")
     if "detail-type" not in event and "source" not in event:
@@ -84,19 +86,11 @@ def handle_reconcile_event(event: Any, rt: RuntimeSource) -> dict[str, Any]:
         from ecspilot.stopping.handler import lift_incident_if_due, on_alarm_event  # noqa: PLC0415
 
         answer = on_alarm_event(event, runtime)
-        if answer.get("transition") != "ended" and "ignored" not in answer:
-            answer["transition"] = (
-                lift_incident_if_due(runtime)
-                if answer.get("transition") == "none"
-                else (answer["transition"])
-            )
+        if answer.get("transition") == "none":  # any alarm event may find the quiet time over
+            answer["transition"] = lift_incident_if_due(runtime)
         if answer.get("transition") == "ended":
             answer["reconcile"] = reconcile(runtime).as_dict()["summary"]
         return answer
-    if isinstance(event, dict) and event == REOPEN_INPUT:  # a window opened, a freeze ended
-        logger.info("reconcile triggered", extra={"trigger": "reopen"})
-        _lift_incident(runtime)
-        return reconcile(runtime).as_dict()
     trigger = trigger_of(event, runtime)
     if isinstance(trigger, dict):
         return trigger
