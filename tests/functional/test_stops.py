@@ -18,6 +18,7 @@ from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.continuation import first_part
 from ecspilot.deploy.rollback import Rollback
 from ecspilot.domain.events import EcrImageActionEvent
+from ecspilot.errors import AwsError
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.cli import main
 from ecspilot.interfaces.runtime import Runtime
@@ -26,6 +27,7 @@ from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from ecspilot_dev.service_deployments import OperationStubber
 from tests.conftest import TABLE, MakeRuntime
+from tests.faults import Faults
 from tests.functional.test_rollback import completed, expect_open
 from tests.moto_state import set_image_pushed_at
 
@@ -509,3 +511,55 @@ def test_rollback_works_during_the_kill_switch(
     assert result.action == "redeploy"
     svc = rt.clients.ecs.describe_services(cluster="prod", services=["web"])["services"][0]
     assert svc["taskDefinition"] == v1["to_task_definition"]
+
+
+# --- faults, daemons, promotions -------------------------------------------------------------------
+
+
+def test_a_failed_freeze_read_fails_the_push_and_nothing_is_deployed_blind(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults, recorder: CallRecorder
+) -> None:
+    # GIVEN a kill switch on, and the state table's Query failing past botocore's retries
+    rt = start(world, make_runtime, config(service("web")), RealClock())
+    FreezeStore(rt.history).add(
+        ["*"], "stop", "arn:aws:iam::111111111111:user/alice", datetime.now(UTC), None
+    )
+    rule = faults.fail("Query", code="ProvisionedThroughputExceededException", times=20)
+    recorder.reset()
+    # WHEN web:v1 is pushed THEN the invocation fails (Lambda retries it): nothing registered
+    push = world.push("web", "v1")
+    with pytest.raises(AwsError, match="reading the freezes failed"):
+        invoke("deploy_on_push", push)
+    assert rule.fired >= 1
+    assert recorder.count("RegisterTaskDefinition") == recorder.count("UpdateService") == 0
+    # WHEN the table answers again THEN the retry defers it
+    faults.clear()
+    assert outcomes(invoke("deploy_on_push", push))["web"][0] == "deferred"
+
+
+def test_daemon_creates_and_updates_are_deferred_in_a_freeze(
+    world: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN a daemon to create on prod, under a config freeze
+    now = datetime.now(UTC)
+    freeze = {
+        "name": "quiet",
+        "start": (now - timedelta(hours=1)).isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(),
+        "services": ["log-*"],
+    }
+    world.task_definition("fluent-bit", {"fluent-bit": "public.ecr.aws/fluent-bit:stable"})
+    daemon = {"name": "log-agent", "clusters": ["prod"], "task_definition": "fluent-bit"}
+    rt = start(world, make_runtime, config(daemons=[daemon], freezes=[freeze]), RealClock())
+    # WHEN reconcile runs THEN the create is deferred with the reason and when, nothing created
+    out = invoke("reconcile", {"trigger": "schedule"})
+    [action] = [a for a in out["actions"] if a["target"] == "prod/log-agent"]
+    assert action["change"] == "deferred"
+    assert action["detail"].startswith("frozen: quiet until ")
+    assert "(create); deploys at " in action["detail"]
+    assert rt.clients.ecs.list_services(cluster="prod")["serviceArns"] == []
+    # WHEN the freeze is over (the clock two hours on) THEN reconcile creates it
+    runtime.reset(dataclasses.replace(rt, clock=lambda: datetime.now(UTC) + timedelta(hours=2)))
+    out = invoke("reconcile", {"trigger": "schedule"})
+    [action] = [a for a in out["actions"] if a["target"] == "prod/log-agent"]
+    assert (action["change"], action["applied"]) == ("create", True)
