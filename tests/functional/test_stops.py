@@ -23,7 +23,7 @@ from ecspilot.interfaces import runtime
 from ecspilot.interfaces.cli import main
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.stopping.incidents import IncidentFreeze
-from ecspilot_dev.local import CallRecorder, invoke
+from ecspilot_dev.local import CallRecorder, invoke, load_event
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from ecspilot_dev.service_deployments import OperationStubber
 from tests.conftest import TABLE, MakeRuntime
@@ -372,25 +372,21 @@ def test_a_freeze_beginning_mid_rollout_stops_the_continuation_and_the_rest_depl
 
 
 def alarm_event(name: str, state: str, at: datetime, account: str = ACCOUNT) -> dict[str, Any]:
+    """The sample event (events/cloudwatch_alarm_state_change.json) for ``name`` moving to ``state``."""
     stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    sample = load_event("cloudwatch_alarm_state_change")
+    detail = {
+        **sample["detail"],
+        "alarmName": name,
+        "state": {**sample["detail"]["state"], "value": state, "timestamp": stamp},
+    }
     return {
-        "version": "0",
+        **sample,
         "id": f"{name}-{state}-{at.timestamp()}",
-        "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch",
         "account": account,
         "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION,
         "resources": [f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{name}"],
-        "detail": {
-            "alarmName": name,
-            "state": {"value": state, "reason": "test", "timestamp": stamp},
-            "previousState": {
-                "value": "OK" if state == "ALARM" else "ALARM",
-                "reason": "test",
-                "timestamp": stamp,
-            },
-        },
+        "detail": detail,
     }
 
 

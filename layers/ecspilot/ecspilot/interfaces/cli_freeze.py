@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.freezes import FreezeStore
 from ecspilot.domain.stops import Freeze, opening_text, stamp, stops_for, window_open
-from ecspilot.errors import AwsError, EventError
+from ecspilot.errors import AwsError, EventError, SettingsError
 from ecspilot.interfaces.present import as_json, say, table
 from ecspilot.interfaces.runtime import Runtime
 
@@ -168,7 +168,12 @@ def list_freezes(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def run(args: argparse.Namespace, rt: Runtime) -> int:
-    """Dispatch ``freeze``, ``unfreeze`` and ``freezes``."""
+    """Dispatch ``freeze``, ``unfreeze`` and ``freezes``. ``freeze`` and ``unfreeze`` need the
+    state table (where the freezes live): without it, exit 2 before any AWS call."""
+    if args.command != "freezes" and not rt.settings.table_name:
+        raise SettingsError(
+            f"{args.command}: no state table: set ECSPILOT_TABLE to the stack's state table (output StateTableName)"
+        )
     verbs = {"freeze": freeze, "unfreeze": unfreeze, "freezes": list_freezes}
     return verbs[args.command](args, rt)
 
