@@ -30,6 +30,8 @@ from tests.conftest import TABLE, MakeRuntime
 from tests.faults import Faults
 from tests.functional.test_rollback import completed, expect_open
 from tests.moto_state import set_image_pushed_at
+from tests.promotion_world import World as PromotionWorld
+from tests.promotion_world import config as promotion_config
 
 FRIDAY_EVENING = datetime(2026, 12, 11, 16, 55, tzinfo=UTC)  # 17:55 in Rome
 MONDAY_OPENING = datetime(2026, 12, 14, 8, 0, tzinfo=UTC)  # 09:00 in Rome
@@ -559,3 +561,34 @@ def test_daemon_creates_and_updates_are_deferred_in_a_freeze(
     out = invoke("reconcile", {"trigger": "schedule"})
     [action] = [a for a in out["actions"] if a["target"] == "prod/log-agent"]
     assert (action["change"], action["applied"]) == ("create", True)
+
+
+def test_an_automated_promotion_is_deferred_in_a_freeze_and_promoted_after(
+    sandbox: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    # GIVEN staging -> prod (bake 0), prod frozen for an hour
+    now = datetime.now(UTC)
+    cfg = promotion_config(bake=0)
+    cfg["freezes"] = [
+        {
+            "name": "prod-freeze",
+            "start": (now - timedelta(hours=1)).isoformat(),
+            "end": (now + timedelta(hours=1)).isoformat(),
+            "services": ["web-prod"],
+        }
+    ]
+    world = PromotionWorld(sandbox, make_runtime, cfg)
+    # WHEN staging's deployment of v1 completes (the tracker would promote at once)
+    v1 = world.release("v1")
+    # THEN prod is not promoted; reconcile's plan says deferred, why and when
+    assert world.images()["app"] == sandbox.image("web", "v0")
+    [action] = world.reconcile()
+    assert action.change == "deferred"
+    assert action.detail.startswith("deferred (frozen: prod-freeze until ")
+    assert world.images()["app"] == sandbox.image("web", "v0")
+    # WHEN the freeze is over THEN reconcile promotes the very digest
+    runtime.reset(dataclasses.replace(world.rt, clock=lambda: datetime.now(UTC) + timedelta(hours=2)))
+    world.rt = runtime.current()
+    [action] = world.reconcile()
+    assert (action.change, action.applied) == ("update", True)
+    assert world.images()["app"].endswith(v1["image_digest"])
