@@ -536,26 +536,33 @@ def test_a_failed_freeze_read_fails_the_push_and_nothing_is_deployed_blind(
 
 
 def test_daemon_creates_and_updates_are_deferred_in_a_freeze(
-    world: Sandbox, make_runtime: MakeRuntime
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
 ) -> None:
-    # GIVEN a daemon to create on prod, under a config freeze
+    # GIVEN a daemon to create on prod and web to catch up with v1, under a config freeze
     now = datetime.now(UTC)
     freeze = {
         "name": "quiet",
         "start": (now - timedelta(hours=1)).isoformat(),
         "end": (now + timedelta(hours=1)).isoformat(),
-        "services": ["log-*"],
+        "services": ["log-*", "web"],
     }
     world.task_definition("fluent-bit", {"fluent-bit": "public.ecr.aws/fluent-bit:stable"})
     daemon = {"name": "log-agent", "clusters": ["prod"], "task_definition": "fluent-bit"}
-    rt = start(world, make_runtime, config(daemons=[daemon], freezes=[freeze]), RealClock())
+    rt = start(world, make_runtime, config(service("web"), daemons=[daemon], freezes=[freeze]), RealClock())
+    world.push("web", "v1")
+    recorder.reset()
     # WHEN reconcile runs THEN the create is deferred with the reason and when, nothing created
     out = invoke("reconcile", {"trigger": "schedule"})
+    assert [a["change"] for a in out["actions"] if a["kind"] == "catch-up"] == ["deferred"]
+    reads = [p for p in recorder.params("Query") if p["ExpressionAttributeValues"][":pk"] == {"S": "FREEZE"}]
+    assert len(reads) == 1  # one read of the freezes for the whole run, whatever part asks
     [action] = [a for a in out["actions"] if a["target"] == "prod/log-agent"]
     assert action["change"] == "deferred"
     assert action["detail"].startswith("frozen: quiet until ")
     assert "(create); deploys at " in action["detail"]
-    assert rt.clients.ecs.list_services(cluster="prod")["serviceArns"] == []
+    assert [a.rsplit("/", 1)[-1] for a in rt.clients.ecs.list_services(cluster="prod")["serviceArns"]] == [
+        "web"
+    ]
     # WHEN the freeze is over (the clock two hours on) THEN reconcile creates it
     runtime.reset(dataclasses.replace(rt, clock=lambda: datetime.now(UTC) + timedelta(hours=2)))
     out = invoke("reconcile", {"trigger": "schedule"})

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
@@ -27,6 +28,9 @@ class Runtime:
     # now, for the decisions that depend on the time (issue 25's windows and freezes); tests
     # and the demo inject their own with dataclasses.replace
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # what one invocation reads once and shares between its parts (reconcile sets a fresh one per
+    # run: the freezes are read once, whatever part asks first); None: nothing is shared
+    invocation: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def build(

@@ -19,7 +19,11 @@ from ecspilot.stopping.incidents import AlarmStateChangeEvent, IncidentFreeze
 
 
 def deferrals_of(runtime: Runtime) -> Deferrals:
-    """The invocation's stops (config, CLI and incident freezes, windows) and their effects."""
+    """The invocation's stops (config, CLI and incident freezes, windows) and their effects;
+    within one reconcile run (``runtime.invocation``) every part shares one."""
+    if runtime.invocation is not None and "deferrals" in runtime.invocation:
+        shared: Deferrals = runtime.invocation["deferrals"]
+        return shared
     settings = runtime.settings
     store = FreezeStore(runtime.history)
     config = runtime.config
@@ -30,7 +34,7 @@ def deferrals_of(runtime: Runtime) -> Deferrals:
     timer = None
     if settings.reconcile_arn and settings.scheduler_role_arn:
         timer = TimerTarget(settings.reconcile_arn, settings.scheduler_role_arn, settings.schedule_group)
-    return Deferrals(
+    made = Deferrals(
         load,
         store,
         Notifier(runtime.clients, settings.notify_topic_arn),
@@ -38,6 +42,9 @@ def deferrals_of(runtime: Runtime) -> Deferrals:
         timer,
         runtime.clock,
     )
+    if runtime.invocation is not None:
+        runtime.invocation["deferrals"] = made
+    return made
 
 
 def lift_incident_if_due(runtime: Runtime) -> str:
