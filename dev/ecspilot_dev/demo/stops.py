@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecspilot.interfaces import runtime
+from ecspilot.interfaces.present import say
 from ecspilot_dev.demo.base import Demo
 from ecspilot_dev.local import invoke
 from ecspilot_dev.sandbox import ACCOUNT, REGION, fake_digest
@@ -101,6 +102,7 @@ def _alarm(name: str, state: str, at: datetime) -> dict[str, Any]:
 
 
 def chapter_stops(demo: Demo) -> None:
+    say("\n=== Stopping ecspilot: windows, an incident freeze, the kill switch ===")
     demo.step("A service 'web' that automation may change only in office-hours (Mon-Thu 09:00-16:30 Rome)")
     sb = demo.sandbox
     sb.cluster("prod", instances_per_zone=1, zones=("us-east-1a",))
