@@ -33,6 +33,7 @@ from ecspilot.domain.stops import stamp
 from ecspilot.errors import AwsError
 from ecspilot.obs import count, logger
 
+METRICS = {"started": "IncidentFreezeStarted", "ended": "IncidentFreezeEnded"}
 Transition = Literal["started", "ended", "none", "stale", "ignored"]
 
 
@@ -163,7 +164,7 @@ class IncidentFreeze:
         return "none"
 
     def _tell(self, transition: str, alarms: list[str]) -> None:
-        count(f"IncidentFreeze{transition.title()}")
+        count(METRICS[transition])
         services = ", ".join(self.incidents.services)
         logger.warning(f"incident freeze {transition}", extra={"alarms": alarms, "services": services})
         if self.notifier is None:
