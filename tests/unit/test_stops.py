@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ecspilot.domain.config import WindowConfig, parse_config
+from ecspilot.aws.freezes import freezes_of
+from ecspilot.domain.config import IncidentsConfig, WindowConfig, parse_config
 from ecspilot.domain.stops import Freeze, Stops, next_opening, opening_text, window_open
-from ecspilot.errors import ConfigError
+from ecspilot.errors import ConfigError, EventError
+from ecspilot.interfaces.cli_freeze import parse_duration
 
 OFFICE = WindowConfig(days=["MON", "TUE", "WED", "THU"], start="09:00", end="16:30", timezone="Europe/Rome")
 NIGHT = WindowConfig(days=["FRI"], start="22:00", end="06:00", timezone="UTC")
@@ -280,3 +282,76 @@ def test_a_full_stop_config_parses() -> None:
     assert config.freezes[0].services == ["*"]
     assert config.windows["office-hours"].days == ["MON"]
     assert WindowConfig(start="09:00", end="10:00").timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [("30m", 30), ("2h", 120), ("1d", 1440), ("1h30m", 90), ("1d2h", 1560)],
+)
+def test_durations_read_as_people_write_them(text: str, minutes: int) -> None:
+    assert parse_duration(text) == timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("text", ["", "2", "2 hours", "h", "0m", "-1h", "400d", "1m2h"])
+def test_a_bad_duration_is_bad_input(text: str) -> None:
+    with pytest.raises(EventError):
+        parse_duration(text)
+
+
+INCIDENTS = IncidentsConfig(alarms=["prod-5xx", "prod-p99"], services=["web*"])
+
+
+@pytest.mark.parametrize(
+    ("item", "reason", "end"),
+    [
+        (
+            {"active": True, "alarm#prod-5xx": {"state": "ALARM", "at": "x"}},
+            "incident: prod-5xx in ALARM",
+            None,
+        ),
+        (
+            {"active": True, "alarm#prod-5xx": {"state": "ALARM"}, "alarm#prod-p99": {"state": "ALARM"}},
+            "incident: prod-5xx, prod-p99 in ALARM",
+            None,
+        ),
+        (
+            {"active": True, "alarm#prod-5xx": {"state": "OK"}, "ending_at": "2026-12-07T10:05:00Z"},
+            "incident: alarms OK, lifts at 2026-12-07T10:05:00Z",
+            "2026-12-07T10:05:00",
+        ),
+        ({"active": False, "alarm#prod-5xx": {"state": "ALARM"}}, None, None),
+    ],
+)
+def test_the_incident_item_reads_as_one_freeze_while_active(
+    item: dict, reason: str | None, end: str | None
+) -> None:
+    got = freezes_of([{"pk": "FREEZE", "sk": "INCIDENT", **item}], INCIDENTS)
+    if reason is None:
+        assert got == []
+        return
+    [freeze] = got
+    assert (freeze.kind, freeze.services, freeze.text()) == ("incident", ("web*",), reason)
+    assert freeze.end == (utc(end) if end else None)
+    assert freezes_of([{"pk": "FREEZE", "sk": "INCIDENT", **item}], None) == []  # no incidents configured
+
+
+def test_a_cli_freeze_item_reads_with_who_and_why_and_is_in_force_at_once() -> None:
+    [freeze] = freezes_of(
+        [
+            {
+                "pk": "FREEZE",
+                "sk": "FREEZE#1",
+                "type": "freeze",
+                "name": "1",
+                "services": ["web"],
+                "reason": "bad release",
+                "by": "arn:aws:sts::1:assumed-role/oncall/alice",
+                "at": "2026-12-07T10:00:00Z",
+            }
+        ],
+        None,
+    )
+    assert freeze.text() == "frozen by arn:aws:sts::1:assumed-role/oncall/alice : bad release"
+    assert freeze.active(utc("2000-01-01T00:00:00"))  # no start: whatever a function's clock says
+    assert freeze.covers("web")
+    assert not freeze.covers("api")
