@@ -169,6 +169,34 @@ def deploy_on_push(run: Run) -> None:
     signature_gate(run)
     express(run, "deploy_on_push", lambda: run.invoke("deploy_on_push", run.sandbox.push("api", "v2")))
     push_to_another_account(run)
+    deferred_push(run)
+
+
+def deferred_push(run: Run) -> None:
+    """Issue 25: a push inside a freeze is deferred: the freezes read, the deferral recorded and
+    told, and the reopen timer set (invoking reconcile as its timer role)."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    now = datetime.now(UTC)
+    freeze = {
+        "name": "iam",
+        "start": (now - timedelta(hours=1)).isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(),
+    }
+    topic = run.sandbox.clients.sns.create_topic(Name="ecspilot-iam-deferred")["TopicArn"]
+    if GROUP not in [
+        g["Name"] for g in run.sandbox.clients.scheduler.list_schedule_groups()["ScheduleGroups"]
+    ]:
+        run.sandbox.clients.scheduler.create_schedule_group(Name=GROUP)
+    run.runtime(
+        {**WEB, "freezes": [freeze]},
+        notify_topic_arn=topic,
+        schedule_group=GROUP,
+        reconcile_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ecspilot-Reconcile",
+        scheduler_role_arn=f"arn:aws:iam::{ACCOUNT}:role/ecspilot-PromotionTimerRole",
+    )
+    result = run.invoke("deploy_on_push", run.sandbox.push("web", "v12"))
+    assert {s["outcome"] for s in result["services"]} == {"deferred"}
 
 
 def push_to_another_account(run: Run) -> None:

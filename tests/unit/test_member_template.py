@@ -305,8 +305,13 @@ def test_the_trackers_rules_take_the_member_accounts_events_and_no_other_rule_do
     for accounts, regions in tracker.values():
         assert accounts == [ECSPILOT, "222222222222", "444444444444"]
         assert regions == [HOME, TARGET_REGION]
+    # AND the incident alarms' rule (issue 25: reconcile's) takes them too (ForwardIncidentAlarms)
+    assert origins["reconcile.IncidentAlarms"] == (
+        [ECSPILOT, "222222222222", "444444444444"],
+        [HOME, TARGET_REGION],
+    )
     # AND every other rule (pushes, drift) still takes the stack's own account and region only
-    others = {k: v for k, v in origins.items() if k not in tracker}
+    others = {k: v for k, v in origins.items() if k not in tracker and k != "reconcile.IncidentAlarms"}
     assert others
     assert all(origin == ([ECSPILOT], [HOME]) for origin in others.values()), others
 

@@ -45,6 +45,7 @@ from ecspilot_dev.demo.promotion import PROMOTION_CONFIG, chapter_promotion
 from ecspilot_dev.demo.push import chapter_catch_up, chapter_deploy_on_push
 from ecspilot_dev.demo.queue import chapter_queue
 from ecspilot_dev.demo.rollback import ROLLBACK_CONFIG, chapter_rollback
+from ecspilot_dev.demo.stops import STOPS_CONFIG, chapter_stops
 from ecspilot_dev.demo.tracking import chapter_tracking
 from ecspilot_dev.demo.versions import VERSIONS_CONFIG, chapter_versions
 from ecspilot_dev.local import ecs_deployment_per_update, local_aws, moto_api
@@ -83,6 +84,7 @@ CHAPTERS: list[Chapter] = [
     Chapter("rollback", chapter_rollback, ROLLBACK_CONFIG),
     Chapter("health", chapter_health, HEALTH_CONFIG),
     Chapter("versions", chapter_versions, VERSIONS_CONFIG),  # issue 27
+    Chapter("stops", chapter_stops, STOPS_CONFIG),
     Chapter("insights", chapter_insights, after=TRACKING),  # the last word: the story's four keys
 ]
 

@@ -59,9 +59,11 @@ from ecspilot.daemons.managed_edge import apply_managed, observe_managed, resolv
 from ecspilot.domain.config import DaemonConfig
 from ecspilot.domain.placement import constraints_from_strings
 from ecspilot.domain.plan import Action
+from ecspilot.domain.stops import deferred_detail, stamp
 from ecspilot.domain.taskdef import family_revision
 from ecspilot.errors import DaemonError, EcspilotError
 from ecspilot.obs import count, logger
+from ecspilot.stopping.deferral import Deferrals
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -122,8 +124,11 @@ class DaemonReconciler:
 
     # the flow -----------------------------------------------------------------------------------
 
-    def run(self, daemons: Sequence[DaemonConfig], dry_run: bool = False) -> list[Action]:
-        """Plan (and unless ``dry_run`` apply) every daemon on every target cluster."""
+    def run(
+        self, daemons: Sequence[DaemonConfig], dry_run: bool = False, deferrals: Deferrals | None = None
+    ) -> list[Action]:
+        """Plan (and unless ``dry_run`` apply) every daemon on every target cluster; a change
+        a window or a freeze stops is ``deferred`` (issue 25), nothing created or updated."""
         targets, unresolved = self._targets(daemons)
         live = [t for t in targets if t.decision is None]
         self._resolve(live)
@@ -132,6 +137,12 @@ class DaemonReconciler:
         for t in live:
             if t.decision is None and t.desired is not None:
                 t.decision = plan(t.desired, t.observed)
+        if deferrals is not None:
+            self._defer(
+                [t for t in live if t.decision and t.decision.change in ("create", "update")],
+                deferrals,
+                dry_run,
+            )
         if not dry_run:
             changes = [t for t in live if t.decision and t.decision.change in ("create", "update")]
             for t, outcome in zip(changes, self._map(self._apply, changes), strict=True):
@@ -142,6 +153,17 @@ class DaemonReconciler:
         actions = unresolved + [t.action() for t in targets]
         self._report(targets, unresolved, dry_run)
         return actions
+
+    def _defer(self, targets: list[_Target], deferrals: Deferrals, dry_run: bool) -> None:
+        for t in targets:
+            stop = deferrals.check(t.config.name)
+            if stop is None or t.decision is None or t.desired is None:
+                continue
+            until = stamp(stop.until) if stop.until else ""
+            t.decision = Decision("deferred", deferred_detail(f"{stop.reason} ({t.decision.change})", until))
+            if not dry_run:
+                revision = family_revision(t.desired.task_definition)
+                deferrals.defer(t.config.name, f"{t.cluster}/{t.name}", revision, stop, {"trigger": "daemon"})
 
     def _targets(self, daemons: Sequence[DaemonConfig]) -> tuple[list[_Target], list[Action]]:
         """One target per daemon and cluster; a daemon whose clusters cannot be found is an error action."""

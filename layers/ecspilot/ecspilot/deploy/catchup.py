@@ -39,8 +39,10 @@ from ecspilot.deploy.targets import AccountRoute, Own
 from ecspilot.domain.config import EcspilotConfig, JobConfig, ServiceConfig
 from ecspilot.domain.images import ImagePush, short_digest
 from ecspilot.domain.plan import Action, Change
+from ecspilot.domain.stops import deferred_detail
 from ecspilot.errors import AwsError
 from ecspilot.obs import logger
+from ecspilot.stopping.deferral import Deferrals
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ CHANGES: dict[str, Change] = {
     "refused": "conflict",  # the image scan gate: offered again on the next tick
     "conflict": "conflict",  # issue 27: an equal version from another digest
     "awaiting approval": "conflict",  # issue 27: waits for ecspilot approve
-    "deferred": "conflict",  # issue 27: signature IN_PROGRESS, asked again on the next tick
+    "deferred": "deferred",  # a window or a freeze (issue 25), or a signature IN_PROGRESS (issue 27)
 }
 
 
@@ -122,7 +124,7 @@ def to_action(
     change = CHANGES.get(outcome, "in-sync")
     if change == "update":
         return Action("catch-up", target, "update", f"{change_text} {image}", applied=applied)
-    if change in ("error", "conflict"):
+    if change in ("error", "conflict", "deferred"):
         return Action("catch-up", target, change, reason)
     return Action("catch-up", target, "in-sync", f"{reason} ({image} is the newest)")
 
@@ -155,7 +157,7 @@ def _catch_up_to(
         to_action(
             route.where(o.name, o.cluster, o.service),
             o.outcome,
-            o.reason,
+            deferred_detail(o.reason, o.until) if o.outcome == "deferred" else o.reason,
             push,
             not dry_run,
             "deploy missed push",
@@ -178,6 +180,7 @@ def catch_up(
     sessions: AccountSessions | None = None,
     own: Own = (None, None),
     notifier: Notifier | None = None,
+    deferrals: Deferrals | None = None,
 ) -> list[Action]:
     """Catch up every followed service and job: one action each (the reconcile part's core).
     A service with ``account`` is caught up in its account (``sessions``, ``deploy.targets``).
@@ -188,6 +191,7 @@ def catch_up(
     deployer = PushDeployer(clients, history, max_workers, trigger="catch-up")
     deployer.defer_records = True
     deployer.release_notifier = notifier
+    deployer.deferrals = deferrals
     route = AccountRoute(
         deployer, sessions or AccountSessions(clients, own[1], "reconcile", max_workers), config, own
     )

@@ -25,6 +25,7 @@ from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
 from ecspilot.promotion.timer import TimerTarget
+from ecspilot.stopping.handler import deferrals_of
 
 
 def handle_push_event(
@@ -60,6 +61,7 @@ def handle_push_event(
         sessions=_sessions(runtime, "deploy_on_push"),
         own=(runtime.settings.account_id, runtime.settings.region),
         timer=signature_timer_target(runtime),
+        deferrals=deferrals_of(runtime),
     )
     return result.as_dict()
 
@@ -120,6 +122,7 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
     restricted to its services); a failed item is reported in ``batchItemFailures`` so SQS
     delivers it again (idempotent), and after ``maxReceiveCount`` moves it to the DLQ."""
     failures = []
+    deferrals = deferrals_of(runtime)  # one read of the freezes for the whole batch
     for record in event["Records"]:
         message_id = str(record.get("messageId", ""))
         try:
@@ -142,6 +145,7 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
                 topic_arn=runtime.settings.notify_topic_arn,
                 sessions=_sessions(runtime, "deploy_on_push"),
                 own=(runtime.settings.account_id, runtime.settings.region),
+                deferrals=deferrals,
             )
         except EcspilotError as exc:
             logger.error("continuation failed", message_id=message_id, error=str(exc))
@@ -163,4 +167,5 @@ def reconcile_catch_up(runtime: Runtime, dry_run: bool = False) -> list[Action]:
         sessions=_sessions(runtime, "reconcile"),
         own=(settings.account_id, settings.region),
         notifier=Notifier(runtime.clients, settings.notify_topic_arn),
+        deferrals=deferrals_of(runtime),
     )

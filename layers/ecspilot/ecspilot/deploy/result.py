@@ -39,6 +39,7 @@ class ServiceOutcome:
     to_task_definition: str = ""
     deployment_id: str = ""
     reason: str = ""
+    until: str = ""  # deferred (issue 25): when it deploys (empty: when a person or the alarms decide)
 
 
 @dataclass
@@ -121,6 +122,7 @@ def report(result: PushResult, log: dict[str, str]) -> None:
         ),
     )
     count("DeploymentErrors", len(result.by_outcome("failed")))
+    count("DeploymentsDeferred", len(result.by_outcome("deferred")))
     for j in result.jobs:
         _log_outcome(
             "job",

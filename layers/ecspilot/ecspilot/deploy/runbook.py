@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Literal
 
 from ecspilot.aws.clients import Clients
@@ -47,9 +48,11 @@ from ecspilot.deploy.signature_gate import Timer, signature_gate
 from ecspilot.deploy.versions import note_ignored, version_gate
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.domain.images import ImagePush, short_digest
+from ecspilot.domain.stops import stamp
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
 from ecspilot.errors import BudgetExhaustedError, DeployError, EcspilotError
 from ecspilot.obs import logger
+from ecspilot.stopping.deferral import Deferrals
 
 Verdict = Literal["deploy", "unchanged", "stale", "held", "failed"]
 # deploys the targets of other accounts and returns ecspilot's own (``deploy.targets``, issue 13)
@@ -76,6 +79,7 @@ class PushDeployer(DeployCommit):
         self.registry_clients = clients  # the push's registry (its scans): ecspilot's for another account
         self.signature_timer: Timer | None = None  # re-checks a deferred signature (issue 27)
         self.signature_clients: Clients | None = None  # a promotion's: ecspilot's, where the image is
+        self.deferrals: Deferrals | None = None  # windows and freezes (issue 25): deferred, not deployed
 
     # AWS edges ------------------------------------------------------------------------------
 
@@ -170,7 +174,10 @@ class PushDeployer(DeployCommit):
     ) -> None:
         """Steps 2 to 7 for ``targets`` (each with its containers to put on ``push``); the seam a
         promotion deploys through, with its target account's clients and the source's image."""
-        deploy_express(self, [t for t in targets if t.config.express], push, result, dry_run, self.notifier)
+        express = [t for t in targets if t.config.express]
+        self.defer(express, push, dry_run)
+        express = [t for t in express if t.outcome.outcome != "deferred"]
+        deploy_express(self, express, push, result, dry_run, self.notifier)
         self._attach_services([t for t in targets if not t.config.express])
         live = [t for t in targets if t.service is not None]
         self._decide(live, push)
@@ -178,6 +185,7 @@ class PushDeployer(DeployCommit):
             self, live, push, None if dry_run else (self.release_notifier or self.notifier), dry_run
         )  # order: semver (issue 27)
         self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
+        self.defer([t for t in live if t.outcome.outcome == "would-deploy"], push, dry_run)
         scan_gate(live, push, self.registry_clients, self.notifier)  # before anything is registered
         signature_gate(
             live,
@@ -193,6 +201,27 @@ class PushDeployer(DeployCommit):
             self._paced_deploy(to_deploy, push, result, budget)
         if not dry_run:
             self.backfill(live, push, result)
+
+    def defer(
+        self, targets: list[Target], push: ImagePush, dry_run: bool, at: datetime | None = None
+    ) -> list[Target]:
+        """Mark ``deferred`` the targets a window or freeze stops (at ``at``, default the
+        invocation's now); unless ``dry_run`` record and notify each (once per service and
+        digest) and set the reopen timer. Returns the targets still free to deploy."""
+        if self.deferrals is None:
+            return targets
+        free = []
+        for t in targets:
+            stop = self.deferrals.check(t.config.name, at)
+            if stop is None:
+                free.append(t)
+                continue
+            t.outcome.outcome, t.outcome.reason = "deferred", stop.reason
+            t.outcome.until = stamp(stop.until) if stop.until else ""
+            if not dry_run:
+                detail = {"repository": push.repository, "tag": push.tag, "trigger": self.trigger}
+                self.deferrals.defer(t.config.name, "/".join(t.key), push.digest, stop, detail)
+        return free
 
     def judge(
         self, source: TaskDefinition, containers: Sequence[str], push: ImagePush
@@ -320,6 +349,10 @@ class PushDeployer(DeployCommit):
         ]
 
         def wave(w: dict[tuple[str, tuple[str, ...]], list[Target]]) -> None:
+            if self.deferrals is not None:  # a freeze that begins mid-rollout stops the next wave
+                now = self.deferrals.now_again()
+                w = {k: self.defer(m, push, False, now) for k, m in w.items()}
+                w = {k: m for k, m in w.items() if m}
             records, applied = self._deploy_wave(w, push, result, started_at)
             self.write_records(records, result)
             self.verify(applied)

@@ -35,6 +35,7 @@ from ecspilot.domain.keys import state_keys
 from ecspilot.errors import AccountAccessError, DeployError, DeployFailuresError
 from ecspilot.obs import logger
 from ecspilot.promotion.timer import TimerTarget
+from ecspilot.stopping.deferral import Deferrals
 
 Own = tuple[str | None, str | None]  # ecspilot's (account id, region)
 
@@ -52,6 +53,7 @@ class AccountDeployer(PushDeployer):
         self.registry_clients = home.registry_clients
         self.signature_timer = home.signature_timer
         self.release_notifier = home.release_notifier
+        self.deferrals = home.deferrals
 
     def pushed_at(self, repository: str, digest: str) -> datetime | None:
         return self.home.pushed_at(repository, digest)  # one cache: catch-up seeds the home's
@@ -129,6 +131,7 @@ def deploy_push(
     sessions: AccountSessions | None = None,
     own: Own = (None, None),
     timer: TimerTarget | None = None,
+    deferrals: Deferrals | None = None,
 ) -> PushResult:
     """Deploy one push (or one continuation of its rollout), each service in its account
     (``sessions``: the assumed-role clients); the services that do not fit the budget are sent
@@ -138,6 +141,7 @@ def deploy_push(
     deployer.notifier = Notifier(clients, topic_arn)
     if timer is not None:  # issue 27: a deferred signature is re-checked by a one-time schedule
         deployer.signature_timer = SignatureTimer(clients.scheduler, timer)
+    deployer.deferrals = deferrals
     item = continuation.item if continuation else None
     if item is not None:
         deployer.rollout_id = item.rollout_id

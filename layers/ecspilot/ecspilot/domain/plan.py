@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Change = Literal["create", "update", "delete", "in-sync", "conflict", "error"]
+# "deferred": a change a window or a freeze holds back (issue 25); the detail says why and when
+Change = Literal["create", "update", "delete", "in-sync", "conflict", "error", "deferred"]
 
 
 @dataclass(frozen=True)

@@ -309,9 +309,6 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS["enqueue"] = cmd_enqueue
-
-
 def _session(args: argparse.Namespace) -> Any:
     """The AWS session of a verb that needs no config (``init``): the test's, or the profile's."""
     import boto3  # noqa: PLC0415
@@ -336,16 +333,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     return cmd_import_copilot(args)
 
 
-COMMANDS.update({"init": cmd_init, "import": cmd_import})
-
-
 def cmd_answer_hook(args: argparse.Namespace) -> int:
     from ecspilot.interfaces.cli_promote import answer  # noqa: PLC0415 - a paused deployment, or a promotion
 
     return answer(args, _runtime(args))
 
 
-COMMANDS.update({"approve": cmd_answer_hook, "reject": cmd_answer_hook})  # pause hooks (issue 14)
+def cmd_freeze(args: argparse.Namespace) -> int:
+    from ecspilot.interfaces.cli_freeze import run  # noqa: PLC0415 - freeze, unfreeze, freezes (issue 25)
+
+    return run(args, _runtime(args))
+
+
+COMMANDS.update(approve=cmd_answer_hook, reject=cmd_answer_hook, init=cmd_init, enqueue=cmd_enqueue)
+COMMANDS.update({"import": cmd_import, "freeze": cmd_freeze, "unfreeze": cmd_freeze, "freezes": cmd_freeze})
 
 
 def error_line(exc: BaseException, args: argparse.Namespace) -> str:

@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_adoption_parsers(sub)
     add_hook_parsers(sub, common)
     add_insights_parser(sub, common)
+    add_freeze_parsers(sub, common)
     enqueue = _verb(
         sub,
         "enqueue",
@@ -242,6 +243,48 @@ def add_adoption_parsers(sub: Any) -> None:
     )
     copilot.add_argument("--cluster", dest="copilot_cluster", help="the ECS cluster (default: <app>-<env>)")
     _write_options(copilot)
+
+
+def add_freeze_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``freeze``, ``unfreeze`` and ``freezes`` (issue 25): stop the robot."""
+    freeze = _verb(
+        sub,
+        "freeze",
+        "stop automated changes (pushes, catch-up, promotions, daemon updates) to services, or to "
+        "everything with --all (the kill switch); rollbacks and job runs still work",
+        "ecspilot freeze web api --reason 'bad release, investigating' --for 2h",
+        common,
+    )
+    freeze.add_argument(
+        "services", nargs="*", metavar="SERVICE", help="config names or globs of services and daemons"
+    )
+    freeze.add_argument("--all", action="store_true", help="every service and daemon: the kill switch")
+    freeze.add_argument("--reason", required=True, help="why (shown in every deferral and notification)")
+    until = freeze.add_mutually_exclusive_group()
+    until.add_argument(
+        "--until",
+        metavar="TIME",
+        help="when it ends: ISO 8601, such as 2026-12-14T09:00:00+01:00 (UTC when no zone)",
+    )
+    until.add_argument("--for", dest="duration", metavar="DURATION", help="how long: 30m, 2h, 1d, 1h30m")
+    unfreeze = _verb(
+        sub,
+        "unfreeze",
+        "lift the CLI freezes of services (or every one with --all); what they deferred deploys at the next reconcile",
+        "ecspilot unfreeze --all",
+        common,
+    )
+    unfreeze.add_argument(
+        "services", nargs="*", metavar="SERVICE", help="config names of services and daemons"
+    )
+    unfreeze.add_argument("--all", action="store_true", help="every CLI freeze")
+    _verb(
+        sub,
+        "freezes",
+        "the active and scheduled freezes (config, CLI, incident) with who, when and why, and closed windows",
+        "ecspilot freezes --output json",
+        common,
+    )
 
 
 def add_hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -30,6 +30,7 @@ CHANGES = (
     "would-record",
     "would-answer",
     "would-wait",
+    "deferred",  # issue 25: a change, for later (a window or a freeze)
     "create",
     "update",
     "delete",
@@ -62,7 +63,7 @@ def event_function(event: Any) -> str:
     if "job" in event and "detail-type" not in event:
         return "run_job"
     if (
-        event in ({}, {"trigger": "schedule"})
+        event in ({}, {"trigger": "schedule"}, {"trigger": "reopen"})
         or "detail-type" in event
         or "source" in event
         or "RequestType" in event
@@ -187,7 +188,7 @@ def show(function: str, result: Mapping[str, Any]) -> None:
             }
             for s in result["services"]
         ]
-        table(rows, ["name", "cluster", "service", "containers", "outcome", "from", "reason"])
+        table(rows, ["name", "cluster", "service", "containers", "outcome", "from", "reason", "until"])
     elif function == "run_job":
         td = str(result.get("task_definition", "")).rsplit("/", 1)[-1]
         say(f"dry run of run_job: job {result['job']} ({result['trigger']}): {result['outcome']} ({td})")

@@ -69,21 +69,28 @@ def print_status(rt: Any, output: str = "table", html: str | None = None, servic
     if not rt.settings.table_name:
         # what runs is still worth showing; the history columns stay empty, said once on stderr
         say(f"note: {NO_TABLE}", out=sys.stderr)
+    from ecspilot.interfaces.cli_freeze import freeze_rows  # noqa: PLC0415 - issue 25
+
+    frozen = freeze_rows(rt, datetime.now(UTC), scheduled=False)  # at the top: automation is stopped
     where = places(rt)
     services = service_status(rt.config, rt.clients.ecs, rt.history, where)
     jobs = job_status(rt.config, rt.history)
     health = service_health(rt.config, rt.clients, rt.history, datetime.now(UTC), places=where)
     if html:
-        write_html(rt, services, jobs, html)
+        write_html(rt, services, jobs, html, frozen)
     if output == "json":
         as_json(
             {
+                "freezes": frozen,
                 "services": [s.as_dict() for s in services],
                 "jobs": [j.as_dict() for j in jobs],
                 "health": [h.as_dict() for h in health],
             }
         )
         return 0
+    if frozen:
+        say("FROZEN: automated changes are deferred (rollbacks and job runs still work)")
+        table(frozen, ["name", "kind", "services", "end", "by", "reason"])
     say("services")
     table(
         [
@@ -146,7 +153,7 @@ def print_service_health(rt: Any, name: str, output: str = "table") -> int:
     return 0
 
 
-def write_html(rt: Any, services: Any, jobs: Any, path: str) -> None:
+def write_html(rt: Any, services: Any, jobs: Any, path: str, frozen: Any = ()) -> None:
     from ecspilot.errors import EventError  # noqa: PLC0415
     from ecspilot.interfaces.status_html import render  # noqa: PLC0415
 
@@ -154,6 +161,6 @@ def write_html(rt: Any, services: Any, jobs: Any, path: str) -> None:
         s.label: rt.history.deployments(s.cluster, s.state_service or s.service, limit=50) for s in services
     }
     try:
-        Path(path).write_text(render(services, jobs, deployments), encoding="utf-8")
+        Path(path).write_text(render(services, jobs, deployments, freezes=frozen), encoding="utf-8")
     except OSError as exc:
         raise EventError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -7,7 +7,10 @@ invocations. Tests and the demo call :func:`reset` to start again.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
@@ -22,6 +25,12 @@ class Runtime:
     config: EcspilotConfig
     clients: Clients
     history: History
+    # now, for the decisions that depend on the time (issue 25's windows and freezes); tests
+    # and the demo inject their own with dataclasses.replace
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # what one invocation reads once and shares between its parts (reconcile sets a fresh one per
+    # run: the freezes are read once, whatever part asks first); None: nothing is shared
+    invocation: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def build(

@@ -79,11 +79,22 @@ def _timeline(name: str, records: Sequence[Mapping[str, Any]], now: datetime) ->
     )
 
 
+def _frozen(freezes: Sequence[Mapping[str, Any]]) -> str:
+    """The active freezes, at the top (issue 25): automation is stopped for these."""
+    if not freezes:
+        return ""
+    rows = [[str(f.get(k, "")) for k in ("name", "kind", "services", "end", "by", "reason")] for f in freezes]
+    return '<h2 class="frozen">Frozen</h2>' + _table(
+        ["name", "kind", "services", "end", "by", "reason"], rows
+    )
+
+
 def render(
     services: Sequence[ServiceStatus],
     jobs: Sequence[JobStatus],
     deployments: Mapping[str, Sequence[Mapping[str, Any]]],
     now: datetime | None = None,
+    freezes: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The page: services and jobs tables, then one timeline per service (``deployments``:
     ``cluster/service`` -> its records, any order)."""
@@ -123,7 +134,9 @@ def render(
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>ecspilot status</title>'
         f"<style>{STYLE}</style></head><body><h1>ecspilot status</h1>"
-        f"<p>generated {escape(now.isoformat(timespec='seconds'))}</p><h2>Services</h2>"
+        f"<p>generated {escape(now.isoformat(timespec='seconds'))}</p>"
+        + _frozen(freezes)
+        + "<h2>Services</h2>"
         + _table(["service", "task def", "image", "digest", "last deployment", "at", "note"], service_rows)
         + "<h2>Jobs</h2>"
         + _table(["job", "last run", "at", "trigger", "exit", "note"], job_rows)

@@ -27,7 +27,8 @@ from typing import Any, Literal
 from ecspilot.domain.config import ServiceConfig
 from ecspilot.domain.images import short_digest
 
-Word = Literal["promote", "waiting", "blocked", "awaiting approval", "in-sync"]
+# "deferred": a promote a window or a freeze holds back (issue 25)
+Word = Literal["promote", "waiting", "blocked", "awaiting approval", "in-sync", "deferred"]
 Need = Literal["target", "source", "alarms", "approval"]
 
 

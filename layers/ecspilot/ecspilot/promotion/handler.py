@@ -24,6 +24,7 @@ from ecspilot.obs import count, logger
 from ecspilot.promotion.decisions import parse_time, schedule_name
 from ecspilot.promotion.runbook import Promoter, as_actions
 from ecspilot.promotion.timer import TimerTarget, set_timer
+from ecspilot.stopping.handler import deferrals_of
 
 
 def promoter(runtime: Runtime, function: str = "cli", trigger: str = "promotion") -> Promoter:
@@ -42,9 +43,17 @@ def promoter(runtime: Runtime, function: str = "cli", trigger: str = "promotion"
     )
 
 
+def automated(runtime: Runtime, function: str, trigger: str = "promotion") -> Promoter:
+    """A promoter that asks the stops (issue 25): reconcile's, the bake timer's, the tracker's.
+    The CLI's ``promote`` is a person's decision and does not ask."""
+    promoting = promoter(runtime, function, trigger)
+    promoting.deferrals = deferrals_of(runtime)
+    return promoting
+
+
 def reconcile_promotions(runtime: Runtime, dry_run: bool = False) -> list[Action]:
     """The reconcile part: every promoted service's verdict, applied unless ``dry_run``."""
-    return as_actions(promoter(runtime, "reconcile").run(dry_run=dry_run))
+    return as_actions(automated(runtime, "reconcile").run(dry_run=dry_run))
 
 
 def handle_promotion_timer(event: Mapping[str, Any], runtime: Runtime) -> dict[str, Any]:
@@ -56,7 +65,7 @@ def handle_promotion_timer(event: Mapping[str, Any], runtime: Runtime) -> dict[s
         logger.warning("promotion timer ignored", extra={"service": name, "reason": reason})
         count("EventsIgnored")
         return {"ignored": reason}
-    actions = as_actions(promoter(runtime, "reconcile", "timer").run([target.name]))
+    actions = as_actions(automated(runtime, "reconcile", "timer").run([target.name]))
     return {"trigger": "promotion", "service": target.name, "actions": [a.__dict__ for a in actions]}
 
 
@@ -88,7 +97,7 @@ def after_completed(runtime: Runtime, record: Mapping[str, Any]) -> list[dict[st
             count("PromotionErrors")
             out.append({"target": name, "error": str(exc)})
     if now:
-        for action in as_actions(promoter(runtime, "track_deployments", "tracker").run(now)):
+        for action in as_actions(automated(runtime, "track_deployments", "tracker").run(now)):
             out.append({"target": action.target, "promotion": action.detail, "change": action.change})
     return out
 

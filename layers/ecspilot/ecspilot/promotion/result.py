@@ -19,6 +19,7 @@ CHANGES: dict[str, Change] = {
     "waiting": "in-sync",
     "awaiting approval": "in-sync",
     "blocked": "conflict",
+    "deferred": "deferred",
 }
 
 

@@ -49,8 +49,10 @@ from ecspilot.promotion.decisions import (
     releases,
     stamp,
 )
+from ecspilot.promotion.deferral import defer
 from ecspilot.promotion.records import PromotionRecords, approval_attribute, notice_attribute, promotion_key
 from ecspilot.promotion.result import Promotion, as_actions
+from ecspilot.stopping.deferral import Deferrals
 
 
 class Promoter:
@@ -80,6 +82,7 @@ class Promoter:
         self._deployers: dict[str, PushDeployer] = {}  # per account name ("" = ecspilot's own)
         self._source_records: dict[str, list[dict[str, Any]]] = {}
         self._state: dict[tuple[str, str], dict[str, Any]] = {}
+        self.deferrals: Deferrals | None = None  # windows and freezes (issue 25): automation only
 
     # reads --------------------------------------------------------------------------------------
 
@@ -365,6 +368,8 @@ class Promoter:
             count("PromotionErrors")
             return promotion
         word = promotion.verdict.word
+        if word == "promote" and self.deferrals is not None:  # a window or a freeze (issue 25)
+            word = defer(promotion, self.deferrals, "/".join(self.keys[promotion.target.name]), dry_run)
         try:
             if word == "promote" and not dry_run:
                 self._apply_once(promotion)

@@ -17,6 +17,8 @@ from ecspilot.reconcile.runbook import reconcile
 RuntimeSource = Runtime | Callable[[], Runtime]
 # what the rate schedule sends (template.yaml sets it); {} is accepted too (a manual invoke)
 SCHEDULE_INPUT = {"trigger": "schedule"}
+# what a reopen timer sends (stopping/deferral.py): deferred services are caught up
+REOPEN_INPUT = {"trigger": "reopen"}
 
 
 def _is_custom_resource(event: Any) -> bool:
@@ -39,6 +41,8 @@ def trigger_of(event: Any, rt: Runtime) -> str | dict[str, Any]:
 
     if event is None or event in ({}, SCHEDULE_INPUT):
         return "schedule"
+    if event == REOPEN_INPUT:  # a window opened, a freeze ended (issue 25)
+        return "reopen"
     if not isinstance(event, dict):
         raise EventError(f"malformed reconcile event: expected a JSON object, got {type(event).__name__}")
     if "detail-type" not in event and "source" not in event:
@@ -80,8 +84,28 @@ def handle_reconcile_event(event: Any, rt: RuntimeSource) -> dict[str, Any]:
         from ecspilot.promotion.handler import handle_promotion_timer  # noqa: PLC0415
 
         return handle_promotion_timer(event, runtime)
+    if isinstance(event, dict) and event.get("detail-type") == "CloudWatch Alarm State Change":
+        # the incident freeze (issue 25) is reconcile's: when it ends, the same invocation
+        # deploys what it deferred (catch-up, promotions, daemons), and runs are serialized
+        from ecspilot.stopping.handler import lift_incident_if_due, on_alarm_event  # noqa: PLC0415
+
+        answer = on_alarm_event(event, runtime)
+        if answer.get("transition") == "none":  # any alarm event may find the quiet time over
+            answer["transition"] = lift_incident_if_due(runtime)
+        if answer.get("transition") == "ended":
+            answer["reconcile"] = reconcile(runtime).as_dict()["summary"]
+        return answer
     trigger = trigger_of(event, runtime)
     if isinstance(trigger, dict):
         return trigger
     logger.info("reconcile triggered", extra={"trigger": trigger})
+    _lift_incident(runtime)
     return reconcile(runtime).as_dict()
+
+
+def _lift_incident(runtime: Runtime) -> None:
+    """Every reconcile run ends an incident freeze whose quiet time is over (issue 25)."""
+    if runtime.config.incidents is not None:
+        from ecspilot.stopping.handler import lift_incident_if_due  # noqa: PLC0415
+
+        lift_incident_if_due(runtime)

@@ -9,6 +9,7 @@ cluster's error never stops the others. The same plan prints as a dry run
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from ecspilot.domain.plan import Action, ReconcileResult
@@ -52,6 +53,7 @@ def reconcile(
     """Run ``parts_to_run`` (by default every part, :func:`parts`) with what they take, the
     runtime; one part's failure is reported as an error action, the others still run."""
     result = ReconcileResult(dry_run=dry_run)
+    rt = dataclasses.replace(rt, invocation={})  # one read of the freezes for every part (issue 25)
     for name, part in parts() if parts_to_run is None else parts_to_run:
         actions = run_part(name, part, rt, dry_run)
         result.actions.extend(actions)

@@ -13,6 +13,7 @@ from ecspilot.domain.plan import Action
 from ecspilot.errors import AwsError
 from ecspilot.interfaces.origins import promotion_origins, untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
+from ecspilot.stopping.handler import deferrals_of
 from ecspilot.tracking.deployments import DeploymentTracker
 from ecspilot.tracking.health import ServiceHealthTracker
 from ecspilot.tracking.health_decisions import service_of_group
@@ -47,7 +48,9 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
     parts = (runtime.config, runtime.clients, runtime.history, runtime.settings.notify_topic_arn)
     own = (runtime.settings.account_id, runtime.settings.region)
     if isinstance(parsed, EcsHookStateChangeEvent):
-        return HookTracker(*parts).hook_event(parsed)
+        hooks = HookTracker(*parts)
+        hooks.deferrals = deferrals_of(runtime)  # issue 25: never CONTINUE alone in a freeze
+        return hooks.hook_event(parsed)
     if isinstance(parsed, EcsTaskStateChangeEvent):
         if service_task:  # a service's task (issue 16): health, not a run
             sessions = sessions_of(runtime.clients, own[1], "track_deployments", runtime.settings.max_workers)

@@ -39,6 +39,7 @@ from ecspilot.domain.gates import AlarmState, HookDecision, ScanVerdict, hook_de
 from ecspilot.domain.hook_events import AWAITING_ACTION, EcsHookStateChangeEvent
 from ecspilot.errors import EcspilotError, HookError, NothingPausedError
 from ecspilot.obs import count, logger
+from ecspilot.stopping.deferral import Deferrals
 from ecspilot.tracking.health import configured_service
 
 METRIC = {"CONTINUE": "HooksContinued", "ROLLBACK": "HooksRolledBack", "WAIT": "HooksWaiting"}
@@ -64,6 +65,9 @@ class HookTracker:
         self.records = HookRecords(history)
         self.notifier = Notifier(clients, topic_arn)
         self.now = now
+        # issue 25: outside its window or in a freeze, gates never CONTINUE by themselves: the
+        # hook waits for a person (approve still works) or rolls back at its own timeout
+        self.deferrals: Deferrals | None = None
 
     def hook_event(self, event: EcsHookStateChangeEvent) -> dict[str, Any]:
         """Apply one hook event; see the module docstring."""
@@ -100,6 +104,11 @@ class HookTracker:
             return {"ignored": f"hook {hook_id} is already {status}", "hook_id": hook_id}
         try:
             decision = self.evaluate(svc, event.deployment_arn)
+            stop = (
+                self.deferrals.check(svc.name) if self.deferrals and decision.action == "CONTINUE" else None
+            )
+            if stop is not None:
+                decision = HookDecision("WAIT", (*decision.reasons, f"{stop.reason}: a person decides"))
         except BaseException:
             try:  # let go, so the retry takes it at once; if this fails too, the hold expires
                 self.records.move(key, "RETRY", ["EVALUATING"])

@@ -32,6 +32,7 @@ from ecspilot.domain.config.jobs import (
 from ecspilot.domain.config.loading import format_loc, load_config, parse_config
 from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig, root_of
 from ecspilot.domain.config.schema import ClusterTag, DaemonConfig, EcspilotConfig, ServiceConfig
+from ecspilot.domain.config.stops import FreezeConfig, IncidentsConfig, WindowConfig
 
 __all__ = [
     "NAME_RE",
@@ -45,7 +46,9 @@ __all__ = [
     "CrashLoopConfig",
     "DaemonConfig",
     "EcspilotConfig",
+    "FreezeConfig",
     "ImageSource",
+    "IncidentsConfig",
     "JobConfig",
     "JobOverrides",
     "Model",
@@ -55,6 +58,7 @@ __all__ = [
     "QueueConfig",
     "RetryPolicy",
     "ServiceConfig",
+    "WindowConfig",
     "crash_loop_policy",
     "format_loc",
     "load_config",

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from ecspilot.domain.config.base import NAME_RE, ImageSource
 from ecspilot.domain.config.promotion import promotion_problems
 from ecspilot.domain.config.schema import EcspilotConfig
+from ecspilot.domain.config.stops import stop_problems
 from ecspilot.errors import ConfigError
 
 
@@ -45,6 +46,12 @@ def _cross_check(config: EcspilotConfig) -> Iterator[tuple[str, str]]:
             else:
                 owners[key] = (i, source)
     yield from promotion_problems(config.services, config.accounts)
+    for name in config.windows:
+        if not NAME_RE.fullmatch(name):
+            yield f"windows.{name}", f"{name!r} is not a valid window name"
+    users = [(f"services[{i}]", s.window) for i, s in enumerate(config.services)]
+    users += [(f"daemons[{i}]", d.window) for i, d in enumerate(config.daemons)]
+    yield from stop_problems(config.windows, config.freezes, users)
     daemon_targets: dict[tuple[str, str], int] = {}
     for i, daemon in enumerate(config.daemons):
         if daemon.clusters == "*":

@@ -11,6 +11,7 @@ from ecspilot.domain.config.gates import Gates
 from ecspilot.domain.config.health import CrashLoopSetting
 from ecspilot.domain.config.jobs import JobConfig
 from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig
+from ecspilot.domain.config.stops import FreezeConfig, IncidentsConfig, WindowConfig
 from ecspilot.errors import PlacementError
 
 
@@ -28,6 +29,7 @@ class ServiceConfig(Model):
     crash_loop: CrashLoopSetting = True  # see domain/config/health.py
     gates: Gates | None = None  # issue 14: domain/config/gates.py
     express: bool = False  # an ECS Express Mode service: UpdateExpressGatewayService on push
+    window: str | None = None  # issue 25: automation changes it only inside this window
 
     @field_validator("express")
     @classmethod
@@ -80,6 +82,7 @@ class DaemonConfig(Model):
     task_definition: str
     placement_constraints: list[str] = Field(default_factory=list, max_length=10)
     capacity_providers: list[str] | None = Field(default=None, min_length=1)
+    window: str | None = None  # issue 25: reconcile updates it only inside this window
 
     @field_validator("task_definition")
     @classmethod
@@ -111,6 +114,9 @@ class EcspilotConfig(Model):
     jobs: list[JobConfig] = Field(default_factory=list)
     daemons: list[DaemonConfig] = Field(default_factory=list)
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
+    windows: dict[str, WindowConfig] = Field(default_factory=dict)  # issue 25 (domain/stops.py)
+    freezes: list[FreezeConfig] = Field(default_factory=list)
+    incidents: IncidentsConfig | None = None
 
     def services_for(self, repository: str, tag: str) -> list[tuple[ServiceConfig, list[str]]]:
         """Services following ``repository:tag``, each with its matching container names."""
