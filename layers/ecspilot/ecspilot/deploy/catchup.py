@@ -129,6 +129,11 @@ def to_action(
     return Action("catch-up", target, "in-sync", f"{reason} ({image} is the newest)")
 
 
+def _stopped(outcome: str, reason: str) -> bool:
+    """A deferral by a window or a freeze (issue 25), not by a signature still being made."""
+    return outcome == "deferred" and not reason.startswith("signing by ")
+
+
 def _catch_up_to(
     deployer: PushDeployer,
     route: AccountRoute,
@@ -157,7 +162,7 @@ def _catch_up_to(
         to_action(
             route.where(o.name, o.cluster, o.service),
             o.outcome,
-            deferred_detail(o.reason, o.until) if o.outcome == "deferred" else o.reason,
+            deferred_detail(o.reason, o.until) if _stopped(o.outcome, o.reason) else o.reason,
             push,
             not dry_run,
             "deploy missed push",

@@ -40,6 +40,7 @@ from ecspilot.aws.revisions import TaskDefinition
 from ecspilot.aws.service_state import Claim
 from ecspilot.deploy.commit import DeployCommit
 from ecspilot.deploy.continuation import Budget, fitting
+from ecspilot.deploy.deferral import defer_targets
 from ecspilot.deploy.express import deploy_express
 from ecspilot.deploy.result import JobOutcome, PushResult, ServiceOutcome, Target, report
 from ecspilot.deploy.rules import decide, freshness, freshness_reason
@@ -48,7 +49,6 @@ from ecspilot.deploy.signature_gate import Timer, signature_gate
 from ecspilot.deploy.versions import note_ignored, version_gate
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.domain.images import ImagePush, short_digest
-from ecspilot.domain.stops import stamp
 from ecspilot.domain.taskdef import clone_with_images, container_images, family_revision
 from ecspilot.errors import BudgetExhaustedError, DeployError, EcspilotError
 from ecspilot.obs import logger
@@ -187,15 +187,9 @@ class PushDeployer(DeployCommit):
         self.hold_rolled_back([t for t in live if t.outcome.outcome == "would-deploy"], push)
         self.defer([t for t in live if t.outcome.outcome == "would-deploy"], push, dry_run)
         scan_gate(live, push, self.registry_clients, self.notifier)  # before anything is registered
-        signature_gate(
-            live,
-            push,
-            self.signature_clients or self.registry_clients,
-            self.history,
-            self.release_notifier or self.notifier,
-            self.signature_timer,
-            dry_run,
-        )
+        signing = self.signature_clients or self.registry_clients
+        notifier = self.release_notifier or self.notifier
+        signature_gate(live, push, signing, self.history, notifier, self.signature_timer, dry_run)
         to_deploy = [t for t in live if t.outcome.outcome == "would-deploy"]
         if to_deploy and not dry_run:
             self._paced_deploy(to_deploy, push, result, budget)
@@ -205,23 +199,9 @@ class PushDeployer(DeployCommit):
     def defer(
         self, targets: list[Target], push: ImagePush, dry_run: bool, at: datetime | None = None
     ) -> list[Target]:
-        """Mark ``deferred`` the targets a window or freeze stops (at ``at``, default the
-        invocation's now); unless ``dry_run`` record and notify each (once per service and
-        digest) and set the reopen timer. Returns the targets still free to deploy."""
-        if self.deferrals is None:
-            return targets
-        free = []
-        for t in targets:
-            stop = self.deferrals.check(t.config.name, at)
-            if stop is None:
-                free.append(t)
-                continue
-            t.outcome.outcome, t.outcome.reason = "deferred", stop.reason
-            t.outcome.until = stamp(stop.until) if stop.until else ""
-            if not dry_run:
-                detail = {"repository": push.repository, "tag": push.tag, "trigger": self.trigger}
-                self.deferrals.defer(t.config.name, "/".join(t.key), push.digest, stop, detail)
-        return free
+        """Mark ``deferred`` the targets a window or freeze stops (``deploy.deferral``); returns
+        the targets still free to deploy."""
+        return defer_targets(self.deferrals, self.trigger, targets, push, dry_run, at)
 
     def judge(
         self, source: TaskDefinition, containers: Sequence[str], push: ImagePush
