@@ -335,6 +335,18 @@ class Promoter:
             f"{promotion.target.name} is not promoted to {release.source}'s {release.repository}:{release.tag} "
             f"({release.digest}, deployment {release.deployment_id}): {reason}",
             {"kind": "promotion", "status": "BLOCKED", "service": promotion.target.name},
+            chat={
+                # the Approve and Reject buttons attach to a release that waits for a person only
+                "status": "AWAITING_APPROVAL" if promotion.verdict.word == "awaiting approval" else "BLOCKED",
+                "release": release.deployment_id,
+                "digest": release.digest,
+                "deployment": release.deployment_id,
+            },
+            next_steps=(
+                [f"Approve or Reject with the buttons, or `ecspilot approve {promotion.target.name}`"]
+                if promotion.verdict.word == "awaiting approval"
+                else []
+            ),
         )
 
     def run(self, names: Sequence[str] | None = None, dry_run: bool = False) -> list[Promotion]:

@@ -182,6 +182,15 @@ class HookTracker:
             f"ecspilot: {target} deployment {'paused' if status == 'WAITING' else 'rolled back'}"[:99],
             "\n".join(lines),
             {"kind": "hook", "status": status, "service": target},
+            chat={
+                "hook": str(fields.get("hook_id") or ""),
+                "deployment": str(fields.get("service_deployment_arn") or "").rsplit("/", 1)[-1],
+            },
+            next_steps=(
+                [f"Approve or Reject with the buttons, or `ecspilot approve {fields['name']}`"]
+                if status == "WAITING"
+                else []
+            ),
         )
 
 
