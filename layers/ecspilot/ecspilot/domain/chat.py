@@ -32,7 +32,7 @@ ChatAction = Literal["approve", "reject", "rollback", "unfreeze"]
 SUBJECT_FIELD: dict[str, tuple[str, ...]] = {
     "approve": ("hook", "release"),
     "reject": ("hook", "release"),
-    "rollback": ("release",),
+    "rollback": ("release",),  # a deployment id, or (a crash loop) the image digest(s) it runs
     "unfreeze": ("freeze",),
 }
 # A configured name, CLUSTER/SERVICE, an id, an ARN, a digest: printable, no spaces, bounded.
@@ -149,4 +149,4 @@ def parse_answer(payload: Any) -> ChatAnswer:
         raise ChatAnswerError(f"{action} needs the {' or '.join(allowed)} it answers")
     if len(given) > 1 or given[0] not in allowed:
         raise ChatAnswerError(f"{action} answers a {' or '.join(allowed)}, not {', '.join(given)}")
-    return ChatAnswer(action=action, service=service, **ids)  # type: ignore[arg-type]
+    return ChatAnswer(action=action, service=service, **ids)

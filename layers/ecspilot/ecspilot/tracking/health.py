@@ -236,7 +236,9 @@ class ServiceHealthTracker:
                 body,
                 {"kind": "crash-loop", "service": f"{cluster}/{service}"},
                 chat={
+                    # the image(s) it loops on: what the Rollback button rolls away from
                     "digest": ",".join(sorted(set(running_digests(window).values()))),
+                    "release": ",".join(sorted(set(running_digests(window).values()))),
                     "deployment": f"loop-{window[0].get('stopped_at', '')}" if window else "",
                 },
                 next_steps=[f"Roll back with the Rollback button or `ecspilot rollback {cluster}/{service}`"],
