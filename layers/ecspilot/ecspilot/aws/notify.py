@@ -42,8 +42,7 @@ class Notifier:
         already moved, so a retry of the event would not send it again."""
         if not self.topic_arn:
             return False
-        context = {k: v for k, v in attributes.items() if k in ("kind", "status", "service")}
-        context |= {k: v for k, v in (chat or {}).items() if v}
+        context = {k: v for k, v in {**attributes, **(chat or {})}.items() if v}
         try:
             self.clients.sns.publish(
                 TopicArn=self.topic_arn,

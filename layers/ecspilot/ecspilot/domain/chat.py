@@ -45,7 +45,7 @@ def thread_id(context: Mapping[str, str]) -> str:
     """One thread per service and what it is about (a deployment, a hook's deployment, a
     release, a loop); an image refused threads by its digest."""
     what = context.get("deployment") or context.get("release") or context.get("hook") or ""
-    who = context.get("service") or context.get("digest") or "ecspilot"
+    who = context.get("service") or context.get("job") or context.get("digest") or ""
     return "/".join(p for p in ("ecspilot", who, what) if p)[:200]
 
 
