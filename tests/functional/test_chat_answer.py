@@ -1,0 +1,218 @@
+"""The chat answer path: a button's payload through the real ``chat_answer`` handler, answered by
+the CLI verbs' own core. ECS's ContinueServiceDeployment and deployment reads go to botocore's
+Stubber (moto lacks them; the Stubber validates every request against the API model and fails on
+any call it was not told to expect, so "answered once" is checked by its queue); DynamoDB, SNS,
+ECR and CloudWatch are moto's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from ecspilot.domain.chat import parse_answer
+from ecspilot.errors import ChatAnswerError
+from ecspilot.interfaces import runtime
+from ecspilot.interfaces.chat_answer import answer_from_chat
+from ecspilot.interfaces.runtime import Runtime
+from ecspilot.tracking.hooks import approve_paused
+from ecspilot_dev.local import CallRecorder, invoke
+from ecspilot_dev.sandbox import ACCOUNT, REGION, fake_digest
+from tests.chat import ChatTopic
+from tests.conftest import TABLE
+from tests.faults import Faults
+from tests.functional.test_pause_hooks import DEPLOYMENT, HOOK, World, hook_event
+from tests.races import race
+from tests.scans import scanned
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecspilot-chat-slack"
+APPROVE = {"action": "approve", "service": "prod/web", "hook": HOOK}
+REJECT = {"action": "reject", "service": "web-live", "hook": HOOK}
+
+
+@pytest.fixture
+def world(moto: None, faults: Faults, recorder: CallRecorder) -> Iterator[World]:
+    session = boto3.Session(region_name=REGION)
+    faults.attach(session)
+    recorder.attach(session)
+    with Stubber(session.client("ecs")) as stub:
+        yield World(session, stub, recorder)
+        stub.assert_no_pending_responses()
+
+
+def waiting(world: World) -> Runtime:
+    """web-live's deployment paused at its hook, waiting for a person; chat answers as ROLE."""
+    rt = world.use({"image_scan": {"max_severity": "HIGH"}, "approval": True})
+    scanned(world.clients.ecr, "web", fake_digest("web:v2"), {"LOW": 1})
+    world.expect_images()
+    assert invoke("track_deployments", hook_event())["action"] == "WAIT"
+    rt = dataclasses.replace(rt, settings=dataclasses.replace(rt.settings, chat_role_arns=(ROLE,)))
+    runtime.reset(rt)
+    return rt
+
+
+def claim_item(world: World, service: str = "web-live", subject: str = HOOK) -> dict[str, Any]:
+    from ecspilot.aws.dynamo import deserialize  # noqa: PLC0415
+
+    item = world.clients.dynamodb.get_item(
+        TableName=TABLE, Key={"pk": {"S": f"CHAT#{service}"}, "sk": {"S": f"ANSWER#{subject}"}}
+    ).get("Item")
+    return deserialize(item) if item else {}
+
+
+# --- answered once -------------------------------------------------------------------------------
+
+
+def test_approve_from_chat_continues_the_hook_once_and_records_chat_and_the_role(world: World) -> None:
+    # GIVEN a hook waiting for a person
+    waiting(world)
+    world.expect_answer("CONTINUE")
+    # WHEN Approve is pressed (the payload names the service as the notification does)
+    out = invoke("chat_answer", APPROVE)
+    # THEN ContinueServiceDeployment CONTINUE, once (the Stubber's queue), and one line for the chat
+    assert out["outcome"] == "answered"
+    assert out["answer"].startswith("continued web-live: the deployment paused at")
+    assert "\n" not in out["answer"]
+    hook = world.hook_item()
+    assert hook["status"] == "CONTINUE"
+    assert hook["decided_by"] == f"approve from chat (chat role {ROLE})"
+    # AND the audit record says chat and the role
+    audit = claim_item(world)
+    assert (audit["status"], audit["origin"], audit["action"], audit["by"]) == (
+        "ANSWERED",
+        "chat",
+        "approve",
+        f"chat role {ROLE}",
+    )
+    # WHEN it is pressed again THEN nothing more is sent: already answered, with the first answer
+    again = invoke("chat_answer", APPROVE)
+    assert again["outcome"] == "already-answered"
+    assert again["answer"] == f"already answered: {out['answer']}"
+
+
+def test_two_people_pressing_approve_and_reject_on_real_threads_answer_once(world: World) -> None:
+    waiting(world)
+    world.expect_answer("CONTINUE")  # one answer queued: a second ContinueServiceDeployment fails the test
+    world.expect_answer("ROLLBACK")
+    presses = [APPROVE, REJECT, APPROVE, REJECT]
+    results = race(*[lambda p=p: invoke("chat_answer", p) for p in presses])
+    outcomes = sorted(r["outcome"] for r in results)
+    assert outcomes == ["already-answered", "already-answered", "already-answered", "answered"], results
+    # exactly one of the two queued answers was used: the other stays queued
+    assert len(world.stub._queue) == 1
+    world.stub._queue.clear()
+    [winner] = [r for r in results if r["outcome"] == "answered"]
+    assert world.hook_item()["status"] == (
+        "CONTINUE" if winner["answer"].startswith("continued") else "ROLLBACK"
+    )
+
+
+def test_a_lost_reply_of_the_claim_still_answers_once(world: World, faults: Faults) -> None:
+    # GIVEN the claim's UpdateItem applied but its reply lost (botocore sends it again: the
+    # condition now fails, and the token shows the press it was its own claim)
+    waiting(world)
+    world.expect_answer("CONTINUE")
+    lost = faults.fail(
+        "UpdateItem",
+        "lost-reply",
+        times=1,
+        when=lambda p: str(p.get("Key", {}).get("pk", {})).find("CHAT#") >= 0,
+    )
+    out = invoke("chat_answer", APPROVE)
+    assert lost.fired == 1
+    assert out["outcome"] == "answered"
+    assert invoke("chat_answer", APPROVE)["outcome"] == "already-answered"
+
+
+def test_a_failed_continue_answers_nothing_and_a_second_press_answers(world: World) -> None:
+    waiting(world)
+    world.stub.add_client_error("continue_service_deployment", "ThrottlingException", http_status_code=400)
+    out = invoke("chat_answer", APPROVE)
+    assert out["outcome"] == "failed"
+    assert "press again" in out["answer"]
+    assert world.hook_item()["status"] == "WAITING"
+    assert claim_item(world)["status"] == "OPEN"
+    world.expect_answer("CONTINUE")
+    assert invoke("chat_answer", APPROVE)["outcome"] == "answered"
+
+
+# --- refused --------------------------------------------------------------------------------------
+
+
+def test_a_hook_answered_from_the_cli_first_is_refused_in_chat(world: World) -> None:
+    rt = waiting(world)
+    world.expect_answer("ROLLBACK")
+    assert approve_paused(rt.config, rt.clients, rt.history, "web-live", "ROLLBACK") is not None
+    out = invoke("chat_answer", APPROVE)
+    assert out == {"outcome": "refused", "answer": f"web-live: hook {HOOK} no longer waits for an answer"}
+    assert claim_item(world)["status"] == "OPEN"  # refused: nothing recorded as answered
+
+
+def test_another_hook_than_the_waiting_one_is_refused(world: World) -> None:
+    waiting(world)
+    out = invoke("chat_answer", {**APPROVE, "hook": "ecs-pause-another"})
+    assert out["outcome"] == "refused"
+    assert world.hook_item()["status"] == "WAITING"
+
+
+def test_unfreeze_is_refused_in_this_build(world: World, recorder: CallRecorder) -> None:
+    waiting(world)
+    recorder.reset()
+    out = invoke("chat_answer", {"action": "unfreeze", "service": "web-live", "freeze": "f-1"})
+    assert out["outcome"] == "refused"
+    assert "not supported in this build" in out["answer"]
+    assert recorder.writes() == []
+
+
+HOSTILE: list[tuple[Any, str]] = [
+    ({}, "action must be one of"),
+    ({"action": "deploy", "service": "web", "hook": "h"}, "action must be one of"),
+    ({"action": "approve", "hook": "h"}, "service is missing"),
+    ({"action": "approve", "service": "web-live"}, "needs the hook or release"),
+    ({"action": "approve", "service": ["web"], "hook": "h"}, "service must be a string"),
+    ({"action": "approve", "service": "web-live", "hook": "h", "release": "r"}, "not hook, release"),
+    ({"action": "rollback", "service": "web-live", "hook": "h"}, "answers a release"),
+    ({"action": "approve", "service": "web-live", "hook": "h; rm -rf"}, "not a valid value"),
+    ({"action": "approve", "service": "web-live", "hook": "h", "role": "admin"}, "unknown field"),
+    ({"action": "approve", "service": "nope", "hook": "h"}, "is not a configured service"),
+    ("not json", "not JSON"),
+    ([1, 2], "must be a JSON object"),
+    (None, "must be a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("payload", "why"), HOSTILE)
+def test_a_malformed_press_is_refused_with_its_reason_and_touches_nothing(
+    payload: Any, why: str, world: World, recorder: CallRecorder
+) -> None:
+    waiting(world)
+    recorder.reset()
+    out = invoke("chat_answer", payload)
+    assert out["outcome"] == "invalid"
+    assert why in out["answer"]
+    assert recorder.writes() == []
+    with pytest.raises(ChatAnswerError):
+        answer_from_chat(payload, runtime.current())
+
+
+def test_a_valid_press_parses_into_its_answer() -> None:
+    press = parse_answer('{"action": "rollback", "service": "prod/web", "release": "ecs-svc/1"}')
+    assert (press.action, press.service, press.subject) == ("rollback", "prod/web", "ecs-svc/1")
+    assert parse_answer({**APPROVE, "release": ""}).subject == HOOK  # an empty variable is absent
+
+
+def test_an_answered_press_is_told_in_the_notifications_thread(world: World) -> None:
+    chat = ChatTopic(world.clients, world.topic)
+    waiting(world)
+    world.expect_answer("CONTINUE")
+    invoke("chat_answer", APPROVE)
+    [paused, answered] = chat.received()
+    assert answered.card["metadata"]["threadId"] == paused.card["metadata"]["threadId"]
+    assert answered.context["status"] == "ANSWERED"
+    assert answered.email.startswith("continued web-live")
+    assert DEPLOYMENT.rsplit("/", 1)[-1] in answered.card["metadata"]["threadId"]
