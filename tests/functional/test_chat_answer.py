@@ -216,3 +216,75 @@ def test_an_answered_press_is_told_in_the_notifications_thread(world: World) -> 
     assert answered.context["status"] == "ANSWERED"
     assert answered.email.startswith("continued web-live")
     assert DEPLOYMENT.rsplit("/", 1)[-1] in answered.card["metadata"]["threadId"]
+
+
+# --- rollback and promotions, through the same core as `ecspilot rollback` and `approve` ---------
+
+
+@pytest.fixture
+def web_prod(sandbox: Any) -> Any:
+    sandbox.cluster("prod", instances_per_zone=1, zones=("us-east-1a",))
+    sandbox.repository("web")
+    sandbox.service("prod", "web", sandbox.task_definition("web", {"app": sandbox.image("web", "v0")}))
+    return sandbox
+
+
+def test_rollback_from_chat_rolls_a_failed_deployment_back_once_and_refuses_a_stale_one(
+    web_prod: Any, make_runtime: Any
+) -> None:
+    from ecspilot_dev.service_deployments import OperationStubber  # noqa: PLC0415
+    from tests.functional.test_rollback import CONFIG, completed, expect_open, running  # noqa: PLC0415
+    from tests.functional.test_track_deployments import deployment_event  # noqa: PLC0415
+
+    rt = make_runtime(CONFIG, chat_role_arns=(ROLE,))
+    with OperationStubber(rt.clients.ecs) as stub:
+        v1 = completed(web_prod, rt, "v1")
+        invoke("deploy_on_push", web_prod.push("web", "v2"))
+        v2 = next(r for r in rt.history.deployments("prod", "web") if r["image_tag"] == "v2")
+        invoke("track_deployments", deployment_event("ecs_deployment_failed", v2["deployment_id"]))
+        # a press naming an older deployment than the newest is refused (nothing read from ECS)
+        stale = invoke("chat_answer", {"action": "rollback", "service": "prod/web", "release": v1["deployment_id"]})
+        assert stale["outcome"] == "refused"
+        # WHEN Rollback is pressed on v2's failure notification
+        expect_open(stub)
+        press = {"action": "rollback", "service": "prod/web", "release": v2["deployment_id"]}
+        out = invoke("chat_answer", press)
+        # THEN v1 runs again, the rollback record says chat and the role; a second press is told
+        assert out["outcome"] == "answered", out
+        assert running(rt) == v1["to_task_definition"]
+        rolled = next(r for r in rt.history.deployments("prod", "web") if r["trigger"] == "rollback")
+        assert rolled["rollback_reason"] == f"rollback from chat (chat role {ROLE})"
+        assert invoke("chat_answer", press)["outcome"] == "already-answered"
+        assert stub.pending == 0
+
+
+@pytest.mark.parametrize("action", ["approve", "reject"])
+def test_a_release_awaiting_approval_is_approved_or_rejected_from_chat_once(
+    action: str, sandbox: Any, make_runtime: Any
+) -> None:
+    from tests.promotion_world import World as PromotionWorld  # noqa: PLC0415
+    from tests.promotion_world import config  # noqa: PLC0415
+
+    world = PromotionWorld(sandbox, make_runtime, config(bake=0, approval=True), chat_role_arns=(ROLE,))
+    v1 = world.release("v1")
+    press = {"action": action, "service": "web-prod", "release": v1["deployment_id"]}
+    out = invoke("chat_answer", press)
+    assert out["outcome"] == "answered", out
+    promoted = world.images()["app"].endswith(v1["image_digest"])
+    assert promoted == (action == "approve")
+    # a second press of either button is already answered; a rejected release stays unpromoted
+    other = {**press, "action": "reject" if action == "approve" else "approve"}
+    assert invoke("chat_answer", other)["outcome"] == "already-answered"
+    assert world.images()["app"].endswith(v1["image_digest"]) == promoted
+
+
+def test_a_release_that_no_longer_waits_is_refused(sandbox: Any, make_runtime: Any) -> None:
+    from tests.promotion_world import World as PromotionWorld  # noqa: PLC0415
+    from tests.promotion_world import config  # noqa: PLC0415
+
+    world = PromotionWorld(sandbox, make_runtime, config(bake=0, approval=True), chat_role_arns=(ROLE,))
+    v1 = world.release("v1")
+    world.release("v2")  # v2 now waits: v1's button is stale
+    out = invoke("chat_answer", {"action": "approve", "service": "web-prod", "release": v1["deployment_id"]})
+    assert out["outcome"] == "refused"
+    assert "no longer waits" in out["answer"]
