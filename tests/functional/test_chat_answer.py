@@ -243,7 +243,9 @@ def test_rollback_from_chat_rolls_a_failed_deployment_back_once_and_refuses_a_st
         v2 = next(r for r in rt.history.deployments("prod", "web") if r["image_tag"] == "v2")
         invoke("track_deployments", deployment_event("ecs_deployment_failed", v2["deployment_id"]))
         # a press naming an older deployment than the newest is refused (nothing read from ECS)
-        stale = invoke("chat_answer", {"action": "rollback", "service": "prod/web", "release": v1["deployment_id"]})
+        stale = invoke(
+            "chat_answer", {"action": "rollback", "service": "prod/web", "release": v1["deployment_id"]}
+        )
         assert stale["outcome"] == "refused"
         # WHEN Rollback is pressed on v2's failure notification
         expect_open(stub)
