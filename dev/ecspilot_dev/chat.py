@@ -10,10 +10,17 @@ replaced by the variable's value. Used by the round-trip test and the demo.
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from ecspilot_dev.local import REPO_ROOT
 
 
 @dataclass(frozen=True)
@@ -77,3 +84,57 @@ def buttons(template: Mapping[str, Any], card: Mapping[str, Any], function_arn: 
                 Button(logical_id, str(attachment.get("ButtonText", "")), command, payload_of(command))
             )
     return out
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """template.yaml with CloudFormation's short tags: ``!Ref X`` -> ``{"Ref": "X"}``, ``!Sub s``
+    -> ``{"Fn::Sub": s}``, ``!GetAtt A.B`` -> ``{"Fn::GetAtt": ["A", "B"]}``."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _tagged)
+
+
+def load_template(path: Path = REPO_ROOT / "template.yaml") -> dict[str, Any]:
+    """template.yaml as data (the chat's custom actions are read from it)."""
+    return dict(yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader))  # a SafeLoader subclass
+
+
+class ChatInbox:
+    """A local https-subscription endpoint: what SNS posts to a chat (the https member) is kept.
+    SNS subscribes it with protocol ``https`` (the member the chat gets) at a loopback address."""
+
+    def __init__(self) -> None:
+        self.cards: list[dict[str, Any]] = []
+        inbox = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                if body.get("Type") == "Notification":
+                    inbox.cards.append(json.loads(body["Message"]))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                del args
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/chat"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
