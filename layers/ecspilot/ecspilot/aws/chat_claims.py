@@ -34,7 +34,7 @@ from ecspilot.aws.dynamo import conditional_update, deserialize, serialize, set_
 from ecspilot.aws.history import History, utc_now
 from ecspilot.errors import ChatAnswerStoreError
 
-HOLD_SECONDS = 60  # longer than the answer path's timeout: a holder that died lets go after it
+HOLD_SECONDS = 90  # longer than the answer path's 60 s timeout: a holder that died lets go after it
 
 
 def answer_key(service: str, subject: str) -> dict[str, str]:
