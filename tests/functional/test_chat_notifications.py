@@ -66,14 +66,14 @@ def test_a_hook_waiting_for_a_person_renders_with_what_approve_and_reject_need(h
     assert note.context == {
         "kind": "hook",
         "status": "WAITING",
-        "service": "prod/web",
+        "service": "web-live",
         "hook": HOOK,
         "deployment": DEPLOYMENT.rsplit("/", 1)[-1],
     }
     assert note.card["content"]["title"] == note.subject == "ecspilot: prod/web deployment paused"
     assert "`ecspilot approve web-live`" in note.card["content"]["description"]
     assert note.card["content"]["nextSteps"]
-    assert note.card["metadata"]["threadId"] == f"ecspilot/prod/web/{DEPLOYMENT.rsplit('/', 1)[-1]}"
+    assert note.card["metadata"]["threadId"] == f"ecspilot/web-live/{DEPLOYMENT.rsplit('/', 1)[-1]}"
     assert ANSWER in note.email
     assert "`" not in note.email
 
@@ -133,12 +133,12 @@ def test_a_crash_loop_renders_with_the_image_it_loops_on(prod: Sandbox, make_run
     for n in range(5):
         invoke("track_deployments", replaced(td, n, n))
     [note] = chat.received()
-    assert (note.context["kind"], note.context["service"]) == ("crash-loop", "prod/web")
+    assert (note.context["kind"], note.context["service"]) == ("crash-loop", "web")
     # the Rollback button answers the image(s) the loop runs (the sample event's digest)
     assert note.context["release"] == note.context["digest"]
     assert note.context["digest"].startswith("sha256:")
     assert note.context["digest"] in note.email
-    assert note.card["metadata"]["threadId"].startswith("ecspilot/prod/web/loop-")
+    assert note.card["metadata"]["threadId"].startswith("ecspilot/web/loop-")
     assert "is crash-looping" in note.email
 
 

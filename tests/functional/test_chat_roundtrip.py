@@ -36,7 +36,7 @@ def test_approve_on_a_waiting_hook_round_trips_to_one_continue(world: World) -> 
     assert sorted(b.text for b in shown) == ["Approve", "Reject"]
     approve = next(b for b in shown if b.text == "Approve")
     assert approve.command.startswith(f"lambda invoke --function-name {FUNCTION} --payload ")
-    assert approve.payload == {"action": "approve", "service": "prod/web", "hook": HOOK}
+    assert approve.payload == {"action": "approve", "service": "web-live", "hook": HOOK}
     # WHEN Approve is pressed: exactly one ContinueServiceDeployment CONTINUE (one queued answer)
     world.expect_answer("CONTINUE")
     first = invoke("chat_answer", approve.payload)

@@ -154,7 +154,7 @@ def _hook(press: ChatAnswer, svc: ServiceConfig, rt: Runtime, who: str) -> ChatR
     verb = "continued" if action == "CONTINUE" else "rolled back"
     stage = done.get("lifecycle_stage") or "its pause hook"
     arn = str(done.get("service_deployment_arn") or "")
-    thread = {"service": f"{svc.cluster}/{svc.service_name}", "deployment": arn.rsplit("/", 1)[-1]}
+    thread = {"service": svc.name, "deployment": arn.rsplit("/", 1)[-1]}
     return ChatReply(
         "answered",
         f"{verb} {svc.name}: the deployment paused at {stage} ({press.action} from {origin})",

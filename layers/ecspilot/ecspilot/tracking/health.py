@@ -236,6 +236,7 @@ class ServiceHealthTracker:
                 body,
                 {"kind": "crash-loop", "service": f"{cluster}/{service}"},
                 chat={
+                    "service": name or f"{cluster}/{service}",  # the configured name, for the button
                     # the image(s) it loops on: what the Rollback button rolls away from
                     "digest": ",".join(sorted(set(running_digests(window).values()))),
                     "release": ",".join(sorted(set(running_digests(window).values()))),

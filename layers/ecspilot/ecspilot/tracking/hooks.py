@@ -183,6 +183,7 @@ class HookTracker:
             "\n".join(lines),
             {"kind": "hook", "status": status, "service": target},
             chat={
+                "service": str(fields["name"]),  # the configured name: the buttons' answer needs no lookup
                 "hook": str(fields.get("hook_id") or ""),
                 "deployment": str(fields.get("service_deployment_arn") or "").rsplit("/", 1)[-1],
             },
