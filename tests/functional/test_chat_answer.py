@@ -318,3 +318,24 @@ def test_a_press_held_by_a_live_invocation_waits_and_one_whose_holder_died_is_ta
     assert dead.won
     world.expect_answer("CONTINUE")
     assert invoke("chat_answer", APPROVE)["outcome"] == "answered"
+
+
+def test_an_answer_whose_record_write_fails_still_tells_the_chat_and_is_never_sent_twice(
+    world: World, faults: Faults
+) -> None:
+    # GIVEN the write that records the answer fails (throttled past retries) after ECS took it
+    waiting(world)
+    world.expect_answer("CONTINUE")
+    faults.fail(
+        "UpdateItem",
+        "error",
+        times=1,
+        when=lambda p: (
+            "CHAT#" in str(p.get("Key", {})) and ":token" in p.get("ExpressionAttributeValues", {})
+        ),
+    )
+    out = invoke("chat_answer", APPROVE)
+    # THEN the chat is told it was answered, and a later press finds the hook answered
+    assert out["outcome"] == "answered"
+    assert world.hook_item()["status"] == "CONTINUE"
+    assert invoke("chat_answer", APPROVE)["outcome"] == "already-answered"

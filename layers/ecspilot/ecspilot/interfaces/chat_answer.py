@@ -35,7 +35,7 @@ from ecspilot.aws.notify import Notifier
 from ecspilot.domain.chat import ChatAnswer, parse_answer
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig
 from ecspilot.domain.images import short_digest
-from ecspilot.errors import ChatAnswerError, EcspilotError, PromotionInputError
+from ecspilot.errors import ChatAnswerError, ChatAnswerStoreError, EcspilotError, PromotionInputError
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
 
@@ -105,7 +105,11 @@ def answer_from_chat(payload: Any, rt: Runtime, by: str | None = None) -> ChatRe
         count("ChatAnswerErrors")
         logger.error("chat answer failed", extra={**log, "error": str(exc)})
         return ChatReply("failed", f"failed, nothing answered (press again): {exc}"[:300])
-    answers.finish(claim, reply.outcome == "answered", reply.answer)
+    try:
+        answers.finish(claim, reply.outcome == "answered", reply.answer)
+    except ChatAnswerStoreError as exc:  # answered or not, it happened: the claim expires by itself
+        logger.error("chat answer not recorded", extra={**log, "error": str(exc)})
+        count("ChatAnswerErrors")
     if reply.outcome != "answered":
         logger.info("chat answer refused", extra={**log, "answer": reply.answer})
         count("ChatAnswersRefused")
