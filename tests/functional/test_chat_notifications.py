@@ -188,6 +188,26 @@ def test_an_image_refused_by_the_scan_gate_renders_threaded_by_its_digest(
     assert "prod/web: " in note.email
 
 
+def test_a_failed_job_run_renders_threaded_by_its_job(prod: Sandbox, make_runtime: MakeRuntime) -> None:
+    from tests.functional.test_track_deployments import config  # noqa: PLC0415
+    from tests.job_runs import ends, fire  # noqa: PLC0415
+
+    prod.task_definition("report", {"report": "report:1", "log-router": "fluent-bit:stable"})
+    chat = ChatTopic(prod.clients)
+    rt = make_runtime(config(), notify_topic_arn=chat.arn)
+    task = fire(rt.clients, "nightly-report")
+    invoke("track_deployments", ends(rt.clients, task, "ecs_task_stopped_failed"))
+    [note] = chat.received()
+    assert (note.context["kind"], note.context["status"], note.context["job"]) == (
+        "job-run",
+        "FAILED",
+        "nightly-report",
+    )
+    assert note.card["metadata"]["threadId"] == "ecspilot/nightly-report"
+    assert note.subject == "ecspilot: job nightly-report failed"
+    assert "report=1" in note.email
+
+
 # --- the builder, pure -------------------------------------------------------------------------
 
 
