@@ -11,7 +11,7 @@ function and the action. Adding an AWS call? Add a scenario that reaches it, the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -810,12 +810,91 @@ def managed_daemons(run: Run) -> None:
             ]
 
 
+CHAT_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecspilot-chat"
+
+
+def chat_answer(run: Run) -> None:
+    """A chat button: a waiting pause hook approved (ContinueServiceDeployment through the
+    Stubber), a release awaiting approval approved (promoted in its account, through its role),
+    a failed deployment rolled back; each answered press claimed and told in its thread."""
+    from tests.functional.test_pause_hooks import HOOK, World, hook_event  # noqa: PLC0415
+    from tests.functional.test_rollback import CONFIG, completed, expect_open  # noqa: PLC0415
+    from tests.scans import scanned  # noqa: PLC0415
+
+    topic = run.sandbox.clients.sns.create_topic(Name="ecspilot-iam-chat")["TopicArn"]
+    web_world(run.sandbox)
+    # a release awaiting approval, in another account
+    # (promoted there), and one in this account whose alarm gate is read (and blocks: moto lacks
+    # the alarm history)
+    targets = [promoted("web-far", "web", 0, account="far"), promoted("web-copy", "copy", 0, ["iam-flappy"])]
+    for target in targets:
+        target["promote"]["approval"] = True
+    record = promotion_world(run, targets, chat_role_arns=(CHAT_ROLE,))
+    with new_deployment_per_update():
+        invoke("track_deployments", completed_event(record, 1))
+        for name in ("web-far", "web-copy"):
+            press = {"action": "approve", "service": name, "release": record["deployment_id"]}
+            assert run.invoke("chat_answer", press)["outcome"] == "answered"
+    # a failed deployment rolled back (the service deployments API through the Stubber)
+    from ecspilot_dev.service_deployments import OperationStubber  # noqa: PLC0415
+
+    rt = run.runtime(CONFIG, notify_topic_arn=topic, chat_role_arns=(CHAT_ROLE,))
+    with OperationStubber(rt.clients.ecs) as stub, new_deployment_per_update():
+        completed(run.sandbox, rt, "v1")
+        invoke("deploy_on_push", run.sandbox.push("web", "v2"))
+        newest = rt.history.deployments("prod", "web", limit=1)[0]
+        expect_open(stub)
+        press = {"action": "rollback", "service": "web", "release": newest["deployment_id"]}
+        assert run.invoke("chat_answer", press)["outcome"] == "answered"
+        # one still deploying: stopped with ROLLBACK
+        from tests.functional.test_rollback import SD_ARN  # noqa: PLC0415
+
+        invoke("deploy_on_push", run.sandbox.push("web", "v4"))
+        newest = rt.history.deployments("prod", "web", limit=1)[0]
+        expect_open(stub, "IN_PROGRESS")
+        stub.add_response(
+            "stop_service_deployment",
+            {"serviceDeploymentArn": SD_ARN},
+            {"serviceDeploymentArn": SD_ARN, "stopType": "ROLLBACK"},
+        )
+        press = {"action": "rollback", "service": "web", "release": newest["deployment_id"]}
+        assert run.invoke("chat_answer", press)["outcome"] == "answered"
+    # a waiting pause hook approved, then pressed again
+    session = boto3.Session(region_name=REGION)
+    run.recorder.attach(session)
+    with Stubber(session.client("ecs")) as ecs:
+        world = World.__new__(World)
+        world.stub = ecs
+        world.clients = Clients(session=session, region=REGION, overrides={"ecs": ecs.client})
+        world.topic = topic
+        from tests.functional.test_pause_hooks import DIGEST  # noqa: PLC0415
+
+        run.sandbox.push("web", "v3", DIGEST)
+        scanned(run.sandbox.clients.ecr, "web", DIGEST, {"LOW": 1})
+        rt = world.use({"image_scan": {"max_severity": "HIGH"}, "approval": True})
+        runtime.reset(
+            Runtime.build(
+                settings=replace(rt.settings, chat_role_arns=(CHAT_ROLE,)),
+                config=rt.config,
+                clients=rt.clients,
+            )
+        )
+        world.expect_images()
+        invoke("track_deployments", hook_event(HOOK))
+        world.expect_answer("CONTINUE", HOOK)
+        press = {"action": "approve", "service": "web-live", "hook": HOOK}
+        assert run.invoke("chat_answer", press)["outcome"] == "answered"
+        assert run.invoke("chat_answer", press)["outcome"] == "already-answered"
+        ecs.assert_no_pending_responses()
+
+
 SCENARIOS: dict[str, Callable[[Run], None]] = {
     "deploy_on_push": deploy_on_push,
     "run_job": run_job,
     "run_queued_jobs": run_queued_jobs,
     "track_deployments": track_deployments,
     "reconcile": reconcile,
+    "chat_answer": chat_answer,
 }
 
 

@@ -1,6 +1,7 @@
 """Gates: a LINEAR deployment paused at a pause hook, its gates evaluated and the deployment
 continued by ecspilot; the same hook event again changes nothing; a CRITICAL image refused before
-anything is registered.
+anything is registered; a hook that waits for a person, as the chat shows it, approved by a
+press of its Approve button (README "Chat").
 
 moto implements neither ECS's service deployment APIs nor ContinueServiceDeployment: the ECS side
 of the paused deployment is answered by botocore's Stubber on a real ECS client (it validates
@@ -42,6 +43,10 @@ PREFIX = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
 DEPLOYMENT = f"{PREFIX}:service-deployment/prod/web/LiNeArDeMo0000000001"
 REVISION = f"{PREFIX}:service-revision/prod/web/2"
 HOOK = "ecs-pause-DeMoPoStScAlEuP00000000000000000000000000000"
+WAITING_DEPLOYMENT = f"{PREFIX}:service-deployment/prod/web/LiNeArDeMo0000000002"
+WAITING_HOOK = "ecs-pause-DeMoWaItInG0000000000000000000000000000000"
+CHAT_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecspilot-chat-channel"
+CHAT_ANSWER_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ecspilot-ChatAnswerFunction"
 
 
 def scan_reports(demo: Demo, tag: str, digest: str, counts: dict[str, int]) -> None:
@@ -63,9 +68,10 @@ def scan_reports(demo: Demo, tag: str, digest: str, counts: dict[str, int]) -> N
     demo.note(f"ECR's scan of web:{tag}: {found}")
 
 
-def paused_ecs(demo: Demo, digest: str) -> Any:
+def paused_ecs(demo: Demo, digest: str, deployment: str = "", hook: str = HOOK) -> Any:
     """The ECS side of the paused deployment: a Stubber on a real ECS client answers what ECS
     would (the deployment's images, then one CONTINUE), installed in the handlers' runtime."""
+    deployment = deployment or DEPLOYMENT
     import boto3  # noqa: PLC0415
     from botocore.stub import Stubber  # noqa: PLC0415
 
@@ -74,11 +80,11 @@ def paused_ecs(demo: Demo, digest: str) -> Any:
 
     ecs = boto3.Session().client("ecs")
     stub = Stubber(ecs)
-    expect_paused_images(stub, DEPLOYMENT, REVISION, [("app", digest, f"web@{digest}")])
+    expect_paused_images(stub, deployment, REVISION, [("app", digest, f"web@{digest}")])
     stub.add_response(
         "continue_service_deployment",
-        {"serviceDeploymentArn": DEPLOYMENT},
-        {"serviceDeploymentArn": DEPLOYMENT, "hookId": HOOK, "action": "CONTINUE"},
+        {"serviceDeploymentArn": deployment},
+        {"serviceDeploymentArn": deployment, "hookId": hook, "action": "CONTINUE"},
     )
     stub.activate()
     return stub, Clients(session=boto3.Session(), overrides={"ecs": ecs})
@@ -149,3 +155,50 @@ def chapter_gates(demo: Demo) -> None:
     running = demo.service_images("prod", ["web"])[0]["app image"]
     demo.note(f"web still runs {running}")
     demo.check(digest[7:19] in running or digest in running, "web still runs v2")
+    answered_in_chat(demo, digest)
+
+
+def answered_in_chat(demo: Demo, digest: str) -> None:
+    """A hook waiting for a person: the custom notification the chat renders, its buttons (from
+    template.yaml's custom actions), and a press of Approve through the chat_answer handler."""
+    from ecspilot.domain.config import parse_config  # noqa: PLC0415
+    from ecspilot_dev.chat import ChatInbox, buttons, load_template  # noqa: PLC0415
+
+    demo.step("web now asks for approval (gates.approval: true); its next deployment pauses and waits")
+    inbox = ChatInbox()
+    topic = demo.clients.sns.create_topic(Name="ecspilot-notify")["TopicArn"]
+    demo.clients.sns.subscribe(TopicArn=topic, Protocol="https", Endpoint=inbox.url)
+    stub, clients = paused_ecs(demo, digest, deployment=WAITING_DEPLOYMENT, hook=WAITING_HOOK)
+    rt = runtime.current()
+    settings = replace(rt.settings, notify_topic_arn=topic, chat_role_arns=(CHAT_ROLE,))
+    web = {**GATES_CONFIG["services"][0], "gates": {"image_scan": {"max_severity": "HIGH"}, "approval": True}}
+    config = parse_config({**GATES_CONFIG, "services": [web]})
+    runtime.reset(replace(rt, clients=clients, settings=settings, config=config))
+    try:
+        event = {"hookId": WAITING_HOOK, "serviceDeploymentArn": WAITING_DEPLOYMENT}
+        waited = invoke("track_deployments", load_event("ecs_hook_awaiting_action", event))
+        demo.check(waited.get("action") == "WAIT", f"the hook waits for a person, got {waited}")
+        demo.check(len(inbox.cards) == 1, "the chat channel got one custom notification")
+        card = inbox.cards[0]
+        say("    the chat shows:")
+        say(f"    | *{card['content']['title']}*")
+        for line in card["content"]["description"].splitlines():
+            say(f"    | {line}".rstrip())
+        shown = buttons(load_template(), card, CHAT_ANSWER_ARN)
+        say(f"    | [{'] ['.join(b.text for b in shown)}]")
+        demo.check(sorted(b.text for b in shown) == ["Approve", "Reject"], "Approve and Reject are attached")
+
+        demo.step("Someone presses Approve: the button invokes chat_answer with the hook it answers")
+        approve = next(b for b in shown if b.text == "Approve")
+        demo.note(f"the button runs: {approve.command}")
+        out = invoke("chat_answer", approve.payload)
+        demo.note(f"the chat shows: {out['answer']}")
+        demo.check(out["outcome"] == "answered", "ContinueServiceDeployment CONTINUE, from chat")
+        again = invoke("chat_answer", approve.payload)
+        demo.note(f"a second click: {again['answer'][:90]}...")
+        demo.check(again["outcome"] == "already-answered", "a second click answers nothing more")
+        stub.assert_no_pending_responses()  # exactly one CONTINUE for the waiting hook
+    finally:
+        stub.deactivate()
+        runtime.reset(rt)
+        inbox.close()

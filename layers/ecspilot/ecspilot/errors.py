@@ -333,3 +333,13 @@ class PromotionError(AwsError):
 class PromotionInputError(EcspilotError):
     """A promotion verb cannot do what was asked (``ecspilot promote``/``approve``): not a promoted
     service, a digest its source never COMPLETED (without ``--force``), no release awaiting approval."""
+
+
+class ChatAnswerError(EcspilotError):
+    """A chat button's payload is not a valid answer (an unknown action or field, a missing or
+    malformed id, a service the config does not name): nothing is answered."""
+
+
+class ChatAnswerStoreError(AwsError):
+    """The answer path could not read or write its claim in the state table: nothing was answered
+    (the press can be made again)."""

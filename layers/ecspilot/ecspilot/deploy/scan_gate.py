@@ -65,4 +65,6 @@ def scan_gate(
             f"ecspilot: image refused {push.repository}:{push.tag}"[:99],
             body,
             {"kind": "image-refused", "status": "REFUSED", "repository": push.repository},
+            chat={"digest": push.digest, "repository": push.repository, "tag": push.tag},
+            next_steps=["Fix what the scan found, then push a new image (a refused image is never deployed)"],
         )

@@ -57,6 +57,9 @@ class Settings:
     time_margin_seconds: int = 20
     # issue 13: the reconcile function, the target of a promotion's one-time bake timer
     reconcile_arn: str | None = None
+    # the chat channels' IAM roles allowed to invoke the chat answer path (ECSPILOT_CHAT_ROLE_ARNS,
+    # comma-separated): its resource policy names the same ones; its audit record names them
+    chat_role_arns: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -77,6 +80,9 @@ class Settings:
             jobs_dlq_url=env.get("ECSPILOT_JOBS_DLQ_URL") or None,
             notify_topic_arn=env.get("ECSPILOT_NOTIFY_TOPIC_ARN") or None,
             ecs_rates=env.get("ECSPILOT_ECS_RATES") or "",
+            chat_role_arns=tuple(
+                a.strip() for a in (env.get("ECSPILOT_CHAT_ROLE_ARNS") or "").split(",") if a.strip()
+            ),
             continuation_queue_url=env.get("ECSPILOT_CONTINUATION_QUEUE_URL") or None,
             time_margin_seconds=_int(env, "ECSPILOT_TIME_MARGIN_SECONDS", 20),
             reconcile_arn=env.get("ECSPILOT_RECONCILE_ARN") or None,

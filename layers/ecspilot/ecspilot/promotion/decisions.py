@@ -203,3 +203,25 @@ def registry_of(image: str) -> tuple[str, str] | None:
     host = image.split("/", 1)[0]
     match = re.fullmatch(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?", host)
     return (match.group(1), match.group(2)) if match else None
+
+
+def notice_message(
+    target: str, release: Release, word: str, reason: str
+) -> tuple[str, str, dict[str, str], list[str]]:
+    """The notice of a blocked release, or one awaiting approval: subject, plain text, the chat's
+    context (its Approve and Reject buttons attach to ``AWAITING_APPROVAL`` only) and next steps."""
+    what = f"{release.source}'s {release.repository}:{release.tag} ({release.digest}, deployment {release.deployment_id})"
+    chat = {"release": release.deployment_id, "digest": release.digest, "deployment": release.deployment_id}
+    if word == "awaiting approval":
+        body = (
+            f"{target} waits for approval to be promoted to {what}.\n\nAnswer with: ecspilot approve {target}"
+        )
+        steps = [f"Approve or Reject with the buttons, or `ecspilot approve {target}`"]
+        return (
+            f"ecspilot: promotion of {target} awaits approval",
+            body,
+            chat | {"status": "AWAITING_APPROVAL"},
+            steps,
+        )
+    body = f"{target} is not promoted to {what}: {reason}"
+    return f"ecspilot: promotion of {target} blocked", body, chat | {"status": "BLOCKED"}, []

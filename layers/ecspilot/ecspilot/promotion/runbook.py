@@ -44,6 +44,7 @@ from ecspilot.promotion.decisions import (
     Facts,
     Release,
     judge,
+    notice_message,
     parse_time,
     registry_of,
     releases,
@@ -322,7 +323,7 @@ class Promoter:
             raise
 
     def notice(self, promotion: Promotion) -> None:
-        """Notify a blocked release once per reason (remembered in the STATE item)."""
+        """Notify a blocked release or one awaiting approval, once per reason (STATE item)."""
         release = promotion.release
         if release is None:
             return
@@ -333,13 +334,13 @@ class Promoter:
             promotion.target.name, release.deployment_id, reason, stamp(self.clock())
         ):
             return
-        self.records.add(promotion.entry("blocked", self.trigger))
-        self.notifier.notify(
-            f"ecspilot: promotion of {promotion.target.name} blocked",
-            f"{promotion.target.name} is not promoted to {release.source}'s {release.repository}:{release.tag} "
-            f"({release.digest}, deployment {release.deployment_id}): {reason}",
-            {"kind": "promotion", "status": "BLOCKED", "service": promotion.target.name},
+        self.records.add(promotion.entry(promotion.verdict.word, self.trigger))
+        subject, body, chat, steps = notice_message(
+            promotion.target.name, release, promotion.verdict.word, reason
         )
+        # the attribute email filters know stays BLOCKED; the chat's own status tells which
+        attributes = {"kind": "promotion", "status": "BLOCKED", "service": promotion.target.name}
+        self.notifier.notify(subject, body, attributes, chat, steps)
 
     def run(self, names: Sequence[str] | None = None, dry_run: bool = False) -> list[Promotion]:
         """Evaluate (and unless ``dry_run`` apply) the promotions of ``names`` (default: all)."""
@@ -381,6 +382,8 @@ class Promoter:
                     self.notice(promotion)
             elif word in ("waiting", "awaiting approval"):
                 count("PromotionsWaiting")
+                if word == "awaiting approval" and not dry_run:
+                    self.notice(promotion)  # a person is asked, once per release
         except EcspilotError as exc:
             promotion.error = str(exc)
             count("PromotionErrors")

@@ -323,4 +323,14 @@ class DeploymentTracker:
                 subject,
                 body,
                 {"kind": "deployment", "status": moved.status, "service": f"{cluster}/{service}"},
+                chat={
+                    "digest": str(record.get("image_digest") or ""),
+                    "release": str(record.get("deployment_id") or ""),
+                    "deployment": str(record.get("deployment_id") or ""),
+                },
+                next_steps=(
+                    [f"Roll back with the Rollback button or `ecspilot rollback {cluster}/{service}`"]
+                    if moved.status == "FAILED"
+                    else [f"ECS rolled it back; see `ecspilot history {service}`"]
+                ),
             )

@@ -50,6 +50,7 @@ from ecspilot.tracking.health_decisions import (
     deployment_of,
     loop_transition,
     most_common_reason,
+    running_digests,
     service_of_group,
     window_start,
 )
@@ -232,7 +233,19 @@ class ServiceHealthTracker:
             logger.warning("crash loop: tasks replaced again and again", extra=log)
             self._mark_deployments(window, str(window[0].get("stopped_at", "")) or until)
             subject, body = crash_loop_message(cluster, service, window, policy.minutes, region, name)
-            self.notifier.notify(subject, body, {"kind": "crash-loop", "service": f"{cluster}/{service}"})
+            self.notifier.notify(
+                subject,
+                body,
+                {"kind": "crash-loop", "service": f"{cluster}/{service}"},
+                chat={
+                    "service": name or f"{cluster}/{service}",  # the configured name, for the button
+                    # the image(s) it loops on: what the Rollback button rolls away from
+                    "digest": ",".join(sorted(set(running_digests(window).values()))),
+                    "release": ",".join(sorted(set(running_digests(window).values()))),
+                    "deployment": f"loop-{window[0].get('stopped_at', '')}" if window else "",
+                },
+                next_steps=[f"Roll back with the Rollback button or `ecspilot rollback {cluster}/{service}`"],
+            )
         elif moved == "end":
             logger.info("crash loop over: fewer replacements in the window", extra=log)
         return {"crash_loop": moved, "replacements_in_window": len(window)}

@@ -195,6 +195,16 @@ class HookTracker:
             f"ecspilot: {target} deployment {'paused' if status == 'WAITING' else 'rolled back'}"[:99],
             "\n".join(lines),
             {"kind": "hook", "status": status, "service": target},
+            chat={
+                "service": str(fields["name"]),  # the configured name: the buttons' answer needs no lookup
+                "hook": str(fields.get("hook_id") or ""),
+                "deployment": str(fields.get("service_deployment_arn") or "").rsplit("/", 1)[-1],
+            },
+            next_steps=(
+                [f"Approve or Reject with the buttons, or `ecspilot approve {fields['name']}`"]
+                if status == "WAITING"
+                else []
+            ),
         )
 
 
@@ -237,16 +247,27 @@ def answer(
 
 
 def approve_paused(
-    config: EcspilotConfig, clients: Clients, history: History, name: str, action: Answer = "CONTINUE"
+    config: EcspilotConfig,
+    clients: Clients,
+    history: History,
+    name: str,
+    action: Answer = "CONTINUE",
+    *,
+    hook_id: str | None = None,
+    origin: str = "the CLI",
 ) -> dict[str, Any] | None:
-    """Answer the newest paused hook of service ``name`` (its config name) waiting for a person:
-    CONTINUE (``approve``) or ROLLBACK (``reject``). None when nothing of that service awaits an
-    answer (also when another ``approve`` took it first: it is answered once)."""
+    """Answer the newest paused hook of service ``name`` (its config name) waiting for a person
+    (or, given ``hook_id``, that hook only): CONTINUE (``approve``) or ROLLBACK (``reject``).
+    None when nothing of that service awaits an answer (also when another ``approve`` took it
+    first: it is answered once). ``origin`` says where the answer came from in the hook's
+    record (``the CLI``, ``chat (role ...)``)."""
     svc = next((s for s in config.services if s.name == name), None)
     if svc is None:
         raise NothingPausedError(f"no service named {name} in the config")
     records = HookRecords(history)
     waiting = records.waiting(svc.cluster, svc.service_name)
+    if hook_id is not None:
+        waiting = [w for w in waiting if w.get("hook_id") == hook_id]
     if not waiting:
         return None
     item = waiting[-1]
@@ -254,7 +275,9 @@ def approve_paused(
     if records.move(key, "ANSWERING", ["WAITING"]) is None:
         return None  # answered meanwhile
     decided_by = "approve" if action == "CONTINUE" else "reject"
-    answer(clients, records, key, item, action, "ANSWERING", (f"{decided_by} from the CLI",), decided_by)
+    reason = f"{decided_by} from {origin}"
+    who = decided_by if origin == "the CLI" else reason  # the CLI's records keep their word
+    answer(clients, records, key, item, action, "ANSWERING", (reason,), who)
     return {
         "service": name,
         "cluster": svc.cluster,
