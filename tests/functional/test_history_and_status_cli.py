@@ -203,10 +203,23 @@ def test_status_describes_services_ten_per_call_per_cluster_and_each_revision_on
     assert by_name["zeta-gone"].problem == "service not found"
 
 
-@pytest.mark.parametrize(
-    ("operation", "context"),
-    [("DescribeServices", {"cluster": "prod"}), ("DescribeTaskDefinition", {"task_definition": "web"})],
-)
+def test_a_task_definition_status_cannot_read_fails_that_row_only(
+    sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults
+) -> None:
+    # GIVEN two services, and ECS throttling the task definition read of one beyond botocore's retries
+    sandbox.cluster("prod")
+    sandbox.service("prod", "web", sandbox.task_definition("web", {"app": sandbox.image("web", "v1")}))
+    sandbox.service("prod", "api", sandbox.task_definition("api", {"app": sandbox.image("web", "v2")}))
+    rt = make_runtime(_services_config({"prod": ["web", "api"]}))
+    faults.fail("DescribeTaskDefinition", when=lambda params: "/web:" in str(params["taskDefinition"]))
+    # WHEN status is read
+    rows = {r.service: r for r in service_status(rt.config, rt.clients.ecs, rt.history)}
+    # THEN the row it could not read says why and is marked failed; the other row shows
+    assert rows["web"].failed and "DescribeTaskDefinition failed" in rows["web"].problem
+    assert not rows["api"].failed and rows["api"].images == {"app": "v2"}
+
+
+@pytest.mark.parametrize(("operation", "context"), [("DescribeServices", {"cluster": "prod"})])
 def test_status_throttled_past_botocores_retries_fails_with_a_typed_error_and_its_cause(
     sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults, operation: str, context: dict[str, str]
 ) -> None:

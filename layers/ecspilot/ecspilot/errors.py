@@ -30,10 +30,15 @@ class EcspilotError(Exception):
         self.context = {k: v for k, v in context.items() if v is not None}
 
     def __str__(self) -> str:
-        if not self.context:
-            return self.message
-        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.context.items()))
-        return f"{self.message} ({extra})"
+        # a message that wraps another error already names some of the context: say each once
+        said = [f"{k}={v}" for k, v in sorted(self.context.items())]
+        shown = [item for item in said if f"{item})" in self.message or f"{item}," in self.message]
+        extra = ", ".join(item for item in said if item not in shown)
+        return f"{self.message} ({extra})" if extra else self.message
+
+
+class InputError(EcspilotError):
+    """A command-line argument the verb cannot take (``--limit 0``, ``--html`` with one service)."""
 
 
 class SettingsError(EcspilotError):
