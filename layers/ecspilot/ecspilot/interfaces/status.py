@@ -102,15 +102,11 @@ def _describe_services(
     return found, failed
 
 
-def service_status(
-    config: EcspilotConfig, ecs: Any, history: History, places: Mapping[str, Place] | None = None
-) -> list[ServiceStatus]:
-    """Every configured service, with what it runs and how its last deployment went. ``places``
-    (:mod:`.status_places`): where each is read and keyed; default: all with ``ecs``, plain keys.
-    A service whose reads fail (another account, a cluster that does not exist) shows the reason
-    (``problem``, ``failed``); the others still show. When no read at all succeeds, the first
-    failure is raised (no credentials, no network: one error line)."""
-    where = places or own_places(config)
+def _read_services(
+    config: EcspilotConfig, ecs: Any, where: Mapping[str, Place]
+) -> tuple[dict[str, dict[str, Any] | None], dict[str, TaskDefinitions], dict[str, str]]:
+    """Each service as DescribeServices says (None: not found), the task definition reader of its
+    account, and why the services of a cluster that could not be read are missing."""
     described: dict[str, dict[str, Any] | None] = {}
     readers: dict[str, TaskDefinitions] = {}
     unreadable: dict[str, str] = {}
@@ -128,6 +124,19 @@ def service_status(
             readers[s.name] = reader
     if errors and not described:
         raise errors[0]
+    return described, readers, unreadable
+
+
+def service_status(
+    config: EcspilotConfig, ecs: Any, history: History, places: Mapping[str, Place] | None = None
+) -> list[ServiceStatus]:
+    """Every configured service, with what it runs and how its last deployment went. ``places``
+    (:mod:`.status_places`): where each is read and keyed; default: all with ``ecs``, plain keys.
+    A service whose reads fail (another account, a cluster that does not exist) shows the reason
+    (``problem``, ``failed``); the others still show. When no read at all succeeds, the first
+    failure is raised (no credentials, no network: one error line)."""
+    where = places or own_places(config)
+    described, readers, unreadable = _read_services(config, ecs, where)
     out: list[ServiceStatus] = []
     for svc in config.services:
         place = where[svc.name]
