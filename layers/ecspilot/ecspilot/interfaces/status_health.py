@@ -202,7 +202,7 @@ def detail_lines(health: ServiceHealth) -> list[str]:
         f"service {health.cluster}/{health.service} ({health.name})"
         + (f" in account {health.account}" if health.account else ""),
         f"  tasks:          {health.running} running / {health.desired} desired / {health.pending} pending",
-        f"  grace period:   {'-' if health.grace_period is None else f'{health.grace_period}s'}",
+        f"  grace period:   {health.grace_period or 0}s",  # unset: ECS's default, 0
     ]
     if health.problem:
         lines.append(f"  problem:        {health.problem}")
