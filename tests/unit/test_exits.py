@@ -66,3 +66,10 @@ def test_an_errors_context_is_said_once_when_its_message_wraps_another() -> None
     outer = AwsError(f"status failed: {inner}", cluster="prod", service="web")
     assert str(outer) == "status failed: DescribeServices failed (cluster=prod) (service=web)"
     assert str(AwsError("x", cluster="prod-eu")) == "x (cluster=prod-eu)"
+    assert (
+        str(AwsError("no job named 'nope' in the config", job="nope")) == "no job named 'nope' in the config"
+    )
+    assert (
+        str(AwsError("job nightly is off", job="nightly", cluster="prod"))
+        == "job nightly is off (cluster=prod)"
+    )

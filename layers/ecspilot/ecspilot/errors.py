@@ -31,9 +31,11 @@ class EcspilotError(Exception):
 
     def __str__(self) -> str:
         # a message that wraps another error already names some of the context: say each once
-        said = [f"{k}={v}" for k, v in sorted(self.context.items())]
-        shown = [item for item in said if f"{item})" in self.message or f"{item}," in self.message]
-        extra = ", ".join(item for item in said if item not in shown)
+        def shown(k: str, v: Any) -> bool:
+            forms = (f"{k}={v})", f"{k}={v},", f"{k} {v}", f"'{v}'")
+            return any(form in self.message for form in forms)
+
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.context.items()) if not shown(k, v))
         return f"{self.message} ({extra})" if extra else self.message
 
 
