@@ -1,9 +1,11 @@
 """The ``ecspilot`` command line: validate, plan, and the verbs later flows add.
 
-Region and profile come from the usual AWS places (``AWS_REGION``, ``AWS_PROFILE``, ``--region``,
-``--profile``). Exit codes, the same for every verb: 0 done (in sync), 1 the action failed, 2 bad
-input (config, event, unknown job or service, arguments, settings), 3 ``plan --detailed-exitcode``
-has changes. Every failure is one ``error: ...`` line on stderr, never a traceback.
+Exit codes and the AWS session are :mod:`ecspilot.interfaces.exits`'s, the same for every verb:
+0 done (in sync), 1 an AWS or runtime failure (missing credentials too), 2 bad input or config,
+3 ``plan --detailed-exitcode`` has changes. Every verb checks its input (the config, an event
+file, its arguments) before its first AWS call; the region comes from ``--region``, then
+``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the profile. Every failure is one
+``error: ...`` line on stderr, never a traceback.
 """
 
 from __future__ import annotations
