@@ -50,6 +50,10 @@ def service_task_stopped(
         overrides["taskDefinitionArn"] = task_definition
     if started_by:
         overrides["startedBy"] = started_by
+    sample_place = f":{event['region']}:{event['account']}:"
+    reason = str(event["detail"].get("stoppedReason", ""))
+    if reason and "stoppedReason" not in detail:  # the sample's ARNs name its own account and region
+        overrides["stoppedReason"] = reason.replace(sample_place, f":{region}:{account}:")
     event["detail"] = {**event["detail"], **overrides}
     event["detail"]["containers"] = [{**c, "taskArn": task_arn} for c in event["detail"]["containers"]]
     event.update(

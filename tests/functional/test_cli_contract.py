@@ -219,6 +219,25 @@ def test_plan_detailed_exitcode_is_3_with_changes_and_0_in_sync(
     assert "unchanged" in capsys.readouterr().out
 
 
+def test_plan_of_a_push_whose_every_service_failed_exits_1_and_names_them(
+    world: Path, session: boto3.Session, sandbox: Sandbox, faults: Faults, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a push, and ECS refusing the task definition read of the service it would deploy
+    push = world.parent / "push.json"
+    push.write_text(json.dumps(sandbox.push("web", "v1")), encoding="utf-8")
+    faults.fail("DescribeTaskDefinition", code="AccessDeniedException")
+    # WHEN it is planned, in both outputs
+    for output in ("table", "json"):
+        code = main(
+            ["plan", "--event", str(push), "--output", output, "--detailed-exitcode"], session=session
+        )
+        # THEN the plan shows what it could and exits 1 (not 0, not 3), one error line naming the row
+        captured = capsys.readouterr()
+        assert code == 1, captured
+        [line] = captured.err.strip().splitlines()
+        assert line.startswith("error: 1 part(s) of the plan failed: prod/web")
+
+
 # --- 3. plan --event: every event, a dry run, no write call ----------------------------------
 
 

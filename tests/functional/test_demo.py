@@ -100,3 +100,27 @@ def test_a_step_that_narrates_without_checking_fails_the_demo(capsys: pytest.Cap
     out = capsys.readouterr().out
     assert code == 1
     assert "demo failed: step not checked: Something wonderful happens" in out
+
+
+def test_a_step_narrated_as_a_command_must_show_that_commands_real_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a step narrated as `ecspilot plan` that prints a look-alike table instead of running plan
+    def look_alike(d: Demo) -> None:
+        d.step("ecspilot plan: the dry run shows nothing to do")
+        d.note("TARGET  CHANGE  DETAIL")
+        d.check(True, "looks like plan")
+
+    # WHEN the demo runs it
+    code = demo.run(chapters=[Chapter("look-alike", look_alike)])
+    # THEN the demo fails, naming the command it narrated without running
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "demo failed: step narrated as `ecspilot plan` without running it" in out
+
+    # AND the same step running the real plan (header, rows, summary) passes
+    def real(d: Demo) -> None:
+        d.step("ecspilot plan: the dry run shows nothing to do")
+        d.plan({})
+
+    assert demo.run(chapters=[Chapter("real-plan", real)]) == 0, capsys.readouterr().out[-2000:]

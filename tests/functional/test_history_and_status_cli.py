@@ -203,10 +203,25 @@ def test_status_describes_services_ten_per_call_per_cluster_and_each_revision_on
     assert by_name["zeta-gone"].problem == "service not found"
 
 
-@pytest.mark.parametrize(
-    ("operation", "context"),
-    [("DescribeServices", {"cluster": "prod"}), ("DescribeTaskDefinition", {"task_definition": "web"})],
-)
+def test_a_task_definition_status_cannot_read_fails_that_row_only(
+    sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults
+) -> None:
+    # GIVEN two services, and ECS throttling the task definition read of one beyond botocore's retries
+    sandbox.cluster("prod")
+    sandbox.service("prod", "web", sandbox.task_definition("web", {"app": sandbox.image("web", "v1")}))
+    sandbox.service("prod", "api", sandbox.task_definition("api", {"app": sandbox.image("web", "v2")}))
+    rt = make_runtime(_services_config({"prod": ["web", "api"]}))
+    faults.fail("DescribeTaskDefinition", when=lambda params: "/web:" in str(params["taskDefinition"]))
+    # WHEN status is read
+    rows = {r.service: r for r in service_status(rt.config, rt.clients.ecs, rt.history)}
+    # THEN the row it could not read says why and is marked failed; the other row shows
+    assert rows["web"].failed
+    assert "DescribeTaskDefinition failed" in rows["web"].problem
+    assert not rows["api"].failed
+    assert rows["api"].images == {"app": "v2"}
+
+
+@pytest.mark.parametrize(("operation", "context"), [("DescribeServices", {"cluster": "prod"})])
 def test_status_throttled_past_botocores_retries_fails_with_a_typed_error_and_its_cause(
     sandbox: Sandbox, make_runtime: MakeRuntime, faults: Faults, operation: str, context: dict[str, str]
 ) -> None:
@@ -224,3 +239,31 @@ def test_status_throttled_past_botocores_retries_fails_with_a_typed_error_and_it
     assert operation in str(caught.value)
     for key, value in context.items():
         assert value in str(caught.value.context[key])
+
+
+def test_status_with_one_configured_cluster_missing_shows_the_others_and_exits_1(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN prod/web running, and a service configured on a cluster that does not exist
+    sandbox.cluster("prod")
+    sandbox.service("prod", "web", sandbox.task_definition("web", {"app": sandbox.image("web", "v1")}))
+    config = _services_config({"prod": ["web"], "gone": ["api"]})
+    path = tmp_path / "ecspilot.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.setenv("ECSPILOT_CONFIG", str(path))
+    # WHEN status is asked for, in both outputs
+    assert main(["status"]) == 1
+    captured = capsys.readouterr()
+    # THEN the healthy cluster's row shows what it runs; the missing one's row says why
+    services_part = captured.out.split("\nhealth\n")[0].splitlines()
+    rows = {line.split()[0]: line for line in services_part if line.startswith(("prod/", "gone/"))}
+    assert "web:1" in rows["prod/web"]
+    assert "app=v1" in rows["prod/web"]
+    assert "DescribeServices failed" in rows["gone/api"] or "not found" in rows["gone/api"]
+    assert captured.err.strip().splitlines()[-1].startswith("error: 1 service(s) could not be read: gone/api")
+    assert main(["--output", "json", "status"]) == 1
+    services = {s["service"]: s for s in json.loads(capsys.readouterr().out)["services"]}
+    assert services["web"]["images"] == {"app": "v1"}
+    assert not services["web"]["failed"]
+    assert services["api"]["failed"]
+    assert services["api"]["problem"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from ecspilot.aws.clients import Clients
@@ -390,21 +391,32 @@ def run_job(run: Run) -> None:
     run.invoke("run_job", {"job": "nightly-report"})  # replace: stop the running task, start anew
 
 
+def _cancelled(**_: Any) -> None:
+    error = {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled (test)"}}
+    raise ClientError(error, "TransactWriteItems")
+
+
 def run_queued_jobs(run: Run) -> None:
     job_world(run.sandbox)
     url, dlq_url = create_jobs_queue(run.sandbox.clients, name="ecspilot-iam-jobs")
     queued = job(concurrency="allow", queue={"allow": ["command"], "max_running": 5})
-    run.runtime({"version": 1, "jobs": [queued]}, jobs_dlq_url=dlq_url)  # as the template sets it
+    rt = run.runtime({"version": 1, "jobs": [queued]}, jobs_dlq_url=dlq_url)  # as the template sets it
     sqs = run.sandbox.clients.sqs
     pump = QueuePump(run.sandbox.clients, url)  # visibility 0: what is not deleted comes again
     sqs.send_message(QueueUrl=url, MessageBody='{"job": "nightly-report"}')
-    run.invoke("run_queued_jobs", pump.receive())  # claim, count running, run, record
+    run.invoke("run_queued_jobs", pump.receive())  # claim, count running, run, record (one transaction)
     for body in ('{"job": "nightly-report"}', '{"job": "nope"}'):
         sqs.send_message(QueueUrl=url, MessageBody=body)
-    # the first message again (its claim is read), one more (running tasks described), one unknown
+    # the first message again (its claim is read), one more (running tasks described), one
+    # unknown; the batch's transaction cancelled, so the run is recorded alone (BatchWriteItem)
     event = pump.receive()
     assert len(event["Records"]) == 3
-    pump.settle(event, run.invoke("run_queued_jobs", event))
+    events = rt.clients.dynamodb.meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", _cancelled)
+    try:
+        pump.settle(event, run.invoke("run_queued_jobs", event))
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", _cancelled)
     # a message waiting for room (max_running) on its last delivery: the redrive policy is read
     # and the message goes to the DLQ with its reason before SQS's redrive would move it
     full = job(concurrency="allow", queue={"allow": ["command"], "max_running": 1})

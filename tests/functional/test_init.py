@@ -100,7 +100,7 @@ def run_init(
     tmp_path: Path, session: boto3.Session, *args: str, name: str = "ecspilot.yaml"
 ) -> tuple[int, Path]:
     out = tmp_path / name
-    code = main(["init", "--output", str(out), *args], session=session)
+    code = main(["init", "--file", str(out), *args], session=session)
     return code, out
 
 
@@ -200,13 +200,13 @@ def test_init_never_overwrites_a_file_without_force(
     out.write_text("mine\n")
 
     # WHEN init writes there without --force: exit 2, one line, the file untouched
-    assert main(["init", "--output", str(out)], session=session) == 2
+    assert main(["init", "--file", str(out)], session=session) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"error: {out} exists: give --force to overwrite it"]
     assert out.read_text() == "mine\n"
 
     # WHEN with --force: replaced by a config that validates
-    assert main(["init", "--output", str(out), "--force"], session=session) == 0
+    assert main(["init", "--file", str(out), "--force"], session=session) == 0
     assert load_config(out).services
 
 
@@ -290,11 +290,11 @@ def test_adopt_false_jobs_keep_their_schedule_untouched_by_reconcile(clients: Cl
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
-def test_global_options_work_around_init_and_output_names_the_file(where: str) -> None:
-    given = ["--region", "eu-west-1", "--profile", "ops", "--config", "x.yaml"]
-    verb = ["init", "--cluster", "a", "--cluster", "b", "--output", "out.yaml"]
+def test_global_options_work_around_init_and_file_names_the_file(where: str) -> None:
+    given = ["--region", "eu-west-1", "--profile", "ops", "--config", "x.yaml", "--output", "json"]
+    verb = ["init", "--cluster", "a", "--cluster", "b", "-f", "out.yaml"]
     args = build_parser().parse_args([*given, *verb] if where == "before" else [*verb, *given])
-    assert (args.region, args.profile, args.config) == ("eu-west-1", "ops", "x.yaml")
+    assert (args.region, args.profile, args.config, args.output) == ("eu-west-1", "ops", "x.yaml", "json")
     assert (args.output_file, args.cluster, args.force) == ("out.yaml", ["a", "b"], False)
 
 
@@ -310,7 +310,7 @@ def test_import_copilot_never_overwrites_a_file_without_force(
 ) -> None:
     out = tmp_path / "ecspilot.yaml"
     out.write_text("mine\n")
-    assert main(["import", "copilot", str(tmp_path), "--output", str(out)]) == 2
+    assert main(["import", "copilot", str(tmp_path), "--file", str(out)]) == 2
     assert capsys.readouterr().err.strip() == f"error: {out} exists: give --force to overwrite it"
     assert out.read_text() == "mine\n"
 
@@ -336,7 +336,7 @@ def test_import_copilot_writes_a_config_that_validates_and_lists_the_unsupported
         )
     )
     out = tmp_path / "ecspilot.yaml"
-    assert main(["import", "copilot", str(tmp_path), "--output", str(out)]) == 0
+    assert main(["import", "copilot", str(tmp_path), "--file", str(out)]) == 0
     assert [j.name for j in load_config(out).jobs] == ["report"]
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("wrote ")]
     assert all(line.startswith("unsupported: ") for line in err)

@@ -104,7 +104,8 @@ def test_a_dynamodb_outage_while_writing_the_run_record_retries_without_a_second
     # GIVEN RunTask works but writing the run record fails
     message = queue.send({"job": "render"})
     outage = faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
-    with faults.active(outage):
+    batched = faults.fail("TransactWriteItems", service="dynamodb", code="InternalServerError")
+    with faults.active(outage, batched):
         _, response = queue.deliver()
     # THEN the task started, the message is retried (never dead-lettered), the claim says RETRY
     assert failed_ids(response) == [message]
@@ -224,7 +225,9 @@ def test_a_network_error_on_any_call_keeps_the_message_queued(
 ) -> None:
     message = queue.send({"job": "render"})
     network = faults.fail(operation, "network")
-    with faults.active(network):
+    # the batch's records go in one transaction first; a run is written alone when it fails
+    batched = faults.fail("TransactWriteItems", "network", when=lambda _: operation == "BatchWriteItem")
+    with faults.active(network, batched):
         _, response = queue.deliver()
     assert network.fired >= 1
     assert failed_ids(response) == [message]
@@ -478,8 +481,9 @@ def test_a_started_run_still_unrecorded_on_its_last_delivery_is_requeued_not_dea
     # GIVEN a message whose task starts but whose run record cannot be written, three times
     queue.send({"job": "render", "overrides": {"command": ["render", "7"]}})
     batch = faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
+    batched = faults.fail("TransactWriteItems", service="dynamodb", code="InternalServerError")
     single = faults.fail("PutItem", service="dynamodb", code="InternalServerError")  # the retries' writes
-    with faults.active(batch, single):
+    with faults.active(batch, batched, single):
         for _ in range(3):
             queue.deliver()
     # THEN it was never dead-lettered: a copy keyed as the original waits in the queue
@@ -507,6 +511,7 @@ def test_a_message_whose_earlier_attempt_started_its_task_and_lost_its_claim_is_
         "UpdateItem", service="dynamodb", code="InternalServerError", when=lambda p: ":status" in str(p)
     )
     faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
+    faults.fail("TransactWriteItems", service="dynamodb", code="InternalServerError")
     for _ in range(3):
         queue.deliver()
     # THEN on the last delivery ECS is asked (the run's tag): the task started, so the message is
@@ -528,8 +533,9 @@ def test_a_claim_is_never_done_before_its_run_is_recorded(
         return params.get("ExpressionAttributeValues", {}).get(":status", {}).get("S") == "RETRY"
 
     record = faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
+    batched = faults.fail("TransactWriteItems", service="dynamodb", code="InternalServerError")
     release = faults.fail("UpdateItem", service="dynamodb", code="InternalServerError", when=releasing)
-    with faults.active(record, release):
+    with faults.active(record, batched, release):
         response = handle_queue_event(event, runtime.current(), ShortContext(millis=1000))
     # THEN the claim is not DONE (a DONE claim would make every retry a duplicate: never recorded)
     assert failed_ids(response) == [message]
@@ -553,6 +559,7 @@ def test_a_started_run_requeued_too_often_is_dead_lettered_with_its_reason_not_l
         MessageAttributes={"ecspilot_requeues": {"DataType": "Number", "StringValue": "10"}},
     )
     faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
+    faults.fail("TransactWriteItems", service="dynamodb", code="InternalServerError")
     faults.fail("PutItem", service="dynamodb", code="InternalServerError")
     for _ in range(3):
         queue.deliver()
@@ -561,3 +568,32 @@ def test_a_started_run_requeued_too_often_is_dead_lettered_with_its_reason_not_l
     assert reason.startswith("its 1 task(s) started; requeued 10 times, gave up after 3 deliveries")
     assert len(running(clients)) == 1
     assert queue.waiting() == 0
+
+
+def test_a_batch_records_its_runs_in_one_transaction_and_a_failed_one_falls_back_per_run(
+    queue: Queue, clients: Clients, faults: Faults, recorder: CallRecorder
+) -> None:
+    # GIVEN two messages in one batch (the job's max_running is 3)
+    for n in range(2):
+        queue.send({"job": "render", "overrides": {"command": ["render", str(n)]}})
+    # WHEN they are delivered
+    recorder.reset()
+    _, response = queue.deliver()
+    # THEN the runs and their DONE claims are written in one TransactWriteItems, nothing per message
+    assert response["batchItemFailures"] == []
+    assert recorder.count("TransactWriteItems") == 1
+    assert recorder.count("BatchWriteItem") == 0
+    assert recorder.count("UpdateItem") == 2  # the claims only
+    assert sorted(c["status"] for c in claims(clients)) == ["DONE"] * 2
+    assert len(run_records(clients)) == 2
+    # WHEN the transaction of the next batch is cancelled (a write conflict, a throttle)
+    for n in range(2, 3):
+        queue.send({"job": "render", "overrides": {"command": ["render", str(n)]}})
+    cancelled = faults.fail("TransactWriteItems", service="dynamodb", code="TransactionCanceledException")
+    with faults.active(cancelled):
+        _, fallback = queue.deliver()
+    # THEN each run is recorded on its own, and no message is retried
+    assert cancelled.fired >= 1
+    assert fallback["batchItemFailures"] == []
+    assert sorted(c["status"] for c in claims(clients)) == ["DONE"] * 3
+    assert len(run_records(clients)) == 3

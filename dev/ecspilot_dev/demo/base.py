@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,13 @@ DEMO_CONFIG: dict[str, Any] = {
 EMPTY_CONFIG: dict[str, Any] = {"version": 1, "services": [], "jobs": [], "daemons": []}
 
 
+#: a step whose text names one of these as ``ecspilot VERB`` must show that command's real output
+NARRATED = re.compile(
+    r"\becspilot (validate|plan|reconcile|run|placement|status|history|rollback|promote|approve|reject|"
+    r"enqueue|init|import)\b"
+)
+
+
 class DemoCheckError(EcspilotError):
     """What the demo narrated did not happen: a guarantee broke, or a step was told wrongly."""
 
@@ -62,10 +70,13 @@ class Demo:
         self.quiet = False
         self._step = ""
         self._checks = 0
+        self._narrated: set[str] = set()  # the verbs the current step's text names
+        self._ran: set[str] = set()  # the verbs it ran through :meth:`cli`
 
     def step(self, text: str) -> None:
         self._require_checked()
         self._step, self._checks = text, 0
+        self._narrated, self._ran = set(NARRATED.findall(text)), set()
         if not self.quiet:
             self.step_no += 1
             say(f"\n[{self.step_no}] {text}")
@@ -83,6 +94,10 @@ class Demo:
     def _require_checked(self) -> None:
         if self._step and not self._checks:
             raise DemoCheckError(f"step not checked: {self._step}")
+        missing = sorted(self._narrated - self._ran)
+        if self._step and missing:
+            # narrated as `ecspilot plan` must mean plan's real output, not a look-alike
+            raise DemoCheckError(f"step narrated as `ecspilot {missing[0]}` without running it: {self._step}")
 
     @contextlib.contextmanager
     def silenced(self) -> Iterator[None]:
@@ -99,6 +114,7 @@ class Demo:
         (the local AWS, the config, the table); its output is shown and returned with the exit
         code. The demo never imports the CLI: it shows the CLI."""
         sys.stdout.flush()
+        self._ran.update(a for a in argv if not a.startswith("-"))
         done = subprocess.run(
             [sys.executable, "-m", "ecspilot", *argv], check=False, capture_output=True, text=True
         )
@@ -106,6 +122,22 @@ class Demo:
         if done.stderr.strip():
             say(done.stderr.rstrip("\n"))
         return done.returncode, done.stdout
+
+    def ran_in_process(self, verb: str) -> None:
+        """The verb's own function ran in this process and printed its real output: where the
+        command needs an API moto lacks (stubbed here), which a subprocess could not see."""
+        self._ran.add(verb)
+
+    def plan(self, expect: dict[str, str], argv: Sequence[str] = ("plan",)) -> str:
+        """``ecspilot plan`` as a user runs it (its real output shown); each ``target: change`` of
+        ``expect`` must be a row of its table, under its header and above its summary line."""
+        code, out = self.cli(argv)
+        self.check(code == 0, f"plan exits 0, got {code}")
+        self.check(out.startswith("dry run: what reconcile would change"), "plan's header")
+        for target, change in expect.items():
+            row = re.search(rf"(^|\s){re.escape(target)}\s+{re.escape(change)}(\s|$)", out, re.MULTILINE)
+            self.check(row is not None, f"plan shows {target} {change}")
+        return out
 
     def note(self, text: str) -> None:
         say(f"    {text}")

@@ -314,7 +314,12 @@ def _custom_resource_always_answers(demo: Demo) -> None:
             with _quiet():
                 invoke("reconcile", {**request, "RequestType": request_type})
             answer = _Answers.answers[-1]
-            demo.note(f"{request_type:<7} -> {answer['Status']}: {answer['Reason'].splitlines()[0][:100]}")
+            reason = answer["Reason"].splitlines()
+            demo.note(f"{request_type:<7} -> {answer['Status']}: {reason[0][:100]}")
+            for line in reason[1:4]:  # the config's problems: what to fix, not only that it failed
+                demo.note(f"          {line.strip()[:110]}")
+            if request_type == "Update":
+                demo.check("version" in answer["Reason"], "the answer names the config problem (version)")
             demo.check(answer["Status"] == ("FAILED" if request_type == "Update" else "SUCCESS"), "answer")
     finally:
         server.shutdown()

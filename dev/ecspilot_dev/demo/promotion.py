@@ -271,7 +271,11 @@ def _status_there(demo: Demo, member: Sandbox) -> None:
             ELB_FAILED, n, at, task_definition=svc["taskDefinition"], account=MEMBER, region=MEMBER_REGION
         )
         loops.append(invoke("track_deployments", event).get("crash_loop"))
-    demo.note(f"track_deployments, 5 forwarded stops: crash loop {loops}")
+    began = [n for n, loop in enumerate(loops, 1) if loop == "start"]
+    demo.note(
+        f"track_deployments, 5 forwarded stops: the crash loop begins at stop {began[0] if began else '-'}"
+        " (stops 1-4: replacements, no crash loop yet)"
+    )
     demo.check(loops == [None, None, None, None, "start"], f"the fifth starts one crash loop, got {loops}")
 
     demo.step("ecspilot status web-prod: prod/web as the member account describes it, its replacements")

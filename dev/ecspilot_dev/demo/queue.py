@@ -76,6 +76,9 @@ def chapter_queue(demo: Demo) -> None:
     clients.ecs.stop_task(cluster="batch", task=live[0], reason="demo: render finished")
     tasks = clients.ecs.describe_tasks(cluster="batch", tasks=live)["tasks"]
     stopping = [t["taskArn"] for t in tasks if t["desiredStatus"] == "STOPPED"]
+    demo.note(
+        f"task {live[0].rsplit('/', 1)[-1][:8]} stopped: {len(live) - len(stopping)} of max_running 3 still running"
+    )
     demo.check(stopping == live[:1], f"one task stopped, got {stopping}")
     deliver("Redelivery after the visibility timeout", 1, 0, 1)
     left = _depth(demo, queue_url)

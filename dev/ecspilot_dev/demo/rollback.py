@@ -123,15 +123,17 @@ def _linear_through_its_stages(demo: Demo, ecs: LinearEcs) -> None:
     now = datetime.now(UTC)
     ecs.listed(v1, "IN_PROGRESS")
     ecs.says(v1, "IN_PROGRESS", "PRODUCTION_TRAFFIC_SHIFT", now, weight=40.0)
-    track(demo, ecs_event("ecs_deployment_in_progress", v1, "shop", "retail"), "record unchanged")
+    track(demo, ecs_event("ecs_deployment_in_progress", v1, "shop", "retail"), "status unchanged")
     _stage(demo, "v1", "IN_PROGRESS", "linear step 2 of 5 (40%)")
 
     demo.step("ECS says SERVICE_DEPLOYMENT_COMPLETED while the deployment bakes: not COMPLETED yet")
     ecs.says(v1, "IN_PROGRESS", "BAKE_TIME", now - timedelta(minutes=12))
-    track(demo, ecs_event("ecs_deployment_completed", v1, "shop", "retail"), "record unchanged")
+    track(demo, ecs_event("ecs_deployment_completed", v1, "shop", "retail"), "status unchanged")
     _stage(demo, "v1", "IN_PROGRESS", "baking, 12 of 30 min")
 
-    demo.step("The bake passes, ECS says SUCCESSFUL and sends no further event: ecspilot plan shows the move")
+    demo.step(
+        "The bake passes, ECS says SUCCESSFUL and sends no further event: reconcile's dry run shows the move"
+    )
     ecs.says(v1, "SUCCESSFUL", "CLEAN_UP", now + timedelta(minutes=19))
     demo.recorder.reset()
     planned = [a for a in reconcile(runtime.current(), dry_run=True).actions if a.kind == "deployment"]
@@ -155,7 +157,7 @@ def _rollback_of_the_active_deployment(demo: Demo, ecs: LinearEcs) -> None:
     v2 = _record("v2")["deployment_id"]
     ecs.listed(v2, "IN_PROGRESS")
     ecs.says(v2, "IN_PROGRESS", "PRODUCTION_TRAFFIC_SHIFT", datetime.now(UTC), weight=20.0)
-    track(demo, ecs_event("ecs_deployment_in_progress", v2, "shop", "retail"), "record unchanged")
+    track(demo, ecs_event("ecs_deployment_in_progress", v2, "shop", "retail"), "status unchanged")
     _stage(demo, "v2", "IN_PROGRESS", "linear step 1 of 5 (20%)")
 
     demo.step("ecspilot rollback shop --dry-run: what it would do, and no write call")
@@ -163,6 +165,7 @@ def _rollback_of_the_active_deployment(demo: Demo, ecs: LinearEcs) -> None:
     demo.recorder.reset()
     say("$ ecspilot rollback shop --dry-run")
     code = _verb(["shop", "--dry-run"])
+    demo.ran_in_process("rollback")
     writes = demo.recorder.writes()
     demo.note(f"exit {code}; AWS write calls: {writes or 'none'}")
     demo.check(code == 0 and writes == [], f"exit 0 and no write call, got {code}, {writes}")
@@ -177,6 +180,7 @@ def _rollback_of_the_active_deployment(demo: Demo, ecs: LinearEcs) -> None:
     demo.recorder.reset()
     say("$ ecspilot rollback shop --reason 'errors at 20%'")
     code = _verb(["shop", "--reason", "errors at 20%"])
+    demo.ran_in_process("rollback")
     stops = demo.recorder.params("StopServiceDeployment")
     demo.note(f"exit {code}; StopServiceDeployment {[p['stopType'] for p in stops]}")
     demo.check(code == 0 and [p["stopType"] for p in stops] == ["ROLLBACK"], "one stop, with ROLLBACK")

@@ -30,10 +30,17 @@ class EcspilotError(Exception):
         self.context = {k: v for k, v in context.items() if v is not None}
 
     def __str__(self) -> str:
-        if not self.context:
-            return self.message
-        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.context.items()))
-        return f"{self.message} ({extra})"
+        # a message that wraps another error already names some of the context: say each once
+        def shown(k: str, v: Any) -> bool:
+            forms = (f"{k}={v})", f"{k}={v},", f"{k} {v}", f"'{v}'")
+            return any(form in self.message for form in forms)
+
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.context.items()) if not shown(k, v))
+        return f"{self.message} ({extra})" if extra else self.message
+
+
+class InputError(EcspilotError):
+    """A command-line argument the verb cannot take (``--limit 0``, ``--html`` with one service)."""
 
 
 class SettingsError(EcspilotError):

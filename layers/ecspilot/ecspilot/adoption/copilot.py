@@ -259,6 +259,8 @@ def import_copilot(
     raw = [(p, _load_yaml(p)) for p in paths]
     lines: list[str] = []
     envs = _environments(copilot, [d for _, d in raw])
+    if environment is not None and envs and environment not in envs:
+        raise CopilotImportError(f"--env {environment}: the workspace has no such environment (found {envs})")
     env = environment or (envs[0] if envs else "test")
     if environment is None:
         lines.append(f"environment: {env!r} used (found {envs}); choose another with --env")

@@ -157,23 +157,27 @@ class RequestClaim:
             raise self._error("reading the request claim", exc) from exc
         return dict(resp.get("Item", {}))
 
+    def finish_update(self, status: Literal["DONE", "RETRY"], task_arns: Sequence[str]) -> dict[str, Any]:
+        """The UpdateItem that marks the claim ``status`` (also an ``Update`` of a transaction)."""
+        return {
+            "TableName": self.table,
+            "Key": self.key,
+            "UpdateExpression": "SET #s = :status, task_arns = :arns, expires_at = :expires "
+            "REMOVE in_progress_until",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":status": {"S": status},
+                ":arns": {"L": [{"S": a} for a in dict.fromkeys(task_arns)]},
+                ":expires": {"N": str(int(time.time()) + self.retention_days * 86400)},
+            },
+        }
+
     def finish(self, status: Literal["DONE", "RETRY"], task_arns: Sequence[str]) -> None:
         """Mark the claim DONE (or RETRY) with every task ARN the request started so far."""
         if not self.client or not self.table:
             return
         try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=self.key,
-                UpdateExpression="SET #s = :status, task_arns = :arns, expires_at = :expires "
-                "REMOVE in_progress_until",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":status": {"S": status},
-                    ":arns": {"L": [{"S": a} for a in dict.fromkeys(task_arns)]},
-                    ":expires": {"N": str(int(time.time()) + self.retention_days * 86400)},
-                },
-            )
+            self.client.update_item(**self.finish_update(status, task_arns))
         except (ClientError, BotoCoreError) as exc:
             raise self._error("completing the request claim", exc) from exc
 

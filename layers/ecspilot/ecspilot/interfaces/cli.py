@@ -1,9 +1,11 @@
 """The ``ecspilot`` command line: validate, plan, and the verbs later flows add.
 
-Region and profile come from the usual AWS places (``AWS_REGION``, ``AWS_PROFILE``, ``--region``,
-``--profile``). Exit codes, the same for every verb: 0 done (in sync), 1 the action failed, 2 bad
-input (config, event, unknown job or service, arguments, settings), 3 ``plan --detailed-exitcode``
-has changes. Every failure is one ``error: ...`` line on stderr, never a traceback.
+Exit codes and the AWS session are :mod:`ecspilot.interfaces.exits`'s, the same for every verb:
+0 done (in sync), 1 an AWS or runtime failure (missing credentials too), 2 bad input or config,
+3 ``plan --detailed-exitcode`` has changes. Every verb checks its input (the config, an event
+file, its arguments) before its first AWS call; the region comes from ``--region``, then
+``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the profile. Every failure is one
+``error: ...`` line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,65 +17,57 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
-
-from ecspilot.errors import (
-    AdoptionInputError,
-    ConfigError,
-    CopilotImportError,
-    EcspilotError,
-    EventError,
-    InvalidMessageError,
-    SettingsError,
-    UnknownJobError,
-)
+from ecspilot.errors import EcspilotError, EventError, InputError
 from ecspilot.interfaces.cli_insights import run_insights  # a light module: its imports are lazy
-from ecspilot.interfaces.cli_parser import EXIT_BAD_INPUT, EXIT_CHANGES, EXIT_FAILED, EXIT_OK, build_parser
+from ecspilot.interfaces.cli_parser import build_parser
+from ecspilot.interfaces.exits import (
+    EXIT_CHANGES,
+    EXIT_FAILED,
+    EXIT_OK,
+    aws_session,
+    error_text,
+    exit_code,
+)
 
 Command = Callable[[argparse.Namespace], int]
-BAD_INPUT = (
-    AdoptionInputError,
-    ConfigError,
-    CopilotImportError,
-    EventError,
-    InvalidMessageError,
-    SettingsError,
-    UnknownJobError,
-)
-NO_REGION = "no AWS region: give --region, set AWS_REGION, or use a profile that has one"
 
 
-def _runtime(args: argparse.Namespace, origin: bool = False) -> Any:
-    """The CLI's runtime. ``origin``: also know the caller's account and region, which events
+def _settings(args: argparse.Namespace) -> Any:
+    from ecspilot.interfaces.settings import Settings  # noqa: PLC0415
+
+    return Settings.from_env(**({"config_path": args.config} if args.config else {}))
+
+
+def _runtime(
+    args: argparse.Namespace, origin: bool = False, check: Callable[[Any], None] | None = None
+) -> Any:
+    """The CLI's runtime: the settings and the config first (bad input is found before any AWS
+    call), then the session. ``origin``: also know the caller's account and region, which events
     must come from (a workstation may ask STS; the functions take them from their environment)."""
     import dataclasses  # noqa: PLC0415
 
-    import boto3  # noqa: PLC0415 - the CLI's AWS session is made only for verbs that need it
-
     from ecspilot.aws.clients import Clients  # noqa: PLC0415
+    from ecspilot.domain.config import load_config  # noqa: PLC0415
     from ecspilot.interfaces.runtime import Runtime  # noqa: PLC0415
-    from ecspilot.interfaces.settings import Settings  # noqa: PLC0415
 
-    settings = Settings.from_env(**({"config_path": args.config} if args.config else {}))
-    session = getattr(args, "session", None) or boto3.Session(
-        profile_name=args.profile, region_name=args.region
-    )
-    if not session.region_name:
-        raise SettingsError(NO_REGION)
+    settings = _settings(args)
+    config = load_config(settings.config_path)
+    if check is not None:
+        check(config)  # the verb's arguments against the config, still before any AWS call
+    session = aws_session(args.region, args.profile, getattr(args, "session", None))
     settings = dataclasses.replace(settings, region=session.region_name)
     if origin:
         account = settings.account_id or session.client("sts").get_caller_identity()["Account"]
         settings = dataclasses.replace(settings, account_id=account)
     clients = Clients(session=session, max_workers=settings.max_workers)
-    return Runtime.build(settings=settings, clients=clients)
+    return Runtime.build(settings=settings, config=config, clients=clients)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from ecspilot.domain.config import load_config  # noqa: PLC0415
     from ecspilot.interfaces.present import say  # noqa: PLC0415
-    from ecspilot.interfaces.settings import Settings  # noqa: PLC0415
 
-    path = args.config or Settings.from_env().config_path
+    path = _settings(args).config_path
     config = load_config(path)
     counts = {"services": len(config.services), "jobs": len(config.jobs), "daemons": len(config.daemons)}
     if args.output == "json":
@@ -90,21 +84,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     """``ecspilot plan [--event FILE] [--detailed-exitcode]``: 0 in sync (or no change with
     ``--detailed-exitcode``), 3 changes (only with ``--detailed-exitcode``), 1 a part failed."""
-    from ecspilot.interfaces.cli_plan import plan_event, plan_reconcile, read_event  # noqa: PLC0415
+    from ecspilot.interfaces.cli_plan import (  # noqa: PLC0415
+        event_function,
+        failures,
+        plan_event,
+        plan_reconcile,
+        read_event,
+    )
 
     event = read_event(args.event) if args.event else None
+    if event is not None:
+        event_function(event)  # an event no function handles is bad input, before any AWS call
     rt = _runtime(args, origin=event is not None)
     data, changed = (
         plan_event(rt, event, args.output) if event is not None else plan_reconcile(rt, args.output)
     )
-    if failed_parts([a for a in data.get("actions", []) if a.get("change") == "error"]):
+    if failed_parts(failures(data), "part(s) of the plan"):
         return EXIT_FAILED
     return EXIT_CHANGES if changed and args.detailed_exitcode else EXIT_OK
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """``ecspilot reconcile``: apply the plan; 1 when a part failed."""
-    from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
+    from ecspilot.interfaces.present import as_json, counted, say, table  # noqa: PLC0415
     from ecspilot.reconcile.runbook import reconcile  # noqa: PLC0415
 
     result = reconcile(_runtime(args))
@@ -113,113 +115,28 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     else:
         say("reconcile applied")
         table([a.__dict__ for a in result.actions], ["kind", "target", "change", "detail"])
-        say(", ".join(f"{n} {change}" for change, n in sorted(result.summary().items())) or "nothing to do")
+        say(counted(result.summary()) or "nothing to do")
     return EXIT_FAILED if failed_parts([a.__dict__ for a in result.by_change("error")]) else EXIT_OK
 
 
-def failed_parts(errors: Sequence[dict[str, Any]]) -> bool:
-    """Say on stderr, in one line, which reconcile parts failed and why; True when any did."""
+def failed_parts(errors: Sequence[dict[str, Any]], what: str = "reconcile part(s)") -> bool:
+    """Say on stderr, in one line, which parts failed and why; True when any did."""
     if errors:
         why = "; ".join(f"{a['target']}: {a['detail']}" for a in errors)
-        print(f"error: {len(errors)} reconcile part(s) failed: {why}", file=sys.stderr)
+        print(f"error: {len(errors)} {what} failed: {why}", file=sys.stderr)
     return bool(errors)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``ecspilot run JOB [--dry-run]``: the run_job core path, trigger ``manual``."""
-    from ecspilot.errors import JobError  # noqa: PLC0415
-    from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
-    from ecspilot.jobs.handler import find_job, run_job  # noqa: PLC0415
+    from ecspilot.interfaces.cli_jobs import run  # noqa: PLC0415
 
-    rt = _runtime(args)
-    job = find_job(rt.config, args.job)
-    try:
-        result = run_job(job, rt.clients, rt.history, "manual", dry_run=args.dry_run)
-    except JobError as exc:
-        if exc.result is not None and args.output == "json":
-            as_json(exc.result.as_dict())
-        raise
-    if args.output == "json":
-        as_json(result.as_dict())
-        return 0
-    td = result.task_definition.rsplit("/", 1)[-1]
-    say(f"job {job.name} on {job.cluster}: {result.outcome} ({td}, concurrency {job.concurrency})")
-    if result.reason:
-        say(f"  {result.reason}")
-    for arn in result.stopped:
-        say(f"  {'would stop' if result.dry_run else 'stopped'} {arn.rsplit('/', 1)[-1]} (replace)")
-    if result.dry_run and result.requests:
-        table(
-            [
-                {"call": i + 1, "count": r["count"], "started_by": r["startedBy"]}
-                for i, r in enumerate(result.requests)
-            ],
-            ["call", "count", "started_by"],
-        )
-    for arn in result.task_arns:
-        say(f"  started {arn.rsplit('/', 1)[-1]}")
-    return 0
-
-
-def _label(reason: str, labels: dict[str, str]) -> str:
-    for prefix, label in labels.items():
-        if reason.startswith(prefix):
-            return label + reason.removeprefix(prefix)
-    return reason
+    return run(args, _runtime(args))
 
 
 def cmd_placement(args: argparse.Namespace) -> int:
-    """``ecspilot placement check JOB``: which container instances satisfy the job's constraints."""
-    from ecspilot.interfaces.present import as_json, say, table  # noqa: PLC0415
-    from ecspilot.jobs.handler import find_job  # noqa: PLC0415
-    from ecspilot.jobs.placement_check import check_job_placement  # noqa: PLC0415
+    from ecspilot.interfaces.cli_jobs import placement  # noqa: PLC0415
 
-    rt = _runtime(args)
-    report = check_job_placement(find_job(rt.config, args.job), rt.clients)
-    by_arn = {str(i.get("containerInstanceArn")): i for i in report.instances}
-    labels = {f"memberOf {c['expression']}: ": f"[{n}] " for n, c in enumerate(report.constraints, 1)}
-    rows = []
-    for check in report.checks:
-        attributes = {a["name"]: a.get("value") for a in by_arn[check.instance_arn].get("attributes", [])}
-        rows.append(
-            {
-                "instance": check.ec2_instance_id or check.instance_arn.rsplit("/", 1)[-1],
-                "zone": attributes.get("ecs.availability-zone", ""),
-                "type": attributes.get("ecs.instance-type", ""),
-                "matches": "yes" if check.matched else "no",
-                "why not": "; ".join(_label(reason, labels) for reason in check.reasons),
-                "notes": "; ".join(check.notes),
-            }
-        )
-    rows.sort(key=lambda r: (r["zone"], r["instance"]))
-    if args.output == "json":
-        as_json(
-            {
-                "job": report.job,
-                "cluster": report.cluster,
-                "constraints": report.constraints,
-                "strategy": report.strategy,
-                "instances": rows,
-            }
-        )
-        return 0
-    say(f"job {report.job} on cluster {report.cluster}")
-    for n, c in enumerate(report.constraints, 1):
-        say(f"  [{n}] constraint {c['type']}" + (f" {c['expression']}" if c.get("expression") else ""))
-    for st in report.strategy:
-        say(
-            f"  strategy (best effort, not checked): {st['type']}"
-            + (f" {st['field']}" if st.get("field") else "")
-        )
-    if not report.constraints:
-        say("  no placement constraints: every instance qualifies")
-    columns = ["instance", "zone", "type", "matches", "why not"]
-    if any(r["notes"] for r in rows):
-        columns.append("notes")
-    table(rows, columns)
-    matched = sum(1 for c in report.checks if c.matched)
-    say(f"{matched} of {len(report.checks)} container instance(s) satisfy the constraints")
-    return 0 if matched or not report.checks else 1
+    return placement(args, _runtime(args))
 
 
 class DevToolsMissingError(EcspilotError):
@@ -227,6 +144,11 @@ class DevToolsMissingError(EcspilotError):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    given = [
+        f"--{k}" for k in ("output", "region", "profile", "config") if getattr(args, k) not in (None, "table")
+    ]
+    if given:
+        raise InputError(f"demo runs on its own local AWS and config: it takes no {', '.join(given)}")
     try:
         # the demo lives in the development package, never in the Lambda layer; moto is its local AWS
         import moto.server  # noqa: F401, PLC0415
@@ -254,19 +176,35 @@ COMMANDS: dict[str, Command] = {
 def cmd_history(args: argparse.Namespace) -> int:
     from ecspilot.interfaces.cli_promote import history  # noqa: PLC0415 - a promoted service's, or cli_status's
 
+    if not 1 <= args.limit <= 1000:
+        raise InputError(f"--limit takes 1 to 1000, got {args.limit}")
     return history(args, _runtime(args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from ecspilot.interfaces.cli_status import print_status  # noqa: PLC0415
 
+    if args.html and args.service:
+        raise InputError("--html writes the page of every service: give it without a SERVICE")
     return print_status(_runtime(args), output=args.output, html=args.html, service=args.service)
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    from ecspilot.domain.images import DIGEST_RE  # noqa: PLC0415
+    from ecspilot.errors import PromotionInputError  # noqa: PLC0415
     from ecspilot.interfaces.cli_promote import cmd_promote as promote  # noqa: PLC0415
 
-    return promote(args, _runtime(args, origin=True))
+    if not DIGEST_RE.fullmatch(args.digest):
+        raise PromotionInputError(f"{args.digest!r} is not an image digest (sha256:<64 hex>)")
+
+    def promoted(config: Any) -> None:
+        if not any(s.name == args.target and s.promote is not None for s in config.services):
+            known = ", ".join(s.name for s in config.services if s.promote) or "none"
+            raise PromotionInputError(
+                f"{args.target!r} is not a promoted service (promoted services: {known})"
+            )
+
+    return promote(args, _runtime(args, origin=True, check=promoted))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -282,8 +220,8 @@ COMMANDS["insights"] = lambda args: run_insights(_runtime(args), args)
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """``ecspilot enqueue JOB --set KEY=VALUE``: validate locally with the handler's rules, then send."""
     from ecspilot.domain.config import load_config  # noqa: PLC0415
+    from ecspilot.errors import SettingsError  # noqa: PLC0415
     from ecspilot.interfaces.present import as_json, say  # noqa: PLC0415
-    from ecspilot.interfaces.settings import Settings  # noqa: PLC0415
     from ecspilot.queue.request import build_body, parse_request  # noqa: PLC0415
 
     pairs: dict[str, str] = {}
@@ -292,7 +230,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise EventError(f"--set takes KEY=VALUE, got {item!r}")
         pairs[key] = value
-    settings = Settings.from_env(**({"config_path": args.config} if args.config else {}))
+    settings = _settings(args)
     body = build_body(args.job, pairs, count=args.count, idempotency_key=args.idempotency_key)
     parse_request(body, load_config(settings.config_path))  # the same rules as run_queued_jobs
     queue_url = args.queue_url or settings.jobs_queue_url
@@ -309,22 +247,10 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session(args: argparse.Namespace) -> Any:
-    """The AWS session of a verb that needs no config (``init``): the test's, or the profile's."""
-    import boto3  # noqa: PLC0415
-
-    session = getattr(args, "session", None) or boto3.Session(
-        profile_name=args.profile, region_name=args.region
-    )
-    if not session.region_name:
-        raise SettingsError(NO_REGION)
-    return session
-
-
 def cmd_init(args: argparse.Namespace) -> int:
     from ecspilot.interfaces.cli_adopt import cmd_init as init  # noqa: PLC0415
 
-    return init(args, _session(args))
+    return init(args, lambda: aws_session(args.region, args.profile, args.session))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -353,20 +279,29 @@ def error_line(exc: BaseException, args: argparse.Namespace) -> str:
     """The one line a failure prints (no traceback)."""
     import yaml  # noqa: PLC0415
 
+    from ecspilot.errors import ConfigError  # noqa: PLC0415
+
     cause = exc.__cause__
     if isinstance(exc, ConfigError) and isinstance(cause, yaml.MarkedYAMLError) and cause.problem_mark:
         # PyYAML names the text it parsed "<unicode string>": name the file, line and column
-        from ecspilot.interfaces.settings import Settings  # noqa: PLC0415
-
-        path = args.config or Settings.from_env().config_path
+        path = args.config or _settings(args).config_path
         mark = cause.problem_mark
         return f"{path}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {cause.problem}"
-    return str(exc)
+    if isinstance(exc, ConfigError) and isinstance(cause, FileNotFoundError):
+        from pathlib import Path  # noqa: PLC0415
+
+        from ecspilot.interfaces.settings import DEFAULT_CONFIG_PATH  # noqa: PLC0415
+
+        default = not args.config and _settings(args).config_path == DEFAULT_CONFIG_PATH
+        if default and Path("config/ecspilot.yaml").is_file():  # the repository root: its example config
+            return f"{error_text(exc)} (here, give --config config/ecspilot.yaml or set ECSPILOT_CONFIG)"
+    return error_text(exc)
 
 
 def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     """Entry point of the ``ecspilot`` command. ``session``: the boto3 session to use instead of
-    one made from ``--profile``/``--region`` (tests record its calls)."""
+    one made from ``--profile``/``--region`` (tests record its calls). The exit code of a failure
+    is the table's (:mod:`ecspilot.interfaces.exits`)."""
     args = build_parser().parse_args(argv)
     args.session = session
     logging.getLogger().setLevel(logging.WARNING)
@@ -377,21 +312,12 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
         logger.setLevel("CRITICAL")
     try:
         return COMMANDS[args.command](args)
-    except BAD_INPUT as exc:
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise  # a bug: the traceback is what to report
         print(f"error: {error_line(exc, args)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NoRegionError:
-        print(f"error: {NO_REGION}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (ProfileNotFound, NoCredentialsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except EcspilotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except (ClientError, BotoCoreError) as exc:  # an AWS call outside a flow's typed errors
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return code
     finally:
         logger.setLevel(level)  # main() called in a process that goes on (tests, the demo)
 

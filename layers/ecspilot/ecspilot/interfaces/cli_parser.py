@@ -14,9 +14,10 @@ from typing import Any
 
 from ecspilot import __version__
 from ecspilot.insights.keys import parse_since
+from ecspilot.interfaces.exits import EXIT_BAD_INPUT, EXIT_CHANGES, EXIT_CODES, EXIT_FAILED, EXIT_OK
 
-#: exit codes, the same for every verb (README "Exit codes")
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CHANGES = 0, 1, 2, 3
+#: exit codes, the same for every verb: the table is :mod:`ecspilot.interfaces.exits`
+__all__ = ["EXIT_BAD_INPUT", "EXIT_CHANGES", "EXIT_FAILED", "EXIT_OK", "build_parser"]
 
 GLOBALS: dict[str, tuple[str, dict[str, Any]]] = {
     "--config": ("config file (default: $ECSPILOT_CONFIG or ./ecspilot.yaml)", {}),
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecspilot",
         description="Run Amazon ECS workloads hands-off.",
-        epilog="exit codes: 0 done/in sync, 1 failed, 2 bad input, 3 plan has changes (--detailed-exitcode)",
+        epilog="exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_global_options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"ecspilot {__version__}")
@@ -106,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = _verb(
         sub,
         "demo",
-        "run ecspilot's flows against a local AWS (moto), narrated",
+        "run ecspilot's flows against a local AWS (moto) with its own config, narrated "
+        "(--output, --region, --profile and --config are refused: it uses none)",
         "ecspilot demo --verbose",
         common,
     )
@@ -114,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tracking_parsers(sub, common)
     add_rollback_parser(sub, common)
     add_promotion_parsers(sub, common)
-    add_adoption_parsers(sub)
+    add_adoption_parsers(sub, common)
     add_hook_parsers(sub, common)
     add_insights_parser(sub, common)
     add_freeze_parsers(sub, common)
@@ -148,7 +151,7 @@ def add_tracking_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         common,
     )
     history.add_argument("name", help="a configured service or job, or CLUSTER/SERVICE")
-    history.add_argument("--limit", type=int, default=20, help="how many, newest first (default 20)")
+    history.add_argument("--limit", type=int, default=20, help="how many, newest first (1-1000, default 20)")
     status = _verb(
         sub,
         "status",
@@ -204,19 +207,19 @@ def add_promotion_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _write_options(verb: Any) -> None:
     verb.add_argument(
-        "--output", dest="output_file", metavar="FILE", help="write the config to FILE (default: stdout)"
+        "--file", "-f", dest="output_file", metavar="FILE", help="write the config to FILE (default: stdout)"
     )
     verb.add_argument("--force", action="store_true", help="overwrite FILE when it exists")
 
 
-def add_adoption_parsers(sub: Any) -> None:
-    """``init`` and ``import copilot``: for them ``--output`` names the file the config goes to."""
-    common = _global_options(defaults=False, without=("--output",))
+def add_adoption_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``init`` and ``import copilot``: the config goes to ``--file FILE`` (stdout by default), as
+    YAML with comments, or as JSON with ``--output json``."""
     init = _verb(
         sub,
         "init",
         "write a config from what runs: services, daemons, and ECS targets of schedules",
-        "ecspilot init --cluster prod --cluster batch --output ecspilot.yaml",
+        "ecspilot init --cluster prod --cluster batch --file ecspilot.yaml",
         common,
     )
     init.add_argument(
@@ -234,7 +237,7 @@ def add_adoption_parsers(sub: Any) -> None:
         imports_sub,
         "copilot",
         "write a config from an AWS Copilot workspace (copilot/*/manifest.yml); unsupported fields on stderr",
-        "ecspilot import copilot ~/src/shop --output ecspilot.yaml",
+        "ecspilot import copilot ~/src/shop --file ecspilot.yaml",
         common,
     )
     copilot.add_argument("dir", help="the workspace: the directory that holds copilot/")

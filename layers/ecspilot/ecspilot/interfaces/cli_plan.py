@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ecspilot.errors import EventError
-from ecspilot.interfaces.present import as_json, say, table
+from ecspilot.interfaces.present import as_json, counted, say, table
 from ecspilot.interfaces.runtime import Runtime
 
 TRACKED = ("ECS Deployment State Change", "ECS Task State Change", "ECS Hook State Change")
@@ -70,8 +70,9 @@ def event_function(event: Any) -> str:
     ):
         return "reconcile"
     raise EventError(
-        "not an event ecspilot handles: expected an ECR push, an ECS deployment or task state change, "
-        'a Scheduler payload {"job": ...}, an SQS batch {"Records": [...]}, or a reconcile trigger'
+        "not an event ecspilot handles: expected an ECR push, an ECS deployment, task or hook state "
+        'change, a Scheduler payload {"job": ...}, an SQS batch {"Records": [...]}, or a reconcile '
+        "trigger (a CloudTrail event, the schedule's {})"
     )
 
 
@@ -115,7 +116,7 @@ def plan_reconcile(rt: Runtime, output: str, event: Any = None) -> tuple[dict[st
         return data, changed
     say("dry run: what reconcile would change")
     table([a.__dict__ for a in result.actions], ["kind", "target", "change", "detail"])
-    say(", ".join(f"{n} {change}" for change, n in sorted(result.summary().items())) or "nothing to do")
+    say(counted(result.summary()) or "nothing to do")
     if note:
         say(note)
     return data, changed
@@ -162,6 +163,31 @@ def plan_event(rt: Runtime, event: Any, output: str) -> tuple[dict[str, Any], bo
     else:
         show(function, result)
     return data, changed
+
+
+#: what a row of a dry run says when that part could not be planned (a read failed)
+FAILED = ("error", "failed", "retry")
+
+
+def failures(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a plan that failed, as ``{"target", "detail"}`` (exit 1)."""
+    out = [
+        {"target": a.get("target", ""), "detail": a.get("detail", "")}
+        for a in data.get("actions", [])
+        if a.get("change") == "error"
+    ]
+    for s in data.get("services", []):
+        if s.get("outcome") in FAILED:
+            out.append({"target": f"{s.get('cluster')}/{s.get('service')}", "detail": s.get("reason", "")})
+    for m in data.get("messages", []):
+        if m.get("outcome") in FAILED:
+            out.append({"target": f"message {m.get('message_id')}", "detail": m.get("reason", "")})
+    for m in data.get("moves", []):
+        if m.get("change") in FAILED:
+            out.append({"target": str(m.get("record", "")), "detail": m.get("detail", "")})
+    if data.get("function") == "run_job" and data.get("outcome") in FAILED:
+        out.append({"target": f"job {data.get('job')}", "detail": data.get("reason", "")})
+    return out
 
 
 def _outcomes(function: str, result: Mapping[str, Any]) -> list[str]:

@@ -87,7 +87,7 @@ def print_status(rt: Any, output: str = "table", html: str | None = None, servic
                 "health": [h.as_dict() for h in health],
             }
         )
-        return 0
+        return _partial(services)
     if frozen:
         say("FROZEN: automated changes are deferred (rollbacks and job runs still work)")
         table(frozen, ["name", "kind", "services", "end", "by", "reason"])
@@ -132,7 +132,15 @@ def print_status(rt: Any, output: str = "table", html: str | None = None, servic
     )
     if html:
         say(f"wrote {html}")
-    return 0
+    return _partial(services)
+
+
+def _partial(services: Any) -> int:
+    """1 when some services could not be read (their rows say why; the rest showed), else 0."""
+    failed = [s.label for s in services if s.failed]
+    if failed:
+        say(f"error: {len(failed)} service(s) could not be read: {', '.join(failed)}", out=sys.stderr)
+    return 1 if failed else 0
 
 
 def print_service_health(rt: Any, name: str, output: str = "table") -> int:

@@ -26,3 +26,10 @@ def as_json(data: Any, out: TextIO | None = None) -> None:
 
 def say(text: str = "", out: TextIO | None = None) -> None:
     print(text, file=out or sys.stdout)
+
+
+def counted(summary: Mapping[str, int]) -> str:
+    """``{"create": 1, "error": 3}`` as ``1 create, 3 errors`` (a count of errors is plural)."""
+    return ", ".join(
+        f"{n} {change}{'s' if change == 'error' and n != 1 else ''}" for change, n in sorted(summary.items())
+    )

@@ -46,6 +46,7 @@ class ServiceStatus:
     last_deployment_reason: str = ""
     stage: str = ""  # a running blue/green, linear or canary deployment's stage
     problem: str = ""
+    failed: bool = False  # a read failed: ``problem`` says which (``status`` exits 1)
 
     @property
     def label(self) -> str:
@@ -84,16 +85,47 @@ def tag_for(image: str, digest: str | None, deployments: Sequence[Mapping[str, A
     return "-"
 
 
-def _describe_services(ecs: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """The (cluster, service) pairs found, 10 per DescribeServices call per cluster."""
+def _describe_services(
+    ecs: Any, keys: Sequence[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, AwsError]]:
+    """The (cluster, service) pairs found, 10 per DescribeServices call per cluster, and the
+    clusters whose reads failed (a cluster that does not exist: its rows say so, the rest show)."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
+    failed: dict[str, AwsError] = {}
     for cluster, names in service_batches(keys):
         try:
             services, _ = describe_service_batch(ecs, cluster, names)
         except (ClientError, BotoCoreError) as exc:
-            raise AwsError(f"DescribeServices failed: {exc}", cluster=cluster) from exc
+            failed[cluster] = AwsError(f"DescribeServices failed: {exc}", cluster=cluster)
+            failed[cluster].__cause__ = exc
+            continue
         found.update({(cluster, name): svc for name, svc in services.items()})
-    return found
+    return found, failed
+
+
+def _read_services(
+    config: EcspilotConfig, ecs: Any, where: Mapping[str, Place]
+) -> tuple[dict[str, dict[str, Any] | None], dict[str, TaskDefinitions], dict[str, str]]:
+    """Each service as DescribeServices says (None: not found), the task definition reader of its
+    account, and why the services of a cluster that could not be read are missing."""
+    described: dict[str, dict[str, Any] | None] = {}
+    readers: dict[str, TaskDefinitions] = {}
+    unreadable: dict[str, str] = {}
+    errors: list[AwsError] = []
+    for clients, members in by_clients(config.services, where):
+        client = clients.ecs if clients is not None else ecs
+        reader = TaskDefinitions(client)
+        found, failed = _describe_services(client, [(s.cluster, s.service_name) for s in members])
+        errors.extend(failed.values())
+        for s in members:
+            if s.cluster in failed:
+                unreadable[s.name] = str(failed[s.cluster])
+                continue
+            described[s.name] = found.get((s.cluster, s.service_name))
+            readers[s.name] = reader
+    if errors and not described:
+        raise errors[0]
+    return described, readers, unreadable
 
 
 def service_status(
@@ -101,24 +133,11 @@ def service_status(
 ) -> list[ServiceStatus]:
     """Every configured service, with what it runs and how its last deployment went. ``places``
     (:mod:`.status_places`): where each is read and keyed; default: all with ``ecs``, plain keys.
-    A service in another account whose reads fail shows the reason; the others still show."""
+    A service whose reads fail (another account, a cluster that does not exist) shows the reason
+    (``problem``, ``failed``); the others still show. When no read at all succeeds, the first
+    failure is raised (no credentials, no network: one error line)."""
     where = places or own_places(config)
-    described: dict[str, dict[str, Any] | None] = {}
-    readers: dict[str, TaskDefinitions] = {}
-    unreadable: dict[str, str] = {}
-    for clients, members in by_clients(config.services, where):
-        client = clients.ecs if clients is not None else ecs
-        reader = TaskDefinitions(client)
-        try:
-            found = _describe_services(client, [(s.cluster, s.service_name) for s in members])
-        except AwsError as exc:
-            if clients is None or client is ecs:
-                raise  # ecspilot's own account: status cannot be shown
-            unreadable.update({s.name: str(exc) for s in members})
-            continue
-        for s in members:
-            described[s.name] = found.get((s.cluster, s.service_name))
-            readers[s.name] = reader
+    described, readers, unreadable = _read_services(config, ecs, where)
     out: list[ServiceStatus] = []
     for svc in config.services:
         place = where[svc.name]
@@ -136,6 +155,7 @@ def service_status(
             row.last_deployment_reason = str(last.get("reason") or "")
         if place.problem or svc.name in unreadable:
             row.problem = place.problem or unreadable[svc.name]
+            row.failed = True
             continue
         current = described.get(svc.name)
         if current is None or current.get("status") != "ACTIVE":
@@ -146,7 +166,8 @@ def service_status(
         try:
             images = container_images(dict(readers[svc.name].get(arn)["taskDefinition"]))
         except (ClientError, BotoCoreError) as exc:
-            raise AwsError(f"DescribeTaskDefinition failed: {exc}", task_definition=arn) from exc
+            row.problem, row.failed = f"DescribeTaskDefinition failed: {exc}", True
+            continue
         for container in _followed(config, svc):
             image = images.get(container)
             if image is None:

@@ -202,7 +202,7 @@ def detail_lines(health: ServiceHealth) -> list[str]:
         f"service {health.cluster}/{health.service} ({health.name})"
         + (f" in account {health.account}" if health.account else ""),
         f"  tasks:          {health.running} running / {health.desired} desired / {health.pending} pending",
-        f"  grace period:   {'-' if health.grace_period is None else f'{health.grace_period}s'}",
+        f"  grace period:   {health.grace_period or 0}s",  # unset: ECS's default, 0
     ]
     if health.problem:
         lines.append(f"  problem:        {health.problem}")
@@ -268,17 +268,21 @@ def _fill_group(
 ) -> None:
     """The health of the services one set of clients reads (one account and region)."""
     described: dict[tuple[str, str], dict[str, Any]] = {}
+    failed: dict[str, str] = {}  # a cluster whose reads failed: its rows say why, the rest show
     for cluster, names in service_batches([(s.cluster, s.service_name) for s in members]):
         try:
             found, _ = describe_service_batch(group.ecs, cluster, names)
         except (ClientError, BotoCoreError) as exc:
             error = AwsError(f"DescribeServices failed: {exc}", cluster=cluster)
-            if group is own:
-                raise error from exc
-            for s in members:  # another account's reads: that account's rows say why
-                rows[s.name].problem = str(error)
-            return
+            if group is own and not described and len(failed) + 1 == len({s.cluster for s in members}):
+                raise error from exc  # nothing of ecspilot's own account could be read
+            failed[cluster] = str(error)
+            continue
         described.update({(cluster, name): svc for name, svc in found.items()})
+    for s in members:
+        if s.cluster in failed:
+            rows[s.name].problem = failed[s.cluster]
+    members = [s for s in members if s.cluster not in failed]
     arns = [
         str(lb["targetGroupArn"])
         for svc in described.values()

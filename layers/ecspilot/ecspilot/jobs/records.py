@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,7 +21,7 @@ from ecspilot.aws.history import History, RunRecord, job_pk
 from ecspilot.domain.config import JobConfig
 from ecspilot.errors import AwsError, JobError, error_code, is_transient
 from ecspilot.jobs.plan import COMPLETE_ATTEMPTS, RUN_TASK_BACKOFF, RunResult
-from ecspilot.obs import logger
+from ecspilot.obs import count, logger
 
 
 def run_record(job: JobConfig, result: RunResult, arn: str) -> dict[str, Any]:
@@ -131,3 +132,74 @@ def release(guard: RequestClaim, task_arns: Sequence[str], log: Mapping[str, Any
                 extra={**log, "error": str(exc), "tasks": len(task_arns)},
             )
             return
+
+
+#: TransactWriteItems takes at most 100 actions
+TRANSACT_LIMIT = 100
+
+
+@dataclass
+class Completion:
+    """A started run whose records and DONE claim are written with the rest of its batch's
+    (``run_queued_jobs``: one TransactWriteItems per SQS batch instead of a BatchWriteItem and an
+    UpdateItem per message)."""
+
+    job: JobConfig
+    result: RunResult
+    guard: RequestClaim
+    started: list[str]
+    log: dict[str, Any] = field(default_factory=dict)
+
+    def actions(self, expires: int) -> list[dict[str, Any]]:
+        """The run records as ``Put`` actions, then the claim's ``Update`` (DONE): all or none."""
+        items = [run_record(self.job, self.result, arn) for arn in self.result.task_arns]
+        puts = [
+            {"Put": {"TableName": self.guard.table, "Item": serialize({**i, "expires_at": expires})}}
+            for i in [*items, *failure_records(self.job, self.result)]
+        ]
+        return [*puts, {"Update": self.guard.finish_update("DONE", self.started)}]
+
+
+def complete_together(
+    history: History, completions: Sequence[Completion]
+) -> list[tuple[Completion, Exception]]:
+    """Write the records and claims of ``completions`` in as few TransactWriteItems as fit (each
+    run whole in one transaction: its records and its DONE claim, all or none). A transaction
+    that fails (throttled, cancelled, a lost reply) falls back to :func:`complete` per run, whose
+    writes are idempotent; returns the runs that could not be completed even then."""
+    failed: list[tuple[Completion, Exception]] = []
+    connection = history.connection()
+    if connection is None or not completions:
+        return failed
+    client, _ = connection
+    expires = history.expires_at()
+    chunks: list[list[tuple[Completion, list[dict[str, Any]]]]] = [[]]
+    for c in completions:
+        actions = c.actions(expires)
+        if sum(len(a) for _, a in chunks[-1]) + len(actions) > TRANSACT_LIMIT:
+            chunks.append([])
+        chunks[-1].append((c, actions))
+    for chunk in chunks:
+        transact = [action for _, actions in chunk for action in actions]
+        if len(transact) <= TRANSACT_LIMIT:  # a run of more tasks than one transaction takes: alone
+            try:
+                client.transact_write_items(TransactItems=transact)  # type: ignore[arg-type]
+            except (ClientError, BotoCoreError) as exc:
+                logger.info("batch completion fell back to one write per run", extra={"error": str(exc)})
+            else:
+                for c, _ in chunk:
+                    _started(c)
+                continue
+        for c, _ in chunk:
+            try:
+                complete(history, c.job, c.result, c.guard, [], c.started)
+            except (AwsError, JobError) as exc:
+                failed.append((c, exc))
+                continue
+            _started(c)
+    return failed
+
+
+def _started(c: Completion) -> None:
+    logger.info("job run started", extra={**c.log, "tasks": len(c.started), "run_id": c.result.run_id})
+    count("JobRunsStarted")

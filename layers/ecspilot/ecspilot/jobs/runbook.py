@@ -56,7 +56,7 @@ from ecspilot.jobs.plan import (
     run_task_params,
     started_by,
 )
-from ecspilot.jobs.records import complete, record_run, release
+from ecspilot.jobs.records import Completion, complete, record_run, release
 from ecspilot.jobs.tasks import live_tasks, request_tasks, resolve_task_definition, start_tasks, stop_tasks
 from ecspilot.obs import count, logger
 
@@ -79,8 +79,12 @@ def run_job(
     dry_run: bool = False,
     task_definition_arn: str | None = None,
     claim_until: int | None = None,
+    completions: list[Completion] | None = None,
 ) -> RunResult:
     """Run ``job`` now; see the module docstring for the steps.
+
+    ``completions`` (the queue's batch): a run that started is not recorded here but added to the
+    list, for :func:`~ecspilot.jobs.records.complete_together` to write with the batch's others.
 
     ``claim_until`` (epoch seconds, :func:`ecspilot.aws.claims.in_progress_until` of the Lambda
     context) is when this invocation's claim on ``request_key`` stops protecting it if it dies.
@@ -112,6 +116,7 @@ def run_job(
             dry_run,
             task_definition_arn,
             claim_until,
+            completions,
         )
     except JobError:
         count("JobRunErrors")
@@ -131,6 +136,7 @@ def _run(
     dry_run: bool,
     task_definition_arn: str | None = None,
     claim_until: int | None = None,
+    completions: list[Completion] | None = None,
 ) -> RunResult:
     td_arn = task_definition_arn or str(
         resolve_task_definition(job, TaskDefinitions(clients.ecs))["taskDefinitionArn"]
@@ -171,6 +177,10 @@ def _run(
             guard.finish("DONE", earlier)
         return result
     started = [*earlier, *result.task_arns]
+    if completions is not None and not earlier and guard.enabled:
+        result.task_arns = started  # recorded with the batch's other runs, claim DONE with them
+        completions.append(Completion(job, result, guard, started, log))
+        return result
     try:
         complete(history, job, result, guard, earlier, started)
     except (AwsError, JobError) as exc:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from ecspilot.domain.config import ServiceConfig, root_of
 from ecspilot.domain.images import DIGEST_RE, short_digest
-from ecspilot.errors import PromotionInputError
+from ecspilot.errors import NothingPausedError, PromotionInputError
 from ecspilot.promotion.decisions import Facts, Release, stamp
 from ecspilot.promotion.runbook import Promoter, Promotion
 
@@ -41,7 +41,7 @@ def approve_promotion(promoter: Promoter, name: str, by: str, dry_run: bool = Fa
     waiting = [p for p in pending if p.verdict.word not in ("in-sync", "promote") and not p.error]
     if not waiting:
         states = "; ".join(p.error or p.verdict.text for p in pending) or "no COMPLETED release of its source"
-        raise PromotionInputError(f"{name} awaits no approval ({states})")
+        raise NothingPausedError(f"{name} awaits no approval ({states})")  # exit 1, as approve of a service
     for p in waiting:
         assert p.release is not None
         if not dry_run:

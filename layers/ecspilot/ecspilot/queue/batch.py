@@ -18,7 +18,10 @@ The runbook for one batch (docs/ARCHITECTURE.md, "Queue message"):
    ``batchItemFailures``; permanent ones (missing or invalid resources, an override naming a
    container the task definition does not have) go to the DLQ with the reason. A message whose
    tasks started is never dead-lettered: a failure after RunTask (recording the run, completing
-   the claim) is transient, and the retry records the run without starting anything.
+   the claim) is transient, and the retry records the run without starting anything;
+5. the runs that started are recorded together: their run records and DONE claims in one
+   TransactWriteItems per batch (each run all or none; :func:`ecspilot.jobs.records.complete_together`),
+   falling back to one write per run when the transaction fails.
 
 One failure stays one failure: every message gets its own outcome. An unexpected exception
 while handling one message (a bug, anything) is logged with its traceback, counted
@@ -46,6 +49,7 @@ from ecspilot.errors import (
     RetryableJobError,
     is_transient,
 )
+from ecspilot.jobs.records import Completion, complete_together, release
 from ecspilot.jobs.runbook import run_job
 from ecspilot.jobs.tasks import resolve_task_definition, running_count
 from ecspilot.obs import count, logger
@@ -90,6 +94,8 @@ class QueueBatch:
         self.dead_letters = DeadLetters(clients, config, dlq_url, dry_run)
         self.task_definitions = TaskDefinitions(clients.ecs)
         self._resolved: dict[str, dict[str, Any]] = {}
+        # runs started, their records and claims written together after the batch's RunTasks
+        self._completions: list[Completion] = []
 
     def unexpected(self, outcome: MessageOutcome, step: str, exc: BaseException) -> None:
         """An exception nobody expected while handling one message: logged with its traceback,
@@ -123,6 +129,7 @@ class QueueBatch:
             admitted.append(((record, request), outcome))
         unique, followers = first_of_each_request(admitted)
         self._launch(self._resolve(self._backpressure(unique)))
+        self._complete(outcomes)
         for outcome, first in followers:
             follow(outcome, first)
         self.dead_letters.last_deliveries(records, outcomes)
@@ -204,6 +211,20 @@ class QueueBatch:
             if isinstance(got, EcspilotError):
                 self.unexpected(outcome, "running the job", got.__cause__ or got)
 
+    def _complete(self, outcomes: Mapping[str, MessageOutcome]) -> None:
+        """One TransactWriteItems for the batch's started runs (records and DONE claims); a run
+        that cannot be recorded even one by one releases its claim (RETRY, keeping its tasks) and
+        its message is retried: the retry records it and starts nothing more."""
+        completions, self._completions = self._completions, []
+        for c, exc in complete_together(self.history, completions):
+            release(c.guard, c.started, c.log)
+            outcome = outcomes[c.result.message_id]
+            outcome.outcome = "retry"
+            outcome.reason = (
+                f"{len(c.started)} task(s) of {c.job.name} started but the run could not be recorded: "
+                f"{exc}; a retry records it and starts nothing more"
+            )
+
     def _run(self, item: Item, outcome: MessageOutcome) -> None:
         record, request = item
         job = request.job
@@ -221,6 +242,7 @@ class QueueBatch:
                 dry_run=self.dry_run,
                 task_definition_arn=str(task_definition["taskDefinitionArn"]),
                 claim_until=self.claim_until,
+                completions=None if self.dry_run else self._completions,
             )
         except RetryableJobError as exc:
             outcome.outcome, outcome.reason = "retry", str(exc)
