@@ -134,6 +134,8 @@ def _hook(parsed: EcsHookStateChangeEvent, rt: Runtime) -> dict[str, Any]:
         return {"ignored": untrusted}
     if parsed.detail.event_name != AWAITING_ACTION:
         return {"ignored": f"hook event {parsed.detail.event_name} needs no answer"}
+    if not parsed.detail.is_pause:
+        return {"ignored": f"a {parsed.detail.hook_type} hook is not answered by ecspilot"}
     cluster, service = parsed.cluster_service
     tracker = HookTracker(rt.config, rt.clients, rt.history)
     svc = configured_service(rt.config, cluster, service)

@@ -76,6 +76,9 @@ class HookTracker:
         if event.detail.event_name != AWAITING_ACTION:
             logger.info("hook event not acted on", extra=log)
             return {"ignored": f"hook event {event.detail.event_name} needs no answer"}
+        if not event.detail.is_pause:
+            logger.info("not a pause hook: its own target answers it", extra=log)
+            return {"ignored": f"a {event.detail.hook_type} hook is not answered by ecspilot"}
         svc = configured_service(self.config, cluster, service)
         if svc is None:
             logger.info("paused deployment of a service not in the config", extra=log)
@@ -88,7 +91,6 @@ class HookTracker:
             "hook_id": hook_id,
             "service_deployment_arn": event.deployment_arn,
             "lifecycle_stage": event.detail.lifecycle_stage,
-            "timeout_action": event.detail.timeout_action or None,
             "hook_expires_at": event.detail.expires_at.isoformat() if event.detail.expires_at else None,
         }
         if self.records.claim(key, fields) is None:
