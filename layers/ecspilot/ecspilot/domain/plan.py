@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Change = Literal["create", "update", "delete", "in-sync", "conflict", "error"]
+#: ``waiting``: left alone on purpose this time (ECS is still deploying the service), with the reason
+Change = Literal["create", "update", "delete", "in-sync", "conflict", "error", "waiting"]
 
 
 @dataclass(frozen=True)
