@@ -117,11 +117,39 @@ class HookRecords:
         names = {f":s{i}": s for i, s in enumerate(allowed_from)}
         return self._update(key, values, f"#status IN ({', '.join(names)})", names)
 
-    def waiting(self, cluster: str, service: str) -> list[dict[str, Any]]:
-        """The service's hooks that wait for ``approve`` / ``reject`` (WAITING), oldest first."""
+    def take(self, key: Mapping[str, str], fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Hold a hook ECS shows AWAITING_ACTION for ``approve`` / ``reject`` (ANSWERING): one
+        without a record (its event was lost), WAITING, RETRY, or one whose holder let go. The
+        item as it was (``{}`` when new), or None when it is held or already answered."""
+        now = int(self.clock())
+        return self._update(
+            key,
+            {"status": "ANSWERING", "until": now + HOLD_SECONDS, "updated_at": utc_now()},
+            "attribute_not_exists(pk) OR #status IN (:waiting, :retry) OR "
+            "(#status IN (:evaluating, :answering) AND #until < :now)",
+            {
+                ":waiting": "WAITING",
+                ":retry": "RETRY",
+                ":evaluating": "EVALUATING",
+                ":answering": "ANSWERING",
+                ":now": now,
+            },
+            create={
+                **fields,
+                "type": "hook",
+                "created_at": utc_now(),
+                "expires_at": self.history.expires_at(),
+            },
+        )
+
+    def of_service(self, cluster: str, service: str) -> list[dict[str, Any]]:
+        """Every hook record of the service, oldest first."""
         items = self.history._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
             ExpressionAttributeValues={":pk": {"S": service_pk(cluster, service)}, ":sk": {"S": "HOOK#"}},
         )
-        waiting = [i for i in items if i.get("status") == "WAITING"]
-        return sorted(waiting, key=lambda i: str(i.get("created_at", "")))
+        return sorted(items, key=lambda i: str(i.get("created_at", "")))
+
+    def waiting(self, cluster: str, service: str) -> list[dict[str, Any]]:
+        """The service's hooks that wait for ``approve`` / ``reject`` (WAITING), oldest first."""
+        return [i for i in self.of_service(cluster, service) if i.get("status") == "WAITING"]

@@ -37,6 +37,7 @@ from ecspilot.domain.gates import AlarmState, HookDecision, ScanVerdict, hook_de
 from ecspilot.domain.hook_events import AWAITING_ACTION, EcsHookStateChangeEvent
 from ecspilot.errors import EcspilotError, HookError, NothingPausedError
 from ecspilot.obs import count, logger
+from ecspilot.tracking.ecs_hooks import ecs_view, fields_of, follow
 from ecspilot.tracking.health import configured_service
 
 METRIC = {"CONTINUE": "HooksContinued", "ROLLBACK": "HooksRolledBack", "WAIT": "HooksWaiting"}
@@ -83,7 +84,6 @@ class HookTracker:
         if svc is None:
             logger.info("paused deployment of a service not in the config", extra=log)
             return {"ignored": f"service {cluster}/{service} is not in the config"}
-        key = hook_key(cluster, service, hook_id)
         fields = {
             "cluster": cluster,
             "service": service,
@@ -93,13 +93,21 @@ class HookTracker:
             "lifecycle_stage": event.detail.lifecycle_stage,
             "hook_expires_at": event.detail.expires_at.isoformat() if event.detail.expires_at else None,
         }
+        return self.paused(svc, fields, "event")
+
+    def paused(self, svc: ServiceConfig, fields: Mapping[str, Any], found_by: str) -> dict[str, Any]:
+        """Claim a paused hook (``fields`` name it), evaluate the gates, answer or wait; the hook
+        is answered once whoever found it (its event, or reconcile reading ECS: ``found_by``)."""
+        cluster, service, hook_id = str(fields["cluster"]), str(fields["service"]), str(fields["hook_id"])
+        log = {"cluster": cluster, "ecs_service": service, "hook_id": hook_id, "found_by": found_by}
+        key = hook_key(cluster, service, hook_id)
         if self.records.claim(key, fields) is None:
             status = self.records.get(key).get("status", "")
             logger.info("hook already handled: nothing to do", extra={**log, "status": status})
             count("HookEventsDuplicate")
             return {"ignored": f"hook {hook_id} is already {status}", "hook_id": hook_id}
         try:
-            decision = self.evaluate(svc, event.deployment_arn)
+            decision = self.evaluate(svc, str(fields["service_deployment_arn"]))
         except BaseException:
             try:  # let go, so the retry takes it at once; if this fails too, the hold expires
                 self.records.move(key, "RETRY", ["EVALUATING"])
@@ -228,22 +236,38 @@ def answer(
 def approve_paused(
     config: EcspilotConfig, clients: Clients, history: History, name: str, action: Answer = "CONTINUE"
 ) -> dict[str, Any] | None:
-    """Answer the newest paused hook of service ``name`` (its config name) waiting for a person:
-    CONTINUE (``approve``) or ROLLBACK (``reject``). None when nothing of that service awaits an
-    answer (also when another ``approve`` took it first: it is answered once)."""
+    """Answer the newest paused hook of service ``name`` (its config name): CONTINUE
+    (``approve``) or ROLLBACK (``reject``). ECS says which hooks await an answer
+    (:mod:`ecspilot.tracking.ecs_hooks`), whether or not their event was recorded; a record a
+    hook answered elsewhere left WAITING follows ECS first. When ECS cannot be read, the
+    records WAITING are answered. None when nothing of that service awaits an answer (also
+    when another ``approve`` or the tracker holds it: it is answered once)."""
     svc = next((s for s in config.services if s.name == name), None)
     if svc is None:
         raise NothingPausedError(f"no service named {name} in the config")
     records = HookRecords(history)
-    waiting = records.waiting(svc.cluster, svc.service_name)
-    if not waiting:
+    awaiting = ecs_view(clients, svc)
+    candidates: list[tuple[Mapping[str, str], dict[str, Any]]] = []
+    if awaiting is None:  # ECS unreadable: the records alone
+        for item in reversed(records.waiting(svc.cluster, svc.service_name)):
+            key = {"pk": str(item["pk"]), "sk": str(item["sk"])}
+            if records.move(key, "ANSWERING", ["WAITING"]) is not None:
+                candidates.append((key, item))
+                break
+    else:
+        follow(clients, records, svc, awaiting)
+        for hook in awaiting:
+            key = hook_key(svc.cluster, svc.service_name, hook.hook_id)
+            fields = fields_of(svc, hook)
+            before = records.take(key, fields)
+            if before is not None:
+                candidates.append((key, {**{k: v for k, v in fields.items() if v is not None}, **before}))
+                break
+    if not candidates:
         return None
-    item = waiting[-1]
-    key = {"pk": str(item["pk"]), "sk": str(item["sk"])}
-    if records.move(key, "ANSWERING", ["WAITING"]) is None:
-        return None  # answered meanwhile
+    chosen, item = candidates[0]
     decided_by = "approve" if action == "CONTINUE" else "reject"
-    answer(clients, records, key, item, action, "ANSWERING", (f"{decided_by} from the CLI",), decided_by)
+    answer(clients, records, chosen, item, action, "ANSWERING", (f"{decided_by} from the CLI",), decided_by)
     return {
         "service": name,
         "cluster": svc.cluster,
