@@ -46,7 +46,11 @@ def _required(model: type[BaseModel]) -> set[str]:
 
 def _nested(model: type[BaseModel], key: str) -> type[BaseModel] | None:
     for name, f in model.model_fields.items():
-        if (f.alias or name) == key and isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
+        if (
+            (f.alias or name) == key
+            and isinstance(f.annotation, type)
+            and issubclass(f.annotation, BaseModel)
+        ):
             return f.annotation
     return None
 
@@ -81,12 +85,9 @@ def test_each_field_removed_parses_when_optional_and_is_named_when_required(
     if not required:
         parse_event(model, event, sample)  # no crash, no error
         return
-    try:
+    with pytest.raises(EventError) as refused:
         parse_event(model, event, sample)
-    except EventError as exc:
-        assert path[-1] in str(exc) or "ARN" in str(exc)
-    else:  # a required key another one stands in for (the deployment ARN in resources)
-        assert model is EcsHookStateChangeEvent
+    assert path[-1] in str(refused.value)
 
 
 def test_the_hook_model_requires_only_the_event_name_the_hook_id_and_a_deployment_arn() -> None:
