@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ecspilot.aws.deployment_fields import annotate
 from ecspilot.aws.open_work import open_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.reconcile.runbook import parts, reconcile
 from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import Sandbox, fake_digest
 from ecspilot_dev.service_deployments import OperationStubber
+from tests.conftest import MakeRuntime
 from tests.functional.test_reconcile_open_deployments import completed_while_baking
 from tests.functional.test_track_service_deployments import expect_describe, stub, world
 from tests.moto_state import set_image_pushed_at
+from tests.promotion_world import World, config
 
 __all__ = ["stub", "world"]  # the tracker tests' fixtures
 
@@ -106,3 +109,37 @@ def test_open_reason_counts_open_tracked_deployments_only() -> None:
     assert open_reason([{**tracked, "status": "COMPLETED"}]) == ""
     assert open_reason([{"status": "IN_PROGRESS", "deployment_id": "rolling"}]) == ""  # events decide
     assert open_reason([]) == ""
+
+
+def test_promotion_waits_while_the_targets_own_deployment_is_open(
+    sandbox: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    from ecspilot.aws.history import DeploymentRecord  # noqa: PLC0415
+    from ecspilot.domain.keys import state_keys  # noqa: PLC0415
+
+    # GIVEN a release staging completed, and web-prod's own LINEAR deployment still baking
+    w = World(sandbox, make_runtime, config(bake=0))
+    w.release("v1")
+    before = w.images()
+    cluster, service = state_keys(w.rt.config, (w.rt.settings.account_id, w.rt.settings.region))["web-prod"]
+    open_record = DeploymentRecord(
+        cluster=cluster,
+        service=service,
+        from_task_definition="td:1",
+        to_task_definition="td:2",
+        image_digest=fake_digest("web:v0"),
+        image_tag="v0",
+        repository="web",
+        deployment_id="ecs-svc/42",
+        started_at="2026-12-07T04:00:00Z",
+    )
+    w.rt.history.record_deployments([open_record])
+    annotate(
+        w.rt.history, open_record.key(), {"service_deployment_arn": "arn:sd", "lifecycle_stage": "BAKE_TIME"}
+    )
+    # WHEN reconcile's promotion part runs
+    [action] = w.reconcile()
+    # THEN web-prod waits for ECS, with the reason, and nothing was deployed there
+    assert (action.target, action.change) == ("web-prod", "waiting")
+    assert "ecs-svc/42 is still open at BAKE_TIME" in action.detail
+    assert w.images() == before
