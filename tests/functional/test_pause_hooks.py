@@ -242,7 +242,7 @@ def test_a_hook_record_write_failing_before_the_answer_fails_the_invocation_with
     assert invoke(TRACK, hook_event())["action"] == "CONTINUE"
 
 
-def test_the_template_rule_delivers_awaiting_action_hook_events_of_this_account_only(world: World) -> None:
+def test_the_template_rule_delivers_paused_and_ended_hook_events_of_this_account_only(world: World) -> None:
     # GIVEN the tracker's HookStateChange rule exactly as template.yaml writes it, delivering to a queue
     from tests.template import event_patterns, resolve_pseudo  # noqa: PLC0415
 
@@ -252,8 +252,8 @@ def test_the_template_rule_delivers_awaiting_action_hook_events_of_this_account_
     arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="hook-state-change", EventPattern=json.dumps(pattern))
     events.put_targets(Rule="hook-state-change", Targets=[{"Id": "inbox", "Arn": arn}])
-    # WHEN ECS puts a paused hook's event and a succeeded hook's event on the default bus
-    for name in ("HOOK_AWAITING_ACTION", "HOOK_SUCCEEDED"):
+    # WHEN ECS puts a paused hook's event, its end's, and an in-progress one on the default bus
+    for name in ("HOOK_AWAITING_ACTION", "HOOK_SUCCEEDED", "HOOK_IN_PROGRESS"):
         event = hook_event(name=name)
         entry = {
             "Source": event["source"],
@@ -262,9 +262,10 @@ def test_the_template_rule_delivers_awaiting_action_hook_events_of_this_account_
             "Detail": json.dumps(event["detail"]),
         }
         assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
-    # THEN only the paused one reaches the tracker
+    # THEN the paused one and its end reach the tracker (the record follows ECS), not the progress
     delivered = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
-    assert [json.loads(m["Body"])["detail"]["eventName"] for m in delivered] == ["HOOK_AWAITING_ACTION"]
+    names = sorted(json.loads(m["Body"])["detail"]["eventName"] for m in delivered)
+    assert names == ["HOOK_AWAITING_ACTION", "HOOK_SUCCEEDED"]
 
 
 def test_a_hook_held_by_an_invocation_that_died_is_taken_again_once_its_hold_expires(world: World) -> None:

@@ -167,3 +167,40 @@ def test_reconcile_and_the_late_event_answer_the_hook_once(world: World) -> None
     assert [(a.change, a.detail) for a in result.actions] == [
         ("in-sync", f"hook {HOOK} at POST_TEST_TRAFFIC_SHIFT is CONTINUE")
     ]
+
+
+# --- ECS's own events of the hook's end: the record follows ----------------------------------------
+
+
+def test_a_hook_continued_from_the_console_is_followed_from_its_succeeded_event(world: World) -> None:
+    from ecspilot.interfaces.cli_plan import plan_event  # noqa: PLC0415
+
+    # GIVEN a hook recorded WAITING for a person
+    rt = world.use({"approval": True})
+    invoke(TRACK, hook_event())
+    # WHEN someone continues it from the console and ECS sends HOOK_SUCCEEDED
+    ended = hook_event(name="HOOK_SUCCEEDED")
+    data, changed = plan_event(rt, ended, "json")
+    out = invoke(TRACK, ended)
+    # THEN plan said the record would move, and it did: CONTINUE, decided outside ecspilot
+    assert (data["moves"][0]["from"], data["moves"][0]["to"], changed) == ("WAITING", "CONTINUE", True)
+    assert out["followed"] == "CONTINUE"
+    item = world.hook_item()
+    assert (item["status"], item["decided_by"]) == ("CONTINUE", "outside ecspilot")
+    # AND a redelivery, or approve afterwards, answers nothing (no ContinueServiceDeployment queued)
+    assert "needs no answer" in invoke(TRACK, ended)["ignored"]
+    expect_hooks(world.stub, DEPLOYMENT, REVISION, [], in_progress=False)
+    assert approve_paused(rt.config, rt.clients, rt.history, "web-live") is None
+
+
+def test_a_timed_out_hook_takes_the_timeout_action_ecs_gave(world: World) -> None:
+    # GIVEN a hook found from ECS by reconcile (its timeout action ROLLBACK read from ECS), waiting
+    rt = world.use({"approval": True, **QUIET})
+    paused(world)
+    reconcile(rt, parts_to_run=PART)
+    world.notifications()
+    # WHEN ECS times it out
+    invoke(TRACK, hook_event(name="HOOK_TIMED_OUT"))
+    # THEN the record says what ECS did
+    item = world.hook_item()
+    assert (item["status"], item["decided_by"]) == ("ROLLBACK", "timeout")

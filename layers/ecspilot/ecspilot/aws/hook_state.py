@@ -9,9 +9,12 @@ ANSWERING       ``approve`` / ``reject`` holds it (until ``until``) and calls Co
 RETRY           answering failed (the invocation failed too): the next attempt may take it
 CONTINUE        answered CONTINUE (final)
 ROLLBACK        answered ROLLBACK (final)
+TIMED_OUT       ECS timed the hook out and its timeout action is unknown (final)
 ==============  ===========================================================================
 
-Every move is one conditional UpdateItem, so a redelivered event, a retry, and two people
+CONTINUE / ROLLBACK are also reached by following ECS (``decided_by``: ``outside ecspilot`` for a
+hook answered from the console, ``timeout`` for its timeout action): see
+:mod:`ecspilot.tracking.ecs_hooks`. Every move is one conditional UpdateItem, so a redelivered event, a retry, and two people
 approving at once answer a hook once: the writer that loses the condition does nothing. A holder
 that died (a Lambda timeout) lets go when ``until`` passes.
 """
@@ -28,7 +31,7 @@ from ecspilot.aws.dynamo import conditional_update, deserialize, serialize, set_
 from ecspilot.aws.history import History, service_pk, utc_now
 from ecspilot.errors import HookError
 
-FINAL = ("CONTINUE", "ROLLBACK")
+FINAL = ("CONTINUE", "ROLLBACK", "TIMED_OUT")
 HOLD_SECONDS = (
     45  # longer than the tracker's 30 s timeout, shorter than Lambda's first async retry (about 1 min)
 )

@@ -40,6 +40,20 @@ from ecspilot.obs import count, logger
 from ecspilot.tracking.ecs_hooks import ecs_view, fields_of, follow
 from ecspilot.tracking.health import configured_service
 
+#: a hook's end as ECS's event names it -> the record's final status (TIMED_OUT: its timeout action)
+ENDED = {"HOOK_SUCCEEDED": "CONTINUE", "HOOK_FAILED": "ROLLBACK", "HOOK_TIMED_OUT": "TIMED_OUT"}
+FOLLOWS = ["WAITING", "RETRY"]  # a record held by an invocation is left to it
+
+
+def ended_status(name: str, item: Mapping[str, Any]) -> tuple[str, str]:
+    """(final status, decided_by) of a hook ECS reports ended (pure)."""
+    status = ENDED[name]
+    if status != "TIMED_OUT":
+        return status, "outside ecspilot"
+    action = str(item.get("timeout_action") or "")
+    return (action if action in ("CONTINUE", "ROLLBACK") else "TIMED_OUT"), "timeout"
+
+
 METRIC = {"CONTINUE": "HooksContinued", "ROLLBACK": "HooksRolledBack", "WAIT": "HooksWaiting"}
 
 
@@ -74,12 +88,11 @@ class HookTracker:
             "hook_id": hook_id,
             "event_name": event.detail.event_name,
         }
-        if event.detail.event_name != AWAITING_ACTION:
-            logger.info("hook event not acted on", extra=log)
-            return {"ignored": f"hook event {event.detail.event_name} needs no answer"}
         if not event.detail.is_pause:
             logger.info("not a pause hook: its own target answers it", extra=log)
             return {"ignored": f"a {event.detail.hook_type} hook is not answered by ecspilot"}
+        if event.detail.event_name != AWAITING_ACTION:
+            return self.ended(event)
         svc = configured_service(self.config, cluster, service)
         if svc is None:
             logger.info("paused deployment of a service not in the config", extra=log)
@@ -94,6 +107,23 @@ class HookTracker:
             "hook_expires_at": event.detail.expires_at.isoformat() if event.detail.expires_at else None,
         }
         return self.paused(svc, fields, "event")
+
+    def ended(self, event: EcsHookStateChangeEvent) -> dict[str, Any]:
+        """HOOK_SUCCEEDED / HOOK_FAILED / HOOK_TIMED_OUT: ECS moved on (answered from the console,
+        another tool, or the timeout); a hook recorded WAITING (or RETRY) follows it, once."""
+        cluster, service = event.cluster_service
+        name, hook_id = event.detail.event_name, event.detail.hook_id
+        key = hook_key(cluster, service, hook_id)
+        item = self.records.get(key) if name in ENDED else {}
+        if item.get("status") not in FOLLOWS:
+            logger.info("hook event not acted on", extra={"hook_id": hook_id, "event_name": name})
+            return {"ignored": f"hook event {name} needs no answer (no hook {hook_id} waits)"}
+        status, decided_by = ended_status(name, item)
+        reasons = [f"ECS: {name}"]
+        if self.records.move(key, status, FOLLOWS, {"decided_by": decided_by, "reasons": reasons}) is None:
+            return {"ignored": f"hook {hook_id} moved on meanwhile"}
+        logger.info("hook record follows ECS", extra={"hook_id": hook_id, "status": status})
+        return {"cluster": cluster, "service": service, "hook_id": hook_id, "followed": status}
 
     def paused(self, svc: ServiceConfig, fields: Mapping[str, Any], found_by: str) -> dict[str, Any]:
         """Claim a paused hook (``fields`` name it), evaluate the gates, answer or wait; the hook
