@@ -204,3 +204,66 @@ def test_a_timed_out_hook_takes_the_timeout_action_ecs_gave(world: World) -> Non
     # THEN the record says what ECS did
     item = world.hook_item()
     assert (item["status"], item["decided_by"]) == ("ROLLBACK", "timeout")
+
+
+# --- hook sequences, as table rows ------------------------------------------------------------------
+
+# a step: (what, ECS shows the hook AWAITING_ACTION (None: not asked), ContinueServiceDeployment due)
+HookStep = tuple[str, bool | None, bool]
+HOOK_ROWS = [
+    pytest.param(QUIET, [("AWAITING", None, True)], "CONTINUE", "gates", 0, id="event-gates-continue"),
+    pytest.param(
+        QUIET, [("AWAITING", None, True), ("AWAITING", None, False)], "CONTINUE", "gates", 0, id="event-twice"
+    ),
+    pytest.param(
+        QUIET, [("reconcile", True, True)], "CONTINUE", "gates", 0, id="event-lost-reconcile-answers"
+    ),
+    pytest.param(
+        {"approval": True, **QUIET},
+        [("reconcile", True, False), ("reconcile", True, False), ("approve", True, True)],
+        "CONTINUE",
+        "approve",
+        1,
+        id="event-lost-waits-notified-once-then-approved",
+    ),
+    pytest.param(
+        {"approval": True},
+        [("AWAITING", None, False), ("SUCCEEDED", None, False), ("approve", False, False)],
+        "CONTINUE",
+        "outside ecspilot",
+        1,
+        id="answered-from-the-console",
+    ),
+    pytest.param(
+        {"approval": True},
+        [("AWAITING", None, False), ("FAILED", None, False), ("FAILED", None, False)],
+        "ROLLBACK",
+        "outside ecspilot",
+        1,
+        id="rolled-back-from-the-console-event-twice",
+    ),
+]
+
+
+@pytest.mark.parametrize(("gates", "steps", "status", "decided_by", "notified"), HOOK_ROWS)
+def test_a_hook_sequence(
+    world: World, gates: dict[str, object], steps: list[HookStep], status: str, decided_by: str, notified: int
+) -> None:
+    rt = world.use(gates)
+    for what, awaiting, answers in steps:
+        if awaiting is not None:
+            paused(world) if awaiting else expect_hooks(
+                world.stub, DEPLOYMENT, REVISION, [], in_progress=False
+            )
+        if answers:
+            world.expect_answer("CONTINUE")
+        if what == "reconcile":
+            reconcile(rt, parts_to_run=PART)
+        elif what == "approve":
+            approve_paused(rt.config, rt.clients, rt.history, "web-live")
+        else:
+            invoke(TRACK, hook_event(name="HOOK_AWAITING_ACTION" if what == "AWAITING" else f"HOOK_{what}"))
+    # THEN the record ends where ECS did, told once at most; every queued ECS answer was used
+    item = world.hook_item()
+    assert (item["status"], item["decided_by"]) == (status, decided_by)
+    assert len(world.notifications()) == notified

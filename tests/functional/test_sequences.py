@@ -6,7 +6,7 @@ Deployments are started by the real deploy_on_push handler against moto and foll
 track_deployments handler and reconcile; an OperationStubber answers ListServiceDeployments and
 DescribeServiceDeployments (validated against the API model; every queued answer must be asked
 for). Pause hooks' sequences (a lost hook event, a hook answered from the console, the event and
-reconcile racing) are in tests/functional/test_paused_from_ecs.py.
+reconcile racing) are table rows in tests/functional/test_paused_from_ecs.py (test_a_hook_sequence).
 """
 
 from __future__ import annotations
