@@ -169,3 +169,52 @@ def expect_paused_images(
         },
         {"serviceRevisionArns": [revision]},
     )
+
+
+def expect_hooks(
+    stub: Stubber,
+    deployment: str,
+    revision: str,
+    hooks: Sequence[tuple[str, str]],
+    *,
+    in_progress: bool = True,
+    stage: str = "POST_TEST_TRAFFIC_SHIFT",
+    timeout_action: str = "ROLLBACK",
+    expires_at: datetime | None = None,
+    listed: bool = True,
+) -> None:
+    """Queue what ECS answers when ecspilot looks for paused hooks (issue 22): ListServiceDeployments
+    ``status=[IN_PROGRESS]`` (the deployment, or none when not ``in_progress``), then, when
+    listed, DescribeServiceDeployments with ``lifecycleHookDetails`` = ``hooks`` as ``(hookId,
+    status)`` PAUSE hooks. ``listed=False`` queues only the Describe (a hook read by its ARN)."""
+    cluster, service = deployment.split(":service-deployment/", 1)[1].split("/")[:2]
+    at = expires_at or datetime(2026, 3, 5, 16, 4, 41)
+    if listed:
+        found = [brief(deployment, "IN_PROGRESS", revision, at)] if in_progress else []
+        stub.add_response(
+            "list_service_deployments",
+            {"serviceDeployments": found},
+            {"cluster": cluster, "service": service, "maxResults": 20, "status": ["IN_PROGRESS"]},
+        )
+        if not in_progress:
+            return
+    details = [
+        {"hookId": h, "targetType": "PAUSE", "status": s, "expiresAt": at, "timeoutAction": timeout_action}
+        for h, s in hooks
+    ]
+    stub.add_response(
+        "describe_service_deployments",
+        {
+            "serviceDeployments": [
+                {
+                    "serviceDeploymentArn": deployment,
+                    "status": "IN_PROGRESS" if in_progress else "SUCCESSFUL",
+                    "lifecycleStage": stage,
+                    "targetServiceRevision": {"arn": revision, "requestedTaskCount": 2},
+                    "lifecycleHookDetails": details,
+                }
+            ],
+            "failures": [],
+        },
+        {"serviceDeploymentArns": [deployment]},
+    )

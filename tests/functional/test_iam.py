@@ -591,6 +591,45 @@ def reconcile(run: Run) -> None:
     express(run, "reconcile", lambda: run.invoke("reconcile", {}))
     promotions_by_reconcile(run)
     open_deployments(run)
+    paused_by_reconcile(run)
+
+
+def paused_by_reconcile(run: Run) -> None:
+    """Issue 22: a gated service paused at a hook whose event never arrived: reconcile lists its
+    IN_PROGRESS service deployments, reads the hook, evaluates the image scan gate (the revision's
+    images) and continues it (moto lacks these APIs: a Stubber answers on the runtime's client)."""
+    from ecspilot_dev.service_deployments import (  # noqa: PLC0415
+        OperationStubber,
+        deployment_arn,
+        expect_hooks,
+        expect_paused_images,
+    )
+    from tests.scans import scanned  # noqa: PLC0415
+
+    sb = run.sandbox
+    rt = run.runtime(GATED, **RECONCILE_SETTINGS)
+    digest = fake_digest("web:v12")
+    sb.push("web", "v12", digest)
+    scanned(sb.clients.ecr, "web", digest, {"LOW": 1})
+    sd = deployment_arn(REGION, ACCOUNT, "prod", "web", "paused1")
+    revision = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/prod/web/77"
+    operations = (
+        "ListServiceDeployments",
+        "DescribeServiceDeployments",
+        "DescribeServiceRevisions",
+        "ContinueServiceDeployment",
+    )
+    with OperationStubber(rt.clients.ecs, operations) as stub:
+        expect_hooks(stub, sd, revision, [("hook-r", "AWAITING_ACTION")])
+        image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web@{digest}"
+        expect_paused_images(stub, sd, revision, [("app", digest, image)])
+        stub.add_response(
+            "continue_service_deployment",
+            {"serviceDeploymentArn": sd},
+            {"serviceDeploymentArn": sd, "hookId": "hook-r", "action": "CONTINUE"},
+        )
+        run.invoke("reconcile", {})
+        assert stub.pending == 0
 
 
 def open_deployments(run: Run) -> None:

@@ -165,7 +165,8 @@ def test_the_sample_hook_event_parses_with_its_service_from_the_deployment_arn()
     )
     assert event.cluster_service == ("prod", "web")
     assert event.detail.hook_id.startswith("ecs-pause-")
-    assert event.detail.lifecycle_stage == "POST_SCALE_UP"
+    assert event.detail.lifecycle_stage == "POST_TEST_TRAFFIC_SHIFT"
+    assert event.detail.hook_type == "PAUSE"
 
 
 def test_a_hook_event_without_a_deployment_arn_names_the_problem() -> None:

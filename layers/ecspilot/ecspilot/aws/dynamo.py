@@ -38,14 +38,20 @@ class Update:
 
 
 def set_expression(values: Mapping[str, Any], if_missing: Mapping[str, Any] | None = None) -> Update:
-    """``SET`` clauses for ``values``, and ``if_not_exists`` ones for ``if_missing``."""
+    """``SET`` clauses for ``values``, and ``if_not_exists`` ones for ``if_missing``.
+
+    A None value is left out entirely (no clause, no name, no placeholder): :func:`serialize`
+    drops Nones, and DynamoDB refuses an expression whose placeholder has no value. An absent
+    optional field (an event without ``timeoutAction``) is simply not written."""
     names: dict[str, str] = {}
     attr: dict[str, Any] = {}
     sets: list[str] = []
-    for i, (name, value) in enumerate(values.items()):
+    kept = [(n, v) for n, v in values.items() if v is not None]
+    for i, (name, value) in enumerate(kept):
         names[f"#f{i}"], attr[f":f{i}"] = name, value
         sets.append(f"#f{i} = :f{i}")
-    for i, (name, value) in enumerate((if_missing or {}).items()):
+    kept = [(n, v) for n, v in (if_missing or {}).items() if v is not None]
+    for i, (name, value) in enumerate(kept):
         names[f"#c{i}"], attr[f":c{i}"] = name, value
         sets.append(f"#c{i} = if_not_exists(#c{i}, :c{i})")
     return Update(sets, names, attr)

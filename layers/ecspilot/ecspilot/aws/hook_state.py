@@ -9,9 +9,12 @@ ANSWERING       ``approve`` / ``reject`` holds it (until ``until``) and calls Co
 RETRY           answering failed (the invocation failed too): the next attempt may take it
 CONTINUE        answered CONTINUE (final)
 ROLLBACK        answered ROLLBACK (final)
+TIMED_OUT       ECS timed the hook out and its timeout action is unknown (final)
 ==============  ===========================================================================
 
-Every move is one conditional UpdateItem, so a redelivered event, a retry, and two people
+CONTINUE / ROLLBACK are also reached by following ECS (``decided_by``: ``outside ecspilot`` for a
+hook answered from the console, ``timeout`` for its timeout action): see
+:mod:`ecspilot.tracking.ecs_hooks`. Every move is one conditional UpdateItem, so a redelivered event, a retry, and two people
 approving at once answer a hook once: the writer that loses the condition does nothing. A holder
 that died (a Lambda timeout) lets go when ``until`` passes.
 """
@@ -28,7 +31,7 @@ from ecspilot.aws.dynamo import conditional_update, deserialize, serialize, set_
 from ecspilot.aws.history import History, service_pk, utc_now
 from ecspilot.errors import HookError
 
-FINAL = ("CONTINUE", "ROLLBACK")
+FINAL = ("CONTINUE", "ROLLBACK", "TIMED_OUT")
 HOLD_SECONDS = (
     45  # longer than the tracker's 30 s timeout, shorter than Lambda's first async retry (about 1 min)
 )
@@ -117,11 +120,39 @@ class HookRecords:
         names = {f":s{i}": s for i, s in enumerate(allowed_from)}
         return self._update(key, values, f"#status IN ({', '.join(names)})", names)
 
-    def waiting(self, cluster: str, service: str) -> list[dict[str, Any]]:
-        """The service's hooks that wait for ``approve`` / ``reject`` (WAITING), oldest first."""
+    def take(self, key: Mapping[str, str], fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Hold a hook ECS shows AWAITING_ACTION for ``approve`` / ``reject`` (ANSWERING): one
+        without a record (its event was lost), WAITING, RETRY, or one whose holder let go. The
+        item as it was (``{}`` when new), or None when it is held or already answered."""
+        now = int(self.clock())
+        return self._update(
+            key,
+            {"status": "ANSWERING", "until": now + HOLD_SECONDS, "updated_at": utc_now()},
+            "attribute_not_exists(pk) OR #status IN (:waiting, :retry) OR "
+            "(#status IN (:evaluating, :answering) AND #until < :now)",
+            {
+                ":waiting": "WAITING",
+                ":retry": "RETRY",
+                ":evaluating": "EVALUATING",
+                ":answering": "ANSWERING",
+                ":now": now,
+            },
+            create={
+                **fields,
+                "type": "hook",
+                "created_at": utc_now(),
+                "expires_at": self.history.expires_at(),
+            },
+        )
+
+    def of_service(self, cluster: str, service: str) -> list[dict[str, Any]]:
+        """Every hook record of the service, oldest first."""
         items = self.history._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
             ExpressionAttributeValues={":pk": {"S": service_pk(cluster, service)}, ":sk": {"S": "HOOK#"}},
         )
-        waiting = [i for i in items if i.get("status") == "WAITING"]
-        return sorted(waiting, key=lambda i: str(i.get("created_at", "")))
+        return sorted(items, key=lambda i: str(i.get("created_at", "")))
+
+    def waiting(self, cluster: str, service: str) -> list[dict[str, Any]]:
+        """The service's hooks that wait for ``approve`` / ``reject`` (WAITING), oldest first."""
+        return [i for i in self.of_service(cluster, service) if i.get("status") == "WAITING"]

@@ -33,11 +33,13 @@ from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
 from ecspilot.aws.notify import Notifier
+from ecspilot.aws.open_work import open_services
 from ecspilot.deploy.catchup_versions import choose_versions, semver_sources
 from ecspilot.deploy.runbook import PushDeployer
 from ecspilot.deploy.targets import AccountRoute, Own
 from ecspilot.domain.config import EcspilotConfig, JobConfig, ServiceConfig
 from ecspilot.domain.images import ImagePush, short_digest
+from ecspilot.domain.keys import state_keys
 from ecspilot.domain.plan import Action, Change
 from ecspilot.domain.stops import deferred_detail
 from ecspilot.errors import AwsError
@@ -201,6 +203,21 @@ def catch_up(
         deployer, sessions or AccountSessions(clients, own[1], "reconcile", max_workers), config, own
     )
     sources = _sources(config)
+    # a service ECS is still deploying (rolling out, baking, paused) is left to ECS: waiting
+    keys = state_keys(config, own)
+    followed = list({s.name: s for services, _ in sources.values() for s in services}.values())
+    busy = open_services(history, (keys[s.name] for s in followed))
+    waiting = {s.name: busy[keys[s.name]] for s in followed if keys[s.name] in busy}
+    for svc in followed:
+        if svc.name in waiting:
+            target = route.where(svc.name, svc.cluster, svc.service_name)
+            actions.append(Action("catch-up", target, "waiting", waiting[svc.name]))
+            logger.info("catch-up waits for ECS", extra={"service": svc.name, "reason": waiting[svc.name]})
+    sources = {
+        k: (kept, jobs)
+        for k, (services, jobs) in sources.items()
+        if (kept := [s for s in services if s.name not in waiting]) or jobs
+    }
     # one DescribeServices pass for every followed service of ecspilot's account, whatever
     # repository it follows (another account's are described there, by its deployer)
     deployer.describe_services(

@@ -1,11 +1,19 @@
-"""The ``ECS Hook State Change`` event (a deployment paused at a PAUSE lifecycle hook).
+"""The ``ECS Hook State Change`` event (a deployment lifecycle hook changed status).
 
 ECS emits it with the event name ``HOOK_AWAITING_ACTION`` when a service deployment reaches a
-lifecycle stage with a pause hook; the deployment waits for ``ContinueServiceDeployment`` with
-the hook's id (or the hook's timeout). The detail names the hook (``hookId``), the service
-deployment (``serviceDeploymentArn``, also in ``resources``) and the stage (``lifecycleStage``);
-unknown keys are ignored, and the service deployment ARN is taken from ``resources`` when the
-detail lacks it. Sample: ``events/ecs_hook_awaiting_action.json``.
+lifecycle stage with a pause hook (``hookType: PAUSE``); the deployment waits for
+``ContinueServiceDeployment`` with the hook's id (or the hook's timeout). Other names
+(``HOOK_IN_PROGRESS``, ``HOOK_SUCCEEDED``, ``HOOK_FAILED``, ``HOOK_TIMED_OUT``) report progress.
+
+The model takes AWS's published field set (ECS developer guide, "hook state change events"):
+``eventType``, ``eventName``, ``hookId``, ``hookType``, ``expiresAt``, ``lifecycleStage``,
+``clusterArn``, ``serviceArn``, ``serviceDeploymentArn``, ``updatedAt``. Only ``eventName`` and
+``hookId`` are required, plus a service deployment ARN from ``detail.serviceDeploymentArn`` or
+``resources`` (the published pause-hooks sample has no ``resources``); every other field may be
+absent. ``targetType`` and ``timeoutAction`` are DescribeServiceDeployments'
+``lifecycleHookDetails`` fields, not the event's: they are read from ECS
+(:mod:`ecspilot.aws.paused_hooks`). Unknown keys are ignored. Sample:
+``events/ecs_hook_awaiting_action.json``.
 """
 
 from __future__ import annotations
@@ -24,11 +32,19 @@ class EcsHookDetail(EventModel):
     event_type: str = Field(default="", alias="eventType")
     event_name: str = Field(alias="eventName", min_length=1)
     hook_id: str = Field(alias="hookId", min_length=1)
+    hook_type: str = Field(default="", alias="hookType")
     service_deployment_arn: str = Field(default="", alias="serviceDeploymentArn")
+    cluster_arn: str = Field(default="", alias="clusterArn")
+    service_arn: str = Field(default="", alias="serviceArn")
     lifecycle_stage: str = Field(default="", alias="lifecycleStage")
-    target_type: str = Field(default="PAUSE", alias="targetType")
     expires_at: datetime | None = Field(default=None, alias="expiresAt")
-    timeout_action: str = Field(default="", alias="timeoutAction")
+    updated_at: str = Field(default="", alias="updatedAt")  # nanoseconds: kept as AWS wrote it
+
+    @property
+    def is_pause(self) -> bool:
+        """A pause hook (or one whose type the event does not say): answered with
+        ContinueServiceDeployment. A Lambda hook is answered by its function, not by us."""
+        return self.hook_type in ("", "PAUSE")
 
 
 class EcsHookStateChangeEvent(EventBridgeEvent):

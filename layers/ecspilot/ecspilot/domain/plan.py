@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 # "deferred": a change a window or a freeze holds back (issue 25); the detail says why and when
-Change = Literal["create", "update", "delete", "in-sync", "conflict", "error", "deferred"]
+#: ``waiting``: left alone on purpose this time (ECS is still deploying the service), with the reason
+Change = Literal["create", "update", "delete", "in-sync", "conflict", "error", "deferred", "waiting"]
 
 
 @dataclass(frozen=True)

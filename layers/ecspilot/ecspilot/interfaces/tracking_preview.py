@@ -27,7 +27,7 @@ from ecspilot.tracking.decisions import (
 from ecspilot.tracking.essential import essential_containers
 from ecspilot.tracking.health import configured_service
 from ecspilot.tracking.health_decisions import classify_stop, service_of_group
-from ecspilot.tracking.hooks import HookTracker
+from ecspilot.tracking.hooks import ENDED, FOLLOWS, HookTracker, ended_status
 from ecspilot.tracking.service_deployments import ServiceDeploymentReader
 
 #: what the tracker would do with a paused deployment's hook, by the gates' decision
@@ -132,9 +132,11 @@ def _hook(parsed: EcsHookStateChangeEvent, rt: Runtime) -> dict[str, Any]:
     untrusted = untrusted_reason(rt.settings, parsed.account, parsed.region, parsed.detail_type)
     if untrusted:
         return {"ignored": untrusted}
-    if parsed.detail.event_name != AWAITING_ACTION:
-        return {"ignored": f"hook event {parsed.detail.event_name} needs no answer"}
+    if not parsed.detail.is_pause:
+        return {"ignored": f"a {parsed.detail.hook_type} hook is not answered by ecspilot"}
     cluster, service = parsed.cluster_service
+    if parsed.detail.event_name != AWAITING_ACTION:
+        return _hook_ended(parsed, rt)
     tracker = HookTracker(rt.config, rt.clients, rt.history)
     svc = configured_service(rt.config, cluster, service)
     if svc is None:
@@ -149,3 +151,15 @@ def _hook(parsed: EcsHookStateChangeEvent, rt: Runtime) -> dict[str, Any]:
     move = {"record": record, "from": "(new)", "to": decision.action, "change": HOOK_CHANGES[decision.action]}
     reasons = "; ".join(decision.reasons) or "every gate passes"
     return {"summary": f"{AWAITING_ACTION} at {parsed.detail.lifecycle_stage}: {reasons}", "moves": [move]}
+
+
+def _hook_ended(parsed: EcsHookStateChangeEvent, rt: Runtime) -> dict[str, Any]:
+    """HOOK_SUCCEEDED / FAILED / TIMED_OUT: the move of a hook recorded WAITING, as the tracker."""
+    cluster, service = parsed.cluster_service
+    name, hook_id = parsed.detail.event_name, parsed.detail.hook_id
+    item = HookRecords(rt.history).get(hook_key(cluster, service, hook_id)) if name in ENDED else {}
+    if item.get("status") not in FOLLOWS:
+        return {"ignored": f"hook event {name} needs no answer (no hook {hook_id} waits)"}
+    status, decided_by = ended_status(name, item)
+    move = {"record": f"hook {hook_id} of {cluster}/{service}", "from": str(item["status"]), "to": status}
+    return {"summary": f"{name}: {decided_by}", "moves": [{**move, "change": "would-move"}]}

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecspilot.aws.accounts import sessions_of
+from ecspilot.aws.open_work import open_services
 from ecspilot.domain.keys import state_keys
 from ecspilot.domain.plan import Action
 from ecspilot.errors import EcspilotError
@@ -51,9 +52,24 @@ def automated(runtime: Runtime, function: str, trigger: str = "promotion") -> Pr
     return promoting
 
 
+def waiting_on_ecs(runtime: Runtime, names: Sequence[str]) -> dict[str, str]:
+    """The promoted services among ``names`` that ECS is still deploying (rolling out, baking,
+    paused: :mod:`ecspilot.aws.open_work`), with the reason: promotion leaves them to ECS."""
+    keys = state_keys(runtime.config, (runtime.settings.account_id, runtime.settings.region))
+    busy = open_services(runtime.history, (keys[n] for n in names if n in keys))
+    return {n: busy[keys[n]] for n in names if keys.get(n) in busy}
+
+
 def reconcile_promotions(runtime: Runtime, dry_run: bool = False) -> list[Action]:
-    """The reconcile part: every promoted service's verdict, applied unless ``dry_run``."""
-    return as_actions(automated(runtime, "reconcile").run(dry_run=dry_run))
+    """The reconcile part: every promoted service's verdict, applied unless ``dry_run``; a target
+    ECS is still deploying is ``waiting`` (never promoted over an open deployment)."""
+    names = [s.name for s in runtime.config.services if s.promote]
+    waiting = waiting_on_ecs(runtime, names)
+    actions = [Action("promotion", n, "waiting", reason) for n, reason in waiting.items()]
+    rest = [n for n in names if n not in waiting]
+    if not rest:
+        return actions
+    return actions + as_actions(automated(runtime, "reconcile").run(rest, dry_run=dry_run))
 
 
 def handle_promotion_timer(event: Mapping[str, Any], runtime: Runtime) -> dict[str, Any]:
@@ -65,7 +81,11 @@ def handle_promotion_timer(event: Mapping[str, Any], runtime: Runtime) -> dict[s
         logger.warning("promotion timer ignored", extra={"service": name, "reason": reason})
         count("EventsIgnored")
         return {"ignored": reason}
-    actions = as_actions(automated(runtime, "reconcile", "timer").run([target.name]))
+    waiting = waiting_on_ecs(runtime, [target.name])
+    if waiting:  # the next reconcile (or a later timer) promotes once ECS is done
+        actions = [Action("promotion", target.name, "waiting", waiting[target.name])]
+    else:
+        actions = as_actions(automated(runtime, "reconcile", "timer").run([target.name]))
     return {"trigger": "promotion", "service": target.name, "actions": [a.__dict__ for a in actions]}
 
 

@@ -30,8 +30,11 @@ def parts() -> list[tuple[str, Part]]:
     return [
         ("daemons", reconcile_daemons),
         ("schedules", reconcile_schedules),
+        # first of the deploying parts: open records settled from ECS (a rollback learned here
+        # holds its digest) before catch-up and promotion decide anything; a release closed here
+        # is promoted now
+        ("deployments", reconcile_deployments),
         ("catch-up", reconcile_catch_up),
-        ("deployments", reconcile_deployments),  # before promotion: a release closed here is promoted now
         ("promotion", reconcile_promotions),
     ]
 

@@ -19,6 +19,7 @@ from ecspilot.tracking.health import ServiceHealthTracker
 from ecspilot.tracking.health_decisions import service_of_group
 from ecspilot.tracking.hooks import HookTracker
 from ecspilot.tracking.open_deployments import reconcile_open
+from ecspilot.tracking.paused_reconcile import reconcile_paused
 from ecspilot.tracking.runs import RunTracker
 
 
@@ -75,8 +76,12 @@ def deployment_tracker(runtime: Runtime) -> DeploymentTracker:
 
 def reconcile_deployments(runtime: Runtime, dry_run: bool = False) -> list[Action]:
     """The reconcile part ``deployments``: open blue/green, linear and canary deployments moved to
-    what ECS says (:mod:`ecspilot.tracking.open_deployments`), promotions included."""
+    what ECS says (:mod:`ecspilot.tracking.open_deployments`), promotions included; then the
+    paused hooks of gated services found from ECS (:mod:`ecspilot.tracking.paused_reconcile`)."""
     if not runtime.history.enabled:
         return []
     own = (runtime.settings.account_id, runtime.settings.region)
-    return reconcile_open(deployment_tracker(runtime), own, runtime.settings.region or "", dry_run)
+    actions = reconcile_open(deployment_tracker(runtime), own, runtime.settings.region or "", dry_run)
+    # then the paused hooks ECS shows whose event never arrived (tracking/paused_reconcile.py)
+    hooks = HookTracker(runtime.config, runtime.clients, runtime.history, runtime.settings.notify_topic_arn)
+    return actions + reconcile_paused(hooks, dry_run)

@@ -40,7 +40,22 @@ from ecspilot.domain.hook_events import AWAITING_ACTION, EcsHookStateChangeEvent
 from ecspilot.errors import EcspilotError, HookError, NothingPausedError
 from ecspilot.obs import count, logger
 from ecspilot.stopping.deferral import Deferrals
+from ecspilot.tracking.ecs_hooks import ecs_view, fields_of, follow
 from ecspilot.tracking.health import configured_service
+
+#: a hook's end as ECS's event names it -> the record's final status (TIMED_OUT: its timeout action)
+ENDED = {"HOOK_SUCCEEDED": "CONTINUE", "HOOK_FAILED": "ROLLBACK", "HOOK_TIMED_OUT": "TIMED_OUT"}
+FOLLOWS = ["WAITING", "RETRY"]  # a record held by an invocation is left to it
+
+
+def ended_status(name: str, item: Mapping[str, Any]) -> tuple[str, str]:
+    """(final status, decided_by) of a hook ECS reports ended (pure)."""
+    status = ENDED[name]
+    if status != "TIMED_OUT":
+        return status, "outside ecspilot"
+    action = str(item.get("timeout_action") or "")
+    return (action if action in ("CONTINUE", "ROLLBACK") else "TIMED_OUT"), "timeout"
+
 
 METRIC = {"CONTINUE": "HooksContinued", "ROLLBACK": "HooksRolledBack", "WAIT": "HooksWaiting"}
 
@@ -79,14 +94,15 @@ class HookTracker:
             "hook_id": hook_id,
             "event_name": event.detail.event_name,
         }
+        if not event.detail.is_pause:
+            logger.info("not a pause hook: its own target answers it", extra=log)
+            return {"ignored": f"a {event.detail.hook_type} hook is not answered by ecspilot"}
         if event.detail.event_name != AWAITING_ACTION:
-            logger.info("hook event not acted on", extra=log)
-            return {"ignored": f"hook event {event.detail.event_name} needs no answer"}
+            return self.ended(event)
         svc = configured_service(self.config, cluster, service)
         if svc is None:
             logger.info("paused deployment of a service not in the config", extra=log)
             return {"ignored": f"service {cluster}/{service} is not in the config"}
-        key = hook_key(cluster, service, hook_id)
         fields = {
             "cluster": cluster,
             "service": service,
@@ -94,16 +110,40 @@ class HookTracker:
             "hook_id": hook_id,
             "service_deployment_arn": event.deployment_arn,
             "lifecycle_stage": event.detail.lifecycle_stage,
-            "timeout_action": event.detail.timeout_action or None,
             "hook_expires_at": event.detail.expires_at.isoformat() if event.detail.expires_at else None,
         }
+        return self.paused(svc, fields, "event")
+
+    def ended(self, event: EcsHookStateChangeEvent) -> dict[str, Any]:
+        """HOOK_SUCCEEDED / HOOK_FAILED / HOOK_TIMED_OUT: ECS moved on (answered from the console,
+        another tool, or the timeout); a hook recorded WAITING (or RETRY) follows it, once."""
+        cluster, service = event.cluster_service
+        name, hook_id = event.detail.event_name, event.detail.hook_id
+        key = hook_key(cluster, service, hook_id)
+        item = self.records.get(key) if name in ENDED else {}
+        if item.get("status") not in FOLLOWS:
+            logger.info("hook event not acted on", extra={"hook_id": hook_id, "event_name": name})
+            return {"ignored": f"hook event {name} needs no answer (no hook {hook_id} waits)"}
+        status, decided_by = ended_status(name, item)
+        reasons = [f"ECS: {name}"]
+        if self.records.move(key, status, FOLLOWS, {"decided_by": decided_by, "reasons": reasons}) is None:
+            return {"ignored": f"hook {hook_id} moved on meanwhile"}
+        logger.info("hook record follows ECS", extra={"hook_id": hook_id, "status": status})
+        return {"cluster": cluster, "service": service, "hook_id": hook_id, "followed": status}
+
+    def paused(self, svc: ServiceConfig, fields: Mapping[str, Any], found_by: str) -> dict[str, Any]:
+        """Claim a paused hook (``fields`` name it), evaluate the gates, answer or wait; the hook
+        is answered once whoever found it (its event, or reconcile reading ECS: ``found_by``)."""
+        cluster, service, hook_id = str(fields["cluster"]), str(fields["service"]), str(fields["hook_id"])
+        log = {"cluster": cluster, "ecs_service": service, "hook_id": hook_id, "found_by": found_by}
+        key = hook_key(cluster, service, hook_id)
         if self.records.claim(key, fields) is None:
             status = self.records.get(key).get("status", "")
             logger.info("hook already handled: nothing to do", extra={**log, "status": status})
             count("HookEventsDuplicate")
             return {"ignored": f"hook {hook_id} is already {status}", "hook_id": hook_id}
         try:
-            decision = self.evaluate(svc, event.deployment_arn)
+            decision = self.evaluate(svc, str(fields["service_deployment_arn"]))
             stop = (
                 self.deferrals.check(svc.name) if self.deferrals and decision.action == "CONTINUE" else None
             )
@@ -256,28 +296,45 @@ def approve_paused(
     hook_id: str | None = None,
     origin: str = "the CLI",
 ) -> dict[str, Any] | None:
-    """Answer the newest paused hook of service ``name`` (its config name) waiting for a person
-    (or, given ``hook_id``, that hook only): CONTINUE (``approve``) or ROLLBACK (``reject``).
-    None when nothing of that service awaits an answer (also when another ``approve`` took it
-    first: it is answered once). ``origin`` says where the answer came from in the hook's
-    record (``the CLI``, ``chat (role ...)``)."""
+    """Answer the newest paused hook of service ``name`` (its config name), or given ``hook_id``
+    that hook only: CONTINUE (``approve``) or ROLLBACK (``reject``). ECS says which hooks await
+    an answer (:mod:`ecspilot.tracking.ecs_hooks`), whether or not their event was recorded; a
+    record a hook answered elsewhere left WAITING follows ECS first. When ECS cannot be read, the
+    records WAITING are answered. None when nothing of that service awaits an answer (also
+    when another ``approve`` or the tracker holds it: it is answered once). ``origin`` says where
+    the answer came from in the hook's record (``the CLI``, ``chat (role ...)``)."""
     svc = next((s for s in config.services if s.name == name), None)
     if svc is None:
         raise NothingPausedError(f"no service named {name} in the config")
     records = HookRecords(history)
-    waiting = records.waiting(svc.cluster, svc.service_name)
-    if hook_id is not None:
-        waiting = [w for w in waiting if w.get("hook_id") == hook_id]
-    if not waiting:
+    awaiting = ecs_view(clients, svc)
+    candidates: list[tuple[Mapping[str, str], dict[str, Any]]] = []
+    if awaiting is None:  # ECS unreadable: the records alone
+        for item in reversed(records.waiting(svc.cluster, svc.service_name)):
+            if hook_id is not None and item.get("hook_id") != hook_id:
+                continue
+            key = {"pk": str(item["pk"]), "sk": str(item["sk"])}
+            if records.move(key, "ANSWERING", ["WAITING"]) is not None:
+                candidates.append((key, item))
+                break
+    else:
+        follow(clients, records, svc, awaiting)
+        for hook in awaiting:
+            if hook_id is not None and hook.hook_id != hook_id:
+                continue
+            key = hook_key(svc.cluster, svc.service_name, hook.hook_id)
+            fields = fields_of(svc, hook)
+            before = records.take(key, fields)
+            if before is not None:
+                candidates.append((key, {**{k: v for k, v in fields.items() if v is not None}, **before}))
+                break
+    if not candidates:
         return None
-    item = waiting[-1]
-    key = {"pk": str(item["pk"]), "sk": str(item["sk"])}
-    if records.move(key, "ANSWERING", ["WAITING"]) is None:
-        return None  # answered meanwhile
+    chosen, item = candidates[0]
     decided_by = "approve" if action == "CONTINUE" else "reject"
     reason = f"{decided_by} from {origin}"
     who = decided_by if origin == "the CLI" else reason  # the CLI's records keep their word
-    answer(clients, records, key, item, action, "ANSWERING", (reason,), who)
+    answer(clients, records, chosen, item, action, "ANSWERING", (reason,), who)
     return {
         "service": name,
         "cluster": svc.cluster,
