@@ -26,7 +26,7 @@ from ecspilot_dev.sandbox import ACCOUNT, REGION, fake_digest
 from tests.chat import ChatTopic
 from tests.conftest import TABLE
 from tests.faults import Faults
-from tests.functional.test_pause_hooks import DEPLOYMENT, HOOK, World, hook_event
+from tests.hook_world import DEPLOYMENT, HOOK, World, hook_event
 from tests.races import race
 from tests.scans import scanned
 

@@ -21,9 +21,9 @@ from ecspilot_dev.sandbox import REGION, Sandbox, fake_digest
 from tests.chat import ChatTopic, validate_card
 from tests.conftest import MakeRuntime
 from tests.faults import Faults
-from tests.functional.test_pause_hooks import DEPLOYMENT, HOOK, World, hook_event
 from tests.functional.test_service_health import replaced
 from tests.functional.test_track_deployments import deployment_event, rollback_event
+from tests.hook_world import DEPLOYMENT, HOOK, World, hook_event
 from tests.promotion_world import World as PromotionWorld
 from tests.promotion_world import config as promotion_config
 from tests.scans import scanned

@@ -14,7 +14,7 @@ from ecspilot_dev.local import invoke
 from ecspilot_dev.sandbox import ACCOUNT, REGION, fake_digest
 from tests.chat import ChatTopic
 from tests.functional.test_chat_answer import ROLE, world  # noqa: F401 - the Stubber world fixture
-from tests.functional.test_pause_hooks import HOOK, World, hook_event
+from tests.hook_world import HOOK, World, hook_event
 from tests.scans import scanned
 from tests.template import load_template
 

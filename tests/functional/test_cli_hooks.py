@@ -18,7 +18,7 @@ from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import REGION
 from tests.conftest import TABLE
 from tests.faults import Faults
-from tests.functional.test_pause_hooks import HOOK, World, hook_event
+from tests.hook_world import HOOK, World, hook_event
 
 TRACK = "track_deployments"
 

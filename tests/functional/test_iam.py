@@ -480,7 +480,7 @@ def service_task_stops(run: Run, rt: Runtime) -> None:
 def pause_hooks(run: Run, topic: str) -> None:
     """A paused deployment (moto lacks these APIs: a Stubber answers): the image scan and the
     alarms evaluated, the hook continued; a redelivery; a hook that waits and is notified."""
-    from tests.functional.test_pause_hooks import World, hook_event  # noqa: PLC0415 - Stubber builders
+    from tests.hook_world import World, hook_event  # noqa: PLC0415 - Stubber builders
     from tests.scans import scanned  # noqa: PLC0415
 
     session = boto3.Session(region_name=REGION)
@@ -494,7 +494,7 @@ def pause_hooks(run: Run, topic: str) -> None:
             r["repositoryName"] for r in run.sandbox.clients.ecr.describe_repositories()["repositories"]
         ]:
             run.sandbox.repository("web")
-        from tests.functional.test_pause_hooks import DIGEST  # noqa: PLC0415
+        from tests.hook_world import DIGEST  # noqa: PLC0415
 
         run.sandbox.push("web", "v2", DIGEST)
         scanned(run.sandbox.clients.ecr, "web", DIGEST, {"LOW": 1})
@@ -868,8 +868,8 @@ def chat_answer(run: Run) -> None:
     """A chat button: a waiting pause hook approved (ContinueServiceDeployment through the
     Stubber), a release awaiting approval approved (promoted in its account, through its role),
     a failed deployment rolled back; each answered press claimed and told in its thread."""
-    from tests.functional.test_pause_hooks import HOOK, World, hook_event  # noqa: PLC0415
     from tests.functional.test_rollback import CONFIG, completed, expect_open  # noqa: PLC0415
+    from tests.hook_world import HOOK, World, hook_event  # noqa: PLC0415
     from tests.scans import scanned  # noqa: PLC0415
 
     topic = run.sandbox.clients.sns.create_topic(Name="ecspilot-iam-chat")["TopicArn"]
@@ -918,7 +918,7 @@ def chat_answer(run: Run) -> None:
         world.stub = ecs
         world.clients = Clients(session=session, region=REGION, overrides={"ecs": ecs.client})
         world.topic = topic
-        from tests.functional.test_pause_hooks import DIGEST  # noqa: PLC0415
+        from tests.hook_world import DIGEST  # noqa: PLC0415
 
         run.sandbox.push("web", "v3", DIGEST)
         scanned(run.sandbox.clients.ecr, "web", DIGEST, {"LOW": 1})
