@@ -9,6 +9,8 @@ ANSWERING       ``approve`` / ``reject`` holds it (until ``until``) and calls Co
 RETRY           answering failed (the invocation failed too): the next attempt may take it
 CONTINUE        answered CONTINUE (final)
 ROLLBACK        answered ROLLBACK (final)
+ANSWERED        ECS had already taken an answer when ecspilot looked (a reply lost after it was
+                applied, a holder that died after answering): not answered again (final)
 ==============  ===========================================================================
 
 Every move is one conditional UpdateItem, so a redelivered event, a retry, and two people
@@ -28,7 +30,7 @@ from ecspilot.aws.dynamo import conditional_update, deserialize, serialize, set_
 from ecspilot.aws.history import History, service_pk, utc_now
 from ecspilot.errors import HookError
 
-FINAL = ("CONTINUE", "ROLLBACK")
+FINAL = ("CONTINUE", "ROLLBACK", "ANSWERED")
 HOLD_SECONDS = (
     45  # longer than the tracker's 30 s timeout, shorter than Lambda's first async retry (about 1 min)
 )
