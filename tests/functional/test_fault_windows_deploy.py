@@ -40,13 +40,19 @@ def config(names: list[str]) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def world(sandbox: Sandbox) -> Sandbox:
+def build_world(sandbox: Sandbox) -> Sandbox:
+    """One cluster, the ``web`` repository, and SERVICES each on its own family at web:v0 (the
+    bench builds the same world: ``bench/fault_windows.py``)."""
     sandbox.cluster("prod")
     sandbox.repository("web")
     for name in SERVICES:
         sandbox.service("prod", name, sandbox.task_definition(name, {"app": sandbox.image("web", "v0")}))
     return sandbox
+
+
+@pytest.fixture
+def world(sandbox: Sandbox) -> Sandbox:
+    return build_world(sandbox)
 
 
 def image_of(rt: Runtime, arn: str) -> str:
@@ -218,7 +224,7 @@ def test_a_failed_reapply_fails_the_older_push_and_its_retry_checks_the_claims_n
 def test_an_older_push_losing_its_claim_to_a_newer_image_not_applied_yet_never_ends_ok_before_it_is(
     world: Sandbox, make_runtime: MakeRuntime, faults: Faults
 ) -> None:
-    rt = make_runtime(config(SERVICES))
+    rt = make_runtime(config(SERVICES), max_workers=len(SERVICES))  # every update paused at once
     older, newer = world.push("web", "v1"), world.push("web", "v2")
     set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=60)
     # GIVEN v2 claimed every service and stopped before its UpdateService calls
