@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,16 +27,13 @@ from ecspilot.aws.history import DeploymentRecord, History, deployment_key, utc_
 from ecspilot.aws.service_state import (
     Claim,
     ServiceState,
-    current_claims,
-    held_digest,
     held_records,
-    newer_claims,
     state_key,
 )
-from ecspilot.deploy.result import Outcome, PushResult, Target
+from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.rules import deployment_configuration, primary_deployment_id, rolled_back_reason
-from ecspilot.domain.images import ImagePush, short_digest
-from ecspilot.domain.taskdef import family_revision
+from ecspilot.deploy.verify_rules import Step, verdict
+from ecspilot.domain.images import ImagePush
 from ecspilot.errors import AwsError, DeployError, EcspilotError
 from ecspilot.obs import count, logger
 
@@ -192,7 +188,7 @@ class DeployCommit(DeployReads):
                 return
             redo: list[tuple[Target, Step]] = []
             for t, claims, ours in pending:
-                step = _verdict(t, claims, ours, states.get(t.key, {}), checking)
+                step = verdict(t, claims, ours, states.get(t.key, {}), checking)
                 if step is not None:
                     redo.append((t, step))
             if not redo:
@@ -325,79 +321,6 @@ class DeployCommit(DeployReads):
 
 
 Checked = tuple[Target, list[Claim], bool]  # a service, its claims, whether they were applied
-
-
-@dataclass(frozen=True)
-class Step:
-    """What verifying one service applies next: a revision, the outcome and reason it gives the
-    service, and the claim it applies (verified again), None when it undoes a held digest."""
-
-    task_definition: str
-    outcome: Outcome
-    reason: str
-    claim: Claim | None
-
-
-def _verdict(
-    t: Target, claims: list[Claim], ours: bool, state: Mapping[str, Any], checking: bool
-) -> Step | None:
-    """What verifying one service must apply next (pure but for a lost claim's outcome): None
-    when it runs its newest claim; the newest claim's revision when a newer image claimed it;
-    the revision it ran before when the digest ``ours`` applied is held there (the circuit
-    breaker rolled it back while this deployment started)."""
-    if not claims:
-        return None
-    mine = claims[0]
-    hold = held_digest(state, mine.digest)
-    if hold is not None:
-        status = str(hold.get("status", "held"))
-        if not ours:
-            t.outcome.outcome = "held"
-            t.outcome.reason = f"{short_digest(mine.digest)} was {status} on this service: not redeployed"
-            return None
-        restore = _restore_of(t, mine, state)
-        if not restore or (checking and not _rolls_back(t)):
-            return None  # nothing known to go back to (or no rollback wanted): leave it to the breaker
-        return Step(
-            restore,
-            "held",
-            f"{short_digest(mine.digest)} was {status} on this service while this deployment "
-            f"started: put back on {family_revision(restore)}",
-            None,
-        )
-    newer = [c for c in newer_claims(claims, state) if held_digest(state, c.digest) is None]
-    newest = max(newer, key=lambda c: (c.pushed_at, c.digest)) if newer else None
-    if newest is None or not newest.task_definition:
-        return None
-    if not ours and (t.service or {}).get("taskDefinition") == newest.task_definition:
-        return None  # this invocation saw the service on it after losing the claim
-    if checking and (t.service or {}).get("taskDefinition") == newest.task_definition:
-        return None
-    return Step(
-        newest.task_definition,
-        "stale",
-        f"superseded by a concurrent deployment of {short_digest(newest.digest)}: "
-        f"{family_revision(newest.task_definition)} applied again",
-        replace(newest, previous=t.outcome.from_task_definition),
-    )
-
-
-def _rolls_back(t: Target) -> bool:
-    """Whether a failed deployment of the service is rolled back (ecspilot's ``rollback``, or the
-    service's own circuit breaker with rollback)."""
-    conf = (t.service or {}).get("deploymentConfiguration") or {}
-    return t.config.rollback or bool((conf.get("deploymentCircuitBreaker") or {}).get("rollback"))
-
-
-def _restore_of(t: Target, mine: Claim, state: Mapping[str, Any]) -> str:
-    """The revision to put a service back on when the digest just applied is held: what it ran
-    before this deployment, else what the held claim's deployer saw it run."""
-    if t.outcome.from_task_definition and t.outcome.from_task_definition != mine.task_definition:
-        return t.outcome.from_task_definition
-    for claim in current_claims([mine.container], state).values():
-        if claim.get("digest") == mine.digest and claim.get("from") not in ("", mine.task_definition):
-            return str(claim.get("from", ""))
-    return ""
 
 
 def _claimed(state: Mapping[str, Any], container: str) -> str:
