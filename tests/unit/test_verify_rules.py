@@ -73,6 +73,16 @@ MY_CLAIM = [Claim("prod", "web", "app", MINE, 1.0, R1, R0)]
         # a retry finding a held digest running: undone only where the service rolls back
         (R1, state((MINE, R1, R0), MINE), True, True, False, None),
         (R1, state((MINE, R1, R0), MINE), True, True, True, (R0, "held")),
+        # a retry finding its digest running (moved there by hand) and an OLDER claim: nothing
+        (
+            R1,
+            state((OLD, R0, R0))
+            | {"image#app": {"digest": OLD, "pushed_at": Decimal("0.5"), "task_definition": R0}},
+            True,
+            True,
+            False,
+            None,
+        ),
     ],
 )
 def test_verdict(

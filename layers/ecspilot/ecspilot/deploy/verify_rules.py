@@ -57,6 +57,9 @@ def verdict(
             None,
         )
     newer = [c for c in newer_claims(claims, state) if held_digest(state, c.digest) is None]
+    if checking:  # nothing was claimed now: only a claim pushed after this image is newer (a
+        # service moved by hand to this digest is not moved back to an older claim)
+        newer = [c for c in newer if c.pushed_at > mine.pushed_at]
     newest = max(newer, key=lambda c: (c.pushed_at, c.digest)) if newer else None
     if newest is None or not newest.task_definition:
         return None
