@@ -332,7 +332,7 @@ def approve_paused(
     if records.move(key, "ANSWERING", ["WAITING"]) is None:
         return None  # answered meanwhile
     decided_by = "approve" if action == "CONTINUE" else "reject"
-    status = answer(
+    answer(
         clients,
         records,
         key,
@@ -344,7 +344,6 @@ def approve_paused(
         check_first=bool(item.get("answer_uncertain")),
     )
     return {
-        "status": status,
         "service": name,
         "cluster": svc.cluster,
         "hook_id": item.get("hook_id"),
