@@ -108,6 +108,20 @@ def _deploy(name: str, **kwargs: Any) -> Callable[[], None]:
     return run
 
 
+def _deploy_seeded(name: str) -> Callable[[], None]:
+    """A randomized case: each trial draws its faults from the next seed."""
+    seeds = iter(range(1, 10**6))
+
+    def run() -> None:
+        from tests.functional import test_fault_windows_deploy as t  # noqa: PLC0415
+
+        t.SERVICES = [f"web-{i}" for i in range(10)]
+        with aws() as w:
+            getattr(t, name)(t.build_world(w.sandbox), w.make_runtime, w.faults, seed=next(seeds))
+
+    return run
+
+
 def _queue(name: str, *args: Any) -> Callable[[], None]:
     def run() -> None:
         from tests.functional import test_fault_windows_queue as t  # noqa: PLC0415
@@ -179,6 +193,11 @@ CASES: list[tuple[str, Callable[[], None]]] = [
         _deploy(
             "test_an_older_push_losing_its_claim_to_a_newer_image_not_applied_yet_never_ends_ok_before_it_is"
         ),
+    ),
+    (
+        "2. racing pushes, 10 services, 15% of ECS and DynamoDB calls failing beyond retries, "
+        "Lambda's retries (a seed per trial)",
+        _deploy_seeded("test_racing_pushes_under_faults_beyond_retries_never_end_ok_off_the_newest_claim"),
     ),
     (
         "3. lost RegisterTaskDefinition reply, then a throttled look-up",

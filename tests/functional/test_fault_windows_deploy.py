@@ -25,6 +25,7 @@ from ecspilot_dev.sandbox import Sandbox, fake_digest
 from tests.conftest import MakeRuntime
 from tests.faults import Faults
 from tests.moto_state import set_image_pushed_at
+from tests.races import race
 
 PUSH = "deploy_on_push"
 SERVICES = [f"web-{i}" for i in range(4)]
@@ -265,3 +266,32 @@ def test_a_lost_register_reply_then_a_failed_lookup_registers_nothing_more(
     assert result["services"][0]["outcome"] == "deployed"
     assert rt.clients.ecs.list_task_definitions(familyPrefix="web-0")["taskDefinitionArns"] == arns
     assert running(rt, "web-0") == fake_digest("web:v1")
+
+
+def with_lambda_retries(event: dict[str, Any], attempts: int = 3) -> Any:
+    """An asynchronous invocation and Lambda's two retries: the last outcome."""
+    outcome: Any = None
+    for _ in range(attempts):
+        try:
+            return invoke(PUSH, event)
+        except Exception as exc:
+            outcome = exc
+    return outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_racing_pushes_under_faults_beyond_retries_never_end_ok_off_the_newest_claim(
+    world: Sandbox, make_runtime: MakeRuntime, faults: Faults, seed: int
+) -> None:
+    # GIVEN v1 and v2 racing on every service, 15% of ECS and DynamoDB calls failing beyond retries
+    rt = make_runtime(config(SERVICES))
+    older, newer = world.push("web", "v1"), world.push("web", "v2")
+    set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=60)
+    faults.fail("*", service="ecs", rate=0.15, seed=seed)
+    faults.fail("*", service="dynamodb", rate=0.15, seed=seed + 100, code="InternalServerError")
+    faults.fail("UpdateService", "delay", seconds=0.05, rate=0.5, seed=seed)
+    # WHEN both race, each with Lambda's retries
+    results = race(lambda: with_lambda_retries(older), lambda: with_lambda_retries(newer))
+    faults.clear()
+    # THEN whenever both ended ok, every service runs its newest claim
+    assert_invariant(rt, results, SERVICES)
