@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -89,6 +90,16 @@ def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
     thread = threading.Thread(target=run)
     thread.start()
     return thread, out
+
+
+def settled(value: Callable[[], int], quiet: float = 0.5, seconds: float = 30) -> None:
+    """Wait until ``value`` stops changing for ``quiet`` seconds."""
+    deadline = time.monotonic() + seconds
+    last, since = value(), time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        time.sleep(0.02)
+        if value() != last:
+            last, since = value(), time.monotonic()
 
 
 def assert_invariant(rt: Runtime, results: list[Any], names: list[str]) -> None:
@@ -229,9 +240,15 @@ def test_an_older_push_losing_its_claim_to_a_newer_image_not_applied_yet_never_e
     older, newer = world.push("web", "v1"), world.push("web", "v2")
     set_image_pushed_at("web", fake_digest("web:v1"), seconds_ago=60)
     # GIVEN v2 claimed every service and stopped before its UpdateService calls
-    gate = faults.pause("UpdateService", times=None, when=of_image(rt, "v2"))
+    older_started = threading.Event()
+    newer_image = of_image(rt, "v2")
+    gate = faults.pause(
+        "UpdateService", times=None, when=lambda p: not older_started.is_set() and newer_image(p)
+    )
     thread, out = in_thread(lambda: invoke(PUSH, newer))
     assert gate.reached.wait(30)
+    settled(lambda: gate.fired)  # every update v2 sends at once is waiting
+    older_started.set()  # v1's own updates (of v2's revision too) are not held
     # WHEN v1 arrives, loses every claim, and ends
     try:
         first = invoke(PUSH, older)
