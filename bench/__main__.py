@@ -21,6 +21,7 @@ BENCHMARKS = [
     "faults_queue",  # 50 messages, 30% of RunTask and DynamoDB calls failing: ran once/twice, lost, DLQ (issue 6-9)
     "reconcile",  # 50 clusters x 3 daemons, and catch-up of 50 services: first and in-sync run (7.4, 8)
     "faults_push",  # one push to 50 services with 30% of ECS calls failing, and Lambda's retries (11)
+    "fault_windows",  # the last fault windows, forced on real threads: trials and broken count per case (23)
     "paced",  # one push to 100/500 shared and 60/500 distinct services behind ECS token buckets; continuation (18)
     "promotion",  # reconcile with 50 promoted services in sync, targets in another account: calls by account (13)
     "insights",  # the four DORA keys over 90 days of 50 services: figures vs the rates put in, requests, seconds

@@ -1,7 +1,7 @@
 """Faults, push side: one push to 50 services while 30% of ECS calls fail, then Lambda's retries.
 
 In this process, on moto (``mock_aws``) with real boto3 clients: 50 services on two clusters,
-spread over 5 task definition families (10 services each), all following one repository. One
+spread over 10 task definition families (5 services each), all following one repository. One
 push event goes to the real ``deploy_on_push`` handler while a seeded 30% of its ECS calls fail
 beyond botocore's retries (``ThrottlingException``, :mod:`tests.faults`), then the same event
 again twice, as Lambda retries a failed asynchronous invocation two times. After each attempt:
@@ -20,7 +20,7 @@ from typing import Any
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 SERVICES = 50
-FAMILIES = 5
+FAMILIES = 10
 CLUSTERS = ("faults-alpha", "faults-omega")
 FAILURE_RATE = 0.3
 SEEDS = (1, 2, 3)

@@ -23,7 +23,11 @@ call's parameters, and fails it in one of four ways:
                 the throttled ones). One rule per operation is ECS's bucket for one account;
 ``exception``   the call raises the given exception (a bug in a part, anything unexpected);
 ``delay``       the call waits ``seconds`` before it is sent, then goes through (to order racing
-                threads: the delayed call lands last).
+                threads: the delayed call lands last);
+``pause``       the call stops before it is sent: ``rule.reached`` is set and the call waits for
+                ``rule.release`` (at most ``seconds``, 30 by default), then goes through. A forced
+                interleaving on real threads: wait for ``reached``, do the other thread's part,
+                set ``release`` (:meth:`Faults.pause`).
 
 ``times`` bounds how often a rule fires (None: always); ``rate`` fires it on that share of the
 matching calls, drawn from a seeded generator so a run is repeatable. ``fired`` counts.
@@ -43,7 +47,7 @@ from typing import Any, Literal
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
-Mode = Literal["error", "network", "lost-reply", "throttle", "bucket", "exception", "delay"]
+Mode = Literal["error", "network", "lost-reply", "throttle", "bucket", "exception", "delay", "pause"]
 
 
 @dataclass
@@ -65,6 +69,8 @@ class Rule:
     per_second: float = 0.0
     tokens: float = -1.0  # -1: full at the first attempt
     stamp: float = 0.0
+    reached: threading.Event = field(default_factory=threading.Event)  # pause mode
+    release: threading.Event = field(default_factory=threading.Event)
 
     def matches(self, service: str, operation: str) -> bool:
         return self.operation in ("*", operation) and self.service in (None, service)
@@ -150,6 +156,19 @@ class Faults:
             self.rules.append(rule)
         return rule
 
+    def pause(
+        self,
+        operation: str,
+        *,
+        service: str | None = None,
+        times: int | None = 1,
+        when: Callable[[Mapping[str, Any]], bool] | None = None,
+        seconds: float = 30.0,
+    ) -> Rule:
+        """Stop the matching call(s) before they are sent until ``rule.release`` is set (see the
+        module docstring): ``rule.reached`` says a call is waiting."""
+        return self.fail(operation, "pause", service=service, times=times, when=when, seconds=seconds)
+
     def clear(self) -> None:
         with self._lock:
             self.rules.clear()
@@ -180,8 +199,14 @@ class Faults:
     def _before_call(self, model: Any, params: Mapping[str, Any], **_: Any) -> Any:
         service = model.service_model.service_name
         call_params = getattr(self._params, "value", None) or dict(params)
-        rule = self._pick(service, model.name, call_params, ("error", "network", "exception", "delay"))
+        rule = self._pick(
+            service, model.name, call_params, ("error", "network", "exception", "delay", "pause")
+        )
         if rule is None:
+            return None
+        if rule.mode == "pause":  # outside the lock: the other threads' calls go on meanwhile
+            rule.reached.set()
+            rule.release.wait(rule.seconds)
             return None
         if rule.mode == "delay":
             time.sleep(rule.seconds)

@@ -10,6 +10,8 @@ RETRY           answering failed (the invocation failed too): the next attempt m
 CONTINUE        answered CONTINUE (final)
 ROLLBACK        answered ROLLBACK (final)
 TIMED_OUT       ECS timed the hook out and its timeout action is unknown (final)
+ANSWERED        ECS had already taken an answer when ecspilot looked (a reply lost after it was
+                applied, a holder that died after answering): not answered again (final)
 ==============  ===========================================================================
 
 CONTINUE / ROLLBACK are also reached by following ECS (``decided_by``: ``outside ecspilot`` for a
@@ -31,7 +33,7 @@ from ecspilot.aws.dynamo import conditional_update, deserialize, serialize, set_
 from ecspilot.aws.history import History, service_pk, utc_now
 from ecspilot.errors import HookError
 
-FINAL = ("CONTINUE", "ROLLBACK", "TIMED_OUT")
+FINAL = ("CONTINUE", "ROLLBACK", "TIMED_OUT", "ANSWERED")
 HOLD_SECONDS = (
     45  # longer than the tracker's 30 s timeout, shorter than Lambda's first async retry (about 1 min)
 )

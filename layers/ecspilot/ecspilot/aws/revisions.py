@@ -7,7 +7,11 @@ and a RegisterTaskDefinition whose reply was lost was still applied. So:
   with tags) is compared with the clone; when every registered field is identical, it is reused;
 - RegisterTaskDefinition goes through a client without botocore's retries: on a failed or lost
   reply ecspilot looks for the identical latest revision again before registering again, with
-  its own bounded backoff for throttling.
+  its own bounded backoff for throttling;
+- "not there" is decided on a positive answer only: ECS saying the family has no ACTIVE
+  revision (``ClientException``), or the latest revision differing. A look-up that fails
+  (throttled, a network error, access denied) after a registration whose reply may be lost
+  fails the service for Lambda's retry: registering again could add a second revision.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.clients import Clients
 from ecspilot.domain.taskdef import clone_with_images, family_revision, same_registration
-from ecspilot.errors import DeployError, is_transient
+from ecspilot.errors import DeployError, error_code, is_transient, is_uncertain
 from ecspilot.obs import logger
 
 TaskDefinition = tuple[dict[str, Any], list[dict[str, str]]]
@@ -76,6 +80,7 @@ class Revisions:
         if latest is not None and self.identical(latest, params):
             return str(latest[0]["taskDefinitionArn"]), True
         register = self.clients.single_attempt("ecs")
+        maybe_applied = False  # an earlier attempt may have registered it (its reply lost)
         for attempt in range(1, self.attempts + 1):
             try:
                 resp = register.register_task_definition(**params)
@@ -85,6 +90,7 @@ class Revisions:
                     raise DeployError(
                         f"RegisterTaskDefinition failed: {exc}", task_definition=family, attempts=attempt
                     ) from exc
+                maybe_applied = maybe_applied or is_uncertain(exc)
                 logger.warning(
                     "RegisterTaskDefinition failed, looking for the revision before trying again",
                     extra={"task_definition": family, "attempt": attempt, "error": str(exc)},
@@ -92,8 +98,15 @@ class Revisions:
                 # exponential backoff with jitter (about 15 s over 6 attempts): RegisterTaskDefinition
                 # refills at 1 call per second per account once its burst of 20 is spent
                 self.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
-                # the request may have been applied and only its reply lost
-                found = self._latest(family, strict=True)
+                # the request may have been applied and only its reply lost: look before registering
+                # again; when the look-up itself fails, register again only if nothing can have been
+                # applied (a throttle, a connection never made), else fail for the retry to look
+                try:
+                    found = self._latest(family, strict=maybe_applied)
+                except DeployError:
+                    if maybe_applied:
+                        raise
+                    continue
                 if found is not None and self.identical(found, params):
                     logger.info(
                         "the lost registration was applied: reusing it",
@@ -103,17 +116,25 @@ class Revisions:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _latest(self, family: str, strict: bool = False) -> TaskDefinition | None:
-        """The family's latest ACTIVE revision; None when it has none. When it cannot be known
-        (throttled, network), registering could duplicate: unless ``strict``, that is an error."""
+        """The family's latest ACTIVE revision; None when ECS says it has none. When it cannot be
+        known (throttled, network, any other error), registering could duplicate: an error. With
+        ``strict`` (a registration may have been applied), the error says so."""
         try:
             return self.describe(family)
         except ClientError as exc:
-            if not is_transient(exc):
-                return None  # no ACTIVE revision in the family: nothing to reuse
-            if strict:
-                return None  # the next attempt will look again
-            raise DeployError(f"DescribeTaskDefinition failed: {exc}", task_definition=family) from exc
+            if error_code(exc) in NOT_FOUND:
+                return None  # ECS's positive answer: no ACTIVE revision in the family
+            cause: ClientError | BotoCoreError = exc
         except BotoCoreError as exc:
-            if strict:
-                return None
-            raise DeployError(f"DescribeTaskDefinition failed: {exc}", task_definition=family) from exc
+            cause = exc
+        if strict:
+            raise DeployError(
+                f"RegisterTaskDefinition's reply was lost and looking for the revision failed: {cause}; "
+                "not registering again (the retry looks first)",
+                task_definition=family,
+            ) from cause
+        raise DeployError(f"DescribeTaskDefinition failed: {cause}", task_definition=family) from cause
+
+
+# what ECS answers DescribeTaskDefinition for a family without an ACTIVE revision
+NOT_FOUND = ("ClientException",)

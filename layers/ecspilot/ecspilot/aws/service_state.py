@@ -24,7 +24,13 @@ still. Either way a contradiction: nothing newer than R was claimed by then.
 
 The same item remembers the digests that FAILED or were ROLLED_BACK on the service
 (``held#<digest>``, written by the tracker before it closes the record), so the deployer knows
-what it must not deploy again from the one BatchGetItem it makes anyway.
+what it must not deploy again from the one BatchGetItem it makes anyway. **A hold is part of the
+claim**: the claim's condition also requires that its digest is not held on the service, so a
+hold written at any moment fails every claim of that digest made after it; and the verify step
+reads the holds with the claims, so a claim made just before the hold, whose UpdateService lands
+after the circuit breaker's rollback, is undone (the service goes back to the revision it ran
+before, which each claim names as ``from``). No interleaving of a redelivered push and the
+tracker's hold leaves the held digest running with every invocation ended ok.
 
 Claims of many services go in TransactWriteItems of up to 100 items (one call for a push to
 50 services); a cancelled transaction says which items failed their condition, those services
@@ -66,6 +72,7 @@ class Claim:
     digest: str
     pushed_at: float  # seconds since the epoch (ECR's imagePushedAt)
     task_definition: str
+    previous: str = ""  # the revision the service ran when it was claimed (what undoing restores)
 
     @property
     def service_key(self) -> ServiceKey:
@@ -97,6 +104,22 @@ def held_records(state: Mapping[str, Any]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: str(r.get("started_at", "")), reverse=True)
 
 
+def held_digest(state: Mapping[str, Any], digest: str) -> Mapping[str, Any] | None:
+    """The hold of ``digest`` in a service's STATE item (its status, when), or None (pure)."""
+    held = state.get(f"{HELD_PREFIX}{digest}") if digest else None
+    return held if isinstance(held, Mapping) else None
+
+
+def current_claims(containers: Sequence[str], state: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The claim each of ``containers`` holds in a service's STATE item (absent ones left out)."""
+    out = {}
+    for container in containers:
+        value = state.get(attribute(container))
+        if isinstance(value, Mapping):
+            out[container] = value
+    return out
+
+
 def newer_claims(applied: Sequence[Claim], state: Mapping[str, Any]) -> list[Claim]:
     """The claims in ``state`` (a service's STATE item) that differ from what was ``applied`` to
     the same containers: what a concurrent, newer deployment gave them (pure)."""
@@ -113,6 +136,7 @@ def newer_claims(applied: Sequence[Claim], state: Mapping[str, Any]) -> list[Cla
                 str(held.get("digest", "")),
                 float(held.get("pushed_at", 0)),
                 str(held.get("task_definition", "")),
+                str(held.get("from", "")),
             )
         )
     return out
@@ -173,7 +197,8 @@ class ServiceState:
         raise AwsError("claiming the services' images kept conflicting", table=table)
 
     def hold(self, cluster: str, service: str, digest: str, status: str, started_at: str) -> None:
-        """Remember that ``digest`` FAILED or was ROLLED_BACK on the service (idempotent)."""
+        """Remember that ``digest`` FAILED or was ROLLED_BACK on the service (idempotent). From
+        this write on, every claim of ``digest`` on the service fails (:func:`_claim_action`)."""
         connection = self.history.connection()
         if connection is None or not digest:
             return
@@ -213,6 +238,7 @@ def _claim_action(table: str, claims: Sequence[Claim]) -> dict[str, Any]:
             "digest": c.digest,
             "pushed_at": Decimal(str(c.pushed_at)),
             "task_definition": c.task_definition,
+            "from": c.previous,
         }
         values[f":p{i}"] = Decimal(str(c.pushed_at))
         sets.append(f"#c{i} = :c{i}")
@@ -225,6 +251,10 @@ def _claim_action(table: str, claims: Sequence[Claim]) -> dict[str, Any]:
             )
         else:
             conditions.append(f"(attribute_not_exists(#c{i}) OR #c{i}.pushed_at <= :p{i})")
+    # a held digest is never claimed again: the tracker's hold fails every later claim of it
+    for i, digest in enumerate(sorted({c.digest for c in claims})):
+        names[f"#h{i}"] = f"{HELD_PREFIX}{digest}"
+        conditions.append(f"attribute_not_exists(#h{i})")
     first = claims[0]
     return {
         "Update": {

@@ -24,13 +24,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.ecs_reads import DeployReads
 from ecspilot.aws.history import DeploymentRecord, History, deployment_key, utc_now
-from ecspilot.aws.service_state import Claim, ServiceState, held_records, newer_claims, state_key
+from ecspilot.aws.service_state import (
+    Claim,
+    ServiceState,
+    held_records,
+    state_key,
+)
 from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.rules import deployment_configuration, primary_deployment_id, rolled_back_reason
-from ecspilot.domain.images import ImagePush, short_digest
+from ecspilot.deploy.verify_rules import Step, verdict
+from ecspilot.domain.images import ImagePush
 from ecspilot.domain.release_policy import semver_rank
-from ecspilot.domain.taskdef import family_revision
-from ecspilot.errors import AwsError, BudgetExhaustedError, DeployError, EcspilotError
+from ecspilot.errors import AwsError, DeployError, EcspilotError
 from ecspilot.obs import count, logger
 
 VERIFY_ROUNDS = 5  # each round needs yet another, newer concurrent push
@@ -98,7 +103,10 @@ class DeployCommit(DeployReads):
     def claims_of(self, t: Target, task_definition: str, push: ImagePush) -> list[Claim]:
         rank = semver_rank(t.config, t.outcome.containers, push.tag)  # issue 27: versions order
         pushed_at = rank if rank is not None else self._pushed_at_for_claims(push)
-        return [Claim(*t.key, c, push.digest, pushed_at, task_definition) for c in t.outcome.containers]
+        previous = t.outcome.from_task_definition
+        return [
+            Claim(*t.key, c, push.digest, pushed_at, task_definition, previous) for c in t.outcome.containers
+        ]
 
     def _pushed_at_for_claims(self, push: ImagePush) -> float:
         """When the pushed image was pushed: ECR's imagePushedAt, else the event's time, else now."""
@@ -109,11 +117,15 @@ class DeployCommit(DeployReads):
         at = at or push.time
         return at.timestamp() if at is not None else time.time()
 
-    def claim(self, updates: list[tuple[Target, str]], push: ImagePush) -> list[tuple[Target, str]]:
-        """Claim each service's containers for this image before UpdateService; a service whose
-        container holds a newer image is stale, and is not updated."""
+    def claim(
+        self, updates: list[tuple[Target, str]], push: ImagePush
+    ) -> tuple[list[tuple[Target, str]], list[Checked]]:
+        """Claim each service's containers for this image before UpdateService. Returns the
+        services to update, and those whose claim was lost: to a newer image (its revision is
+        applied by :meth:`verify` unless this invocation sees it there; held digests never) or
+        to a hold of this digest (``held``, not updated)."""
         if not updates or not self.state.enabled:
-            return updates
+            return updates, []
         claims = [c for t, arn in updates for c in self.claims_of(t, arn, push)]
         try:
             with self._writes:
@@ -123,53 +135,84 @@ class DeployCommit(DeployReads):
             for t, _ in updates:
                 t.outcome.outcome = "failed"
                 t.outcome.reason = f"not deployed: {exc}"
-            return []
-        kept = []
+            return [], []
+        kept, superseded = [], []
         for t, arn in updates:
             if t.key in lost:
                 t.outcome.outcome = "stale"
                 t.outcome.reason = "a newer image was given to this service by a concurrent deployment"
                 count("DeploymentsSuperseded")
+                superseded.append((t, self.claims_of(t, arn, push), False))
             else:
                 kept.append((t, arn))
-        return kept
+        return kept, superseded
 
-    def verify(self, applied: list[tuple[Target, list[Claim]]]) -> None:
+    def check_claims(self, targets: Sequence[Target], push: ImagePush) -> None:
+        """A service that already runs this digest (``unchanged``: a redelivery, a retry) may
+        not run its newest claim: a newer image claimed it and that deployer's UpdateService was
+        overwritten, or a held digest was put back. Verify those too (one read per 100)."""
+        if not self.state.enabled:
+            return
+        unchanged = [t for t in targets if t.outcome.outcome == "unchanged" and t.service is not None]
+        items = [
+            (t, self.claims_of(t, str((t.service or {}).get("taskDefinition", "")), push), True)
+            for t in unchanged
+        ]
+        self.verify([], items, checking=True)
+
+    def verify(
+        self, applied: list[tuple[Target, list[Claim]]], lost: Sequence[Checked] = (), checking: bool = False
+    ) -> None:
         """After UpdateService: where a newer image claimed a container meanwhile, apply its
-        revision, and look again, so the last UpdateService carries the newest image."""
+        revision, and look again, so the last UpdateService carries the newest image; where this
+        digest was held meanwhile (the tracker saw it fail), put the service back on the revision
+        it ran before. A read that fails, an update that fails, or a claim still moving after
+        ``VERIFY_ROUNDS`` fails the service: the invocation fails and Lambda's retry verifies."""
+        pending: list[Checked] = [(t, claims, True) for t, claims in applied] + list(lost)
         rounds = 0
-        while applied and self.state.enabled and rounds < VERIFY_ROUNDS:
+        while pending and self.state.enabled:
             rounds += 1
+            if rounds > VERIFY_ROUNDS:
+                for t, _, _ in pending:
+                    t.outcome.outcome = "failed"
+                    t.outcome.reason = (
+                        "newer images kept claiming the service while it was verified: retrying"
+                    )
+                return
             try:
-                states = self.state.read(t.key for t, _ in applied)
+                states = self.state.read(t.key for t, _, _ in pending)
             except AwsError as exc:
                 logger.warning("could not verify the services' claims", extra={"error": str(exc)})
                 count("DeploymentVerifyErrors")
+                for t, _, _ in pending:
+                    t.outcome.outcome = "failed"
+                    t.outcome.reason = f"not verified (the newest claim may not be applied): {exc}"
                 return
-            redo: list[tuple[Target, Claim]] = []
-            for t, claims in applied:
-                newer = newer_claims(claims, states.get(t.key, {}))
-                if newer:
-                    redo.append((t, max(newer, key=lambda c: (c.pushed_at, c.digest))))
+            redo: list[tuple[Target, Step]] = []
+            for t, claims, ours in pending:
+                step = verdict(t, claims, ours, states.get(t.key, {}), checking)
+                if step is not None:
+                    redo.append((t, step))
             if not redo:
                 return
-            items = [(t, claim.task_definition) for t, claim in redo]
-            applied = []
-            for (t, claim), outcome in zip(redo, self._map(self._update, items), strict=True):
-                t.outcome.outcome = "stale"
-                t.outcome.reason = (
-                    f"superseded by a concurrent deployment of {short_digest(claim.digest)}: "
-                    f"{family_revision(claim.task_definition)} applied again"
-                )
-                count("DeploymentsSuperseded")
-                if isinstance(outcome, BudgetExhaustedError):
-                    continue  # not applied: the newer push's own deployer verifies after its update
-                if isinstance(outcome, EcspilotError):
-                    t.outcome.outcome, t.outcome.reason = "failed", f"{t.outcome.reason}, but: {outcome}"
-                    continue
-                if t.service is not None:
-                    t.service["taskDefinition"] = claim.task_definition
-                applied.append((t, [claim]))
+            pending = self._apply(redo)
+
+    def _apply(self, redo: list[tuple[Target, Step]]) -> list[Checked]:
+        """UpdateService each service to the revision its step names: a newer claim's (``stale``)
+        or, when the digest applied is held there, the revision it ran before (``held``)."""
+        items = [(t, step.task_definition) for t, step in redo]
+        out: list[Checked] = []
+        for (t, step), outcome in zip(redo, self._map(self._update, items), strict=True):
+            t.outcome.outcome, t.outcome.reason = step.outcome, step.reason
+            count("DeploymentsUndone" if step.outcome == "held" else "DeploymentsSuperseded")
+            if isinstance(outcome, EcspilotError):  # not applied: the invocation fails, its retry applies it
+                t.outcome.outcome, t.outcome.reason = "failed", f"{step.reason}, but: {outcome}"
+                continue
+            if t.service is not None:
+                t.service["taskDefinition"] = step.task_definition
+            if step.claim is not None:
+                out.append((t, [step.claim], True))
+        return out
 
     # records ----------------------------------------------------------------------------------
 
@@ -292,6 +335,9 @@ class DeployCommit(DeployReads):
         if missing:
             logger.info("deployment records written on a retry", extra={"records": len(missing)})
         return missing
+
+
+Checked = tuple[Target, list[Claim], bool]  # a service, its claims, whether they were applied
 
 
 def _claimed(state: Mapping[str, Any], container: str) -> str:

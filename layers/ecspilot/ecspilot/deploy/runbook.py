@@ -38,7 +38,7 @@ from ecspilot.aws.history import DeploymentRecord, History, utc_now
 from ecspilot.aws.notify import Notifier
 from ecspilot.aws.revisions import TaskDefinition
 from ecspilot.aws.service_state import Claim
-from ecspilot.deploy.commit import DeployCommit
+from ecspilot.deploy.commit import Checked, DeployCommit
 from ecspilot.deploy.continuation import Budget, fitting
 from ecspilot.deploy.deferral import defer_targets
 from ecspilot.deploy.express import deploy_express
@@ -194,6 +194,7 @@ class PushDeployer(DeployCommit):
         if to_deploy and not dry_run:
             self._paced_deploy(to_deploy, push, result, budget)
         if not dry_run:
+            self.check_claims(live, push)  # a retry checks the claims, not just the running digest
             self.backfill(live, push, result)
 
     def defer(
@@ -318,9 +319,9 @@ class PushDeployer(DeployCommit):
         rates = self.clients.limiter.rates
         register, update = rates.get("RegisterTaskDefinition"), rates.get("UpdateService")
         if not (register and len(groups) > register.burst) and not (update and len(targets) > update.burst):
-            records, applied = self._deploy_wave(groups, push, result, started_at)
+            records, applied, lost = self._deploy_wave(groups, push, result, started_at)
             self.write_records(records, result)
-            self.verify(applied)
+            self.verify(applied, lost)
             return
         waves = [
             {key: members[i : i + WAVE]}
@@ -333,9 +334,9 @@ class PushDeployer(DeployCommit):
                 now = self.deferrals.now_again()
                 w = {k: self.defer(m, push, False, now) for k, m in w.items()}
                 w = {k: m for k, m in w.items() if m}
-            records, applied = self._deploy_wave(w, push, result, started_at)
+            records, applied, lost = self._deploy_wave(w, push, result, started_at)
             self.write_records(records, result)
-            self.verify(applied)
+            self.verify(applied, lost)
 
         # big waves fan out inside (their updates): two at a time keep one claiming while the
         # other's updates wait for tokens; single-service waves use the whole pool
@@ -353,7 +354,7 @@ class PushDeployer(DeployCommit):
         push: ImagePush,
         result: PushResult,
         started_at: str,
-    ) -> tuple[list[DeploymentRecord], list[tuple[Target, list[Claim]]]]:
+    ) -> tuple[list[DeploymentRecord], list[tuple[Target, list[Claim]]], list[Checked]]:
         keys = list(groups)
         registered = self._map(self._register, [(arn, containers, push.pinned) for arn, containers in keys])
         updates: list[tuple[Target, str]] = []
@@ -370,7 +371,7 @@ class PushDeployer(DeployCommit):
                 with self._lock:
                     if new_arn not in result.registered:  # waves of one group share it
                         result.registered.append(new_arn)
-        updates = self.claim(updates, push)
+        updates, lost = self.claim(updates, push)
         records = []
         applied = []
         for (t, new_arn), outcome in zip(updates, self._map(once_more(self._update), updates), strict=True):
@@ -386,7 +387,7 @@ class PushDeployer(DeployCommit):
                 t.service["taskDefinition"] = new_arn
             applied.append((t, self.claims_of(t, new_arn, push)))
             records.append(self.record(t, new_arn, outcome, push, started_at))
-        return records, applied
+        return records, applied, lost
 
 
 def _group(t: Target) -> tuple[str, tuple[str, ...]]:

@@ -278,7 +278,22 @@ def _claim(
         return []
     earlier = list(state.task_arns)
     if state.reclaimed:
-        found = [a for a in request_tasks(job, clients, result.run_id) if a not in earlier]
+        try:
+            looked_up = request_tasks(job, clients, result.run_id)
+        except Exception as exc:
+            # the earlier attempt may have started tasks: keep what the claim knows and release it
+            # (RETRY) at once, so the redelivery looks again instead of waiting for it to expire;
+            # whatever the look-up's error, the request is retried (a queue message is requeued,
+            # never dead-lettered: its run may have started and must get its record)
+            release(guard, earlier, log)
+            if not isinstance(exc, JobError):
+                raise
+            raise RetryableJobError(
+                f"{exc}; an earlier attempt may have started tasks: retried",
+                job=job.name,
+                cluster=job.cluster,
+            ) from exc
+        found = [a for a in looked_up if a not in earlier]
         if found:
             logger.warning(
                 "found tasks an earlier attempt started without writing them down",

@@ -4,8 +4,8 @@ acting on a message's last delivery before SQS's redrive does (without a reason)
 - :meth:`DeadLetters.dead_letter`: the message goes to the DLQ with ``ecspilot_reason``; when
   that fails it stays in the queue (retried), never dropped;
 - :meth:`DeadLetters.last_deliveries`: a message to retry on its last delivery whose tasks
-  started is requeued as a copy keyed as the original (bounded by ``MAX_REQUEUES``); any other
-  is dead-lettered now, saying why.
+  started, or may have (ECS could not say: the look-up failed), is requeued as a copy keyed as
+  the original (bounded by ``MAX_REQUEUES``); any other is dead-lettered now, saying why.
 """
 
 from __future__ import annotations
@@ -104,21 +104,25 @@ class DeadLetters:
             if delivered < redrive.max_receive_count:
                 continue
             requeued = requeues(record)
-            started = self._started(outcome)
+            started = self._started(outcome)  # None: unknown, which is not "not started"
             if (
-                started
+                started is not False
                 and requeued < MAX_REQUEUES
                 and self._requeue(record, outcome, redrive.queue_url, requeued)
             ):
                 continue
             reason = f"gave up after {delivered} deliveries; the last failure was transient: {outcome.reason}"
-            if started:
+            if started is None:
+                reason = f"its tasks could not be looked up; requeued {requeued} times, {reason}"
+            elif started:
                 reason = f"its {len(outcome.task_arns)} task(s) started; requeued {requeued} times, {reason}"
             self.dead_letter(record, outcome, reason, kind="transient")
 
-    def _started(self, outcome: MessageOutcome) -> bool:
+    def _started(self, outcome: MessageOutcome) -> bool | None:
         """Whether the message's run started tasks: known from this attempt, else looked up in
-        ECS by the run's tag (an earlier attempt may have started them, then lost its claim)."""
+        ECS by the run's tag (an earlier attempt may have started them, then lost its claim);
+        None when the look-up failed: the run may have started, so the message is requeued (its
+        claim and key kept) rather than dead-lettered, and a later delivery records the run."""
         if outcome.task_arns:
             return True
         job = self.config.job(outcome.job) if outcome.request_key else None
@@ -126,12 +130,12 @@ class DeadLetters:
             return False
         try:
             outcome.task_arns = request_tasks(job, self.clients, run_id_for(outcome.request_key))
-        except Exception as exc:  # ECS cannot tell: the message is dead-lettered with its reason
+        except Exception as exc:  # ECS cannot tell: the run may have started
             logger.warning(
-                "could not look up the tasks of a message's run",
+                "could not look up the tasks of a message's run: it is requeued",
                 extra={"message_id": outcome.message_id, "job": outcome.job, "error": str(exc)},
             )
-            return False
+            return None
         return bool(outcome.task_arns)
 
     def _requeue(
@@ -156,9 +160,10 @@ class DeadLetters:
             )
             return False
         outcome.outcome = "requeued"
-        outcome.reason = (
-            f"{len(outcome.task_arns)} task(s) started, run not completed: requeued ({outcome.reason})"
+        started = (
+            f"{len(outcome.task_arns)} task(s) started" if outcome.task_arns else "its tasks may have started"
         )
+        outcome.reason = f"{started}, run not completed: requeued ({outcome.reason})"
         logger.warning("started run requeued to be completed", extra=asdict(outcome))
         count("QueueMessagesRequeued")
         return True

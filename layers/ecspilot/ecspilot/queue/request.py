@@ -79,6 +79,30 @@ def _int(value: Any, name: str, job: str) -> int:
     return value
 
 
+def invalid_unicode(value: Any, path: str = "the body") -> str | None:
+    """Where ``value`` (parsed JSON) holds a string that is not valid Unicode (a lone UTF-16
+    surrogate, which JSON's ``\\uXXXX`` escapes can spell), keys included; None when it holds none."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = ascii(key)[1:-1]  # the reason must itself be valid Unicode
+            found = invalid_unicode(key, f"a key of {path}") or invalid_unicode(item, f"{path}.{name}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = invalid_unicode(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def parse_request(body: str | bytes, config: EcspilotConfig) -> QueueRequest:
     """Validate a message body; raise :class:`InvalidMessageError` with a precise reason."""
     if len(body) > MAX_BODY_BYTES:
@@ -94,6 +118,15 @@ def parse_request(body: str | bytes, config: EcspilotConfig) -> QueueRequest:
         raise InvalidMessageError("message body nests JSON too deeply to parse") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessageError(f"message body is not JSON: {exc}") from exc
+    where = invalid_unicode(data)
+    if where is not None:
+        # a lone surrogate ("\\udc80") is a valid JSON escape but no Unicode character: ECS,
+        # the logs and the DLQ would each choke on it, or mangle it, somewhere later
+        job = data.get("job") if isinstance(data, dict) else None
+        raise InvalidMessageError(
+            f"message body has invalid Unicode (a lone surrogate) in {where}",
+            job=job if isinstance(job, str) and invalid_unicode(job) is None else "",
+        )
     if not isinstance(data, dict):
         raise InvalidMessageError("message body must be a JSON object with a 'job' key")
     unknown = sorted(set(data) - BODY_KEYS)

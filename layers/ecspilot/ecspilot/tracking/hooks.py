@@ -15,13 +15,18 @@ The runbook of a hook event:
    the alarms quiet for ``quiet_minutes`` (``aws.alarms.alarm_gate``); decide (pure,
    :func:`ecspilot.domain.gates.hook_decision`). A gate that cannot be read cannot pass: the
    hook waits for a person, with the reason;
-4. CONTINUE or ROLLBACK: ContinueServiceDeployment; when it fails (throttled past botocore's
-   retries) the hook is marked RETRY and the invocation fails, so EventBridge's retry (then the
-   DLQ) answers it; WAIT: the hook is recorded WAITING and notified.
+4. CONTINUE or ROLLBACK: ContinueServiceDeployment, sent once (no botocore retry); when it
+   fails, ECS's status of the hook is read (DescribeServiceDeployments): an answer ECS took
+   (its reply lost, or an error saying "already") ends the hook ANSWERED, and the invocation
+   succeeds; otherwise the hook is marked RETRY and the invocation fails, so EventBridge's retry
+   (then the DLQ) answers it, reading the hook's status first when the failure was uncertain.
+   A hook taken over from a holder that died, or whose final write failed, is read at ECS before
+   it is answered: never a second answer. WAIT: the hook is recorded WAITING and notified.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,14 +35,14 @@ from ecspilot.aws.alarms import alarm_gate
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
 from ecspilot.aws.hook_state import HookRecords, hook_key
-from ecspilot.aws.hooks import Answer, answer_hook, deployment_images
+from ecspilot.aws.hooks import Answer, already_answered, answer_hook, deployment_images, hook_status
 from ecspilot.aws.notify import Notifier
 from ecspilot.aws.scans import Scans
 from ecspilot.deploy.signature_gate import signature_verdicts
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig
 from ecspilot.domain.gates import AlarmState, HookDecision, ScanVerdict, hook_decision, scan_verdict
 from ecspilot.domain.hook_events import AWAITING_ACTION, EcsHookStateChangeEvent
-from ecspilot.errors import EcspilotError, HookError, NothingPausedError
+from ecspilot.errors import EcspilotError, HookError, NothingPausedError, is_uncertain
 from ecspilot.obs import count, logger
 from ecspilot.stopping.deferral import Deferrals
 from ecspilot.tracking.ecs_hooks import ecs_view, fields_of, follow
@@ -137,7 +142,8 @@ class HookTracker:
         cluster, service, hook_id = str(fields["cluster"]), str(fields["service"]), str(fields["hook_id"])
         log = {"cluster": cluster, "ecs_service": service, "hook_id": hook_id, "found_by": found_by}
         key = hook_key(cluster, service, hook_id)
-        if self.records.claim(key, fields) is None:
+        prior = self.records.claim(key, fields)
+        if prior is None:
             status = self.records.get(key).get("status", "")
             logger.info("hook already handled: nothing to do", extra={**log, "status": status})
             count("HookEventsDuplicate")
@@ -170,8 +176,21 @@ class HookTracker:
             count(METRIC["WAIT"])
             self._notify(fields, "WAITING", decision.reasons)
             return out
-        answer(
-            self.clients, self.records, key, fields, decision.action, "EVALUATING", decision.reasons, "gates"
+        # a hook taken over from a holder that died (maybe after answering) or released after an
+        # uncertain failure: ECS's status of the hook is read before it is answered
+        check_first = prior.get("status") in ("EVALUATING", "ANSWERING") or bool(
+            prior.get("answer_uncertain")
+        )
+        out["status"] = answer(
+            self.clients,
+            self.records,
+            key,
+            fields,
+            decision.action,
+            "EVALUATING",
+            decision.reasons,
+            "gates",
+            check_first=check_first,
         )
         if decision.action == "ROLLBACK":
             self._notify(fields, "ROLLBACK", decision.reasons)
@@ -257,33 +276,105 @@ def answer(
     held_as: str,
     reasons: tuple[str, ...],
     decided_by: str,
-) -> None:
-    """ContinueServiceDeployment for a hook held as ``held_as``, then the hook's final status.
-    A failed call lets go of the hook (RETRY for the tracker, WAITING again for ``approve``) and
-    raises; a failed final write is logged (the hook was answered: a later attempt finds ECS
-    past it)."""
+    check_first: bool = False,
+) -> str:
+    """ContinueServiceDeployment for a hook held as ``held_as``, sent once, then the hook's final
+    status; returns it (CONTINUE, ROLLBACK, or ANSWERED when ECS had already taken an answer).
+
+    ``check_first``: an earlier attempt may have answered (its reply lost, or it died before its
+    final write): ECS's status of the hook is read first, and a hook ECS no longer awaits is not
+    answered again. After a failed call the status is read too (a lost reply may have been
+    applied); only when ECS says the hook still awaits an answer, or cannot say, does the hook
+    go back (RETRY for the tracker, WAITING for ``approve``) and the call raise."""
     log = {
         "cluster": fields.get("cluster"),
         "ecs_service": fields.get("service"),
         "hook_id": fields.get("hook_id"),
     }
     chosen: Answer = "CONTINUE" if action == "CONTINUE" else "ROLLBACK"
-    try:
-        answer_hook(clients.ecs, str(fields["service_deployment_arn"]), str(fields["hook_id"]), chosen)
-    except HookError:
-        count("HookAnswerErrors")
+    arn, hook_id = str(fields["service_deployment_arn"]), str(fields["hook_id"])
+    final = {"reasons": list(reasons), "decided_by": decided_by, "action": chosen}
+    back = "RETRY" if held_as == "EVALUATING" else "WAITING"
+    if check_first:
         try:
-            records_back = "RETRY" if held_as == "EVALUATING" else "WAITING"
-            records.move(key, records_back, [held_as])
-        except EcspilotError as exc:
-            logger.error("hook not released after a failed answer", extra={**log, "error": str(exc)})
+            taken = hook_status(clients.ecs, arn, hook_id) == "TAKEN"
+        except HookError as exc:
+            _release(records, key, back, held_as, True, log)
+            raise HookError(f"an earlier answer may have been taken, and {exc}", **exc.context) from exc
+        if taken:
+            logger.info("hook already answered at ECS: not answered again", extra=log)
+            count("HooksAlreadyAnswered")
+            _finish(records, key, "ANSWERED", held_as, final, log)
+            return "ANSWERED"
+    try:
+        answer_hook(clients.single_attempt("ecs"), arn, hook_id, chosen)
+    except HookError as exc:
+        count("HookAnswerErrors")
+        if _taken_after(clients, exc, arn, hook_id, log):
+            logger.info("ECS had taken the answer: the hook is answered", extra={**log, "error": str(exc)})
+            count("HooksAlreadyAnswered")
+            _finish(records, key, "ANSWERED", held_as, final, log)
+            return "ANSWERED"
+        _release(records, key, back, held_as, is_uncertain(exc), log)
         raise
     count(METRIC[chosen])
     logger.info(f"hook answered {chosen}", extra={**log, "decided_by": decided_by})
+    _finish(records, key, chosen, held_as, final, log)
+    return chosen
+
+
+def _taken_after(clients: Clients, exc: HookError, arn: str, hook_id: str, log: Mapping[str, Any]) -> bool:
+    """After a failed ContinueServiceDeployment: did ECS take an answer all the same? An error
+    saying "already" says so; else ECS's status of the hook (unknown when it cannot be read)."""
+    if already_answered(exc):
+        return True
     try:
-        records.move(key, chosen, [held_as], {"reasons": list(reasons), "decided_by": decided_by})
+        return hook_status(clients.ecs, arn, hook_id) == "TAKEN"
+    except HookError as read:
+        logger.warning(
+            "could not read the hook's status after a failed answer", extra={**log, "error": str(read)}
+        )
+        return False
+
+
+def _release(
+    records: HookRecords,
+    key: Mapping[str, str],
+    back: str,
+    held_as: str,
+    uncertain: bool,
+    log: Mapping[str, Any],
+) -> None:
+    """Let go of a hook whose answer failed; ``answer_uncertain`` tells the next attempt to read
+    ECS's status of the hook before it answers (the failed call may have been applied)."""
+    try:
+        records.move(key, back, [held_as], {"answer_uncertain": uncertain})
     except EcspilotError as exc:
-        logger.error("hook answered, its record not updated", extra={**log, "error": str(exc)})
+        logger.error("hook not released after a failed answer", extra={**log, "error": str(exc)})
+
+
+FINAL_WRITE_ATTEMPTS = 3
+
+
+def _finish(
+    records: HookRecords,
+    key: Mapping[str, str],
+    status: str,
+    held_as: str,
+    fields: Mapping[str, Any],
+    log: Mapping[str, Any],
+) -> None:
+    """The hook's final status, tried a few times; when it still fails, the hold expires and the
+    next delivery reads ECS's status before answering (``check_first``): never a second answer."""
+    for attempt in range(FINAL_WRITE_ATTEMPTS):
+        try:
+            records.move(key, status, [held_as], fields)
+            return
+        except EcspilotError as exc:
+            if attempt + 1 == FINAL_WRITE_ATTEMPTS:
+                logger.error("hook answered, its record not updated", extra={**log, "error": str(exc)})
+            else:
+                time.sleep(0.05 * 2**attempt)
 
 
 def approve_paused(
@@ -334,7 +425,8 @@ def approve_paused(
     decided_by = "approve" if action == "CONTINUE" else "reject"
     reason = f"{decided_by} from {origin}"
     who = decided_by if origin == "the CLI" else reason  # the CLI's records keep their word
-    answer(clients, records, chosen, item, action, "ANSWERING", (reason,), who)
+    check_first = bool(item.get("answer_uncertain"))
+    answer(clients, records, chosen, item, action, "ANSWERING", (reason,), who, check_first=check_first)
     return {
         "service": name,
         "cluster": svc.cluster,
