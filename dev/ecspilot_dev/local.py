@@ -230,3 +230,33 @@ def ecs_deployment_per_update() -> Iterator[None]:
         yield
     finally:
         EC2ContainerServiceBackend.update_service = original  # type: ignore[method-assign]
+
+
+# CloudFormation's pre-signed response URL as a stack deploy sends it (the custom resource answers
+# only there); a loopback stand-in receives what is PUT to it through :func:`answers_to_loopback`
+RESPONSE_URL = (
+    "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/"
+    "arn%3Aaws%3Acloudformation%3Aus-east-1%3A123456789012%3Astack/ecspilot/1%7CReconcile%7Creq-1"
+    "?X-Amz-Signature=abc"
+)
+
+
+@contextlib.contextmanager
+def answers_to_loopback(port: int) -> Iterator[None]:
+    """While inside, the custom resource's answers (sent to a checked CloudFormation URL) go to
+    ``http://127.0.0.1:<port>`` with the same path and query: the response bucket, on loopback."""
+    import urllib.parse  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from ecspilot.reconcile import custom_resource  # noqa: PLC0415
+
+    def opener(request: urllib.request.Request, timeout: float) -> Any:
+        parts = urllib.parse.urlsplit(request.full_url)
+        request.full_url = urllib.parse.urlunsplit(("http", f"127.0.0.1:{port}", parts.path, parts.query, ""))
+        return urllib.request.urlopen(request, timeout=timeout)
+
+    custom_resource.use_opener(opener)
+    try:
+        yield
+    finally:
+        custom_resource.use_opener(None)
