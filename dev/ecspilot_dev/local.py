@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,8 +52,32 @@ def load_handler(name: str) -> Handler:
             raise FileNotFoundError(path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        _handlers[name] = module.lambda_handler
+        _handlers[name] = _attributed(name, module.lambda_handler)
     return _handlers[name]
+
+
+_running: dict[str, int] = {}
+_running_lock = threading.Lock()
+
+
+def running_functions() -> frozenset[str]:
+    """The functions whose handler is running now (any thread): the AWS calls made meanwhile are
+    theirs (the IAM check of tests/iam_check.py compares them with their roles)."""
+    with _running_lock:
+        return frozenset(n for n, depth in _running.items() if depth)
+
+
+def _attributed(name: str, handler: Handler) -> Handler:
+    def run(event: Any, context: Any) -> Any:
+        with _running_lock:
+            _running[name] = _running.get(name, 0) + 1
+        try:
+            return handler(event, context)
+        finally:
+            with _running_lock:
+                _running[name] -= 1
+
+    return run
 
 
 def invoke(name: str, event: Any) -> Any:
