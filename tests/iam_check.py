@@ -10,11 +10,13 @@ template.
   from :data:`MANAGED` (an unknown one fails the check: add its statements). Both branches of an
   ``!If`` count (a grant under a condition is still a grant). Functions are found by their
   ``CodeUri`` (``functions/<name>``), so a function added to the template is covered as it is.
-- **The calls**: every ``BaseClient._make_api_call`` made while a handler runs (``ecspilot_dev.local``
-  counts the handlers running, on any thread) is that function's; calls made with an assumed
+- **The calls**: every ``BaseClient._make_api_call`` made in a handler's context is that
+  function's (``ecspilot_dev.local`` sets the function in a context variable around the handler;
+  while a test runs, ``ThreadPoolExecutor.submit`` copies the submitter's context, so the
+  fan-out's calls are the handler's too; a thread the test starts itself is nobody's); calls made with an assumed
   role's credentials (``ASIA...``: a member account's deployer role, checked by
   ``tests/functional/test_member_iam.py``) and calls made outside a handler (the test's own setup,
-  the CLI) are not. While two different functions run at once, a call passes when either grants it.
+  the CLI) are not.
 - **The check**: the IAM actions the call needs (``tests.functional.test_iam.needed``: the
   operation's action, plus the implied ones: ``ecs:TagResource`` conditioned on the creating
   action, ``iam:PassRole`` to ECS tasks or Scheduler, KMS for the encrypted topic, one action per
@@ -32,6 +34,7 @@ is missing.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -39,6 +42,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from functools import cache
@@ -362,6 +366,13 @@ def iam_check(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         return original(client, operation, params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recorded)
+    submit = ThreadPoolExecutor.submit
+
+    def in_context(pool: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        # the fan-out's work runs in the submitting handler's context: its calls are its function's
+        return submit(pool, contextvars.copy_context().run, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", in_context)
     yield
     problems = sorted(
         {

@@ -7,10 +7,10 @@ the repository; events in ``events/<name>.json``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import json
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -56,26 +56,24 @@ def load_handler(name: str) -> Handler:
     return _handlers[name]
 
 
-_running: dict[str, int] = {}
-_running_lock = threading.Lock()
+_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("ecspilot_function", default=None)
 
 
 def running_functions() -> frozenset[str]:
-    """The functions whose handler is running now (any thread): the AWS calls made meanwhile are
-    theirs (the IAM check of tests/iam_check.py compares them with their roles)."""
-    with _running_lock:
-        return frozenset(n for n, depth in _running.items() if depth)
+    """The function whose handler this code runs in (its thread, or a thread its fan-out pool
+    runs work on when the pool copies the context: tests/iam_check.py makes it): the AWS calls
+    made there are that function's (the IAM check compares them with its role)."""
+    name = _function.get()
+    return frozenset({name}) if name else frozenset()
 
 
 def _attributed(name: str, handler: Handler) -> Handler:
     def run(event: Any, context: Any) -> Any:
-        with _running_lock:
-            _running[name] = _running.get(name, 0) + 1
+        token = _function.set(name)
         try:
             return handler(event, context)
         finally:
-            with _running_lock:
-                _running[name] -= 1
+            _function.reset(token)
 
     return run
 
