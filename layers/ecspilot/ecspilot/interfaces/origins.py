@@ -90,8 +90,10 @@ def foreign_arn(event: Any, account: str, region: str) -> str | None:
     ecspilot's own service is not taken."""
     if not isinstance(event, dict):
         return None
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
-    named = [*(event.get("resources") or []), *(detail.get(f) for f in ARN_FIELDS)]
+    raw = event.get("detail")
+    detail: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    resources = event.get("resources")
+    named = [*(resources if isinstance(resources, list) else []), *(detail.get(f) for f in ARN_FIELDS)]
     for arn in named:
         if not isinstance(arn, str) or not arn.startswith("arn:"):
             continue
