@@ -273,7 +273,16 @@ def test_the_bus_policy_lets_exactly_the_member_accounts_put_events(members: lis
         "Principal": {"AWS": members},
         "Action": "events:PutEvents",
         "Resource": BUS,
+        # only the sources member/template.yaml forwards (issue 24)
+        "Condition": {"StringEquals": {"events:source": "aws.ecs"}},
     }
+    forwarded = {
+        str(source)
+        for r in load_template(MEMBER)["Resources"].values()
+        if r["Type"] == "AWS::Events::Rule"
+        for source in r["Properties"]["EventPattern"].get("source", [])
+    }
+    assert forwarded == {"aws.ecs"}
 
 
 def test_without_member_accounts_there_is_no_bus_policy() -> None:
