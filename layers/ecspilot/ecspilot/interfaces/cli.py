@@ -3,8 +3,7 @@
 Region and profile come from the usual AWS places (``AWS_REGION``, ``AWS_PROFILE``, ``--region``,
 ``--profile``). Exit codes, the same for every verb: 0 done (in sync), 1 the action failed, 2 bad
 input (config, event, unknown job or service, arguments, settings), 3 ``plan --detailed-exitcode``
-has changes. Every failure is one ``error: ...`` line on stderr, never a traceback.
-"""
+has changes. Every failure is one ``error: ...`` line on stderr (escaped), never a traceback."""
 
 from __future__ import annotations
 
