@@ -55,13 +55,14 @@ template: $(STAMP) $(SAM_STAMP)
 	$(SAM_VENV)/bin/sam validate --lint --template member/template.yaml --region us-east-1
 	$(BIN)/ecspilot --config config/ecspilot.yaml validate
 
-unit: $(STAMP)
+# the IAM checks (tests/iam_check.py) transform template.yaml with the SAM CLI's translator
+unit: $(STAMP) $(SAM_STAMP)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
-functional: $(STAMP)
+functional: $(STAMP) $(SAM_STAMP)
 	$(BIN)/pytest tests/functional -q $(PYTEST_ARGS)
 
-e2e: $(STAMP)
+e2e: $(STAMP) $(SAM_STAMP)
 	$(BIN)/pytest tests/e2e -q $(PYTEST_ARGS)
 
 # the status page's render test prints it with headless Chromium (Debian's chromium) and reads the

@@ -23,6 +23,7 @@ from ecspilot.queue import redrive
 from ecspilot_dev.local import CallRecorder
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table
 from tests.faults import Faults
+from tests.iam_check import iam_check  # noqa: F401 - autouse: least privilege on every call (issue 24)
 from tests.moto_state import atomic_dynamodb_writes, new_deployment_per_update
 
 TABLE = "ecspilot-state-test"

@@ -83,19 +83,36 @@ def _key(action: str, statement: dict[str, Any]) -> str:
     return action
 
 
+def _documents(logical_id: str) -> list[dict[str, Any]]:
+    """The policy documents the handler's calls use: the SAM ``Policies`` statements, or, for a
+    function with its own ``Role``, that role's policies but ``lambda-runtime`` (what Lambda
+    itself calls with the role: logs, the event source mapping's queue)."""
+    resources = load_template()["Resources"]
+    props = resources[logical_id]["Properties"]
+    role = props.get("Role")
+    if isinstance(role, dict) and "Fn::GetAtt" in role:
+        policies = resources[role["Fn::GetAtt"][0]]["Properties"].get("Policies", [])
+        return [
+            p["PolicyDocument"]
+            for policy in policies
+            for p in _branches(policy)
+            if p.get("PolicyName") != "lambda-runtime"
+        ]
+    return [d for policy in props.get("Policies", []) for d in _branches(policy)]
+
+
 def function_grants(logical_id: str) -> list[Grant]:
-    """Every action the function's role is allowed, from its SAM ``Policies`` statements."""
-    resource = load_template()["Resources"][logical_id]
+    """Every action the function's role is allowed, from its SAM ``Policies`` statements (or
+    its own role's, :func:`_documents`)."""
     grants = []
-    for policy in resource["Properties"].get("Policies", []):
-        for document in _branches(policy):
-            for statement in document.get("Statement", []):
-                if statement.get("Effect") != "Allow":
-                    continue
-                for action in _as_list(statement["Action"]):
-                    grants.append(
-                        Grant(_key(action, statement), statement.get("Sid", ""), statement.get("Resource"))
-                    )
+    for document in _documents(logical_id):
+        for statement in document.get("Statement", []):
+            if statement.get("Effect") != "Allow":
+                continue
+            for action in _as_list(statement["Action"]):
+                grants.append(
+                    Grant(_key(action, statement), statement.get("Sid", ""), statement.get("Resource"))
+                )
     return grants
 
 

@@ -7,6 +7,7 @@ the repository; events in ``events/<name>.json``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import json
 import os
@@ -51,8 +52,30 @@ def load_handler(name: str) -> Handler:
             raise FileNotFoundError(path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        _handlers[name] = module.lambda_handler
+        _handlers[name] = _attributed(name, module.lambda_handler)
     return _handlers[name]
+
+
+_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("ecspilot_function", default=None)
+
+
+def running_functions() -> frozenset[str]:
+    """The function whose handler this code runs in (its thread, or a thread its fan-out pool
+    runs work on when the pool copies the context: tests/iam_check.py makes it): the AWS calls
+    made there are that function's (the IAM check compares them with its role)."""
+    name = _function.get()
+    return frozenset({name}) if name else frozenset()
+
+
+def _attributed(name: str, handler: Handler) -> Handler:
+    def run(event: Any, context: Any) -> Any:
+        token = _function.set(name)
+        try:
+            return handler(event, context)
+        finally:
+            _function.reset(token)
+
+    return run
 
 
 def invoke(name: str, event: Any) -> Any:
@@ -230,3 +253,33 @@ def ecs_deployment_per_update() -> Iterator[None]:
         yield
     finally:
         EC2ContainerServiceBackend.update_service = original  # type: ignore[method-assign]
+
+
+# CloudFormation's pre-signed response URL as a stack deploy sends it (the custom resource answers
+# only there); a loopback stand-in receives what is PUT to it through :func:`answers_to_loopback`
+RESPONSE_URL = (
+    "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/"
+    "arn%3Aaws%3Acloudformation%3Aus-east-1%3A123456789012%3Astack/ecspilot/1%7CReconcile%7Creq-1"
+    "?X-Amz-Signature=abc"
+)
+
+
+@contextlib.contextmanager
+def answers_to_loopback(port: int) -> Iterator[None]:
+    """While inside, the custom resource's answers (sent to a checked CloudFormation URL) go to
+    ``http://127.0.0.1:<port>`` with the same path and query: the response bucket, on loopback."""
+    import urllib.parse  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from ecspilot.reconcile import custom_resource  # noqa: PLC0415
+
+    def opener(request: urllib.request.Request, timeout: float) -> Any:
+        parts = urllib.parse.urlsplit(request.full_url)
+        request.full_url = urllib.parse.urlunsplit(("http", f"127.0.0.1:{port}", parts.path, parts.query, ""))
+        return urllib.request.urlopen(request, timeout=timeout)
+
+    custom_resource.use_opener(opener)
+    try:
+        yield
+    finally:
+        custom_resource.use_opener(None)

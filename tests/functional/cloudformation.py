@@ -8,6 +8,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ecspilot_dev.local import RESPONSE_URL, answers_to_loopback
+
 
 class CloudFormationStandIn:
     """Records the answers; ``fail_with`` lists HTTP statuses to answer the first PUTs with."""
@@ -35,11 +37,15 @@ class CloudFormationStandIn:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/response?X-Amz-Signature=abc"
+        # the URL CloudFormation sends; answers to it reach this server (answers_to_loopback)
+        self.url = RESPONSE_URL
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+        self._loopback = answers_to_loopback(self.server.server_port)
+        self._loopback.__enter__()
 
     def close(self) -> None:
+        self._loopback.__exit__(None, None, None)
         self.server.shutdown()
         self.server.server_close()
 

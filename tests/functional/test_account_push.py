@@ -361,7 +361,16 @@ def test_a_continued_rollout_deploys_the_rest_in_the_other_account(
     # AND the continuation (the same function, from the queue) deploys it in its account
     time.sleep(2.1)  # the account's UpdateService bucket refills
     got = sandbox.clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-    records = [{"messageId": m["MessageId"], "body": m["Body"], "eventSource": "aws:sqs"} for m in got]
+    arn = sandbox.clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    records = [
+        {
+            "messageId": m["MessageId"],
+            "body": m["Body"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": arn["QueueArn"],
+        }
+        for m in got
+    ]
     assert invoke("deploy_on_push", {"Records": records}) == {"batchItemFailures": []}
     service = continued.split("-")[0]
     [record] = w.rt.history.deployments("prod", f"{service}@{TARGET_ACCOUNT}:{TARGET_REGION}")

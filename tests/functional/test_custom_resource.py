@@ -13,8 +13,9 @@ import pytest
 
 from ecspilot.errors import CustomResourceError, EventError
 from ecspilot.interfaces.runtime import Runtime
+from ecspilot.reconcile.custom_resource import response_url_refusal
 from ecspilot.reconcile.handler import handle_reconcile_event
-from ecspilot_dev.local import free_port, invoke
+from ecspilot_dev.local import RESPONSE_URL, answers_to_loopback, free_port, invoke
 from tests.functional.cloudformation import CloudFormationStandIn, custom_resource_event
 
 BROKEN = "version: 1\nservices:\n  - name: web\n    cluster: prod\n    containers: {app: {tags: ['v 1']}}\n"
@@ -114,12 +115,11 @@ def test_an_answer_that_never_arrives_raises_after_the_retries(
     broken_config: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN nothing listens at the ResponseURL (connection refused on every attempt)
-    url = f"http://127.0.0.1:{free_port()}/response"
     started = time.monotonic()
     # WHEN the handler answers THEN it tries 4 times, logs each failure, and raises a typed error
     # (Lambda's own retry then tries once more)
-    with pytest.raises(CustomResourceError, match="after 4 attempt"):
-        invoke("reconcile", custom_resource_event("Delete", url))
+    with answers_to_loopback(free_port()), pytest.raises(CustomResourceError, match="after 4 attempt"):
+        invoke("reconcile", custom_resource_event("Delete", RESPONSE_URL))
     assert time.monotonic() - started < 10
     failures = [r for r in caplog.records if r.getMessage() == "custom resource answer failed"]
     assert len(failures) == 4
@@ -159,3 +159,44 @@ def test_a_request_with_a_bad_field_is_an_event_error(
     with pytest.raises(EventError, match=field):
         handle_reconcile_event(event, lambda: pytest.fail("no runtime for a malformed request"))
     assert cloudformation.responses == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x?sig=1",  # not https
+        "https://169.254.169.254/latest/meta-data/",  # the instance metadata service
+        "https://attacker.example/cloudformation-custom-resource-response-useast1/x",
+        "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com.attacker.example/x",
+        "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com:8443/x",
+        "https://user@cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x",
+        "https://s3.amazonaws.com/some-other-bucket/x",
+        "https://evil.s3.amazonaws.com/x",
+        "https://127.0.0.1/cloudformation-custom-resource-response-useast1/x",
+        "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x\r\nHost: evil",
+    ],
+)
+def test_an_answer_is_never_sent_anywhere_but_cloudformations_response_bucket(
+    url: str, cloudformation: CloudFormationStandIn
+) -> None:
+    # GIVEN a direct invoke whose ResponseURL points elsewhere (SSRF)
+    event = custom_resource_event("Create", url)
+    # WHEN the reconcile function takes it THEN it refuses: nothing runs, nothing is sent
+    with pytest.raises(EventError, match="ResponseURL"):
+        handle_reconcile_event(event, lambda: pytest.fail("nothing runs for a refused request"))
+    assert cloudformation.attempts == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/arn/x?X-Amz-Signature=a",
+        "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/arn/x?s=1",
+        "https://cloudformation-custom-resource-response-uswest2.s3-us-west-2.amazonaws.com/arn/x",
+        "https://s3.amazonaws.com/cloudformation-custom-resource-response-useast1/arn/x?s=1",
+        "https://s3.eu-central-1.amazonaws.com/cloudformation-custom-resource-response-eucentral1/arn",
+        "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/arn",
+    ],
+)
+def test_cloudformations_response_urls_are_taken(url: str) -> None:
+    assert response_url_refusal(url) is None

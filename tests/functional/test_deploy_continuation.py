@@ -70,12 +70,16 @@ def queued(rt: Runtime) -> list[dict[str, Any]]:
     """Receive the continuation queue's messages as the SQS event source would deliver them."""
     url = rt.settings.continuation_queue_url or ""
     got = rt.clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    arn = rt.clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     return [
         {
             "messageId": m["MessageId"],
             "receiptHandle": m["ReceiptHandle"],
             "body": m["Body"],
             "eventSource": "aws:sqs",
+            "eventSourceARN": arn,
         }
         for m in got.get("Messages", [])
     ]
@@ -218,5 +222,11 @@ def test_a_call_that_would_wait_past_the_deadline_is_not_sent_and_its_service_co
 
 
 def test_a_malformed_continuation_is_reported_failed_so_it_ends_in_the_dlq(rt: Runtime) -> None:
-    out = deploy({"Records": [{"messageId": "m-1", "body": "{not json", "eventSource": "aws:sqs"}]}, 600)
-    assert out == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    url = rt.settings.continuation_queue_url or ""
+    arn = rt.clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    record = {"messageId": "m-1", "body": "{not json", "eventSource": "aws:sqs", "eventSourceARN": arn}
+    out = deploy({"Records": [record]}, 600)
+    assert out["batchItemFailures"] == [{"itemIdentifier": "m-1"}]
+    assert out["refused"][0]["reason"].startswith("not a deploy continuation")

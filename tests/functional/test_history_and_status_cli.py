@@ -267,3 +267,39 @@ def test_status_with_one_configured_cluster_missing_shows_the_others_and_exits_1
     assert not services["web"]["failed"]
     assert services["api"]["failed"]
     assert services["api"]["problem"]
+
+
+def test_terminal_escapes_in_an_ecs_reason_are_printed_escaped(
+    filled: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a deployment ECS failed with a reason carrying terminal escapes (clear screen, a new
+    # window title, a right-to-left override): text AWS returns, printed by history and status
+    client, table = filled.history.connection() or (None, "")
+    assert client is not None
+    [record] = [r for r in filled.history.deployments("prod", "web") if r["image_tag"] == "v2"]
+    hostile = "boom\x1b[2J\x1b]0;pwned\x07\u202eevil\nnext"
+    client.update_item(
+        TableName=table,
+        Key={"pk": {"S": record["pk"]}, "sk": {"S": record["sk"]}},
+        UpdateExpression="SET reason = :r",
+        ExpressionAttributeValues={":r": {"S": hostile}},
+    )
+    capsys.readouterr()
+    # WHEN a person reads the history and the status
+    assert main(["history", "web"]) == 0
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    # THEN no control or format character reached the terminal: each is shown escaped
+    assert not any(ch in out for ch in "\x1b\x07\u202e")
+    assert "boom\\x1b[2J" in out
+    for line in out.splitlines():
+        assert line.isprintable(), line
+
+
+def test_printable_escapes_controls_and_keeps_what_is_asked() -> None:
+    from ecspilot.interfaces.present import printable  # noqa: PLC0415
+
+    assert printable("a\x1b[31mb\x9bc\u200bd\u202ee\x7f") == "a\\x1b[31mb\\x9bc\\u200bd\\u202ee\\x7f"
+    assert printable("one\ntwo\tthree", keep="\n\t") == "one\ntwo\tthree"
+    assert printable("one\ntwo") == "one\\x0atwo"
+    assert printable("déjà vu — ok") == "déjà vu — ok"

@@ -475,6 +475,13 @@ def test_a_message_failing_transiently_until_its_last_delivery_goes_to_the_dlq_w
     assert running(clients) == []
 
 
+def run_record_write(params: Mapping[str, Any]) -> bool:
+    """The write of a recovered task's run record (``jobs.records.record_recovered``)."""
+    return str(params.get("Key", {}).get("pk", {}).get("S", "")).startswith("JOB#") and (
+        params.get("ConditionExpression") == "attribute_not_exists(pk)"
+    )
+
+
 def test_a_started_run_still_unrecorded_on_its_last_delivery_is_requeued_not_dead_lettered(
     queue: Queue, clients: Clients, faults: Faults, recorder: CallRecorder
 ) -> None:
@@ -483,7 +490,10 @@ def test_a_started_run_still_unrecorded_on_its_last_delivery_is_requeued_not_dea
     batch = faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
     batched = faults.fail("TransactWriteItems", service="dynamodb", code="InternalServerError")
     single = faults.fail("PutItem", service="dynamodb", code="InternalServerError")  # the retries' writes
-    with faults.active(batch, batched, single):
+    recovered = faults.fail(  # a run record only where missing
+        "UpdateItem", service="dynamodb", code="InternalServerError", when=run_record_write
+    )
+    with faults.active(batch, batched, single, recovered):
         for _ in range(3):
             queue.deliver()
     # THEN it was never dead-lettered: a copy keyed as the original waits in the queue
@@ -561,6 +571,7 @@ def test_a_started_run_requeued_too_often_is_dead_lettered_with_its_reason_not_l
     faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
     faults.fail("TransactWriteItems", service="dynamodb", code="InternalServerError")
     faults.fail("PutItem", service="dynamodb", code="InternalServerError")
+    faults.fail("UpdateItem", service="dynamodb", code="InternalServerError", when=run_record_write)
     for _ in range(3):
         queue.deliver()
     # THEN on its last delivery it goes to the DLQ, saying its task started (redrive is safe)

@@ -36,7 +36,7 @@ def render_job(**queue: Any) -> dict[str, Any]:
         "task_definition": "render",
         "launch_type": "EC2",
         "concurrency": "forbid",  # queue runs are bounded by max_running, not by this policy
-        "queue": {"allow": ["command", "environment.INPUT_URL"], **queue},
+        "queue": {"allow": ["command", "environment.INPUT_URL", "container"], **queue},
     }
 
 

@@ -186,7 +186,8 @@ def test_a_stop_whose_cluster_arn_names_another_account_than_the_event_is_ignore
     # WHEN it reaches the tracker
     result = invoke(TRACK, event)
     # THEN it is ignored, nothing is recorded under either prod/web
-    assert result["ignored"].startswith(f"cluster arn:aws:ecs:{TARGET_REGION}:{TARGET_ACCOUNT}:cluster/prod")
+    # (issue 24: the tracker's check of every ECS ARN an event names says so first)
+    assert f"arn:aws:ecs:{TARGET_REGION}:{TARGET_ACCOUNT}:" in result["ignored"]
     assert recorder.writes() == []
     records = HealthRecords(world.rt.history)
     assert records.stops("prod", "web", "") == []

@@ -93,7 +93,7 @@ def test_services_are_read_and_updated_on_the_configured_clusters_only(pattern: 
     role = member({"ServiceClusterNamePattern": pattern})["DeployerRole"]
     for statement in statements(role):
         if {"ecs:UpdateService", "ecs:DescribeServices"} & set(as_list(statement["Action"])):
-            assert statement["Resource"] == f"arn:aws:ecs:*:{TARGET}:service/{pattern}/*"
+            assert statement["Resource"] == f"arn:aws:ecs:{TARGET_REGION}:{TARGET}:service/{pattern}/*"
 
 
 def test_pass_role_is_limited_to_ecs_task_roles_handed_to_ecs_tasks() -> None:
@@ -106,7 +106,7 @@ def test_tags_are_allowed_only_when_registering_a_task_definition() -> None:
     [statement] = [
         s for s in statements(member()["DeployerRole"]) if "ecs:TagResource" in as_list(s["Action"])
     ]
-    assert statement["Resource"] == f"arn:aws:ecs:*:{TARGET}:task-definition/*"
+    assert statement["Resource"] == f"arn:aws:ecs:{TARGET_REGION}:{TARGET}:task-definition/*"
     assert statement["Condition"] == {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}
 
 
@@ -273,7 +273,16 @@ def test_the_bus_policy_lets_exactly_the_member_accounts_put_events(members: lis
         "Principal": {"AWS": members},
         "Action": "events:PutEvents",
         "Resource": BUS,
+        # only the sources member/template.yaml forwards (issue 24)
+        "Condition": {"StringEquals": {"events:source": "aws.ecs"}},
     }
+    forwarded = {
+        str(source)
+        for r in load_template(MEMBER)["Resources"].values()
+        if r["Type"] == "AWS::Events::Rule"
+        for source in r["Properties"]["EventPattern"].get("source", [])
+    }
+    assert forwarded == {"aws.ecs"}
 
 
 def test_without_member_accounts_there_is_no_bus_policy() -> None:
@@ -378,3 +387,13 @@ def test_without_members_the_service_task_rule_takes_the_stacks_own_clusters_onl
     assert rule["detail"]["clusterArn"] == [{"wildcard": f"arn:aws:ecs:{HOME}:{ECSPILOT}:cluster/*"}]
     assert matches(rule, load_event(SERVICE_STOP))
     assert not matches(rule, in_target(SERVICE_STOP))
+
+
+def test_the_deployer_role_acts_in_one_region_the_stacks_unless_told() -> None:
+    # issue 24: no grant on ECS in every region by default
+    for params, region in (({}, TARGET_REGION), ({"ServiceRegion": "ap-south-1"}, "ap-south-1")):
+        for statement in statements(member(params)["DeployerRole"]):
+            resources = as_list(statement["Resource"])
+            for resource in resources:
+                if str(resource).startswith("arn:aws:ecs:"):
+                    assert str(resource).split(":")[3] == region, (params, statement)

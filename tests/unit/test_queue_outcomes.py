@@ -113,7 +113,7 @@ def test_a_follower_ends_done_only_when_its_first_is_done(first: Any, expected: 
         ),
         (
             {"overrides": {"container": "sidecar", "environment": {"A": "1"}, "cpu": 256}},
-            {"queue": {"allow": ["environment", "cpu"], "max_cpu": 512}},
+            {"queue": {"allow": ["environment", "cpu", "container"], "max_cpu": 512}},
             {"containers": {"sidecar": {"environment": {"A": "1"}, "cpu": 256}}},
         ),
     ],

@@ -22,7 +22,7 @@ CONFIG = parse_config(
                 "cluster": "prod",
                 "task_definition": "render",
                 "queue": {
-                    "allow": ["command", "environment.INPUT_URL", "memory"],
+                    "allow": ["command", "environment.INPUT_URL", "memory", "container"],
                     "max_memory": 2048,
                     "max_count": 3,
                 },
@@ -206,3 +206,12 @@ def test_a_message_container_must_be_one_of_the_task_definition(
     with pytest.raises(InvalidMessageError) as info:
         check_container(request, TASK_DEFINITION)
     assert info.value.reason == problem
+
+
+def test_a_message_container_must_be_allowed_by_the_job() -> None:
+    # GIVEN a job whose queue.allow does not name container
+    body = json.dumps({"job": "open", "overrides": {"container": "sidecar", "environment": {"A": "1"}}})
+    # WHEN a message aims its overrides at a container THEN it is refused, naming the allowlist
+    with pytest.raises(InvalidMessageError) as info:
+        parse_request(body, CONFIG)
+    assert info.value.reason == "override container is not in this job's queue.allow"

@@ -25,7 +25,7 @@ from ecspilot.interfaces import runtime
 from ecspilot.interfaces.present import say, table
 from ecspilot_dev.demo.base import Demo, DemoCheckError
 from ecspilot_dev.demo.tracking import ecs_event, track
-from ecspilot_dev.local import invoke
+from ecspilot_dev.local import RESPONSE_URL, answers_to_loopback, invoke
 from ecspilot_dev.sandbox import fake_digest
 
 CLUSTER = "vault"
@@ -301,7 +301,7 @@ def _custom_resource_always_answers(demo: Demo) -> None:
     server = HTTPServer(("127.0.0.1", 0), _Answers)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     request = {
-        "ResponseURL": f"http://127.0.0.1:{server.server_port}/answer",
+        "ResponseURL": RESPONSE_URL,
         "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/ecspilot/1",
         "RequestId": "demo-request",
         "LogicalResourceId": "Reconcile",
@@ -311,7 +311,7 @@ def _custom_resource_always_answers(demo: Demo) -> None:
         path.write_text(good.replace("version: 1", "version: 2", 1), encoding="utf-8")
         runtime.reset()  # the function builds its runtime (and loads the config) on this request
         for request_type in ("Update", "Delete"):
-            with _quiet():
+            with _quiet(), answers_to_loopback(server.server_port):
                 invoke("reconcile", {**request, "RequestType": request_type})
             answer = _Answers.answers[-1]
             reason = answer["Reason"].splitlines()

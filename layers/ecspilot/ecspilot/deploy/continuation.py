@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.limiter import Rate
-from ecspilot.domain.images import ImagePush
+from ecspilot.domain.images import DIGEST_RE, ImagePush
 from ecspilot.errors import AwsError, InvalidMessageError
 from ecspilot.obs import count, logger
 
@@ -139,7 +139,7 @@ class ContinuationItem:
         if not isinstance(raw, dict) or raw.get("kind") != KIND:
             raise InvalidMessageError(f"not a {KIND} message")
         try:
-            p = raw["push"]
+            p, rollout_id = _checked(raw)
             push = ImagePush(
                 account=str(p["account"]),
                 region=str(p["region"]),
@@ -150,13 +150,27 @@ class ContinuationItem:
                 time=datetime.fromisoformat(p["time"]) if p.get("time") else None,
             )
             services = tuple(str(s) for s in raw["services"])
-            return cls(push, services, str(raw["rollout_id"]), int(raw.get("part", 1)))
+            return cls(push, services, rollout_id, int(raw.get("part", 1)))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidMessageError(f"not a deploy continuation: {exc}") from exc
 
     def rest(self, services: Sequence[str]) -> ContinuationItem:
         """The next part: ``services`` of the same rollout."""
         return ContinuationItem(self.push, tuple(services), self.rollout_id, self.part + 1)
+
+
+def _checked(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The message's push and rollout id, once their shapes are right (issue 24: a digest is
+    ``sha256:`` and 64 lowercase hex characters, never a tag); raises ValueError or TypeError."""
+    p = raw["push"]
+    if not isinstance(p, dict) or not isinstance(raw["services"], list):
+        raise TypeError("push must be an object and services a list")
+    if not DIGEST_RE.fullmatch(str(p["digest"])):
+        raise ValueError("the digest is not sha256: and 64 lowercase hex characters")
+    rollout_id = str(raw["rollout_id"])
+    if not 0 < len(rollout_id) <= 256 or not rollout_id.isprintable():
+        raise ValueError("rollout_id must be 1 to 256 printable characters")
+    return p, rollout_id
 
 
 def first_part(push: ImagePush, services: Sequence[str]) -> ContinuationItem:

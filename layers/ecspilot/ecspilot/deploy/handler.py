@@ -8,19 +8,28 @@ Each unpacks the runtime into what the core takes (config, clients, history, set
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import Any, cast
 
 from ecspilot.aws.accounts import AccountSessions, sessions_of
 from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.catchup import catch_up
 from ecspilot.deploy.continuation import Budget, Continuation, ContinuationItem
+from ecspilot.deploy.continuation_trust import (
+    ecr_pushed_at,
+    item_refusal,
+    queue_arn_of,
+    read_rollout,
+    rollout_refusal,
+    source_refusal,
+)
 from ecspilot.deploy.signature_timer import push_of
 from ecspilot.deploy.targets import deploy_push
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcrImageActionEvent
 from ecspilot.domain.images import short_digest
 from ecspilot.domain.plan import Action
-from ecspilot.errors import EcspilotError
+from ecspilot.errors import EcspilotError, InvalidMessageError
 from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
@@ -120,13 +129,39 @@ def _continuation(
 def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any = None) -> dict[str, Any]:
     """An SQS batch of continuation items: each continues its rollout (the same deploy core,
     restricted to its services); a failed item is reported in ``batchItemFailures`` so SQS
-    delivers it again (idempotent), and after ``maxReceiveCount`` moves it to the DLQ."""
-    failures = []
+    delivers it again (idempotent), and after ``maxReceiveCount`` moves it to the DLQ.
+
+    Nothing in a message is taken on trust (``deploy.continuation_trust``): records from anywhere
+    but the continuation queue are ignored as a whole; a part whose image is not in ecspilot's
+    registry, or that is not part of a rollout the first invocation recorded, is refused (logged,
+    counted, reported failed so it ends in the dead-letter queue, whose alarm tells the operator);
+    the push time is ECR's, never the body's."""
+    settings = runtime.settings
+    queue_arn = settings.continuation_queue_arn or queue_arn_of(settings.continuation_queue_url or "")
+    records = event.get("Records")
+    untrusted = source_refusal(records, queue_arn)
+    if untrusted:
+        logger.warning("continuation records ignored", reason=untrusted)
+        count("EventsUntrustedOrigin")
+        return {"ignored": untrusted, "batchItemFailures": []}
+    failures, refused = [], []
     deferrals = deferrals_of(runtime)  # one read of the freezes for the whole batch
-    for record in event["Records"]:
+    for record in cast("list[dict[str, Any]]", records):  # source_refusal checked the shape
         message_id = str(record.get("messageId", ""))
         try:
-            item = ContinuationItem.parse(str(record.get("body", "")))
+            item = _verified(ContinuationItem.parse(str(record.get("body", ""))), runtime)
+        except InvalidMessageError as exc:
+            logger.error("continuation refused", message_id=message_id, reason=exc.reason)
+            count("DeployContinuationsRefused")
+            refused.append({"itemIdentifier": message_id, "reason": exc.reason})
+            failures.append({"itemIdentifier": message_id})  # to the DLQ (and its alarm) as evidence
+            continue
+        except EcspilotError as exc:
+            logger.error("continuation not verified", message_id=message_id, error=str(exc))
+            count("DeployContinuationErrors")
+            failures.append({"itemIdentifier": message_id})
+            continue
+        try:
             logger.info(
                 "continuing a rollout",
                 rollout_id=item.rollout_id,
@@ -139,19 +174,37 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
                 runtime.config,
                 runtime.clients,
                 runtime.history,
-                max_workers=runtime.settings.max_workers,
+                max_workers=settings.max_workers,
                 continuation=_continuation(runtime, context, item)
-                or Continuation(runtime.settings.continuation_queue_url or "", None, item),
-                topic_arn=runtime.settings.notify_topic_arn,
+                or Continuation(settings.continuation_queue_url or "", None, item),
+                topic_arn=settings.notify_topic_arn,
                 sessions=_sessions(runtime, "deploy_on_push"),
-                own=(runtime.settings.account_id, runtime.settings.region),
+                own=(settings.account_id, settings.region),
                 deferrals=deferrals,
             )
         except EcspilotError as exc:
             logger.error("continuation failed", message_id=message_id, error=str(exc))
             count("DeployContinuationErrors")
             failures.append({"itemIdentifier": message_id})
-    return {"batchItemFailures": failures}
+    out: dict[str, Any] = {"batchItemFailures": failures}
+    if refused:
+        out["refused"] = refused
+    return out
+
+
+def _verified(item: ContinuationItem, runtime: Runtime) -> ContinuationItem:
+    """``item`` with ECR's push time, once its image and its rollout are proven; raises
+    :class:`InvalidMessageError` (refused for good) or :class:`AwsError` (a read failed: retry)."""
+    settings = runtime.settings
+    reason = item_refusal(item.push, (settings.account_id, settings.region))
+    if reason is None:
+        reason = rollout_refusal(item, read_rollout(runtime.history, item.rollout_id))
+    if reason is not None:
+        raise InvalidMessageError(reason, rollout_id=item.rollout_id[:200])
+    pushed_at = ecr_pushed_at(runtime.clients.ecr, item.push)
+    if pushed_at is None:
+        raise InvalidMessageError("the image is not in ECR", rollout_id=item.rollout_id)
+    return replace(item, push=replace(item.push, time=pushed_at))
 
 
 def reconcile_catch_up(runtime: Runtime, dry_run: bool = False) -> list[Action]:

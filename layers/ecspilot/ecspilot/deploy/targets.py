@@ -26,6 +26,7 @@ from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
 from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.continuation import Budget, Continuation, enqueue, first_part
+from ecspilot.deploy.continuation_trust import write_rollout
 from ecspilot.deploy.result import PushResult, Target
 from ecspilot.deploy.runbook import PushDeployer
 from ecspilot.deploy.signature_timer import SignatureTimer
@@ -158,6 +159,8 @@ def deploy_push(
     left = [o.name for o in result.by_outcome("continued")]
     if left and continuation is not None:
         rest = item.rest(left) if item else first_part(push, left)
+        if item is None:  # what every later part is checked against (deploy.continuation_trust)
+            write_rollout(history, rest)
         enqueue(clients.sqs, continuation.queue_url, rest)
         result.continued_in = rest.rollout_id
     failures = [

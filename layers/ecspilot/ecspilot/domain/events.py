@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ecspilot.domain.envelope import EventBridgeEvent, EventModel
-from ecspilot.domain.images import DIGEST_RE, ImagePush
+from ecspilot.domain.images import DIGEST_RE, ImagePush, valid_repository, valid_tag
 
 
 class EcrImageActionDetail(EventModel):
@@ -26,6 +26,20 @@ class EcrImageActionDetail(EventModel):
     def _digest(cls, value: str) -> str:
         if not DIGEST_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a sha256 digest")
+        return value
+
+    @field_validator("image_tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if value and not valid_tag(value):
+            raise ValueError(f"{value!r} is not an ECR image tag")
+        return value
+
+    @field_validator("repository_name")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        if not valid_repository(value):
+            raise ValueError(f"{value!r} is not an ECR repository name")
         return value
 
 

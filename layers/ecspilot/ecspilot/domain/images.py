@@ -8,6 +8,22 @@ from datetime import datetime
 
 # use with fullmatch: "$" would also match before a trailing newline
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+# ECR's image tag: the OCI distribution spec's characters, ECR's 300-character limit
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,299}")
+# ECR's repository name pattern (2 to 256 characters, checked with the length below)
+REPOSITORY_RE = re.compile(
+    r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
+)
+
+
+def valid_tag(tag: str) -> bool:
+    """True when ``tag`` is a tag ECR can hold (no control characters, no spaces, no ``@``)."""
+    return bool(TAG_RE.fullmatch(tag))
+
+
+def valid_repository(name: str) -> bool:
+    """True when ``name`` is an ECR repository name."""
+    return 2 <= len(name) <= 256 and bool(REPOSITORY_RE.fullmatch(name))
 
 
 @dataclass(frozen=True)

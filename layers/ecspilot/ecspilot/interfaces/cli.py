@@ -5,7 +5,7 @@ Exit codes and the AWS session are :mod:`ecspilot.interfaces.exits`'s, the same 
 3 ``plan --detailed-exitcode`` has changes. Every verb checks its input (the config, an event
 file, its arguments) before its first AWS call; the region comes from ``--region``, then
 ``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the profile. Every failure is one
-``error: ...`` line on stderr, never a traceback.
+``error: ...`` line on stderr (escaped), never a traceback.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ecspilot.interfaces.exits import (
     error_text,
     exit_code,
 )
+from ecspilot.interfaces.present import error
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -123,7 +124,7 @@ def failed_parts(errors: Sequence[dict[str, Any]], what: str = "reconcile part(s
     """Say on stderr, in one line, which parts failed and why; True when any did."""
     if errors:
         why = "; ".join(f"{a['target']}: {a['detail']}" for a in errors)
-        print(f"error: {len(errors)} {what} failed: {why}", file=sys.stderr)
+        error(f"{len(errors)} {what} failed: {why}")
     return bool(errors)
 
 
@@ -316,7 +317,7 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
         code = exit_code(exc)
         if code is None:
             raise  # a bug: the traceback is what to report
-        print(f"error: {error_line(exc, args)}", file=sys.stderr)
+        error(error_line(exc, args))
         return code
     finally:
         logger.setLevel(level)  # main() called in a process that goes on (tests, the demo)

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ecspilot.errors import AdoptionInputError
-from ecspilot.interfaces.present import say
+from ecspilot.interfaces.present import printable, say
 
 
 def write_config(text: str, output: str | None, force: bool) -> None:
     """``text`` to ``output`` (stdout when None); an existing file only with ``force``."""
     if output is None or output == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(printable(text, keep="\n\t"))
         return
     path = Path(output)
     if path.exists() and not force:

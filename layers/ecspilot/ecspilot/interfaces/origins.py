@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.interfaces.settings import Settings
@@ -78,4 +79,41 @@ def untrusted_reason(
     return reason
 
 
-__all__ = ["TrustedOrigins", "promotion_origins", "untrusted_reason"]
+#: the fields of an ECS event's ``detail`` that name ECS resources (issue 24)
+ARN_FIELDS = ("serviceArn", "clusterArn", "taskArn", "serviceDeploymentArn")
+
+
+def foreign_arn(event: Any, account: str, region: str) -> str | None:
+    """The first ECS ARN in ``event`` (``resources``, the ``detail`` fields of :data:`ARN_FIELDS`)
+    that names another account or region than the event's own, or None (pure). An event of one
+    account may only speak of that account's resources: a member account's event naming
+    ecspilot's own service is not taken."""
+    if not isinstance(event, dict):
+        return None
+    raw = event.get("detail")
+    detail: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    resources = event.get("resources")
+    named = [*(resources if isinstance(resources, list) else []), *(detail.get(f) for f in ARN_FIELDS)]
+    for arn in named:
+        if not isinstance(arn, str) or not arn.startswith("arn:"):
+            continue
+        parts = arn.split(":", 5)
+        if len(parts) < 6 or parts[2] != "ecs":
+            continue
+        if (parts[4], parts[3]) != (account, region):
+            return arn
+    return None
+
+
+def foreign_arn_reason(event: Any, account: str, region: str, kind: str) -> str | None:
+    """:func:`foreign_arn`, logged and counted; the reason to ignore the event, or None."""
+    arn = foreign_arn(event, account, region)
+    if arn is None:
+        return None
+    reason = f"event of account {account} region {region} names a resource elsewhere: {arn[:300]}"
+    logger.warning("event naming another account's resource ignored", event_kind=kind, reason=reason)
+    count("EventsUntrustedOrigin")
+    return reason
+
+
+__all__ = ["TrustedOrigins", "foreign_arn", "foreign_arn_reason", "promotion_origins", "untrusted_reason"]

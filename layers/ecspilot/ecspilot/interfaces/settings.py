@@ -54,6 +54,9 @@ class Settings:
     # the seconds kept in hand at the end of an invocation (records, the continuation message)
     ecs_rates: str = ""
     continuation_queue_url: str | None = None
+    # issue 24: continuations are taken only from this queue (the SQS records' eventSourceARN);
+    # unset, it is derived from continuation_queue_url
+    continuation_queue_arn: str | None = None
     time_margin_seconds: int = 20
     # issue 13: the reconcile function, the target of a promotion's one-time bake timer
     reconcile_arn: str | None = None
@@ -84,6 +87,7 @@ class Settings:
                 a.strip() for a in (env.get("ECSPILOT_CHAT_ROLE_ARNS") or "").split(",") if a.strip()
             ),
             continuation_queue_url=env.get("ECSPILOT_CONTINUATION_QUEUE_URL") or None,
+            continuation_queue_arn=env.get("ECSPILOT_CONTINUATION_QUEUE_ARN") or None,
             time_margin_seconds=_int(env, "ECSPILOT_TIME_MARGIN_SECONDS", 20),
             reconcile_arn=env.get("ECSPILOT_RECONCILE_ARN") or None,
         )

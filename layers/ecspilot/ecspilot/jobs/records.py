@@ -16,10 +16,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.aws.claims import RequestClaim
-from ecspilot.aws.dynamo import serialize
+from ecspilot.aws.dynamo import conditional_update, serialize, set_expression
 from ecspilot.aws.history import History, RunRecord, job_pk
 from ecspilot.domain.config import JobConfig
-from ecspilot.errors import AwsError, JobError, error_code, is_transient
+from ecspilot.errors import AwsError, JobError, is_transient
 from ecspilot.jobs.plan import COMPLETE_ATTEMPTS, RUN_TASK_BACKOFF, RunResult
 from ecspilot.obs import count, logger
 
@@ -66,23 +66,27 @@ def failure_records(job: JobConfig, result: RunResult) -> list[dict[str, Any]]:
 
 def record_recovered(history: History, job: JobConfig, result: RunResult, arns: Sequence[str]) -> None:
     """Records of tasks an earlier attempt started: written only where missing (the earlier
-    attempt may have written them, and the tracker may have closed them since)."""
+    attempt may have written them, and the tracker may have closed them since). A conditional
+    UpdateItem, the one write the run functions' roles grant besides BatchWriteItem (issue 24:
+    no ``dynamodb:PutItem`` needed)."""
     connection = history.connection() if arns else None
     if connection is None:
         return
     client, table = connection
     for arn in arns:
-        try:
-            client.put_item(
-                TableName=table,
-                Item=serialize({**run_record(job, result, arn), "expires_at": history.expires_at()}),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise AwsError(f"writing history failed: {exc}", table=table) from exc
-        except BotoCoreError as exc:
-            raise AwsError(f"writing history failed: {exc}", table=table) from exc
+        item = {**run_record(job, result, arn), "expires_at": history.expires_at()}
+        key = {"pk": item.pop("pk"), "sk": item.pop("sk")}
+        update = set_expression(item)
+        conditional_update(
+            client,
+            table,
+            key,
+            update.expression,
+            update.names,
+            update.values,
+            "attribute_not_exists(pk)",  # a record already there (maybe closed) is kept as it is
+            what="writing history",
+        )
 
 
 def record_run(history: History, job: JobConfig, result: RunResult, recovered: Sequence[str] = ()) -> None:

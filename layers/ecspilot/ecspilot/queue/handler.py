@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ecspilot.aws.claims import in_progress_until
+from ecspilot.errors import EventError
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import logger
 from ecspilot.queue.batch import QueueBatch
@@ -29,8 +30,14 @@ def queue_batch(rt: Runtime, dry_run: bool = False, context: Any = None) -> Queu
 
 
 def handle_queue_event(event: Mapping[str, Any], rt: Runtime, context: Any = None) -> dict[str, Any]:
-    """The ``run_queued_jobs`` flow: process a batch, answer with the partial batch failures."""
-    outcomes = queue_batch(rt, context=context).process(list(event.get("Records", [])))
+    """The ``run_queued_jobs`` flow: process a batch, answer with the partial batch failures.
+
+    An event that is not an SQS batch (a direct invoke: not an object, ``Records`` not a list of
+    objects) is an :class:`EventError`: nothing runs, and no message id could be reported."""
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
+        raise EventError("run_queued_jobs takes an SQS batch: Records must be a list of objects")
+    outcomes = queue_batch(rt, context=context).process(list(records))
     for o in outcomes.values():
         logger.info(f"message {o.outcome}", extra=asdict(o))
 

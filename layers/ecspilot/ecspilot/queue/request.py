@@ -6,7 +6,8 @@ Body: ``{"job": NAME, "overrides": {...}, "count": N, "idempotency_key": "..."}`
 to, a container of the job's task definition: :func:`check_container`, once it is resolved;
 default: the task definition's first container). Each must be allowed by the
 job's ``queue.allow``: ``environment`` allows every variable, ``environment.NAME``
-one. Anything else (``taskRoleArn``, ``executionRoleArn``, ``image``, unknown
+one; ``container`` must be allowed too (issue 24: a message aiming the overrides at a sidecar
+is a choice the job's owner makes). Anything else (``taskRoleArn``, ``executionRoleArn``, ``image``, unknown
 keys) is refused: a message can never choose a role or an image.
 The same rules serve the handler and ``ecspilot enqueue``.
 """
@@ -214,6 +215,8 @@ def _overrides(job: JobConfig, overrides: dict[str, Any], count: int, key: str |
     container = overrides.get("container")
     if container is not None and (not isinstance(container, str) or not container):
         raise InvalidMessageError("override container must be a container name", job=name)
+    if container is not None and not _allowed(allow, "container"):
+        raise InvalidMessageError("override container is not in this job's queue.allow", job=name)
     command = overrides.get("command")
     if command is not None:
         if not _allowed(allow, "command"):

@@ -10,19 +10,27 @@ The answer is an HTTPS PUT of a JSON document to the pre-signed ``ResponseURL``.
 - a PUT that fails (network, 5xx) is tried again a few times, each failure logged; when every
   attempt failed, :class:`CustomResourceError` is raised so Lambda's retry tries once more;
 - a request without ``ResponseURL``, ``StackId``, ``RequestId`` or ``LogicalResourceId`` (nothing
-  could answer it) or with an unknown ``RequestType`` is an :class:`EventError`.
+  could answer it) or with an unknown ``RequestType`` is an :class:`EventError`;
+- the answer goes only to CloudFormation's response bucket (issue 24: a direct invoke must not
+  make the function PUT to a host of the caller's choosing): an ``https`` URL, default port, no
+  user info, on ``cloudformation-custom-resource-response-<region>.s3[.<region>|-<region>].
+  amazonaws.com[.cn]`` or path-style ``s3[.<region>].amazonaws.com[.cn]/cloudformation-custom-
+  resource-response-<region>/...`` (:func:`response_url_refusal`). Any other URL is logged and
+  refused (an :class:`EventError`: nothing is run, nothing is sent).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ecspilot.domain.envelope import EventModel, parse_event
 from ecspilot.errors import CustomResourceError
@@ -35,16 +43,59 @@ ANSWER_ATTEMPTS = 4
 
 Status = Literal["SUCCESS", "FAILED"]
 
+_BUCKET = r"cloudformation-custom-resource-response-[a-z0-9-]{1,40}"
+_S3 = r"s3(?:[.-][a-z]{2}(?:-[a-z]+)+-[0-9])?\.amazonaws\.com(?:\.cn)?"
+_VIRTUAL_HOST = re.compile(rf"{_BUCKET}\.{_S3}")
+_PATH_STYLE = re.compile(rf"/{_BUCKET}/.+", re.DOTALL)
+
+Opener = Callable[..., Any]
+# how the answer is sent: urllib's urlopen; tests and the demo send it to a loopback stand-in
+# (``use_opener``), the URL having passed the same check
+_opener: Opener = urllib.request.urlopen
+
+
+def use_opener(opener: Opener | None) -> None:
+    """Send answers through ``opener`` (``urlopen``'s signature); None restores urlopen."""
+    global _opener  # noqa: PLW0603 - one transport per process, swapped only by tests and the demo
+    _opener = opener or urllib.request.urlopen
+
+
+def response_url_refusal(url: str) -> str | None:
+    """Why ``url`` is not CloudFormation's pre-signed response URL (pure), or None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "ResponseURL is not a URL"
+    host = parts.hostname or ""
+    if parts.scheme != "https" or parts.username is not None or parts.password is not None:
+        return "ResponseURL must be https, without user info"
+    if port not in (None, 443) or not url.isprintable():
+        return "ResponseURL must use the default https port and printable characters"
+    if _VIRTUAL_HOST.fullmatch(host) or (re.fullmatch(_S3, host) and _PATH_STYLE.fullmatch(parts.path)):
+        return None
+    return "ResponseURL is not on CloudFormation's response bucket (S3)"
+
 
 class CustomResourceRequest(EventModel):
     """The fields of a CloudFormation custom resource request that an answer needs."""
 
     request_type: Literal["Create", "Update", "Delete"] = Field(alias="RequestType")
-    response_url: str = Field(alias="ResponseURL", pattern=r"^https?://")
+    response_url: str = Field(alias="ResponseURL")
     stack_id: str = Field(alias="StackId", min_length=1)
     request_id: str = Field(alias="RequestId", min_length=1)
     logical_resource_id: str = Field(alias="LogicalResourceId", min_length=1)
     physical_resource_id: str = Field(default="", alias="PhysicalResourceId")
+
+    @field_validator("response_url")
+    @classmethod
+    def _response_url(cls, value: str) -> str:
+        refusal = response_url_refusal(value)
+        if refusal:
+            logger.warning("custom resource request refused", reason=refusal, response_url=value[:300])
+            count("CustomResourceRefused")
+            raise ValueError(refusal)
+        return value
 
 
 def parse_request(event: Any) -> CustomResourceRequest:
@@ -85,7 +136,7 @@ def respond(
             headers={"Content-Type": "", "Content-Length": str(len(body))},
         )
         try:
-            with urllib.request.urlopen(put, timeout=30) as resp:  # CloudFormation's pre-signed URL
+            with _opener(put, timeout=30) as resp:  # CloudFormation's pre-signed URL (checked)
                 logger.info(
                     "custom resource answered", status=status, http_status=resp.status, attempt=attempt
                 )
@@ -152,4 +203,11 @@ def handle(event: Any, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return {**result, "custom_resource": request.request_type, "status": status}
 
 
-__all__ = ["CustomResourceRequest", "handle", "parse_request", "respond"]
+__all__ = [
+    "CustomResourceRequest",
+    "handle",
+    "parse_request",
+    "respond",
+    "response_url_refusal",
+    "use_opener",
+]

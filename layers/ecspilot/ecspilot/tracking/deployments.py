@@ -228,6 +228,13 @@ class DeploymentTracker:
         target = rollback_target(event.detail.reason) if status == "IN_PROGRESS" else None
         # blue/green, linear, canary: the service deployment, not the event, says how it stands
         existing = self.history.deployment(event.detail.deployment_id) or {}
+        if existing and existing.get("service") not in (None, service):
+            # issue 24: one deployment id, two services (another account's event carrying the
+            # id of ecspilot's own deployment): the event may only touch its own service's record
+            reason = "the deployment id is a record of another service (or account)"
+            logger.warning("deployment event ignored", extra={**log, "reason": reason})
+            count("EventsUntrustedOrigin")
+            return {"ignored": reason}
         # (a forwarded event of another account, issue 13: recorded as it says; ecspilot's own
         # ECS client cannot read that account's service deployments)
         foreign = service != parse_service_arn(event.service_arn)[1]

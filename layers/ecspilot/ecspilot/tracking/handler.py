@@ -11,7 +11,7 @@ from ecspilot.domain.events import EcsDeploymentStateChangeEvent, EcsTaskStateCh
 from ecspilot.domain.hook_events import EcsHookStateChangeEvent
 from ecspilot.domain.plan import Action
 from ecspilot.errors import AwsError
-from ecspilot.interfaces.origins import promotion_origins, untrusted_reason
+from ecspilot.interfaces.origins import foreign_arn_reason, promotion_origins, untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.stopping.handler import deferrals_of
 from ecspilot.tracking.deployments import DeploymentTracker
@@ -41,6 +41,7 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
     untrusted = untrusted_reason(
         runtime.settings, parsed.account, parsed.region, parsed.detail_type, accounts
     )
+    untrusted = untrusted or foreign_arn_reason(event, parsed.account, parsed.region, parsed.detail_type)
     if untrusted:
         return {"ignored": untrusted}
     if not runtime.history.enabled:

@@ -63,9 +63,10 @@ class QueueConfig(Model):
     def _allow(cls, value: list[str]) -> list[str]:
         for item in value:
             head, _, rest = item.partition(".")
-            if head not in OVERRIDE_FIELDS or (rest and head != "environment"):
+            if head not in (*OVERRIDE_FIELDS, "container") or (rest and head != "environment"):
                 raise ValueError(
-                    f"{item!r} cannot be allowed: use command, environment, environment.NAME, cpu or memory"
+                    f"{item!r} cannot be allowed: use command, environment, environment.NAME, cpu, "
+                    "memory or container"
                 )
         return value
 
