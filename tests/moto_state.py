@@ -100,3 +100,22 @@ def target_health(states: dict[str, tuple[str, str]]) -> Iterator[None]:
         yield
     finally:
         FakeTargetGroup.health_for = original
+
+
+@contextlib.contextmanager
+def no_service_deployments_in_progress() -> Iterator[None]:
+    """ECS answers ``ListServiceDeployments`` with an empty list for a service that has no
+    service deployment in progress; moto does not implement the action (NotImplementedError).
+    For tests whose services have nothing in progress and that do not stub ECS themselves."""
+    import json  # noqa: PLC0415
+    from unittest import mock  # noqa: PLC0415
+
+    from moto.ecs.responses import EC2ContainerServiceResponse  # noqa: PLC0415
+
+    def list_service_deployments(self: Any) -> str:
+        return json.dumps({"serviceDeployments": []})
+
+    with mock.patch.object(
+        EC2ContainerServiceResponse, "list_service_deployments", list_service_deployments, create=True
+    ):
+        yield

@@ -20,6 +20,7 @@ from ecspilot_dev.local import CallRecorder, invoke
 from ecspilot_dev.sandbox import REGION, Sandbox
 from tests.conftest import TABLE, MakeRuntime
 from tests.faults import Faults
+from tests.moto_state import no_service_deployments_in_progress
 from tests.promotion_world import (
     OTHER_ACCOUNT,
     OTHER_ROLE_ARN,
@@ -279,7 +280,8 @@ def test_cli_promote_approve_and_history(
     assert [a.detail.split(" ")[0] for a in world.reconcile()] == ["in-sync"]
     assert world.images()["app"].endswith(never)
     # a service that is not promoted: approve is the pause hooks' (nothing paused: exit 1)
-    assert main([*base, "approve", "web-staging"], session=session) == 1
+    with no_service_deployments_in_progress():  # ECS: nothing in progress (moto lacks the API)
+        assert main([*base, "approve", "web-staging"], session=session) == 1
     assert "no paused deployment of web-staging" in capsys.readouterr().err
     assert TARGET_ACCOUNT  # the target account's records are keyed with it (see test_promotion)
 

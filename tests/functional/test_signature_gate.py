@@ -222,7 +222,7 @@ def test_catch_up_defers_an_image_being_signed_and_deploys_it_on_a_later_tick(
         signing(stub, digest, status("IN_PROGRESS"))
         # WHEN reconcile catches up: deferred (a conflict in the plan's words), nothing deployed
         [action] = [a for a in invoke("reconcile", {})["actions"] if a["kind"] == "catch-up"]
-        assert (action["change"], "IN_PROGRESS" in action["detail"]) == ("conflict", True)
+        assert (action["change"], "IN_PROGRESS" in action["detail"]) == ("deferred", True)
         assert running(world) == world.image("web", "v0")
         # AND on the next tick, signed: deployed
         signing(stub, digest, status("COMPLETE"))

@@ -91,7 +91,11 @@ def test_the_dashboard_shows_queue_depth_and_age_and_every_dead_letter_queue() -
 def test_the_dashboard_shows_every_functions_errors_and_durations(metric: str) -> None:
     [dashboard] = resources("AWS::CloudWatch::Dashboard").values()
     body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    conditional = {k for k, r in load_template()["Resources"].items() if "Condition" in r}
     for function in function_ids().values():
+        if function in conditional:  # e.g. ChatAnswerFunction (ChatActions): a Sub cannot name it
+            assert f"${{{function}}}" not in body, function
+            continue
         assert f'"AWS/Lambda", "{metric}", "FunctionName", "${{{function}}}"' in body, function
 
 

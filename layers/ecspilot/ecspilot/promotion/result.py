@@ -71,3 +71,13 @@ def as_actions(promotions: Sequence[Promotion]) -> list[Action]:
 
 
 __all__ = ["CHANGES", "Promotion", "as_actions"]
+
+
+def runs_release(promotion: Promotion) -> bool:
+    """The target already runs the promotion's release on every container it names."""
+    release, running = promotion.release, promotion.facts.target_digests
+    return (
+        release is not None
+        and running is not None
+        and all(running.get(c) == release.digest for c in release.containers)
+    )

@@ -52,7 +52,7 @@ from ecspilot.promotion.decisions import (
 )
 from ecspilot.promotion.deferral import defer
 from ecspilot.promotion.records import PromotionRecords, approval_attribute, notice_attribute, promotion_key
-from ecspilot.promotion.result import Promotion, as_actions
+from ecspilot.promotion.result import Promotion, as_actions, runs_release
 from ecspilot.stopping.deferral import Deferrals
 
 
@@ -374,7 +374,7 @@ class Promoter:
         try:
             if word == "promote" and not dry_run:
                 self._apply_once(promotion)
-            elif word == "in-sync" and not dry_run and _runs_release(promotion):
+            elif word == "in-sync" and not dry_run and runs_release(promotion):
                 self.apply(promotion, backfill=True)
             elif word == "blocked":
                 count("PromotionsBlocked")
@@ -389,15 +389,6 @@ class Promoter:
             count("PromotionErrors")
             logger.error("promotion failed", extra={"target": promotion.target.name, "error": str(exc)})
         return promotion
-
-
-def _runs_release(promotion: Promotion) -> bool:
-    release, running = promotion.release, promotion.facts.target_digests
-    return (
-        release is not None
-        and running is not None
-        and all(running.get(c) == release.digest for c in release.containers)
-    )
 
 
 __all__ = ["Promoter", "Promotion", "as_actions"]
