@@ -162,13 +162,17 @@ def test_another_hook_than_the_waiting_one_is_refused(world: World) -> None:
     assert world.hook_item()["status"] == "WAITING"
 
 
-def test_unfreeze_is_refused_in_this_build(world: World, recorder: CallRecorder) -> None:
+def test_unfreeze_of_a_freeze_that_is_not_active_is_refused_and_lifts_nothing(
+    world: World, recorder: CallRecorder
+) -> None:
     waiting(world)
     recorder.reset()
     out = invoke("chat_answer", {"action": "unfreeze", "service": "web-live", "freeze": "f-1"})
     assert out["outcome"] == "refused"
-    assert "not supported in this build" in out["answer"]
-    assert recorder.writes() == []
+    assert out["answer"] == "freeze f-1 is no longer active: nothing to lift"
+    # only the press's own claim moved (taken, then let go): no freeze item was written
+    assert [p["Key"]["pk"]["S"] for p in recorder.params("UpdateItem")] == ["CHAT#FREEZE", "CHAT#FREEZE"]
+    assert recorder.writes() == ["UpdateItem", "UpdateItem"]
 
 
 HOSTILE: list[tuple[Any, str]] = [
