@@ -900,11 +900,16 @@ def chat_unfreeze_and_version(run: Run, topic: str) -> None:
 
     sb = run.sandbox
     sb.repository("ver")
-    sb.service("prod", "ver", sb.task_definition("ver", {"app": sb.image("ver", "v1.0.0")}, **ROLES, **TAGGED))
+    sb.service(
+        "prod", "ver", sb.task_definition("ver", {"app": sb.image("ver", "v1.0.0")}, **ROLES, **TAGGED)
+    )
     profile = f"arn:aws:signer:{REGION}:{ACCOUNT}:/signing-profiles/release"
     source = {"repository": "ver", "tags": ["v*"], "order": "semver", "allow": "minor"}
     gates = {"image_scan": {"max_severity": "HIGH"}, "signature": {"profiles": [profile]}}
-    cfg = {"version": 1, "services": [{"name": "ver", "cluster": "prod", "containers": {"app": source}, "gates": gates}]}
+    cfg = {
+        "version": 1,
+        "services": [{"name": "ver", "cluster": "prod", "containers": {"app": source}, "gates": gates}],
+    }
     rt = run.runtime(cfg, notify_topic_arn=topic, chat_role_arns=(CHAT_ROLE,))
     now = datetime.now(UTC)
     frozen = FreezeStore(rt.history).add(["ver"], "incident 42", CHAT_ROLE, now, None)

@@ -280,7 +280,7 @@ def _version(press: ChatAnswer, svc: ServiceConfig, rt: Runtime, who: str) -> Ch
 def _notify(rt: Runtime, press: ChatAnswer, svc: ServiceConfig | None, reply: ChatReply) -> None:
     """Tell the channel (and email) what was answered, in the notification's thread."""
     thread = dict(reply.thread or {})
-    kinds = {"rollback": "rollback", "unfreeze": "freeze"}
+    kinds = {"rollback": "rollback", "unfreeze": "unfreeze"}  # not "freeze": no Unfreeze on it
     kind = kinds.get(press.action) or ("hook" if press.hook else "version" if press.digest else "promotion")
     name = svc.name if svc is not None else press.freeze
     Notifier(rt.clients, rt.settings.notify_topic_arn).notify(
