@@ -24,6 +24,7 @@ from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, fake_digest
 from ecspilot_dev.service_deployments import OperationStubber
 from tests.chat import ChatTopic, Received
 from tests.conftest import TABLE, MakeRuntime
+from tests.faults import Faults
 from tests.functional.test_signature_gate import config as signed_config
 from tests.functional.test_signature_gate import signing, status
 from tests.functional.test_stops import INCIDENTS, MOTO_ARN, Clock, alarm_event, outcomes, running
@@ -331,3 +332,20 @@ def test_each_new_notification_kind_gets_only_its_buttons() -> None:
     assert texts(kind="release-awaiting-approval", status="ANSWERED", service="web", digest=digest) == []
     assert texts(kind="freeze", status="DEFERRED", service="web", freeze="f-1", digest=digest) == ["Unfreeze"]
     assert texts(kind="deferred", status="DEFERRED", service="web", digest=digest) == []
+
+
+def test_a_lost_reply_of_the_lift_still_answers_lifted(
+    prod: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder, faults: Faults
+) -> None:
+    # GIVEN the freeze's UpdateItem applied but its reply lost (botocore sends it again: its
+    # condition fails, and the item shows this press lifted it)
+    rt, _ = started(prod, make_runtime, stops_config(stops_service("web")), Clock(T0))
+    frozen = FreezeStore(rt.history).add(["web"], "incident 42", MOTO_ARN, T0, None)
+    lost = faults.fail("UpdateItem", "lost-reply", times=1, when=lambda p: p["Key"]["pk"]["S"] == "FREEZE")
+    out = invoke("chat_answer", {"action": "unfreeze", "service": "web", "freeze": frozen.name})
+    assert lost.fired == 1
+    assert out["outcome"] == "answered"
+    assert freeze_item(frozen.name)["lifted_by"] == f"chat (chat role {ROLE})"
+    assert invoke("chat_answer", {"action": "unfreeze", "service": "web", "freeze": frozen.name})[
+        "outcome"
+    ] == ("already-answered")

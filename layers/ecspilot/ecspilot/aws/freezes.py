@@ -190,9 +190,13 @@ class FreezeStore:
                 ),
             )
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise AwsError(f"lifting freeze {name} failed: {exc}", table=table) from exc
+            # lifted since the read, or by this very write (its reply lost, botocore sent it
+            # again): the item says which
+            now_item = next((i for i in self.items() if i.get("sk") == item["sk"]), {})
+            if now_item.get("lifted_by") != by or now_item.get("end") != stamp(now):
                 return None
-            raise AwsError(f"lifting freeze {name} failed: {exc}", table=table) from exc
         except BotoCoreError as exc:
             raise AwsError(f"lifting freeze {name} failed: {exc}", table=table) from exc
         return cli_freeze(item)
