@@ -349,3 +349,36 @@ def test_a_lost_reply_of_the_lift_still_answers_lifted(
     assert invoke("chat_answer", {"action": "unfreeze", "service": "web", "freeze": frozen.name})[
         "outcome"
     ] == ("already-answered")
+
+
+def test_a_version_approved_from_chat_during_a_freeze_deploys_as_from_the_cli(
+    prod: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN v2.0.0 awaiting approval, then web frozen
+    rt, chat = started(prod, make_runtime, semver(allow="minor"), Clock(T0))
+    digest = fake_digest("web:v2.0.0")
+    invoke("deploy_on_push", prod.push("web", "v2.0.0"))
+    [note] = chat.received()
+    FreezeStore(rt.history).add(["web"], "incident 42", MOTO_ARN, T0, None)
+    # WHEN Approve is pressed: a person decided (README "Never blocked"): deployed, once
+    recorder.reset()
+    assert invoke("chat_answer", shown(note)["Approve"].payload)["outcome"] == "answered"
+    assert running(rt, "web") == digest
+    assert recorder.count("UpdateService") == 1
+
+
+def test_a_conflict_renders_with_approve_and_reject_by_digest(
+    prod: Sandbox, make_runtime: MakeRuntime
+) -> None:
+    _, chat = started(prod, make_runtime, semver(), Clock(T0))
+    assert invoke("deploy_on_push", prod.push("web", "v1.3.0"))["services"][0]["outcome"] == "deployed"
+    other = fake_digest("web:v1.3.0 rebuilt")
+    assert invoke("deploy_on_push", prod.push("web", "v1.3.0", other))["services"][0]["outcome"] == "conflict"
+    [note] = chat.received()
+    assert (note.context["kind"], note.context["status"], note.context["digest"]) == (
+        "release-awaiting-approval",
+        "AWAITING",
+        other,
+    )
+    assert "prod/web: conflict: " in note.email
+    assert shown(note)["Reject"].payload == {"action": "reject", "service": "web", "digest": other}
