@@ -162,13 +162,17 @@ def test_another_hook_than_the_waiting_one_is_refused(world: World) -> None:
     assert world.hook_item()["status"] == "WAITING"
 
 
-def test_unfreeze_is_refused_in_this_build(world: World, recorder: CallRecorder) -> None:
+def test_unfreeze_of_a_freeze_that_is_not_active_is_refused_and_lifts_nothing(
+    world: World, recorder: CallRecorder
+) -> None:
     waiting(world)
     recorder.reset()
     out = invoke("chat_answer", {"action": "unfreeze", "service": "web-live", "freeze": "f-1"})
     assert out["outcome"] == "refused"
-    assert "not supported in this build" in out["answer"]
-    assert recorder.writes() == []
+    assert out["answer"] == "freeze f-1 is no longer active: nothing to lift"
+    # only the press's own claim moved (taken, then let go): no freeze item was written
+    assert [p["Key"]["pk"]["S"] for p in recorder.params("UpdateItem")] == ["CHAT#FREEZE", "CHAT#FREEZE"]
+    assert recorder.writes() == ["UpdateItem", "UpdateItem"]
 
 
 HOSTILE: list[tuple[Any, str]] = [
@@ -182,6 +186,11 @@ HOSTILE: list[tuple[Any, str]] = [
     ({"action": "approve", "service": "web-live", "hook": "h; rm -rf"}, "not a valid value"),
     ({"action": "approve", "service": "web-live", "hook": "h", "role": "admin"}, "unknown field"),
     ({"action": "approve", "service": "nope", "hook": "h"}, "is not a configured service"),
+    ({"action": "approve", "service": "web-live", "digest": "sha256:" + "A" * 64}, "not an image digest"),
+    ({"action": "approve", "service": "web-live", "digest": "latest"}, "not an image digest"),
+    ({"action": "rollback", "service": "web-live", "digest": "sha256:" + "a" * 64}, "answers a release"),
+    ({"action": "unfreeze", "service": "web-live", "digest": "sha256:" + "a" * 64}, "answers a freeze"),
+    ({"action": "unfreeze", "service": "web-live", "freeze": "f 1"}, "not a valid value"),
     ("not json", "not JSON"),
     ([1, 2], "must be a JSON object"),
     (None, "must be a JSON object"),

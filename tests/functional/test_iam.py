@@ -937,6 +937,54 @@ def chat_answer(run: Run) -> None:
         assert run.invoke("chat_answer", press)["outcome"] == "answered"
         assert run.invoke("chat_answer", press)["outcome"] == "already-answered"
         ecs.assert_no_pending_responses()
+    chat_unfreeze_and_version(run, topic)
+
+
+def chat_unfreeze_and_version(run: Run, topic: str) -> None:
+    """The chat's Unfreeze (a CLI freeze lifted) and a version awaiting approval approved by
+    digest (issue 27: deployed through approve --digest's core, its gates read)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from ecspilot.aws.freezes import FreezeStore  # noqa: PLC0415
+    from ecspilot_dev.service_deployments import OperationStubber  # noqa: PLC0415
+    from tests.scans import scanned  # noqa: PLC0415
+
+    sb = run.sandbox
+    sb.repository("ver")
+    sb.service(
+        "prod", "ver", sb.task_definition("ver", {"app": sb.image("ver", "v1.0.0")}, **ROLES, **TAGGED)
+    )
+    profile = f"arn:aws:signer:{REGION}:{ACCOUNT}:/signing-profiles/release"
+    source = {"repository": "ver", "tags": ["v*"], "order": "semver", "allow": "minor"}
+    gates = {"image_scan": {"max_severity": "HIGH"}, "signature": {"profiles": [profile]}}
+    cfg = {
+        "version": 1,
+        "services": [{"name": "ver", "cluster": "prod", "containers": {"app": source}, "gates": gates}],
+    }
+    rt = run.runtime(cfg, notify_topic_arn=topic, chat_role_arns=(CHAT_ROLE,))
+    now = datetime.now(UTC)
+    frozen = FreezeStore(rt.history).add(["ver"], "incident 42", CHAT_ROLE, now, None)
+    press = {"action": "unfreeze", "service": "ver", "freeze": frozen.name}
+    assert run.invoke("chat_answer", press)["outcome"] == "answered"
+    digest = fake_digest("ver:v2.0.0")
+    pushed = sb.push("ver", "v2.0.0", digest)
+    scanned(sb.clients.ecr, "ver", digest, {"LOW": 1})
+    with OperationStubber(rt.clients.ecr, ("DescribeImageSigningStatus",)) as stub:
+        assert invoke("deploy_on_push", pushed)["services"][0]["outcome"] == "awaiting approval"
+        stub.add_response(
+            "describe_image_signing_status",
+            {
+                "repositoryName": "ver",
+                "imageId": {"imageDigest": digest},
+                "registryId": ACCOUNT,
+                "signingStatuses": [{"signingProfileArn": profile, "status": "COMPLETE"}],
+            },
+            {"repositoryName": "ver", "imageId": {"imageDigest": digest}, "registryId": ACCOUNT},
+        )
+        with new_deployment_per_update():
+            press = {"action": "approve", "service": "ver", "digest": digest}
+            assert run.invoke("chat_answer", press)["outcome"] == "answered"
+        stub.assert_no_pending_responses()
 
 
 SCENARIOS: dict[str, Callable[[Run], None]] = {

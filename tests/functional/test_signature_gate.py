@@ -220,7 +220,8 @@ def test_catch_up_defers_an_image_being_signed_and_deploys_it_on_a_later_tick(
     world.push("web", "v1")
     with OperationStubber(rt.clients.ecr, ("DescribeImageSigningStatus",)) as stub:
         signing(stub, digest, status("IN_PROGRESS"))
-        # WHEN reconcile catches up: deferred (a conflict in the plan's words), nothing deployed
+        # WHEN reconcile catches up: deferred (the plan's word for windows, freezes and images
+        # still being signed), nothing deployed
         [action] = [a for a in invoke("reconcile", {})["actions"] if a["kind"] == "catch-up"]
         assert (action["change"], "IN_PROGRESS" in action["detail"]) == ("deferred", True)
         assert running(world) == world.image("web", "v0")

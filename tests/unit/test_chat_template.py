@@ -18,7 +18,7 @@ def test_chat_actions_default_to_off_and_gate_the_answer_path_and_its_buttons() 
     assert template["Conditions"]["ChatActionsOn"] == {"Fn::Equals": [{"Ref": "ChatActions"}, "true"]}
     assert template["Resources"]["ChatAnswerFunction"]["Condition"] == "ChatActionsOn"
     actions = resources("AWS::Chatbot::CustomAction")
-    assert len(actions) == 6
+    assert len(actions) == 8  # hook, release and version Approve/Reject, Rollback, Unfreeze
     assert {r["Condition"] for r in actions.values()} == {"ChatActionsOn"}
     texts = sorted({a["ButtonText"] for r in actions.values() for a in r["Properties"]["Attachments"]})
     assert texts == ["Approve", "Reject", "Rollback", "Unfreeze"]

@@ -35,6 +35,7 @@ from ecspilot.errors import AwsError, error_code
 
 PK = "FREEZE"
 INCIDENT_SK = "INCIDENT"
+INCIDENT_FREEZE = "incident"  # the incident freeze's name (its id in chat notifications)
 ALARM_PREFIX = "alarm#"
 KEEP_ENDED = timedelta(days=7)  # an ended CLI freeze stays readable (``ecspilot freezes``) a week
 
@@ -169,6 +170,37 @@ class FreezeStore:
             lifted.append(freeze)
         return lifted, kept
 
+    def lift_one(self, name: str, now: datetime, by: str) -> Freeze | None:
+        """End the CLI freeze ``name`` on every service it holds (the chat's Unfreeze), audited
+        with ``by``; None when no such freeze is active any more (lifted, ended). One
+        conditional write: of two lifts at once (a press and ``ecspilot unfreeze``) one ends it."""
+        client, table = self._conn()
+        item = next((i for i in self.items() if i.get("type") == "freeze" and i.get("name") == name), None)
+        if item is None or not cli_freeze(item).active(now):
+            return None
+        try:
+            client.update_item(
+                TableName=table,
+                Key=serialize({"pk": PK, "sk": item["sk"]}),
+                UpdateExpression="SET #e = :e, #x = :x, #b = :b",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#e) OR #e > :e)",
+                ExpressionAttributeNames={"#e": "end", "#x": "expires_at", "#b": "lifted_by"},
+                ExpressionAttributeValues=serialize(
+                    {":e": stamp(now), ":x": int((now + KEEP_ENDED).timestamp()), ":b": by}
+                ),
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise AwsError(f"lifting freeze {name} failed: {exc}", table=table) from exc
+            # lifted since the read, or by this very write (its reply lost, botocore sent it
+            # again): the item says which
+            now_item = next((i for i in self.items() if i.get("sk") == item["sk"]), {})
+            if now_item.get("lifted_by") != by or now_item.get("end") != stamp(now):
+                return None
+        except BotoCoreError as exc:
+            raise AwsError(f"lifting freeze {name} failed: {exc}", table=table) from exc
+        return cli_freeze(item)
+
     def record_deferral(
         self,
         cluster: str,
@@ -239,7 +271,7 @@ def freezes_of(items: Sequence[Mapping[str, Any]], incidents: IncidentsConfig | 
         reason = incident_reason(firing) if not ending else f"incident: alarms OK, lifts at {stamp(ending)}"
         out.append(
             Freeze(
-                "incident",
+                INCIDENT_FREEZE,
                 "incident",
                 tuple(incidents.services),
                 end=ending,

@@ -110,6 +110,7 @@ def _refused(refused: list[Target], push: ImagePush, notifier: Notifier | None) 
             f"ecspilot: unsigned image refused {push.repository}:{push.tag}"[:99],
             body,
             {"kind": "image-refused", "status": "REFUSED", "repository": push.repository},
+            {"digest": push.digest},  # the chat threads it by its digest, as the scan gate's
         )
 
 

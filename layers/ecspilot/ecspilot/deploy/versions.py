@@ -212,6 +212,11 @@ def _waiting(
                 "service": t.config.name,
                 "digest": push.digest,
             },
+            # the chat's Approve and Reject buttons answer it by service and digest (ChatActions)
+            next_steps=[
+                f"Approve deploys {push.tag} ({short_digest(push.digest)}) to {t.config.name}, this version only",
+                "Reject refuses it on this service for good",
+            ],
         )
         logger.info(
             "release awaits approval",

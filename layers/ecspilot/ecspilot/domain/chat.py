@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ecspilot.domain.images import DIGEST_RE
 from ecspilot.errors import ChatAnswerError
 
 # The fields of metadata.additionalContext, in order; a button's variables read them.
@@ -30,13 +31,15 @@ ChatAction = Literal["approve", "reject", "rollback", "unfreeze"]
 
 # What each action answers: the payload field naming it (besides the service).
 SUBJECT_FIELD: dict[str, tuple[str, ...]] = {
-    "approve": ("hook", "release"),
-    "reject": ("hook", "release"),
+    "approve": ("hook", "release", "digest"),  # a digest: a version awaiting approval (issue 27)
+    "reject": ("hook", "release", "digest"),
     "rollback": ("release",),  # a deployment id, or (a crash loop) the image digest(s) it runs
     "unfreeze": ("freeze",),
 }
-# A configured name, CLUSTER/SERVICE, an id, an ARN, a digest: printable, no spaces, bounded.
-_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+=,#-]{0,1023}")
+SUBJECTS = ("hook", "release", "freeze", "digest")
+# A configured name, CLUSTER/SERVICE, an id, an ARN, a digest, the globs a freeze covers
+# (``web*``, ``*``): printable, no spaces, bounded.
+_VALUE = re.compile(r"[A-Za-z0-9*?][A-Za-z0-9_.:/@+=,#*?-]{0,1023}")
 _COMMAND = re.compile(r"(ecspilot (?:approve|reject|rollback|status|promote|history) [^\s]+)")
 _ARN = re.compile(r"(?<![`\w])(arn:aws[\w-]*:[^\s`]+)")
 
@@ -44,7 +47,13 @@ _ARN = re.compile(r"(?<![`\w])(arn:aws[\w-]*:[^\s`]+)")
 def thread_id(context: Mapping[str, str]) -> str:
     """One thread per service and what it is about (a deployment, a hook's deployment, a
     release, a loop); an image refused threads by its digest."""
-    what = context.get("deployment") or context.get("release") or context.get("hook") or ""
+    what = (
+        context.get("deployment")
+        or context.get("release")
+        or context.get("hook")
+        or context.get("freeze")
+        or ""
+    )
     who = context.get("service") or context.get("job") or context.get("digest") or ""
     return "/".join(p for p in ("ecspilot", who, what) if p)[:200]
 
@@ -105,11 +114,12 @@ class ChatAnswer:
     hook: str = ""
     release: str = ""
     freeze: str = ""
+    digest: str = ""  # a version awaiting approval (``ecspilot approve SERVICE --digest``)
 
     @property
     def subject(self) -> str:
-        """What it answers (the claim's key): the hook, release or freeze id."""
-        return self.hook or self.release or self.freeze
+        """What it answers (the claim's key): the hook, release, digest or freeze id."""
+        return self.hook or self.release or self.digest or self.freeze
 
 
 def _text(payload: Mapping[str, Any], name: str, required: bool) -> str:
@@ -126,7 +136,7 @@ def _text(payload: Mapping[str, Any], name: str, required: bool) -> str:
 
 
 def parse_answer(payload: Any) -> ChatAnswer:
-    """Validate a button's payload: ``{"action", "service", and the hook, release or freeze it
+    """Validate a button's payload: ``{"action", "service", and the hook, release, digest or freeze it
     answers}``; an unknown field, a wrong type or a missing id raises :class:`ChatAnswerError`."""
     if isinstance(payload, str | bytes):
         try:
@@ -135,18 +145,20 @@ def parse_answer(payload: Any) -> ChatAnswer:
             raise ChatAnswerError("the payload is not JSON") from exc
     if not isinstance(payload, Mapping):
         raise ChatAnswerError(f"the payload must be a JSON object, not {type(payload).__name__}")
-    unknown = sorted(str(k) for k in payload if k not in ("action", "service", "hook", "release", "freeze"))
+    unknown = sorted(str(k) for k in payload if k not in ("action", "service", *SUBJECTS))
     if unknown:
         raise ChatAnswerError(f"unknown field(s): {', '.join(unknown)[:120]}")
     action = payload.get("action")
     if action not in ACTIONS:
         raise ChatAnswerError(f"action must be one of {', '.join(ACTIONS)}, not {str(action)[:30]!r}")
     service = _text(payload, "service", required=True)
-    ids = {name: _text(payload, name, required=False) for name in ("hook", "release", "freeze")}
+    ids = {name: _text(payload, name, required=False) for name in SUBJECTS}
     allowed = SUBJECT_FIELD[str(action)]
     given = [n for n, v in ids.items() if v]
     if not given:
         raise ChatAnswerError(f"{action} needs the {' or '.join(allowed)} it answers")
     if len(given) > 1 or given[0] not in allowed:
         raise ChatAnswerError(f"{action} answers a {' or '.join(allowed)}, not {', '.join(given)}")
+    if ids["digest"] and not DIGEST_RE.fullmatch(ids["digest"]):
+        raise ChatAnswerError(f"digest is not an image digest (sha256:<64 hex>): {ids['digest'][:80]!r}")
     return ChatAnswer(action=action, service=service, **ids)

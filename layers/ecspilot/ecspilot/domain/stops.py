@@ -141,6 +141,7 @@ class Stop:
 
     reason: str
     until: datetime | None
+    freeze: Freeze | None = None  # the freeze that stops it (None: a closed window)
 
 
 @dataclass
@@ -159,7 +160,8 @@ class Stops:
         reason = self._reason(name, at)
         if reason is None:
             return None
-        return Stop(reason, self.reopens(name, at))
+        freeze = next((f for f in self.freezes if f.covers(name) and f.active(at)), None)
+        return Stop(reason, self.reopens(name, at), freeze)
 
     def _reason(self, name: str, at: datetime) -> str | None:
         for freeze in self.freezes:

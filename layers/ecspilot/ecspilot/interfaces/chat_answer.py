@@ -13,8 +13,12 @@ The runbook of a press:
    :func:`ecspilot.promotion.manual.approve_promotion`; ``reject`` of a release records the
    refusal (the release stays unpromoted, and no chat press approves it afterwards); ``rollback``
    -> :func:`ecspilot.deploy.rollback.rollback`, only while the deployment (or image) the
-   notification named is still the service's newest; ``unfreeze`` is refused (freezes are not in
-   this build);
+   notification named is still the service's newest; ``approve`` / ``reject`` of a version
+   (``digest``: issue 27's ``awaiting approval``) -> :func:`ecspilot.interfaces.cli_release.answer_version`
+   (an approved digest deploys, that one only); ``unfreeze`` -> the CLI freeze it names ends on
+   every service it holds (:meth:`ecspilot.aws.freezes.FreezeStore.lift_one`, the store
+   ``ecspilot unfreeze`` lifts through), refused when it is no longer active, and for a config
+   freeze (the config owns it) or the incident freeze (it lifts when its alarms are OK);
 4. record the answer (ANSWERED, with who and the line) or let go (refused, failed) so a later
    press may try again; an answered press is notified into the notification's thread.
 
@@ -80,15 +84,16 @@ def answer_from_chat(payload: Any, rt: Runtime, by: str | None = None) -> ChatRe
     """Answer one press (see the module docstring). Invalid input raises
     :class:`~ecspilot.errors.ChatAnswerError`; everything else is a reply."""
     press = parse_answer(payload)
-    svc = resolve_service(rt.config, press.service)
+    # a freeze is one for every service it holds: its presses share one claim, whichever
+    # service's notification they came from (the service only says where it was pressed)
+    svc = None if press.action == "unfreeze" else resolve_service(rt.config, press.service)
+    scope = svc.name if svc is not None else "FREEZE"
     who = by or chat_identity(rt.settings.chat_role_arns)
-    log = {"action": press.action, "service": svc.name, "answers": press.subject, "by": who}
-    if press.action == "unfreeze":
-        return _refused("unfreeze is not supported in this build (deploy freezes are not in it yet)", log)
+    log = {"action": press.action, "service": scope, "answers": press.subject, "by": who}
     if not rt.history.enabled:
         return _refused("no state table (ECSPILOT_TABLE): nothing waits for an answer", log)
     answers = ChatAnswers(rt.history)
-    claim = answers.claim(svc.name, press.subject, press.action, who)
+    claim = answers.claim(scope, press.subject, press.action, who)
     if not claim.won:
         held = claim.held
         if held.get("status") == "ANSWERING":
@@ -137,7 +142,11 @@ def _refused(line: str, log: Mapping[str, Any]) -> ChatReply:
     return ChatReply("refused", line)
 
 
-def _dispatch(press: ChatAnswer, svc: ServiceConfig, rt: Runtime, who: str) -> ChatReply:
+def _dispatch(press: ChatAnswer, svc: ServiceConfig | None, rt: Runtime, who: str) -> ChatReply:
+    if svc is None:
+        return _unfreeze(press, rt, who)
+    if press.digest:
+        return _version(press, svc, rt, who)
     if press.action == "rollback":
         return _rollback(press, svc, rt, who)
     if press.hook:
@@ -225,13 +234,58 @@ def _rollback(press: ChatAnswer, svc: ServiceConfig, rt: Runtime, who: str) -> C
     return ChatReply("answered", f"{result.summary()} (rollback from chat ({who}))", thread)
 
 
-def _notify(rt: Runtime, press: ChatAnswer, svc: ServiceConfig, reply: ChatReply) -> None:
+def _unfreeze(press: ChatAnswer, rt: Runtime, who: str) -> ChatReply:
+    from ecspilot.aws.freezes import INCIDENT_FREEZE, FreezeStore  # noqa: PLC0415
+
+    name = press.freeze
+    if name == INCIDENT_FREEZE and rt.config.incidents is not None:
+        alarms = ", ".join(rt.config.incidents.alarms)
+        return ChatReply("refused", f"the incident freeze lifts by itself when every alarm ({alarms}) is OK")
+    if any(f.name == name for f in rt.config.freezes):
+        return ChatReply(
+            "refused", f"{name} is a freeze of the config: it ends when the config says (or edit it)"
+        )
+    origin = f"chat ({who})"
+    lifted = FreezeStore(rt.history).lift_one(name, rt.clock(), origin)
+    if lifted is None:
+        return ChatReply("refused", f"freeze {name} is no longer active: nothing to lift")
+    services = ", ".join(lifted.services)
+    line = (
+        f"lifted {name} ({services}): {lifted.text()} (unfreeze from {origin}); "
+        "what it deferred deploys at the next reconcile"
+    )
+    return ChatReply("answered", line, {"service": press.service, "freeze": name})
+
+
+def _version(press: ChatAnswer, svc: ServiceConfig, rt: Runtime, who: str) -> ChatReply:
+    from ecspilot.interfaces.cli_release import answer_version  # noqa: PLC0415
+
+    origin = f"chat ({who})"
+    done = answer_version(rt, svc.name, press.digest, press.action == "approve", origin)
+    thread = {"service": svc.name, "digest": press.digest}
+    row = done.row or {}
+    if done.code != 0 and row.get("outcome") is None:
+        if done.error.startswith("approved, but"):  # APPROVED stays: a later press deploys again
+            return ChatReply("failed", f"{svc.name}: {done.error}"[:300])
+        return ChatReply("refused", f"{svc.name}: {done.error}"[:300])
+    tag = f"{row.get('tag') or '?'} ({short_digest(press.digest)})"
+    reason = f": {row['reason']}" if row.get("reason") else ""
+    if done.code != 0:
+        return ChatReply("failed", f"{svc.name}: approved {tag}, {row['outcome']}{reason}"[:300])
+    verb = "approved" if press.action == "approve" else "rejected"
+    line = f"{verb} {svc.name} {tag}: {row['outcome']}{reason} ({press.action} from {origin})"
+    return ChatReply("answered", line[:300], thread)
+
+
+def _notify(rt: Runtime, press: ChatAnswer, svc: ServiceConfig | None, reply: ChatReply) -> None:
     """Tell the channel (and email) what was answered, in the notification's thread."""
     thread = dict(reply.thread or {})
-    kind = "rollback" if press.action == "rollback" else ("hook" if press.hook else "promotion")
+    kinds = {"rollback": "rollback", "unfreeze": "unfreeze"}  # not "freeze": no Unfreeze on it
+    kind = kinds.get(press.action) or ("hook" if press.hook else "version" if press.digest else "promotion")
+    name = svc.name if svc is not None else press.freeze
     Notifier(rt.clients, rt.settings.notify_topic_arn).notify(
-        f"ecspilot: {svc.name} {press.action} answered from chat"[:99],
+        f"ecspilot: {name} {press.action} answered from chat"[:99],
         reply.answer,
-        {"kind": kind, "status": "ANSWERED", "service": thread.pop("service", svc.name)},
+        {"kind": kind, "status": "ANSWERED", "service": thread.pop("service", name)},
         chat={"hook": press.hook, "release": press.release, **thread},
     )

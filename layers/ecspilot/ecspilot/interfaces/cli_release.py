@@ -17,54 +17,68 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from ecspilot.aws.release_state import ReleaseRecords
 from ecspilot.domain.images import DIGEST_RE, ImagePush
 from ecspilot.domain.keys import state_keys
-from ecspilot.errors import DeployFailuresError, EcspilotError
+from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.cli_parser import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from ecspilot.interfaces.present import as_json, say
 
 
+@dataclass(frozen=True)
+class VersionAnswer:
+    """How an approve / reject of a waiting version ended: the CLI's exit code, the row it
+    shows (when it got that far) or the error line."""
+
+    code: int
+    row: dict[str, Any] | None = None
+    error: str = ""
+
+
 def answer_release(args: argparse.Namespace, rt: Any) -> int:
     """Run ``approve`` / ``reject SERVICE --digest`` with the CLI's runtime ``rt``."""
-    svc = next((s for s in rt.config.services if s.name == args.service), None)
+    done = answer_version(rt, args.service, str(args.digest), args.command == "approve", _who())
+    if done.error:
+        say(f"error: {done.error}", out=sys.stderr)
+    if done.row is not None:
+        _show(args, done.row)
+    return done.code
+
+
+def answer_version(rt: Any, name: str, digest: str, approve: bool, who: str) -> VersionAnswer:
+    """The core of ``approve`` / ``reject SERVICE --digest`` (the CLI and the chat's buttons):
+    the record moves once (AWAITING -> APPROVED or REJECTED), then an approved digest deploys."""
+    svc = next((s for s in rt.config.services if s.name == name), None)
     if svc is None:
-        say(f"error: no service named {args.service} in the config", out=sys.stderr)
-        return EXIT_BAD_INPUT
-    digest = str(args.digest)
+        return VersionAnswer(EXIT_BAD_INPUT, error=f"no service named {name} in the config")
     if not DIGEST_RE.fullmatch(digest):
-        say(f"error: {digest!r} is not an image digest (sha256:<64 hex>)", out=sys.stderr)
-        return EXIT_BAD_INPUT
+        return VersionAnswer(EXIT_BAD_INPUT, error=f"{digest!r} is not an image digest (sha256:<64 hex>)")
     if not rt.history.enabled:
-        say("error: no state table (ECSPILOT_TABLE): waiting versions are recorded there", out=sys.stderr)
-        return EXIT_BAD_INPUT
+        return VersionAnswer(
+            EXIT_BAD_INPUT, error="no state table (ECSPILOT_TABLE): waiting versions are recorded there"
+        )
     own = (rt.settings.account_id, rt.settings.region)
     cluster, service = state_keys(rt.config, own).get(svc.name, (svc.cluster, svc.service_name))
-    records = ReleaseRecords(rt.history)
-    approve = args.command == "approve"
-    was = records.answer(
+    was = ReleaseRecords(rt.history).answer(
         cluster,
         service,
         digest,
         "APPROVED" if approve else "REJECTED",
         ("AWAITING", "APPROVED") if approve else ("AWAITING",),
-        _who(),
+        who,
     )
     if was is None:
-        say(f"error: no version of {args.service} with {digest} awaits approval", out=sys.stderr)
-        return EXIT_FAILED
+        return VersionAnswer(EXIT_FAILED, error=f"no version of {name} with {digest} awaits approval")
     if not approve:
-        _show(
-            args,
-            {"service": svc.name, "digest": digest, "tag": was.get("image_tag", ""), "outcome": "rejected"},
-        )
-        return EXIT_OK
-    return _deploy(args, rt, svc.name, was, digest, own)
+        row = {"service": svc.name, "digest": digest, "tag": was.get("image_tag", ""), "outcome": "rejected"}
+        return VersionAnswer(EXIT_OK, row)
+    return _deploy(rt, svc.name, was, digest, own)
 
 
-def _deploy(args: argparse.Namespace, rt: Any, name: str, item: dict[str, Any], digest: str, own: Any) -> int:
+def _deploy(rt: Any, name: str, item: dict[str, Any], digest: str, own: Any) -> VersionAnswer:
     from ecspilot.deploy.targets import deploy_push  # noqa: PLC0415 - approve only
 
     push = ImagePush(
@@ -88,19 +102,13 @@ def _deploy(args: argparse.Namespace, rt: Any, name: str, item: dict[str, Any], 
             topic_arn=rt.settings.notify_topic_arn,
             own=own,
         )
-    except DeployFailuresError as exc:
-        say(f"error: approved, but the deployment failed: {exc}", out=sys.stderr)
-        return EXIT_FAILED
-    except EcspilotError as exc:
-        say(f"error: approved, but the deployment failed: {exc}", out=sys.stderr)
-        return EXIT_FAILED
+    except EcspilotError as exc:  # DeployFailuresError too
+        return VersionAnswer(EXIT_FAILED, error=f"approved, but the deployment failed: {exc}")
     [o] = result.outcomes or [None]  # type: ignore[list-item]
     if o is None:
-        say(f"error: {name} does not follow {push.repository}:{push.tag}", out=sys.stderr)
-        return EXIT_FAILED
+        return VersionAnswer(EXIT_FAILED, error=f"{name} does not follow {push.repository}:{push.tag}")
     row = {"service": name, "digest": digest, "tag": push.tag, "outcome": o.outcome, "reason": o.reason}
-    _show(args, row)
-    return EXIT_OK if o.outcome in ("deployed", "unchanged") else EXIT_FAILED
+    return VersionAnswer(EXIT_OK if o.outcome in ("deployed", "unchanged") else EXIT_FAILED, row)
 
 
 def _show(args: argparse.Namespace, row: dict[str, Any]) -> None:

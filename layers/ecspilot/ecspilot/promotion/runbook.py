@@ -344,9 +344,7 @@ class Promoter:
 
     def run(self, names: Sequence[str] | None = None, dry_run: bool = False) -> list[Promotion]:
         """Evaluate (and unless ``dry_run`` apply) the promotions of ``names`` (default: all)."""
-        targets = [
-            s for s in self.config.services if s.promote is not None and (names is None or s.name in names)
-        ]
+        targets = [s for s in self.config.services if s.promote and (names is None or s.name in names)]
         if not targets:
             return []
         self.load_state(targets)

@@ -147,7 +147,7 @@ class Deferrals:
             self.notifier.notify(
                 f"ecspilot: {name} deferred"[:99],
                 f"ecspilot deferred a change to {where} ({what}): {stop.reason}.{when}",
-                {"kind": "deferred", "status": "DEFERRED", "service": name},
+                *deferral_context(name, what, stop),
             )
         if stop.until is not None:
             self._timer(stop.until)
@@ -165,4 +165,17 @@ class Deferrals:
             logger.error("reopen timer not set", extra={"schedule": name, "error": str(exc)})
 
 
-__all__ = ["Deferrals", "reopen_name", "set_reopen_timer"]
+def deferral_context(name: str, what: str, stop: Stop) -> tuple[dict[str, str], dict[str, str]]:
+    """The notification's attributes and chat context: deferred by a freeze -> ``kind`` freeze
+    and its id (the chat's Unfreeze button answers it); by a closed window -> ``kind`` deferred."""
+    kind = "freeze" if stop.freeze is not None else "deferred"
+    chat = {
+        "digest": what if what.startswith("sha256:") else "",
+        "revision": "" if what.startswith("sha256:") else what,
+    }
+    if stop.freeze is not None:
+        chat["freeze"] = stop.freeze.name
+    return {"kind": kind, "status": "DEFERRED", "service": name}, chat
+
+
+__all__ = ["Deferrals", "deferral_context", "reopen_name", "set_reopen_timer"]

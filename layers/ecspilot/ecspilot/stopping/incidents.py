@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ecspilot.aws.dynamo import conditional_update
-from ecspilot.aws.freezes import ALARM_PREFIX, INCIDENT_SK, PK, incident_reason
+from ecspilot.aws.freezes import ALARM_PREFIX, INCIDENT_FREEZE, INCIDENT_SK, PK, incident_reason
 from ecspilot.aws.history import History
 from ecspilot.aws.notify import Notifier
 from ecspilot.domain.config import IncidentsConfig
@@ -183,7 +183,10 @@ class IncidentFreeze:
         self.notifier.notify(
             f"ecspilot: incident freeze {transition}",
             body,
-            {"kind": "incident-freeze", "status": transition.upper()},
+            # kind freeze and its id: the chat threads both notices, and the Unfreeze button answers
+            # (refused: the incident freeze lifts when its alarms are OK, not by unfreeze)
+            {"kind": "freeze", "status": transition.upper()},
+            {"service": services.replace(" ", ""), "freeze": INCIDENT_FREEZE},
         )
 
 
