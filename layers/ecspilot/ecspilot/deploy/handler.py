@@ -8,24 +8,25 @@ Each unpacks the runtime into what the core takes (config, clients, history, set
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecspilot.aws.accounts import AccountSessions, sessions_of
 from ecspilot.aws.notify import Notifier
-from ecspilot.deploy.catchup import catch_up
 from ecspilot.deploy.continuation import Budget, Continuation, ContinuationItem
 from ecspilot.deploy.signature_timer import push_of
 from ecspilot.deploy.targets import deploy_push
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcrImageActionEvent
 from ecspilot.domain.images import short_digest
-from ecspilot.domain.plan import Action
 from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.origins import untrusted_reason
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
 from ecspilot.promotion.timer import TimerTarget
 from ecspilot.stopping.handler import deferrals_of
+
+if TYPE_CHECKING:
+    from ecspilot.domain.plan import Action
 
 
 def handle_push_event(
@@ -157,6 +158,8 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
 def reconcile_catch_up(runtime: Runtime, dry_run: bool = False) -> list[Action]:
     """The reconcile part: deploy what a missed push would have deployed (one action per
     followed service and job)."""
+    from ecspilot.deploy.catchup import catch_up  # noqa: PLC0415 - reconcile's part, not a push's
+
     settings = runtime.settings
     return catch_up(
         runtime.config,
