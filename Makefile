@@ -82,7 +82,10 @@ demo: $(STAMP)
 bench: $(STAMP) $(SAM_STAMP)
 	$(PY) -m bench
 
-build: $(SAM_STAMP)
+# the config validated now and shipped with its compact form (config/ecspilot.yaml.compact, in the
+# config layer): a cold start loads it instead of parsing and validating the YAML
+build: $(STAMP) $(SAM_STAMP)
+	$(PY) -m ecspilot_dev.compact config/ecspilot.yaml
 	$(SAM_VENV)/bin/sam build --template template.yaml
 
 clean:

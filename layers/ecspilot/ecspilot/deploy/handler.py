@@ -9,11 +9,10 @@ Each unpacks the runtime into what the core takes (config, clients, history, set
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ecspilot.aws.accounts import AccountSessions, sessions_of
 from ecspilot.aws.notify import Notifier
-from ecspilot.deploy.catchup import catch_up
 from ecspilot.deploy.continuation import Budget, Continuation, ContinuationItem
 from ecspilot.deploy.continuation_trust import (
     ecr_pushed_at,
@@ -35,6 +34,9 @@ from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
 from ecspilot.promotion.timer import TimerTarget
 from ecspilot.stopping.handler import deferrals_of
+
+if TYPE_CHECKING:
+    from ecspilot.domain.plan import Action
 
 
 def handle_push_event(
@@ -210,6 +212,8 @@ def _verified(item: ContinuationItem, runtime: Runtime) -> ContinuationItem:
 def reconcile_catch_up(runtime: Runtime, dry_run: bool = False) -> list[Action]:
     """The reconcile part: deploy what a missed push would have deployed (one action per
     followed service and job)."""
+    from ecspilot.deploy.catchup import catch_up  # noqa: PLC0415 - reconcile's part, not a push's
+
     settings = runtime.settings
     return catch_up(
         runtime.config,

@@ -19,7 +19,9 @@ M = TypeVar("M", bound=BaseModel)
 class EventModel(BaseModel):
     """Events carry more keys than we read: ignore the rest, keep ours immutable."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # defer_build: the validator is built on first use, not at import (a cold start builds only
+    # what its first event validates; a config loaded from its compact form never validates)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class EventBridgeEvent(EventModel):

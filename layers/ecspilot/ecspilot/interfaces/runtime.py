@@ -16,6 +16,7 @@ from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
 from ecspilot.aws.limiter import parse_rates
 from ecspilot.domain.config import EcspilotConfig, load_config
+from ecspilot.domain.config.compact import load_compact
 from ecspilot.interfaces.settings import Settings
 
 
@@ -41,7 +42,8 @@ class Runtime:
     ) -> Runtime:
         """Assemble a runtime; anything not given is built from the environment."""
         settings = settings or Settings.from_env()
-        config = config or load_config(settings.config_path)
+        # the compact form validated at build time when it matches the YAML (domain/config/compact.py)
+        config = config or load_compact(settings.config_path) or load_config(settings.config_path)
         clients = clients or Clients(region=settings.region, max_workers=settings.max_workers)
         if settings.ecs_rates:  # an account's raised limits pace its calls (ecspilot.aws.limiter)
             clients.limiter.rates = parse_rates(settings.ecs_rates)

@@ -30,7 +30,9 @@ __all__ = ["RunJobEvent", "find_job", "handle_run_job_event", "reconcile_schedul
 class RunJobEvent(BaseModel):
     """The run_job function's input: what a Scheduler schedule sends, or a direct invoke."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # defer_build: the validator is built on first use, not at import (a cold start builds only
+    # what its first event validates; a config loaded from its compact form never validates)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     job: str = Field(min_length=1)
     scheduled_time: str | None = None

@@ -18,7 +18,9 @@ OVERRIDE_FIELDS = ("command", "environment", "cpu", "memory")
 class Model(BaseModel):
     """Base of every config model: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the validator is built on first use, not at import (a cold start builds only
+    # what its first event validates; a config loaded from its compact form never validates)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ImageSource(Model):
