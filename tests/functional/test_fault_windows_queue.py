@@ -38,6 +38,8 @@ def test_a_task_lookup_failing_on_the_last_delivery_requeues_the_message_never_d
     faults.fail(
         "UpdateItem", service="dynamodb", code="InternalServerError", when=lambda p: ":status" in str(p)
     )
+    # (the batch's records and DONE claims go in one TransactWriteItems, then one write per run)
+    faults.fail("TransactWriteItems", service="dynamodb", code="InternalServerError")
     faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
     queue.deliver()
     faults.fail("ListTasks", code="ThrottlingException")
@@ -55,8 +57,10 @@ def test_a_retry_whose_task_lookup_fails_releases_the_claim_and_the_next_deliver
 ) -> None:
     # GIVEN a first attempt that started the task but could not record it (claim RETRY)
     message = queue.send({"job": "render"})
+    # (neither the batch's TransactWriteItems nor the per-run fallback's BatchWriteItem is written)
+    batched = faults.fail("TransactWriteItems", service="dynamodb", code="InternalServerError")
     outage = faults.fail("BatchWriteItem", service="dynamodb", code="InternalServerError")
-    with faults.active(outage):
+    with faults.active(batched, outage):
         assert failed_ids(queue.deliver()[1]) == [message]
     [task] = running(clients)
     # WHEN the retry takes the claim again and its task look-up fails beyond retries
