@@ -15,9 +15,7 @@ import pytest
 
 from ecspilot.aws.freezes import FreezeStore
 from ecspilot.aws.notify import Notifier
-from ecspilot.deploy.continuation import first_part
 from ecspilot.deploy.rollback import Rollback
-from ecspilot.domain.events import EcrImageActionEvent
 from ecspilot.errors import AwsError
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.cli import main
@@ -346,19 +344,45 @@ def test_a_freeze_beginning_mid_rollout_stops_the_continuation_and_the_rest_depl
         freezes=[{"name": "maintenance", "start": begins.isoformat(), "end": ends.isoformat()}],
     )
     clock = Clock(begins - timedelta(minutes=1))
-    rt = start(world, make_runtime, cfg, clock)
-    push = world.push("web", "v1")
-
-    # (the first part deployed a; the continuation carries b and c)
-    item = first_part(EcrImageActionEvent.model_validate(push).to_push(), ["b", "c"])
-    # WHEN the continuation with b and c runs at 10:00:30, inside the freeze
+    queue_url = world.clients.sqs.create_queue(QueueName="ecspilot-deploy-continuations")["QueueUrl"]
+    queue_arn = world.clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    # (UpdateService paced at one call then one per 10 s, 1 s of budget: one service fits)
+    paced = {
+        "continuation_queue_url": queue_url,
+        "ecs_rates": "UpdateService=1/0.1",
+        "time_margin_seconds": 299,
+    }
+    rt = start(world, make_runtime, cfg, clock, **paced)
+    first = invoke("deploy_on_push", world.push("web", "v1"))
+    # (the first part deployed one service and recorded the rollout (issue 24: a continuation is
+    # taken only from its queue and for a rollout ecspilot recorded); its continuation carries the rest)
+    continued = sorted(o["name"] for o in first["services"] if o["outcome"] == "continued")
+    [deployed] = sorted(set(names) - set(continued))
+    assert len(continued) == 2, first
+    assert running(rt, deployed) == fake_digest("web:v1")
+    [message] = world.clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    # (the continuation's invocation has tokens enough: were it not deferred, it would deploy)
+    relaxed = Runtime.build(
+        dataclasses.replace(rt.settings, ecs_rates="UpdateService=50/5"), rt.config, rt.clients
+    )
+    rt = dataclasses.replace(relaxed, clock=clock)
+    runtime.reset(rt)
+    # WHEN the continuation runs at 10:00:30, inside the freeze
     clock.now = begins + timedelta(seconds=30)
-    record = {"messageId": "m1", "body": item.body(), "eventSource": "aws:sqs"}
+    record = {
+        "messageId": message["MessageId"],
+        "body": message["Body"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+    }
     assert invoke("deploy_on_push", {"Records": [record]}) == {"batchItemFailures": []}
-    # THEN b and c are deferred (not lost: recorded), not deployed
-    assert running(rt, "b") == running(rt, "c") == world.image("web", "v0")
+    # THEN the continued services are deferred (not lost: recorded), not deployed
+    assert {running(rt, n) for n in continued} == {world.image("web", "v0")}
     keys = [
-        {"pk": {"S": f"SERVICE#prod#{n}"}, "sk": {"S": f"DEFERRED#{fake_digest('web:v1')}"}} for n in "bc"
+        {"pk": {"S": f"SERVICE#prod#{n}"}, "sk": {"S": f"DEFERRED#{fake_digest('web:v1')}"}}
+        for n in continued
     ]
     got = rt.clients.dynamodb.batch_get_item(RequestItems={TABLE: {"Keys": keys}})["Responses"][TABLE]
     assert len(got) == 2
@@ -367,7 +391,7 @@ def test_a_freeze_beginning_mid_rollout_stops_the_continuation_and_the_rest_depl
     assert summary["Name"] == "ecspilot-reopen-20261207T1100"
     clock.now = ends + timedelta(seconds=5)
     invoke("reconcile", {"trigger": "reopen"})
-    assert running(rt, "b") == running(rt, "c") == fake_digest("web:v1")
+    assert {running(rt, n) for n in names} == {fake_digest("web:v1")}
 
 
 # --- the incident freeze -----------------------------------------------------------------------
