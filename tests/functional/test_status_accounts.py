@@ -72,15 +72,23 @@ def cli(rt: Runtime) -> Runtime:
     return Runtime.build(settings=rt.settings, config=rt.config, clients=clients)
 
 
-def status_json(rt: Runtime, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
-    """``ecspilot status --output json`` in a fresh CLI process, its rows by configured name."""
+def status_json(rt: Runtime, capsys: pytest.CaptureFixture[str], code: int = 0) -> dict[str, Any]:
+    """``ecspilot status --output json`` in a fresh CLI process, its rows by configured name and
+    its stderr (``errors``). ``code``: the exit code expected (README, "Exit codes": 1 when a row
+    could not be read, the rest still shown)."""
     capsys.readouterr()
-    assert print_status(cli(rt), output="json") == 0
-    out = json.loads(capsys.readouterr().out)
+    assert print_status(cli(rt), output="json") == code
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     return {
         "services": {s["name"]: s for s in out["services"]},
         "health": {h["name"]: h for h in out["health"]},
+        "errors": captured.err.strip().splitlines(),
     }
+
+
+#: the error line of a ``status`` whose two services in the target account could not be read
+UNREAD = f"error: 2 service(s) could not be read: prod/web @ {WHERE}, prod/worker @ {WHERE}"
 
 
 def test_status_reads_a_service_of_another_account_there_and_a_same_named_own_service_here(
@@ -166,9 +174,11 @@ def test_a_role_that_cannot_be_assumed_shows_its_services_with_the_reason_and_th
     # GIVEN the target account's role refuses to be assumed
     refusal = faults.fail("AssumeRole", service="sts", code="AccessDenied", status=403)
     # WHEN a person runs `ecspilot status`
-    out = status_json(world.rt, capsys)
+    out = status_json(world.rt, capsys, code=1)
     services, health = out["services"], out["health"]
-    # THEN both of that account's services show the reason, in both tables
+    # THEN it exits 1 naming that account's two services on stderr (issue 29: a partial failure)
+    assert out["errors"] == [UNREAD]
+    # AND both of that account's services show the reason, in both tables
     for name in ("web-prod", "worker-prod"):
         assert services[name]["problem"].startswith("account prod unreachable: ")
         assert "AccessDenied" in services[name]["problem"]
@@ -194,8 +204,10 @@ def test_describe_failing_in_the_other_account_is_that_accounts_problem_only(
         when=lambda p: p.get("cluster") == "prod" and p.get("services") == ["web", "worker"],
     )
     # WHEN a person runs `ecspilot status`
-    out = status_json(world.rt, capsys)
-    # THEN the target's services say so; ecspilot's own still show
+    out = status_json(world.rt, capsys, code=1)
+    # THEN it exits 1 naming the target's services on stderr (issue 29: a partial failure)
+    assert out["errors"] == [UNREAD]
+    # AND the target's services say so; ecspilot's own still show
     assert "DescribeServices failed" in out["services"]["web-prod"]["problem"]
     assert "DescribeServices failed" in out["health"]["worker-prod"]["problem"]
     assert out["services"]["web"]["task_definition"] == "web-own:1"
