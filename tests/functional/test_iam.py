@@ -613,23 +613,24 @@ def paused_by_reconcile(run: Run) -> None:
     scanned(sb.clients.ecr, "web", digest, {"LOW": 1})
     sd = deployment_arn(REGION, ACCOUNT, "prod", "web", "paused1")
     revision = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/prod/web/77"
-    operations = (
-        "ListServiceDeployments",
-        "DescribeServiceDeployments",
-        "DescribeServiceRevisions",
-        "ContinueServiceDeployment",
-    )
-    with OperationStubber(rt.clients.ecs, operations) as stub:
+    operations = ("ListServiceDeployments", "DescribeServiceDeployments", "DescribeServiceRevisions")
+    # the answer is sent once, through the single-attempt ECS client (tracking/hook_answer.py)
+    once = rt.clients.single_attempt("ecs")
+    with (
+        OperationStubber(rt.clients.ecs, operations) as stub,
+        OperationStubber(once, ("ContinueServiceDeployment",)) as answers,
+    ):
         expect_hooks(stub, sd, revision, [("hook-r", "AWAITING_ACTION")])
         image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web@{digest}"
         expect_paused_images(stub, sd, revision, [("app", digest, image)])
-        stub.add_response(
+        answers.add_response(
             "continue_service_deployment",
             {"serviceDeploymentArn": sd},
             {"serviceDeploymentArn": sd, "hookId": "hook-r", "action": "CONTINUE"},
         )
         run.invoke("reconcile", {})
         assert stub.pending == 0
+        assert answers.pending == 0
 
 
 def open_deployments(run: Run) -> None:

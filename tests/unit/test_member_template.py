@@ -273,8 +273,9 @@ def test_the_bus_policy_lets_exactly_the_member_accounts_put_events(members: lis
         "Principal": {"AWS": members},
         "Action": "events:PutEvents",
         "Resource": BUS,
-        # only the sources member/template.yaml forwards (issue 24)
-        "Condition": {"StringEquals": {"events:source": "aws.ecs"}},
+        # only the sources member/template.yaml forwards: ECS's events (issue 24) and the incident
+        # alarms' state changes (issue 25)
+        "Condition": {"StringEquals": {"events:source": ["aws.ecs", "aws.cloudwatch"]}},
     }
     forwarded = {
         str(source)
@@ -282,7 +283,7 @@ def test_the_bus_policy_lets_exactly_the_member_accounts_put_events(members: lis
         if r["Type"] == "AWS::Events::Rule"
         for source in r["Properties"]["EventPattern"].get("source", [])
     }
-    assert forwarded == {"aws.ecs"}
+    assert forwarded == set(statement["Condition"]["StringEquals"]["events:source"])
 
 
 def test_without_member_accounts_there_is_no_bus_policy() -> None:
