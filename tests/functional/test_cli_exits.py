@@ -25,6 +25,8 @@ import pytest
 import yaml
 
 from ecspilot.aws.clients import Clients
+from ecspilot.aws.history import History
+from ecspilot.aws.release_state import ReleaseRecords
 from ecspilot.interfaces.exits import EXIT_BAD_INPUT, EXIT_CHANGES, EXIT_FAILED, EXIT_OK
 from ecspilot_dev.local import free_port, pointed_at
 from ecspilot_dev.sandbox import ACCOUNT, Sandbox, create_state_table
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 TABLE = "ecspilot-exits"
 DIGEST = "sha256:" + "7" * 64
+WAITING = "sha256:" + "8" * 64  # a version of web awaiting approval (issue 27), rejected on moto
+FREEZES = "ecspilot-exits-freezes"  # freeze's cases write here: no other case sees their freezes
 CONFIG: dict[str, Any] = {
     "version": 1,
     "services": [{"name": "web", "cluster": "prod", "containers": {"app": {"repository": "web"}}}],
@@ -75,6 +79,46 @@ CASES: dict[str, tuple[list[str], int, int]] = {
     "approve (nothing waiting)": (["approve", "web"], FAILED, FAILED),
     "reject (nothing waiting)": (["reject", "web"], FAILED, FAILED),
     "approve unknown": (["approve", "nope"], BAD, SKIP),
+    # release policies (issue 27): a version awaiting approval, by its digest
+    "approve --digest bad": (["approve", "web", "--digest", "bad"], BAD, SKIP),
+    "approve --digest unknown": (["approve", "nope", "--digest", DIGEST], BAD, SKIP),
+    "approve --digest (nothing waiting)": (["approve", "web", "--digest", DIGEST], FAILED, FAILED),
+    "reject --digest bad": (["reject", "web", "--digest", "sha256:abc"], BAD, SKIP),
+    "reject --digest (nothing waiting)": (["reject", "web", "--digest", DIGEST], FAILED, FAILED),
+    "reject --digest waiting": (["reject", "web", "--digest", WAITING], FAILED, OK),
+    # stops (issue 25): freezes live in the state table (FREEZES), the caller's ARN from STS
+    "freeze": (["freeze", "web", "--reason", "bad release", "--for", "2h"], FAILED, OK),
+    "freeze --all": (["freeze", "--all", "--reason", "kill switch"], FAILED, OK),
+    "freeze no target": (["freeze", "--reason", "why"], BAD, SKIP),
+    "freeze unknown": (["freeze", "nope", "--reason", "why"], BAD, SKIP),
+    "freeze web and --all": (["freeze", "web", "--all", "--reason", "why"], BAD, SKIP),
+    "freeze blank reason": (["freeze", "web", "--reason", " "], BAD, SKIP),
+    "freeze --for bad": (["freeze", "web", "--reason", "why", "--for", "2y"], BAD, SKIP),
+    "freeze --until past": (
+        ["freeze", "web", "--reason", "why", "--until", "2020-01-01T00:00:00Z"],
+        BAD,
+        SKIP,
+    ),
+    "freeze --for and --until": (
+        ["freeze", "web", "--reason", "why", "--for", "1h", "--until", "2099-01-01T00:00:00Z"],
+        BAD,
+        SKIP,
+    ),
+    "unfreeze": (["unfreeze", "web"], FAILED, OK),
+    "unfreeze --all": (["unfreeze", "--all"], FAILED, OK),
+    "unfreeze no target": (["unfreeze"], BAD, SKIP),
+    "unfreeze unknown": (["unfreeze", "nope"], BAD, SKIP),
+    "freezes": (["freezes"], FAILED, OK),
+    # insights (issue 28): the four keys from the state table
+    "insights": (["insights"], FAILED, OK),
+    "insights --service web --output json": (
+        ["insights", "--service", "web", "--output", "json"],
+        FAILED,
+        OK,
+    ),
+    "insights --since bad": (["insights", "--since", "yesterday"], BAD, SKIP),
+    "insights unknown service": (["insights", "--service", "nope"], BAD, SKIP),
+    "insights --html unwritable": (["insights", "--html", "no/such/dir/i.html"], BAD, SKIP),
     "enqueue": (["enqueue", "render-video", "--queue-url", QUEUE], FAILED, OK),
     "enqueue bad --set": (["enqueue", "render-video", "--set", "nokey", "--queue-url", QUEUE], BAD, SKIP),
     "init": (["init", "--file", "init.yaml", "--force"], FAILED, OK),
@@ -163,7 +207,8 @@ def moto_server() -> Iterator[str]:
 
 
 def _world(endpoint: str) -> str:
-    """prod/web on web:v0, the report task definition, the state table, the jobs queue."""
+    """prod/web on web:v0, the report task definition, the state tables (freeze's own too), a
+    version of web awaiting approval, the jobs queue."""
     with pointed_at(endpoint):
         clients = Clients(session=boto3.Session(region_name=REGION))
         sandbox = Sandbox(clients)
@@ -172,6 +217,9 @@ def _world(endpoint: str) -> str:
         sandbox.service("prod", "web", sandbox.task_definition("web", {"app": sandbox.image("web", "v0")}))
         sandbox.task_definition("report", {"report": "report:1"})
         create_state_table(clients, TABLE)
+        create_state_table(clients, FREEZES)
+        waiting = {"repository": "web", "image_tag": "v2.0.0", "reason": "a major jump beyond allow: minor"}
+        ReleaseRecords(History(clients.dynamodb, TABLE)).note("prod", "web", WAITING, "AWAITING", waiting)
         return str(clients.sqs.create_queue(QueueName="ecspilot-jobs")["QueueUrl"])
 
 
@@ -201,6 +249,8 @@ def results(
     def run(job: tuple[str, list[str], dict[str, str], Path]) -> tuple[int, str]:
         name, argv, env, cwd = job
         skip = CASES[name][2] == SKIP and env is local
+        if name.startswith(("freeze", "unfreeze")):
+            env = {**env, "ECSPILOT_TABLE": FREEZES}
         return (SKIP, "") if skip else _run(argv, env, cwd)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -232,3 +282,8 @@ def test_missing_credentials_are_said_as_such_and_bad_input_is_said_before_them(
     assert "is not an image digest" in results["promote bad digest"][1]
     assert "cannot read event malformed.json" in results["plan --event malformed"][1]
     assert "--limit takes 1 to 1000" in results["history --limit 0"][1]
+    assert "no AWS credentials" in results["freeze"][1]
+    assert "no configured service or daemon matches nope" in results["freeze unknown"][1]
+    assert "is not an image digest" in results["approve --digest bad"][1]
+    assert "'nope' is not a configured service" in results["insights unknown service"][1]
+    assert "cannot write no/such/dir/i.html" in results["insights --html unwritable"][1]

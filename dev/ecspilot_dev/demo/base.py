@@ -43,7 +43,7 @@ EMPTY_CONFIG: dict[str, Any] = {"version": 1, "services": [], "jobs": [], "daemo
 #: a step whose text names one of these as ``ecspilot VERB`` must show that command's real output
 NARRATED = re.compile(
     r"\becspilot (validate|plan|reconcile|run|placement|status|history|rollback|promote|approve|reject|"
-    r"enqueue|init|import)\b"
+    r"enqueue|init|import|freezes|freeze|unfreeze|insights)\b"
 )
 
 

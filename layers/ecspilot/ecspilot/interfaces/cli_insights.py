@@ -109,10 +109,21 @@ def print_report(report: Mapping[str, Any]) -> None:
     say(f"read {reads['records']} record(s) in {reads['queries']} Query request(s), {reads['seconds']:g} s")
 
 
+def writable(path: str) -> None:
+    """``--html FILE``: its folder must exist (and FILE must not be a folder), else exit 2
+    before anything is read."""
+    target = Path(path)
+    if target.is_dir() or not target.parent.is_dir():
+        missing = "is a folder" if target.is_dir() else f"no folder {target.parent}"
+        raise EventError(f"cannot write {path}: {missing}")
+
+
 def run_insights(rt: Any, args: argparse.Namespace) -> int:
     from ecspilot.interfaces.cli_status import require_table  # noqa: PLC0415
 
     names = service_names(rt.config, args.service or [])
+    if args.html:
+        writable(args.html)  # bad input is said before any AWS call
     require_table(rt)
     now = datetime.now(UTC)
     since: datetime = args.since if isinstance(args.since, datetime) else now
