@@ -3,8 +3,10 @@ the function that handles it and through ``ecspilot plan --event``, and the two 
 that says "would-X" where the real run would fail, or ignore, is a defect.
 
 The world: prod with web on web:v0, the report task definition, a state table, the config of
-tests/functional/test_cli_contract.py (web followed, two jobs). A CloudFormation request's
-ResponseURL is a local HTTP server, so the custom resource's answer is really sent and read.
+tests/functional/test_cli_contract.py (web followed, two jobs). A CloudFormation request keeps the
+sample's ResponseURL (CloudFormation's response bucket, the only place the custom resource answers,
+issue 24); what is PUT there reaches a local HTTP server (``answers_to_loopback``), so the custom
+resource's answer is really sent and read.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import yaml
 from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.cli import main
 from ecspilot.interfaces.cli_plan import event_function
-from ecspilot_dev.local import CallRecorder, invoke
+from ecspilot_dev.local import CallRecorder, answers_to_loopback, invoke
 from ecspilot_dev.sandbox import ACCOUNT, REGION, Sandbox, create_state_table
 from tests.conftest import TABLE
 from tests.faults import Faults
@@ -54,7 +56,8 @@ def answers() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     _Answers.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/answer", _Answers.received
+    with answers_to_loopback(server.server_address[1]):
+        yield f"http://127.0.0.1:{server.server_address[1]}", _Answers.received
     server.shutdown()
 
 
@@ -119,8 +122,6 @@ def test_every_published_sample_gets_the_same_outcome_from_plan_and_from_its_han
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     event = json.loads((EVENTS / f"{sample}.json").read_text(encoding="utf-8"))
-    if "ResponseURL" in event:
-        event["ResponseURL"] = answers[0]
     path = tmp_path / f"{sample}.json"
     path.write_text(json.dumps(event), encoding="utf-8")
     function = event_function(event)
@@ -147,3 +148,55 @@ def test_every_published_sample_gets_the_same_outcome_from_plan_and_from_its_han
         assert planned["moves"][0]["to"] == real["action"]  # a hook: CONTINUE / ROLLBACK / WAIT
     if "RequestType" in event:
         assert [a["Status"] for a in answers[1]] == ["SUCCESS"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://pre-signed-S3-url-for-response", "https://attacker.example/x", "http://127.0.0.1:1/answer"],
+)
+def test_a_custom_resource_request_answering_elsewhere_is_refused_by_plan_and_by_its_handler(
+    world: Path,
+    moto: None,
+    tmp_path: Path,
+    answers: tuple[str, list[dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+) -> None:
+    # GIVEN the published Create request with a ResponseURL off CloudFormation's response bucket
+    event = {
+        **json.loads((EVENTS / "cloudformation_create.json").read_text(encoding="utf-8")),
+        "ResponseURL": url,
+    }
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(event), encoding="utf-8")
+    # WHEN plan --event dry-runs it THEN it is refused (exit 2), as the function refuses it
+    code, _ = _plan(path, capsys)
+    assert code == 2
+    with pytest.raises(EcspilotError, match="ResponseURL"):
+        invoke("reconcile", event)
+    assert answers[1] == []  # nothing was sent
+
+
+def test_an_incident_alarm_is_planned_as_the_function_records_it(
+    world: Path,
+    moto: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN the published alarm sample's alarm is an incident alarm of the config
+    config = {**CONFIG, "incidents": {"alarms": ["ServerCpuTooHigh"]}}
+    world.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = EVENTS / "cloudwatch_alarm_state_change.json"
+    # WHEN plan --event dry-runs it THEN it would record ALARM (the freeze starts), writing nothing
+    code, planned = _plan(path, capsys)
+    assert code == 0
+    assert (planned["alarm"], planned["state"], planned["change"]) == (
+        "ServerCpuTooHigh",
+        "ALARM",
+        "would-record",
+    )
+    table = boto3.Session(region_name=REGION).client("dynamodb")
+    assert table.scan(TableName=TABLE)["Items"] == []
+    # AND the function takes it: the freeze starts
+    event = json.loads(path.read_text(encoding="utf-8"))
+    assert invoke("reconcile", event)["transition"] == "started"

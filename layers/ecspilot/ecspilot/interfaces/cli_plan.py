@@ -103,7 +103,13 @@ def plan_reconcile(rt: Runtime, output: str, event: Any = None) -> tuple[dict[st
     from ecspilot.reconcile.handler import trigger_of  # noqa: PLC0415
     from ecspilot.reconcile.runbook import reconcile  # noqa: PLC0415
 
-    if event is not None and "RequestType" not in event:
+    if isinstance(event, dict) and ("RequestType" in event or "ResponseURL" in event):
+        from ecspilot.reconcile.custom_resource import parse_request  # noqa: PLC0415
+
+        parse_request(event)  # refused as the function refuses it (issue 24: the ResponseURL)
+    elif isinstance(event, dict) and event.get("detail-type") == "CloudWatch Alarm State Change":
+        return _plan_alarm(rt, event, output)
+    elif event is not None:
         trigger = trigger_of(event, rt)
         if isinstance(trigger, dict):
             return _ignored("reconcile", trigger, output), False
@@ -120,6 +126,28 @@ def plan_reconcile(rt: Runtime, output: str, event: Any = None) -> tuple[dict[st
     if note:
         say(note)
     return data, changed
+
+
+def _plan_alarm(rt: Runtime, event: dict[str, Any], output: str) -> tuple[dict[str, Any], bool]:
+    """An incident alarm's event (issue 25): ignored as the function ignores it, else the state
+    it would record on the incident freeze (which starts on ALARM, and lifts once every listed
+    alarm is OK for the quiet time)."""
+    from ecspilot.stopping.handler import incident_alarm  # noqa: PLC0415
+
+    parsed = incident_alarm(event, rt)
+    if isinstance(parsed, dict):
+        return _ignored("reconcile", parsed, output), False
+    alarm, state = parsed.detail.alarm_name, parsed.detail.state.value
+    detail = f"alarm {alarm} in {state}: the incident freeze " + (
+        "starts (if not on already)" if state == "ALARM" else "lifts once every listed alarm is OK"
+    )
+    data = {"function": "reconcile", "dry_run": True, "alarm": alarm, "state": state}
+    data |= {"change": "would-record", "detail": detail}
+    if output == "json":
+        as_json(data)
+    else:
+        say(f"dry run: reconcile would record {detail}")
+    return data, True
 
 
 def _ignored(function: str, result: Mapping[str, Any], output: str) -> dict[str, Any]:

@@ -78,7 +78,11 @@ def response_url_refusal(url: str) -> str | None:
 
 
 class CustomResourceRequest(EventModel):
-    """The fields of a CloudFormation custom resource request that an answer needs."""
+    """The fields of a CloudFormation custom resource request that an answer needs.
+
+    CloudFormation's request also carries ``ResourceType`` and ``ResourceProperties`` (and
+    ``ServiceToken``): the answer and the reconcile it runs read none of them, so they are not
+    required (issue 22: no more required than what is used; tests/unit/test_event_fields.py)."""
 
     request_type: Literal["Create", "Update", "Delete"] = Field(alias="RequestType")
     response_url: str = Field(alias="ResponseURL")

@@ -57,8 +57,10 @@ def lift_incident_if_due(runtime: Runtime) -> str:
     return IncidentFreeze(runtime.history, incidents, notifier).lift_if_due(runtime.clock())
 
 
-def on_alarm_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
-    """Parse, check the origin (ecspilot's account, or a configured member account's), move."""
+def incident_alarm(event: dict[str, Any], runtime: Runtime) -> AlarmStateChangeEvent | dict[str, Any]:
+    """Parse, check the origin (ecspilot's account, or a configured member account's) and that
+    the alarm is an incident alarm of the config: the event, or the answer when it is ignored
+    (reads nothing: ``on_alarm_event`` and ``plan --event`` both ask)."""
     parsed = parse_event(AlarmStateChangeEvent, event, "CloudWatch Alarm State Change")
     accounts = [(a.account_id, a.region) for a in runtime.config.accounts.values()]
     untrusted = untrusted_reason(
@@ -67,9 +69,21 @@ def on_alarm_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
     if untrusted:
         return {"ignored": untrusted}
     incidents = runtime.config.incidents
-    alarm, state = parsed.detail.alarm_name, parsed.detail.state.value
+    alarm = parsed.detail.alarm_name
     if incidents is None or alarm not in incidents.alarms:
         return {"ignored": f"alarm {alarm} is not an incident alarm of the config"}
+    return parsed
+
+
+def on_alarm_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """Parse, check the origin and the alarm (:func:`incident_alarm`), move."""
+    parsed = incident_alarm(event, runtime)
+    if isinstance(parsed, dict):
+        return parsed
+    incidents = runtime.config.incidents
+    if incidents is None:  # incident_alarm checked it (for the type checker)
+        return {"ignored": "no incidents in the config"}
+    alarm, state = parsed.detail.alarm_name, parsed.detail.state.value
     notifier = Notifier(runtime.clients, runtime.settings.notify_topic_arn)
     freeze = IncidentFreeze(runtime.history, incidents, notifier)
     transition = freeze.on_state(alarm, state, parsed.changed_at, runtime.clock())
