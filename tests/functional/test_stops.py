@@ -348,11 +348,12 @@ def test_a_freeze_beginning_mid_rollout_stops_the_continuation_and_the_rest_depl
     queue_arn = world.clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    # (UpdateService paced at one call then one per 10 s, 1 s of budget: one service fits)
+    # (UpdateService paced at one call then one per 50 s, 20 s of budget: one service fits, on a
+    # loaded machine too)
     paced = {
         "continuation_queue_url": queue_url,
-        "ecs_rates": "UpdateService=1/0.1",
-        "time_margin_seconds": 299,
+        "ecs_rates": "UpdateService=1/0.02",
+        "time_margin_seconds": 280,
     }
     rt = start(world, make_runtime, cfg, clock, **paced)
     first = invoke("deploy_on_push", world.push("web", "v1"))
