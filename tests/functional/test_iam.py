@@ -171,6 +171,27 @@ def deploy_on_push(run: Run) -> None:
     express(run, "deploy_on_push", lambda: run.invoke("deploy_on_push", run.sandbox.push("api", "v2")))
     push_to_another_account(run)
     deferred_push(run)
+    release_policy(run)
+
+
+def release_policy(run: Run) -> None:
+    """Issue 27: ``order: semver``. The running digest has no version tag: its version is looked
+    up in its deployment records (gsi1); the digest's release item is read before it deploys (a
+    rejected digest stays refused), and a major jump waits (its item read and recorded)."""
+    sb = run.sandbox
+    sb.repository("ver")
+    build = fake_digest("ver:build-7")
+    sb.push("ver", "build-7", build)
+    td = sb.task_definition("ver", {"app": f"{sb.registry}/ver@{build}"}, **ROLES, **TAGGED)
+    sb.service("prod", "ver", td)
+    source = {"repository": "ver", "tags": ["v*"], "order": "semver", "allow": "minor"}
+    run.runtime(
+        {"version": 1, "services": [{"name": "ver", "cluster": "prod", "containers": {"app": source}}]}
+    )
+    result = run.invoke("deploy_on_push", sb.push("ver", "v1.0.0"))
+    assert [s["outcome"] for s in result["services"]] == ["deployed"]
+    result = run.invoke("deploy_on_push", sb.push("ver", "v3.0.0"))
+    assert [s["outcome"] for s in result["services"]] == ["awaiting approval"]
 
 
 def deferred_push(run: Run) -> None:
@@ -311,6 +332,9 @@ def signature_timer(run: Run) -> None:
     with stub:
         result = run.invoke("reconcile", timer)
     assert [s["outcome"] for s in result["services"]] == ["deployed"]
+    # pushed before the scenarios that follow push theirs (moto's push times have one-second
+    # resolution): reconcile's catch-up must not take web back to v10 under a promotion's source
+    set_image_pushed_at("web", detail["image-digest"], seconds_ago=60)
 
 
 def express(run: Run, function: str, act: Callable[[], Any]) -> None:
@@ -933,12 +957,34 @@ def chat_answer(run: Run) -> None:
         )
         world.expect_images()
         invoke("track_deployments", hook_event(HOOK))
-        world.expect_answer("CONTINUE", HOOK)
         press = {"action": "approve", "service": "web-live", "hook": HOOK}
+        a_failed_hook_answer(run, ecs, press)
+        world.expect_answer("CONTINUE", HOOK)
         assert run.invoke("chat_answer", press)["outcome"] == "answered"
         assert run.invoke("chat_answer", press)["outcome"] == "already-answered"
         ecs.assert_no_pending_responses()
     chat_unfreeze_and_version(run, topic)
+
+
+def a_failed_hook_answer(run: Run, ecs: Stubber, press: dict[str, Any]) -> None:
+    """A press whose ContinueServiceDeployment fails: the hook's status is read at ECS (still
+    waiting), nothing is answered."""
+    from tests.hook_world import DEPLOYMENT, HOOK  # noqa: PLC0415
+
+    ecs.add_client_error("continue_service_deployment", "ThrottlingException", http_status_code=400)
+    waiting = {"hookId": HOOK, "targetType": "PAUSE", "status": "AWAITING_ACTION"}
+    deployment = {
+        "serviceDeploymentArn": DEPLOYMENT,
+        "status": "IN_PROGRESS",
+        "lifecycleStage": "POST_SCALE_UP",
+        "lifecycleHookDetails": [waiting],
+    }
+    ecs.add_response(
+        "describe_service_deployments",
+        {"serviceDeployments": [deployment], "failures": []},
+        {"serviceDeploymentArns": [DEPLOYMENT]},
+    )
+    assert run.invoke("chat_answer", press)["outcome"] == "failed"
 
 
 def chat_unfreeze_and_version(run: Run, topic: str) -> None:
