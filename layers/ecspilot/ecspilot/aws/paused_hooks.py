@@ -19,10 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from ecspilot.aws.service_deployments import DESCRIBE_LIMIT, list_service_deployments
-from ecspilot.errors import ServiceDeploymentError
+from ecspilot.aws.service_deployments import list_service_deployments, raw_service_deployments
 
 AWAITING = "AWAITING_ACTION"
 #: a hook's final status in ECS -> the answer it amounts to
@@ -74,19 +71,10 @@ def hooks_of(raw: Mapping[str, Any]) -> list[EcsHook]:
 def deployment_hooks(ecs: Any, arns: Sequence[str]) -> dict[str, list[EcsHook]]:
     """The lifecycle hooks of the service deployments at ``arns``, by ARN (20 ARNs per call);
     a deployment ECS does not find is left out."""
-    out: dict[str, list[EcsHook]] = {}
-    wanted = list(dict.fromkeys(a for a in arns if a))
-    for start in range(0, len(wanted), DESCRIBE_LIMIT):
-        batch = wanted[start : start + DESCRIBE_LIMIT]
-        try:
-            resp = ecs.describe_service_deployments(serviceDeploymentArns=batch)
-        except (ClientError, BotoCoreError) as exc:
-            raise ServiceDeploymentError(
-                f"DescribeServiceDeployments failed: {exc}", service_deployment=batch[0]
-            ) from exc
-        for raw in resp.get("serviceDeployments") or []:
-            out[str(raw.get("serviceDeploymentArn") or "")] = hooks_of(raw)
-    return out
+    return {
+        str(raw.get("serviceDeploymentArn") or ""): hooks_of(raw)
+        for raw in raw_service_deployments(ecs, arns)
+    }
 
 
 def paused_hooks(ecs: Any, cluster: str, service: str) -> list[EcsHook]:

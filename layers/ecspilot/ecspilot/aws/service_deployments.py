@@ -149,10 +149,10 @@ def list_service_deployments(
     return out[:limit]
 
 
-def describe_service_deployments(ecs: Any, arns: Sequence[str]) -> dict[str, ServiceDeployment]:
-    """The service deployments at ``arns`` by ARN (20 per call); ones ECS does not find are left
-    out (its ``failures``)."""
-    found: dict[str, ServiceDeployment] = {}
+def raw_service_deployments(ecs: Any, arns: Sequence[str]) -> list[dict[str, Any]]:
+    """DescribeServiceDeployments of ``arns`` as ECS answers them (20 ARNs per call); ones ECS
+    does not find are left out (its ``failures``)."""
+    out: list[dict[str, Any]] = []
     wanted = list(dict.fromkeys(a for a in arns if a))
     for start in range(0, len(wanted), DESCRIBE_LIMIT):
         batch = wanted[start : start + DESCRIBE_LIMIT]
@@ -162,10 +162,15 @@ def describe_service_deployments(ecs: Any, arns: Sequence[str]) -> dict[str, Ser
             raise ServiceDeploymentError(
                 f"DescribeServiceDeployments failed: {exc}", service_deployment=batch[0]
             ) from exc
-        for raw in resp.get("serviceDeployments", []):
-            parsed = parse_service_deployment(raw)
-            found[parsed.arn] = parsed
-    return found
+        out += resp.get("serviceDeployments") or []
+    return out
+
+
+def describe_service_deployments(ecs: Any, arns: Sequence[str]) -> dict[str, ServiceDeployment]:
+    """The service deployments at ``arns`` by ARN (20 per call); ones ECS does not find are left
+    out (its ``failures``)."""
+    parsed = [parse_service_deployment(raw) for raw in raw_service_deployments(ecs, arns)]
+    return {p.arn: p for p in parsed}
 
 
 def stop_service_deployment(ecs: Any, arn: str, stop_type: str = "ROLLBACK") -> str:
