@@ -53,7 +53,7 @@ import botocore.client
 import pytest
 
 from ecspilot_dev.local import REPO_ROOT, running_functions
-from tests.template import TEMPLATE, _key, function_ids, resolve
+from tests.template import TEMPLATE, _as_list, _branches, _key, function_ids, resolve
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 #: the stack's parameters as the tests' world is deployed (others: their defaults): the member
@@ -144,19 +144,6 @@ def transformed() -> dict[str, Any]:
         f.write(out.stdout)
     os.replace(partial, cached)
     return dict(json.loads(out.stdout))
-
-
-def _branches(value: Any) -> list[Any]:
-    if isinstance(value, dict) and "Fn::If" in value:
-        _, then, otherwise = value["Fn::If"]
-        return [*_branches(then), *_branches(otherwise)]
-    if isinstance(value, dict) and value.get("Ref") == "AWS::NoValue":
-        return []
-    return [value]
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 @dataclass(frozen=True)

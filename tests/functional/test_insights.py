@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,8 @@ from ecspilot_dev.delivery_history import History, Rates, generate
 from ecspilot_dev.local import CallRecorder
 from tests.conftest import TABLE, MakeRuntime
 from tests.faults import Faults
+from tests.rendered import CHROMIUM, NO_CHROMIUM, printed_text
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -207,30 +205,13 @@ def test_the_html_page_is_self_contained_with_a_chart_per_key(
     assert "Chain app01-dev -&gt; app01-staging -&gt; app01-prod" in html
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_the_html_page_renders_in_headless_chromium_with_each_keys_value(
     generated: History, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     page = tmp_path / "insights.html"
     report = insights_json(["--since", "21d", "--html", str(page)], capsys)
-    pdf = tmp_path / "insights.pdf"
-    subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-pdf-header-footer",
-            f"--print-to-pdf={pdf}",
-            page.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
-    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    text = printed_text(page)
     flat = re.sub(r"\s+", "", text)
     overall = report["overall"]
     rate = overall["change_failure_rate"]

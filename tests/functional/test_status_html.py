@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,8 +10,7 @@ import pytest
 from ecspilot.interfaces.cli import main
 from ecspilot.interfaces.runtime import Runtime
 from tests.functional.test_history_and_status_cli import _ecs_deployment_ids, filled  # noqa: F401
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.rendered import CHROMIUM, NO_CHROMIUM, printed_text
 
 
 @pytest.mark.parametrize("output", ["table", "json"])
@@ -37,28 +34,11 @@ def test_status_html_is_self_contained_with_tables_and_a_coloured_timeline(
     assert "report=1,log-router=137" in html
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_status_html_renders_in_headless_chromium(filled: Runtime, tmp_path: Path) -> None:  # noqa: F811
     page = tmp_path / "status.html"
     assert main(["status", "--html", str(page)]) == 0
-    pdf = tmp_path / "status.pdf"
-    subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-pdf-header-footer",
-            f"--print-to-pdf={pdf}",
-            page.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
-    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    text = printed_text(page)
     flat = re.sub(r"[^\w/()]", "", text)  # table cells wrap (and hyphenate) in print
     for expected in (
         "ecspilot status",

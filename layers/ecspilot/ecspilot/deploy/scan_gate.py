@@ -49,22 +49,46 @@ def scan_gate(
             refused.append(t)
     if not refused:
         return
+    notify_refused(
+        refused,
+        push,
+        notifier,
+        gate="scan",
+        subject=f"ecspilot: image refused {push.repository}:{push.tag}",
+        headline=f"ecspilot refused {push.repository}:{push.tag} ({push.digest}):",
+        chat={"digest": push.digest, "repository": push.repository, "tag": push.tag},
+        next_steps=["Fix what the scan found, then push a new image (a refused image is never deployed)"],
+    )
+
+
+def notify_refused(
+    refused: list[Target],
+    push: ImagePush,
+    notifier: Notifier | None,
+    *,
+    gate: str,
+    subject: str,
+    headline: str,
+    chat: dict[str, str],
+    next_steps: Sequence[str] = (),
+) -> None:
+    """Count, log and notify (once per push) the services an image gate refused ``push`` on."""
     count("ImagesRefused", len(refused))
     names = [f"{t.config.cluster}/{t.config.service_name}" for t in refused]
     logger.warning(
-        "image refused by the scan gate",
+        f"image refused by the {gate} gate",
         extra={"repository": push.repository, "image_digest": short_digest(push.digest), "services": names},
     )
     if notifier is not None:
         body = "\n".join(
-            [f"ecspilot refused {push.repository}:{push.tag} ({push.digest}):", ""]
+            [headline, ""]
             + [f"- {n}: {t.outcome.reason}" for n, t in zip(names, refused, strict=True)]
             + ["", "Nothing was registered or deployed for these services."]
         )
         notifier.notify(
-            f"ecspilot: image refused {push.repository}:{push.tag}"[:99],
+            subject[:99],
             body,
             {"kind": "image-refused", "status": "REFUSED", "repository": push.repository},
-            chat={"digest": push.digest, "repository": push.repository, "tag": push.tag},
-            next_steps=["Fix what the scan found, then push a new image (a refused image is never deployed)"],
+            chat=chat,
+            next_steps=next_steps,
         )

@@ -23,6 +23,7 @@ from ecspilot.aws.notify import Notifier
 from ecspilot.aws.release_state import ReleaseRecords
 from ecspilot.aws.signatures import Signatures
 from ecspilot.deploy.result import Target
+from ecspilot.deploy.scan_gate import notify_refused
 from ecspilot.domain.config import ServiceConfig
 from ecspilot.domain.gates import ScanVerdict
 from ecspilot.domain.images import ImagePush, short_digest
@@ -94,24 +95,15 @@ def signature_gate(
 
 
 def _refused(refused: list[Target], push: ImagePush, notifier: Notifier | None) -> None:
-    count("ImagesRefused", len(refused))
-    names = [f"{t.config.cluster}/{t.config.service_name}" for t in refused]
-    logger.warning(
-        "image refused by the signature gate",
-        extra={"repository": push.repository, "image_digest": short_digest(push.digest), "services": names},
+    notify_refused(
+        refused,
+        push,
+        notifier,
+        gate="signature",
+        subject=f"ecspilot: unsigned image refused {push.repository}:{push.tag}",
+        headline=f"ecspilot refused {push.repository}:{push.tag} ({push.digest}): not signed",
+        chat={"digest": push.digest},  # the chat threads it by its digest, as the scan gate's
     )
-    if notifier is not None:
-        body = "\n".join(
-            [f"ecspilot refused {push.repository}:{push.tag} ({push.digest}): not signed", ""]
-            + [f"- {n}: {t.outcome.reason}" for n, t in zip(names, refused, strict=True)]
-            + ["", "Nothing was registered or deployed for these services."]
-        )
-        notifier.notify(
-            f"ecspilot: unsigned image refused {push.repository}:{push.tag}"[:99],
-            body,
-            {"kind": "image-refused", "status": "REFUSED", "repository": push.repository},
-            {"digest": push.digest},  # the chat threads it by its digest, as the scan gate's
-        )
 
 
 def signature_verdicts(
