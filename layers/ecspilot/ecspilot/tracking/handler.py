@@ -15,6 +15,7 @@ from ecspilot.tracking.deployments import DeploymentTracker
 if TYPE_CHECKING:
     from ecspilot.domain.hook_events import EcsHookStateChangeEvent
     from ecspilot.domain.plan import Action
+    from ecspilot.tracking.hooks import HookTracker
 
 # A cold start imports what a deployment event (the most frequent) needs; the modules of the
 # other kinds (hooks, tasks) and of reconcile's part are imported by the event that needs them.
@@ -46,17 +47,23 @@ def handle_ecs_event(event: Any, runtime: Runtime) -> dict[str, Any]:
     if not runtime.history.enabled:
         # the history is what the tracker keeps: failing makes the event land in the DLQ
         raise AwsError("no state table configured (ECSPILOT_TABLE): nothing to track into")
-    parts = (runtime.config, runtime.clients, runtime.history, runtime.settings.notify_topic_arn)
     if isinstance(parsed, EcsDeploymentStateChangeEvent):
         return deployment_tracker(runtime).deployment_event(parsed)
     if isinstance(parsed, EcsTaskStateChangeEvent):
         return _task_event(parsed, runtime, service_task)
+    return hook_tracker(runtime).hook_event(parsed)
+
+
+def hook_tracker(runtime: Runtime) -> HookTracker:
+    """The pause hooks' tracker, for an event or for reconcile's hooks found from ECS: both ask
+    the stops, so a gate never CONTINUEs by itself in a freeze or outside the window (issue 25)."""
     from ecspilot.stopping.handler import deferrals_of  # noqa: PLC0415 - hooks only
     from ecspilot.tracking.hooks import HookTracker  # noqa: PLC0415
 
-    hooks = HookTracker(*parts)
-    hooks.deferrals = deferrals_of(runtime)  # issue 25: never CONTINUE alone in a freeze
-    return hooks.hook_event(parsed)
+    settings = runtime.settings
+    hooks = HookTracker(runtime.config, runtime.clients, runtime.history, settings.notify_topic_arn)
+    hooks.deferrals = deferrals_of(runtime)
+    return hooks
 
 
 def _service_task(parsed: EcsTaskStateChangeEvent) -> bool:
@@ -97,7 +104,6 @@ def reconcile_deployments(runtime: Runtime, dry_run: bool = False) -> list[Actio
     """The reconcile part ``deployments``: open blue/green, linear and canary deployments moved to
     what ECS says (:mod:`ecspilot.tracking.open_deployments`), promotions included; then the
     paused hooks of gated services found from ECS (:mod:`ecspilot.tracking.paused_reconcile`)."""
-    from ecspilot.tracking.hooks import HookTracker  # noqa: PLC0415
     from ecspilot.tracking.open_deployments import reconcile_open  # noqa: PLC0415 - reconcile only
     from ecspilot.tracking.paused_reconcile import reconcile_paused  # noqa: PLC0415
 
@@ -106,5 +112,4 @@ def reconcile_deployments(runtime: Runtime, dry_run: bool = False) -> list[Actio
     own = (runtime.settings.account_id, runtime.settings.region)
     actions = reconcile_open(deployment_tracker(runtime), own, runtime.settings.region or "", dry_run)
     # then the paused hooks ECS shows whose event never arrived (tracking/paused_reconcile.py)
-    hooks = HookTracker(runtime.config, runtime.clients, runtime.history, runtime.settings.notify_topic_arn)
-    return actions + reconcile_paused(hooks, dry_run)
+    return actions + reconcile_paused(hook_tracker(runtime), dry_run)
