@@ -231,3 +231,60 @@ def test_catch_up_defers_an_image_being_signed_and_deploys_it_on_a_later_tick(
         assert action["change"] == "update"
         stub.assert_no_pending_responses()
     assert running(world) == f"{world.registry}/web@{digest}"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"registry_id": "999999999999"}, "not in ecspilot's registry"),
+        ({"region": "eu-west-1"}, "not in ecspilot's registry"),
+        ({"digest": fake_digest("web:never-pushed")}, "ECR has no such image"),
+        ({"tag": "v1\n"}, "not an ECR image tag"),
+    ],
+)
+def test_a_forged_signature_timer_input_deploys_nothing(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder, change: dict[str, str], why: str
+) -> None:
+    # GIVEN a genuine timer's input for a pushed image (a direct invoke can send any input)
+    make_runtime(config(), **TIMERS)
+    event = world.push("web", "v1")
+    detail = event["detail"]
+    timer = {
+        "trigger": "signature",
+        "registry_id": ACCOUNT,
+        "region": REGION,
+        "repository": "web",
+        "tag": "v1",
+        "digest": detail["image-digest"],
+        "services": ["web", "web-canary"],
+        **change,
+    }
+    recorder.reset()
+    # WHEN it reaches reconcile with one field forged THEN it is refused before any deploy call
+    fired = invoke("reconcile", timer)
+    assert why in fired["ignored"]
+    assert recorder.count("UpdateService") == 0
+    assert recorder.count("RegisterTaskDefinition") == 0
+    assert running(world) == world.image("web", "v0")
+
+
+def test_a_signature_timer_never_deploys_a_service_without_the_signature_gate(
+    world: Sandbox, make_runtime: MakeRuntime, recorder: CallRecorder
+) -> None:
+    # GIVEN a timer naming the ungated canary (its input forged: the gate never defers it)
+    make_runtime(config(), **TIMERS)
+    event = world.push("web", "v1")
+    timer = {
+        "trigger": "signature",
+        "registry_id": ACCOUNT,
+        "region": REGION,
+        "repository": "web",
+        "tag": "v1",
+        "digest": event["detail"]["image-digest"],
+        "services": ["web-canary"],
+    }
+    recorder.reset()
+    fired = invoke("reconcile", timer)
+    # THEN the canary is not touched
+    assert fired.get("services", []) == []
+    assert recorder.count("UpdateService") == 0

@@ -90,10 +90,19 @@ def handle_signature_timer(event: dict[str, Any], runtime: Runtime) -> dict[str,
     """A signature re-check timer fired (``deploy.signature_timer``): the same deploy core, for
     the push it names and the services it names that still follow it."""
     push = push_of(event)
+    own = (runtime.settings.account_id, runtime.settings.region)
+    # nothing in the input is taken on trust (a direct invoke can forge it, as a continuation):
+    # ecspilot's registry, an image ECR has, and only services the signature gate deferred
+    refusal = item_refusal(push, own)
+    if refusal is None and ecr_pushed_at(runtime.clients.ecr, push) is None:
+        refusal = "ECR has no such image in ecspilot's registry"
+    if refusal is not None:
+        logger.warning("signature timer refused", extra={"reason": refusal})
+        count("EventsUntrustedOrigin")
+        return {"trigger": "signature", "ignored": refusal}
     names = {str(n) for n in event.get("services", [])}
-    scoped = runtime.config.model_copy(
-        update={"services": [s for s in runtime.config.services if s.name in names], "jobs": []}
-    )
+    gated = [s for s in runtime.config.services if s.name in names and s.gates and s.gates.signature]
+    scoped = runtime.config.model_copy(update={"services": gated, "jobs": []})
     logger.info(
         "signature re-check", extra={"services": sorted(names), "image_digest": short_digest(push.digest)}
     )
