@@ -7,9 +7,14 @@ loads only the models it parses.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ecspilot.domain.modeling import validation_errors
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ConfigDict, Field
+else:
+    from ecspilot.domain.modeling import BaseModel, ConfigDict, Field
 
 from ecspilot.errors import EventError
 
@@ -43,8 +48,11 @@ def parse_event(model: type[M], event: Any, kind: str) -> M:
         raise EventError(f"malformed {kind} event: expected a JSON object, got {type(event).__name__}")
     try:
         return model.model_validate(event)
-    except ValidationError as exc:
-        problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
+    except ValueError as exc:
+        errors = validation_errors(exc)
+        if not errors:
+            raise
+        problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in errors]
         raise EventError(
-            f"malformed {kind} event: {'; '.join(problems)}", field=_field_path(exc.errors()[0]["loc"])
+            f"malformed {kind} event: {'; '.join(problems)}", field=_field_path(errors[0]["loc"])
         ) from exc

@@ -6,9 +6,12 @@ Parsing failures raise :class:`EventError` naming the field, never a KeyError.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+if TYPE_CHECKING:
+    from pydantic import Field, field_validator
+else:
+    from ecspilot.domain.modeling import Field, field_validator
 
 from ecspilot.domain.envelope import EventBridgeEvent, EventModel
 from ecspilot.domain.images import DIGEST_RE, ImagePush, valid_repository, valid_tag

@@ -19,9 +19,12 @@ absent. ``targetType`` and ``timeoutAction`` are DescribeServiceDeployments'
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+if TYPE_CHECKING:
+    from pydantic import Field, model_validator
+else:
+    from ecspilot.domain.modeling import Field, model_validator
 
 from ecspilot.domain.envelope import EventBridgeEvent, EventModel
 

@@ -9,9 +9,12 @@ one call into it: :func:`ecspilot.jobs.runbook.run_job`, :func:`ecspilot.jobs.sc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ConfigDict, Field
+else:
+    from ecspilot.domain.modeling import BaseModel, ConfigDict, Field
 
 from ecspilot.aws.claims import HasRemainingTime, in_progress_until
 from ecspilot.domain.config import EcspilotConfig, JobConfig

@@ -28,9 +28,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+if TYPE_CHECKING:
+    from pydantic import Field, field_validator
+else:
+    from ecspilot.domain.modeling import Field, field_validator
 
 from ecspilot.domain.envelope import EventModel, parse_event
 from ecspilot.errors import CustomResourceError

@@ -19,9 +19,12 @@ freeze and exactly one ends it: **one notification when it starts, one when it e
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+if TYPE_CHECKING:
+    from pydantic import Field
+else:
+    from ecspilot.domain.modeling import Field
 
 from ecspilot.aws.dynamo import conditional_update
 from ecspilot.aws.freezes import ALARM_PREFIX, INCIDENT_FREEZE, INCIDENT_SK, PK, incident_reason

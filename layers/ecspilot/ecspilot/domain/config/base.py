@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+else:
+    from ecspilot.domain.modeling import (
+        BaseModel,
+        ConfigDict,
+        Field,
+        ValidationInfo,
+        field_validator,
+        model_validator,
+    )
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 # ECR tags are [A-Za-z0-9_.-]; patterns add fnmatch's * ? [ ] !

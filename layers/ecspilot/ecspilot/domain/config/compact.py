@@ -8,8 +8,9 @@ loads that instead of parsing and validating the YAML again, only when the heade
 - ``yaml_sha256``: the hash of the YAML file's bytes *as they are now*: an edited YAML (a compact
   form left over from the previous one) is never trusted;
 - ``fingerprint``: the hash of the sources that define and validate the config (every module of
-  ``ecspilot.domain`` and ``ecspilot.errors``) with pydantic's and Python's versions: a compact
-  form written by other code (an older layer, a field added since) is never trusted either.
+  ``ecspilot.domain`` and ``ecspilot.errors``) with Python's version: a compact form written by
+  other code (an older layer, a field added since) is never trusted either. The pickle holds plain
+  instances (``ecspilot.domain.modeling``): loading it imports no pydantic.
 
 Anything else (no compact file, a mismatch, an unreadable or truncated one) falls back to the YAML
 path, with the same result and the same errors as before, only slower. The pickle is read only from
@@ -38,12 +39,10 @@ def compact_path(path: str | Path) -> Path:
 
 
 def fingerprint() -> str:
-    """The hash of what decides a validated config's shape: the domain sources, pydantic, Python."""
-    import pydantic  # noqa: PLC0415 - loaded already by the config models
-
+    """The hash of what decides a validated config's shape: the domain sources and Python's version."""
     package = Path(__file__).resolve().parents[2]  # .../ecspilot
     digest = hashlib.sha256()
-    digest.update(f"{pydantic.VERSION}|{sys.version_info[0]}.{sys.version_info[1]}|".encode())
+    digest.update(f"{sys.version_info[0]}.{sys.version_info[1]}|".encode())
     for source in [*sorted((package / "domain").rglob("*.py")), package / "errors.py"]:
         digest.update(source.relative_to(package).as_posix().encode() + b"\0")
         digest.update(source.read_bytes() + b"\0")

@@ -14,9 +14,12 @@ a human approval. Pure models; the decisions that use them are in :mod:`ecspilot
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+if TYPE_CHECKING:
+    from pydantic import Field, field_validator
+else:
+    from ecspilot.domain.modeling import Field, field_validator
 
 from ecspilot.domain.config.base import Model
 

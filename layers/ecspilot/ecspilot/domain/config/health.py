@@ -7,7 +7,12 @@ the defaults: a loop is worth knowing about for every service.
 
 from __future__ import annotations
 
-from pydantic import Field, StrictBool
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import Field, StrictBool
+else:
+    from ecspilot.domain.modeling import Field
 
 from ecspilot.domain.config.base import Model
 
@@ -22,7 +27,8 @@ class CrashLoopConfig(Model):
     minutes: int = Field(default=DEFAULT_MINUTES, ge=1, le=1440)
 
 
-CrashLoopSetting = CrashLoopConfig | StrictBool
+if TYPE_CHECKING:  # a model's annotation names the union itself (its twin resolves StrictBool)
+    CrashLoopSetting = CrashLoopConfig | StrictBool
 
 
 def crash_loop_policy(setting: CrashLoopSetting) -> CrashLoopConfig | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+if TYPE_CHECKING:
+    from pydantic import Field, ValidationInfo, field_validator, model_validator
+else:
+    from ecspilot.domain.modeling import Field, ValidationInfo, field_validator, model_validator
 
 from ecspilot.domain.config.base import NAME_RE, OVERRIDE_FIELDS, ImageSource, Model
 from ecspilot.errors import PlacementError

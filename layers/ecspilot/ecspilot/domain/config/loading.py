@@ -9,12 +9,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from ecspilot.domain.config.base import NAME_RE, ImageSource
 from ecspilot.domain.config.promotion import promotion_problems
 from ecspilot.domain.config.schema import EcspilotConfig
 from ecspilot.domain.config.stops import stop_problems
+from ecspilot.domain.modeling import validation_errors
 from ecspilot.errors import ConfigError
 
 
@@ -91,9 +90,12 @@ def parse_config(data: Any, source: str = "<config>") -> EcspilotConfig:
         raise ConfigError(f"{source}: the config must be a mapping with version, services, jobs, daemons")
     try:
         config = EcspilotConfig.model_validate(data)
-    except ValidationError as exc:
+    except ValueError as exc:
+        errors = validation_errors(exc)
+        if errors is None:
+            raise
         problems = []
-        for err in exc.errors():
+        for err in errors:
             msg = err["msg"].removeprefix("Value error, ")
             problems.append((format_loc(err["loc"]), msg))
         raise ConfigError(f"{source}: {len(problems)} problem(s)", problems) from exc

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from pydantic import Field, field_validator
+if TYPE_CHECKING:
+    from pydantic import Field, field_validator
+else:
+    from ecspilot.domain.modeling import Field, field_validator
 
 from ecspilot.domain.config.base import Model
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+if TYPE_CHECKING:
+    from pydantic import Field, StrictBool, ValidationInfo, field_validator
+else:
+    from ecspilot.domain.modeling import Field, ValidationInfo, field_validator
 
 from ecspilot.domain.config.base import ImageSource, Model
 from ecspilot.domain.config.gates import Gates
-from ecspilot.domain.config.health import CrashLoopSetting
+from ecspilot.domain.config.health import CrashLoopConfig
 from ecspilot.domain.config.jobs import JobConfig
 from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig
 from ecspilot.domain.config.stops import FreezeConfig, IncidentsConfig, WindowConfig
@@ -26,7 +29,7 @@ class ServiceConfig(Model):
     # declared after ``promote``: whether containers are required depends on it
     containers: dict[str, ImageSource] = Field(default_factory=dict, validate_default=True)
     rollback: bool = False
-    crash_loop: CrashLoopSetting = True  # see domain/config/health.py
+    crash_loop: CrashLoopConfig | StrictBool = True  # see domain/config/health.py
     gates: Gates | None = None  # issue 14: domain/config/gates.py
     express: bool = False  # an ECS Express Mode service: UpdateExpressGatewayService on push
     window: str | None = None  # issue 25: automation changes it only inside this window

@@ -8,10 +8,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+if TYPE_CHECKING:
+    from pydantic import Field, field_validator, model_validator
+else:
+    from ecspilot.domain.modeling import Field, field_validator, model_validator
 
 from ecspilot.domain.config.base import Model
 
