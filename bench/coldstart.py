@@ -70,7 +70,7 @@ EVENTS: dict[str, str | dict[str, Any]] = {
     "run_job": "scheduler_run_job",
     "run_queued_jobs": "sqs_jobs_batch",
     "track_deployments": "ecs_deployment_completed",
-    "reconcile": {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
+    "reconcile": "eventbridge_scheduled_event",  # AWS's published Scheduled Event (events/README.md)
 }
 COMPACT_PROBE = """
 import sys

@@ -1,4 +1,4 @@
-"""The strict reading (``ecspilot.domain.strict``) is never more lenient than pydantic.
+"""The strict reading (``ecspilot.domain.modeling.strict_validate``) is never more lenient than pydantic.
 
 Every model is read both ways, pydantic's through the model's twin (``ecspilot.domain.modeling``):
 whatever the strict reading accepts, pydantic accepts with the same values and the same fields set.
@@ -26,8 +26,7 @@ from ecspilot.domain.events import (
     EventBridgeEnvelope,
 )
 from ecspilot.domain.hook_events import EcsHookStateChangeEvent
-from ecspilot.domain.modeling import PlainModel, from_twin, twin
-from ecspilot.domain.strict import strict_validate
+from ecspilot.domain.modeling import PlainModel, from_twin, strict_validate, twin
 from ecspilot.jobs.handler import RunJobEvent
 from ecspilot.reconcile.custom_resource import CustomResourceRequest
 from ecspilot.stopping.incidents import AlarmStateChangeEvent
@@ -57,9 +56,33 @@ READ_AS: dict[str, type[PlainModel]] = {
 }
 EVENT_MODELS = sorted(set(READ_AS.values()), key=lambda m: m.__name__)
 REPLACEMENTS: list[Any] = [
-    None, 0, 1, -1, 2**40, True, False, 1.5, "", " ", "x", "PUSH", "123456789012", "123456789012\n",
-    "١٢٣٤٥٦٧٨٩٠١٢", "sha256:" + "a" * 64, "2026-12-07T06:00:00Z", "2026-12-07T06:00:00", "2026-02-30T00:00:00Z",
-    "2026-12-07T06:00:00.1234567Z", 1765087200, [], ["x"], [None], {}, {"x": 1}, "x" * 300,
+    None,
+    0,
+    1,
+    -1,
+    2**40,
+    True,
+    False,
+    1.5,
+    "",
+    " ",
+    "x",
+    "PUSH",
+    "123456789012",
+    "123456789012\n",
+    "١٢٣٤٥٦٧٨٩٠١٢",
+    "sha256:" + "a" * 64,
+    "2026-12-07T06:00:00Z",
+    "2026-12-07T06:00:00",
+    "2026-02-30T00:00:00Z",
+    "2026-12-07T06:00:00.1234567Z",
+    1765087200,
+    [],
+    ["x"],
+    [None],
+    {},
+    {"x": 1},
+    "x" * 300,
 ]
 
 
@@ -96,7 +119,11 @@ def mutations(doc: Any) -> Iterator[Any]:
 
 def _fields_sets(value: Any) -> Any:
     if isinstance(value, PlainModel):
-        return (type(value).__name__, sorted(value.model_fields_set), [_fields_sets(v) for _, v in value._field_items()])
+        return (
+            type(value).__name__,
+            sorted(value.model_fields_set),
+            [_fields_sets(v) for _, v in value._field_items()],
+        )
     if isinstance(value, list):
         return [_fields_sets(v) for v in value]
     if isinstance(value, dict):
@@ -125,7 +152,7 @@ def test_a_published_event_is_read_without_pydantic(name: str) -> None:
 @pytest.mark.parametrize("model", EVENT_MODELS, ids=lambda m: m.__name__)
 def test_no_mutation_of_an_event_is_read_more_leniently_than_pydantic(model: type[PlainModel]) -> None:
     accepted = tried = 0
-    for name, reads_as in READ_AS.items():
+    for name in READ_AS:
         event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
         for variant in mutations(event):
             tried += 1
@@ -134,10 +161,14 @@ def test_no_mutation_of_an_event_is_read_more_leniently_than_pydantic(model: typ
     assert accepted > 0  # the strict path is exercised, not only refused
 
 
-CONFIGS = sorted([*ROOT.glob("config/*.yaml"), ROOT / "bench" / "coldstart.yaml", *ROOT.glob("tests/**/*.yaml")])
+CONFIGS = sorted(
+    [*ROOT.glob("config/*.yaml"), ROOT / "bench" / "coldstart.yaml", *ROOT.glob("tests/**/*.yaml")]
+)
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if "version" in p.read_text(encoding="utf-8")], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIGS if "version" in p.read_text(encoding="utf-8")], ids=lambda p: p.name
+)
 def test_no_mutation_of_a_config_is_read_more_leniently_than_pydantic(path: Path) -> None:
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(doc, dict):

@@ -14,7 +14,7 @@ Every AWS failure is an :class:`~ecspilot.errors.AdoptionError` raised from the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws.ecs_reads import TaskDefinitions, describe_service_batch, service_batches
 from ecspilot.errors import AdoptionError, AdoptionInputError
 from ecspilot.obs import logger
+from ecspilot.records import dataclass
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from ecspilot.adoption.discover import Discovered, FoundService, FoundTarget
 from ecspilot.domain.config import NAME_RE, REPOSITORY_RE
 from ecspilot.domain.images import ImageRef
+from ecspilot.records import dataclass
 
 ECR_HOST_RE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 RELEASE_TAG_RE = re.compile(r"^v\d+(\.\d+)*([-+][0-9A-Za-z.-]+)?$")

@@ -21,7 +21,6 @@ import copy
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -32,6 +31,7 @@ from ecspilot.aws.clients import Clients
 from ecspilot.domain.config import AccountConfig
 from ecspilot.errors import AccountAccessError, error_code, is_transient
 from ecspilot.obs import count, logger
+from ecspilot.records import dataclass
 
 REFRESH_BEFORE = timedelta(minutes=5)
 DURATION_SECONDS = 3600

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.errors import AwsError, error_code
 from ecspilot.obs import logger
+from ecspilot.records import dataclass
 
 #: DescribeAlarms takes at most 100 names per call
 _NAMES_PER_CALL = 100

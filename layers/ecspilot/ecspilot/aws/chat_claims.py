@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws.dynamo import conditional_update, deserialize, serialize, set_expression
 from ecspilot.aws.history import History, utc_now
 from ecspilot.errors import ChatAnswerStoreError
+from ecspilot.records import dataclass
 
 HOLD_SECONDS = 90  # longer than the answer path's 60 s timeout: a holder that died lets go after it
 

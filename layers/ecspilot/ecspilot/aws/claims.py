@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -38,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws.history import job_pk
 from ecspilot.domain.config import JobConfig
 from ecspilot.errors import JobError, error_code, job_call_error
+from ecspilot.records import dataclass
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

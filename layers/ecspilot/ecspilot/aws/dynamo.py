@@ -4,13 +4,13 @@ the one conditional ``UpdateItem`` they all write with."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.errors import AwsError, error_code
+from ecspilot.records import dataclass
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()

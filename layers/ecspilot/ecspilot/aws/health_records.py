@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws.dynamo import deserialize, serialize
 from ecspilot.aws.history import History, service_pk
 from ecspilot.errors import HealthRecordError, error_code
+from ecspilot.records import dataclass
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

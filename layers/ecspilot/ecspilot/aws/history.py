@@ -43,7 +43,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ecspilot.aws.dynamo import deserialize, serialize, set_expression
 from ecspilot.errors import AwsError, error_code
 from ecspilot.obs import logger
+from ecspilot.records import dataclass
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

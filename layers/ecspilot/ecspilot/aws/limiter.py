@@ -20,10 +20,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ecspilot.errors import BudgetExhaustedError, SettingsError
+from ecspilot.records import dataclass
 
 
 @dataclass(frozen=True)

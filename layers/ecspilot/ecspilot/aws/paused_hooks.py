@@ -15,11 +15,11 @@ raises :class:`~ecspilot.errors.ServiceDeploymentError` from the botocore error.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ecspilot.aws.service_deployments import list_service_deployments, raw_service_deployments
+from ecspilot.records import dataclass
 
 AWAITING = "AWAITING_ACTION"
 #: a hook's final status in ECS -> the answer it amounts to

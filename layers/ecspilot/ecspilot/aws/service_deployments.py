@@ -16,7 +16,6 @@ which validates every request and response against the API model. Every failure 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.domain.service_deployments import ACTIVE_STATUSES
 from ecspilot.errors import ServiceDeploymentError
+from ecspilot.records import dataclass
 
 DESCRIBE_LIMIT = 20  # DescribeServiceDeployments takes at most 20 ARNs
 LIST_PAGE = 20

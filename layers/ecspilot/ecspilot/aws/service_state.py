@@ -42,7 +42,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +51,7 @@ from ecspilot.aws.dynamo import serialize
 from ecspilot.aws.history import TRANSACT_LIMIT, History, service_pk
 from ecspilot.domain.semver import CLAIM_BASE
 from ecspilot.errors import AwsError, error_code
+from ecspilot.records import dataclass
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from ecspilot.domain.config import ClusterTag
 from ecspilot.domain.plan import Change
 from ecspilot.domain.taskdef import family_revision
+from ecspilot.records import dataclass
 
 MANAGED_TAG = "ecspilot:managed"
 DAEMON_TAG = "ecspilot:daemon"

@@ -29,7 +29,6 @@ error never stops the others: it becomes an ``error`` action. A second run makes
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ecspilot.aws.clients import Clients
@@ -63,6 +62,7 @@ from ecspilot.domain.stops import deferred_detail, stamp
 from ecspilot.domain.taskdef import family_revision
 from ecspilot.errors import DaemonError, EcspilotError
 from ecspilot.obs import count, logger
+from ecspilot.records import dataclass
 from ecspilot.stopping.deferral import Deferrals
 
 T = TypeVar("T")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +43,7 @@ from ecspilot.domain.plan import Action, Change
 from ecspilot.domain.stops import deferred_detail
 from ecspilot.errors import AwsError
 from ecspilot.obs import logger
+from ecspilot.records import dataclass
 from ecspilot.stopping.deferral import Deferrals
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from ecspilot.aws.limiter import Rate
 from ecspilot.domain.images import DIGEST_RE, ImagePush
 from ecspilot.errors import AwsError, InvalidMessageError
 from ecspilot.obs import count, logger
+from ecspilot.records import dataclass
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -14,15 +14,6 @@ from typing import TYPE_CHECKING, Any, cast
 from ecspilot.aws.accounts import AccountSessions, sessions_of
 from ecspilot.aws.notify import Notifier
 from ecspilot.deploy.continuation import Budget, Continuation, ContinuationItem
-from ecspilot.deploy.continuation_trust import (
-    ecr_pushed_at,
-    item_refusal,
-    queue_arn_of,
-    read_rollout,
-    rollout_refusal,
-    source_refusal,
-)
-from ecspilot.deploy.signature_timer import push_of
 from ecspilot.deploy.targets import deploy_push
 from ecspilot.domain.envelope import parse_event
 from ecspilot.domain.events import EcrImageActionEvent
@@ -89,6 +80,10 @@ def signature_timer_target(runtime: Runtime) -> TimerTarget | None:
 def handle_signature_timer(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
     """A signature re-check timer fired (``deploy.signature_timer``): the same deploy core, for
     the push it names and the services it names that still follow it."""
+    # imported here: a push never reads a timer's input nor checks a continuation (cold start)
+    from ecspilot.deploy.continuation_trust import ecr_pushed_at, item_refusal  # noqa: PLC0415
+    from ecspilot.deploy.signature_timer import push_of  # noqa: PLC0415
+
     push = push_of(event)
     own = (runtime.settings.account_id, runtime.settings.region)
     # nothing in the input is taken on trust (a direct invoke can forge it, as a continuation):
@@ -147,6 +142,9 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
     registry, or that is not part of a rollout the first invocation recorded, is refused (logged,
     counted, reported failed so it ends in the dead-letter queue, whose alarm tells the operator);
     the push time is ECR's, never the body's."""
+    # imported here: a push checks no continuation (cold start)
+    from ecspilot.deploy.continuation_trust import queue_arn_of, source_refusal  # noqa: PLC0415
+
     settings = runtime.settings
     queue_arn = settings.continuation_queue_arn or queue_arn_of(settings.continuation_queue_url or "")
     records = event.get("Records")
@@ -206,6 +204,13 @@ def handle_continuations(event: dict[str, Any], runtime: Runtime, context: Any =
 def _verified(item: ContinuationItem, runtime: Runtime) -> ContinuationItem:
     """``item`` with ECR's push time, once its image and its rollout are proven; raises
     :class:`InvalidMessageError` (refused for good) or :class:`AwsError` (a read failed: retry)."""
+    from ecspilot.deploy.continuation_trust import (  # noqa: PLC0415 - continuations only
+        ecr_pushed_at,
+        item_refusal,
+        read_rollout,
+        rollout_refusal,
+    )
+
     settings = runtime.settings
     reason = item_refusal(item.push, (settings.account_id, settings.region))
     if reason is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Any, Literal
 
 from ecspilot.domain.config import ServiceConfig
@@ -10,6 +10,7 @@ from ecspilot.domain.images import ImagePush
 from ecspilot.domain.taskdef import family_revision
 from ecspilot.errors import EcspilotError
 from ecspilot.obs import count, logger
+from ecspilot.records import dataclass
 
 Outcome = Literal[
     "deployed",

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Any
 
 from ecspilot.aws.clients import Clients
@@ -48,6 +48,7 @@ from ecspilot.domain.service_deployments import ACTIVE_STATUSES, STOPPING_STATUS
 from ecspilot.domain.taskdef import container_images, family_revision
 from ecspilot.errors import AwsError, EcspilotError, RollbackError, is_uncertain
 from ecspilot.obs import logger
+from ecspilot.records import dataclass
 
 OPEN_STATUSES = (*ACTIVE_STATUSES, *STOPPING_STATUSES)
 

@@ -9,13 +9,14 @@ the circuit breaker rolled it back while this deployment started).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from ecspilot.aws.service_state import Claim, current_claims, held_digest, newer_claims
 from ecspilot.deploy.result import Outcome, Target
 from ecspilot.domain.images import short_digest
 from ecspilot.domain.taskdef import family_revision
+from ecspilot.records import dataclass
 
 
 @dataclass(frozen=True)

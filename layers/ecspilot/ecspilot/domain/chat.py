@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from ecspilot.domain.images import DIGEST_RE
 from ecspilot.errors import ChatAnswerError
+from ecspilot.records import dataclass
 
 # The fields of metadata.additionalContext, in order; a button's variables read them.
 CONTEXT_KEYS = ("kind", "status", "service", "digest", "hook", "release", "freeze", "deployment")

@@ -8,10 +8,11 @@ Table-tested in ``tests/unit/test_gates.py``; the AWS reads that feed them are i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from ecspilot.domain.config.gates import Gates, ImageScanGate, severity_rank
+from ecspilot.records import dataclass
 
 # ECR's scan statuses that mean "no verdict yet": asked again later, the answer may change
 PENDING_SCAN = frozenset({"IN_PROGRESS", "PENDING", "NOT_FOUND"})

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
+
+from ecspilot.records import dataclass
 
 # use with fullmatch: "$" would also match before a trailing newline
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")

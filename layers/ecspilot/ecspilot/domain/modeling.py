@@ -14,7 +14,7 @@ annotations, defaults, ``Field`` constraints, validators, methods and properties
 named in an annotation replaced by its twin; the twin validates and the result is copied into plain
 instances. The errors are pydantic's (:func:`validation_errors` reads them without importing it).
 So the rules are written once and pydantic enforces them; a Lambda that only reads its compact config
-never builds a twin, and an event's validation (:mod:`ecspilot.domain.events_fast`) builds one only
+never builds a twin, and an event's validation (:func:`strict_validate`) builds one only
 for an event its strict reading cannot accept as is.
 
 What the plain instances keep of pydantic's model API is what ecspilot uses: attribute access,
@@ -25,79 +25,41 @@ frozen, like every ecspilot model.
 
 from __future__ import annotations
 
+import copy
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-ConfigDict = dict  # run-time stand-in for pydantic's ConfigDict (a TypedDict: a dict)
+from ecspilot.domain.model_fields import (
+    MISSING,
+    ConfigDict,
+    Field,
+    FieldSpec,
+    ValidationInfo,
+    Validator,
+    field_validator,
+    model_validator,
+)
+from ecspilot.domain.model_strict import strict_validate
 
-_MISSING: Any = object()
+__all__ = [
+    "BaseModel",
+    "ConfigDict",
+    "Field",
+    "PlainModel",
+    "ValidationInfo",
+    "field_validator",
+    "from_twin",
+    "model_validator",
+    "strict_validate",
+    "to_twin",
+    "twin",
+    "validation_errors",
+]
+
 _REGISTRY: list[type[PlainModel]] = []  # every plain model class, in definition order
 _TWIN_LOCK = threading.RLock()
-
-
-class ValidationInfo:
-    """Run-time stand-in for pydantic's ValidationInfo (only annotations name it here)."""
-
-    data: dict[str, Any]
-
-
-class FieldSpec:
-    """What ``Field(...)`` says of a field: its default and pydantic's keyword arguments."""
-
-    __slots__ = ("default", "kwargs")
-
-    def __init__(self, default: Any, kwargs: dict[str, Any]) -> None:
-        self.default = default
-        self.kwargs = kwargs
-
-    @property
-    def alias(self) -> str | None:
-        alias = self.kwargs.get("alias")
-        return alias if isinstance(alias, str) else None
-
-    def has_default(self) -> bool:
-        return self.default is not _MISSING or "default_factory" in self.kwargs
-
-    def make_default(self) -> Any:
-        factory = self.kwargs.get("default_factory")
-        return factory() if factory is not None else self.default
-
-
-def Field(default: Any = _MISSING, **kwargs: Any) -> Any:  # noqa: N802 - pydantic's name
-    """Run-time stand-in for ``pydantic.Field``: records the arguments for the twin."""
-    return FieldSpec(default, kwargs)
-
-
-class _Validator:
-    """A validator as the class body declared it, for the twin (``kind``: field or model)."""
-
-    __slots__ = ("fields", "func", "kind", "mode")
-
-    def __init__(self, func: Any, kind: str, fields: tuple[str, ...], mode: str) -> None:
-        self.func = func
-        self.kind = kind
-        self.fields = fields
-        self.mode = mode
-
-
-def field_validator(*fields: str, mode: str = "after") -> Callable[[Any], Any]:
-    """Run-time stand-in for ``pydantic.field_validator``."""
-
-    def mark(func: Any) -> Any:
-        return _Validator(func, "field", fields, mode)
-
-    return mark
-
-
-def model_validator(*, mode: str) -> Callable[[Any], Any]:
-    """Run-time stand-in for ``pydantic.model_validator``."""
-
-    def mark(func: Any) -> Any:
-        return _Validator(func, "model", (), mode)
-
-    return mark
 
 
 class _PlainMeta(type):
@@ -125,9 +87,9 @@ class PlainModel(metaclass=_PlainMeta):
     """The run-time base of every ecspilot model (see the module's docstring)."""
 
     model_config: dict[str, Any] = {}
-    __field_specs__: dict[str, Any] = {}  # name -> FieldSpec, a plain default or _MISSING (inherited too)
+    __field_specs__: dict[str, Any] = {}  # name -> FieldSpec, a plain default or MISSING (inherited too)
     __own_fields__: tuple[str, ...] = ()
-    __validators__: dict[str, _Validator] = {}
+    __validators__: dict[str, Validator] = {}
     model_fields = _FromTwin()
     model_json_schema = _FromTwin()
 
@@ -139,13 +101,13 @@ class PlainModel(metaclass=_PlainMeta):
         for name, annotation in annotations.items():
             if name.startswith("_") or name == "model_config" or str(annotation).startswith("ClassVar"):
                 continue
-            specs[name] = cls.__dict__.get(name, _MISSING)
+            specs[name] = cls.__dict__.get(name, MISSING)
             own.append(name)
             if name in cls.__dict__:
                 delattr(cls, name)  # an instance always has its own value
         validators = {}
         for name, value in list(cls.__dict__.items()):
-            if isinstance(value, _Validator):
+            if isinstance(value, Validator):
                 validators[name] = value
                 setattr(cls, name, value.func)  # still callable as written
         cls.__field_specs__ = specs
@@ -160,11 +122,9 @@ class PlainModel(metaclass=_PlainMeta):
     @classmethod
     def model_validate(cls, data: Any) -> Any:
         """Validate ``data``: a plain instance, or pydantic's ValidationError. Data the strict reading
-        (:mod:`ecspilot.domain.strict`) accepts as is needs no pydantic; anything else is the twin's."""
+        (:func:`strict_validate`) accepts as is needs no pydantic; anything else is the twin's."""
         if type(data) is cls:
             return data  # pydantic's default: an instance is not validated again
-        from ecspilot.domain.strict import strict_validate  # noqa: PLC0415 - a cycle otherwise
-
         valid = strict_validate(cls, data)
         if valid is not None:
             return valid
@@ -190,8 +150,6 @@ class PlainModel(metaclass=_PlainMeta):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
         """A copy, with ``update``'s values (not validated, as pydantic's model_copy)."""
-        import copy  # noqa: PLC0415 - rarely used
-
         new = copy.deepcopy(self) if deep else copy.copy(self)
         if update:
             state = new.__dict__
@@ -323,9 +281,9 @@ def _make_twin(cls: type[PlainModel]) -> Any:
         )
         spec = cls.__field_specs__[name]
         if isinstance(spec, FieldSpec):
-            given = {} if spec.default is _MISSING else {"default": spec.default}
+            given = {} if spec.default is MISSING else {"default": spec.default}
             namespace[name] = pydantic.Field(**given, **spec.kwargs)
-        elif spec is not _MISSING:
+        elif spec is not MISSING:
             namespace[name] = spec
     for name, value in cls.__dict__.items():
         if name in _NOT_COPIED or name in namespace or name in cls.__validators__:

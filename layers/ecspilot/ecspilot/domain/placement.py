@@ -11,10 +11,10 @@ time, so a typo fails ``ecspilot validate`` rather than a job at 3 a.m.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ecspilot.errors import PlacementError, QueryLanguageError
+from ecspilot.records import dataclass
 
 if TYPE_CHECKING:
     from ecspilot.domain import cql

@@ -3,8 +3,10 @@ of ecspilot's (the parts import it, and reconcile imports the parts)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Any, Literal
+
+from ecspilot.records import dataclass
 
 # "deferred": a change a window or a freeze holds back (issue 25); the detail says why and when
 #: ``waiting``: left alone on purpose this time (ECS is still deploying the service), with the reason

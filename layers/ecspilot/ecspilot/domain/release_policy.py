@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from ecspilot.domain.config import ServiceConfig
 from ecspilot.domain.images import short_digest
 from ecspilot.domain.semver import Jump, Version, allowed, claim_rank, jump, parse
+from ecspilot.records import dataclass
 
 VersionVerdict = Literal["deploy", "stale", "conflict", "awaiting approval"]
 

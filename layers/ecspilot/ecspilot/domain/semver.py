@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
+
+from ecspilot.records import dataclass
 
 Jump = Literal["patch", "minor", "major"]
 JUMPS: tuple[Jump, ...] = ("patch", "minor", "major")

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.config.stops import DAYS, FreezeConfig, WindowConfig
+from ecspilot.records import dataclass
 
 FreezeKind = Literal["config", "cli", "incident"]
 MAX_STEPS = 64  # a bounded walk: freezes and windows alternate at most this often

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +37,7 @@ from ecspilot.insights.bands import (
     lead_time_band,
     restore_band,
 )
+from ecspilot.records import dataclass
 
 CRASH_LOOP_WINDOW = timedelta(hours=1)
 CLOSED = ("COMPLETED", "FAILED", "ROLLED_BACK")

@@ -16,7 +16,7 @@ in the first stage) before it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from ecspilot.aws.fanout import bounded_map
 from ecspilot.aws.history import History, service_pk
 from ecspilot.errors import AwsError, EcspilotError
 from ecspilot.insights.report import iso
+from ecspilot.records import dataclass
 
 CHAIN_LOOKBACK = timedelta(days=14)
 #: a deployment started before the period may complete in it: read from a day earlier

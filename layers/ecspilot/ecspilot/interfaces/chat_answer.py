@@ -30,7 +30,7 @@ roles, when several channels share the function); CloudTrail's Invoke event name
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Literal
 
 from ecspilot.aws.chat_claims import ChatAnswers
@@ -42,6 +42,7 @@ from ecspilot.domain.images import short_digest
 from ecspilot.errors import ChatAnswerError, ChatAnswerStoreError, EcspilotError, PromotionInputError
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot.obs import count, logger
+from ecspilot.records import dataclass
 
 Outcome = Literal["answered", "already-answered", "refused", "failed", "invalid"]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from ecspilot.aws.release_state import ReleaseRecords
@@ -26,6 +25,7 @@ from ecspilot.domain.keys import state_keys
 from ecspilot.errors import EcspilotError
 from ecspilot.interfaces.cli_parser import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from ecspilot.interfaces.present import as_json, say
+from ecspilot.records import dataclass
 
 
 @dataclass(frozen=True)

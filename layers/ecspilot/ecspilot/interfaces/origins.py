@@ -14,12 +14,12 @@ template sets: no STS call). It is a set so a later config key (``accounts:``) c
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from ecspilot.domain.config import EcspilotConfig
 from ecspilot.interfaces.settings import Settings
 from ecspilot.obs import count, logger
+from ecspilot.records import dataclass
 
 
 @dataclass(frozen=True)

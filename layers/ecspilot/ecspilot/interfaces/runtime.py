@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import Any
 
 from ecspilot.aws.clients import Clients
 from ecspilot.aws.history import History
 from ecspilot.aws.limiter import parse_rates
-from ecspilot.domain.config import EcspilotConfig, load_config
+from ecspilot.domain.config import EcspilotConfig
 from ecspilot.domain.config.compact import load_compact
 from ecspilot.interfaces.settings import Settings
+from ecspilot.records import dataclass
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Runtime:
         """Assemble a runtime; anything not given is built from the environment."""
         settings = settings or Settings.from_env()
         # the compact form validated at build time when it matches the YAML (domain/config/compact.py)
-        config = config or load_compact(settings.config_path) or load_config(settings.config_path)
+        config = config or load_compact(settings.config_path) or _load_yaml(settings.config_path)
         clients = clients or Clients(region=settings.region, max_workers=settings.max_workers)
         if settings.ecs_rates:  # an account's raised limits pace its calls (ecspilot.aws.limiter)
             clients.limiter.rates = parse_rates(settings.ecs_rates)
@@ -51,6 +52,13 @@ class Runtime:
             clients.dynamodb if settings.table_name else None, settings.table_name, settings.retention_days
         )
         return cls(settings=settings, config=config, clients=clients, history=history)
+
+
+def _load_yaml(path: str) -> EcspilotConfig:
+    """The YAML config, parsed and validated (no compact form matches it: ``make build`` writes one)."""
+    from ecspilot.domain.config.loading import load_config  # noqa: PLC0415 - the slow path only
+
+    return load_config(path)
 
 
 __all__ = ["Runtime", "Settings", "current", "reset"]

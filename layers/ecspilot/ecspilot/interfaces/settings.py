@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ecspilot.aws.limiter import parse_rates
 from ecspilot.errors import SettingsError
+from ecspilot.records import dataclass
 
 DEFAULT_CONFIG_PATH = "ecspilot.yaml"
 

@@ -9,7 +9,7 @@ in another account (``account:``) is read there with the clients :mod:`.status_p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from ecspilot.domain.service_deployments import stage_text
 from ecspilot.domain.taskdef import container_images, family_revision
 from ecspilot.errors import AwsError, ConfigError
 from ecspilot.interfaces.status_places import Place, by_clients, own_places
+from ecspilot.records import dataclass
 
 
 @dataclass

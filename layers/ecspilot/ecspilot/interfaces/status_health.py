@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from ecspilot.aws.target_health import target_groups, target_health
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig
 from ecspilot.errors import AwsError, TargetHealthError
 from ecspilot.interfaces.status_places import Place, by_clients, own_places
+from ecspilot.records import dataclass
 
 MAX_SENSIBLE_INTERVAL = 60  # seconds between checks; beyond it a dead task serves errors for minutes
 STATES = ("healthy", "unhealthy", "draining")

@@ -13,13 +13,13 @@ account's services' problem only: their rows say why, the rest of status still s
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from ecspilot.aws.accounts import AccountSessions
 from ecspilot.aws.clients import Clients
 from ecspilot.domain.config import EcspilotConfig, ServiceConfig
 from ecspilot.domain.keys import state_keys
 from ecspilot.errors import AccountAccessError
+from ecspilot.records import dataclass
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ others do not. Reads only; the evaluation itself is :func:`ecspilot.domain.place
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -16,6 +15,7 @@ from ecspilot.domain.config import JobConfig
 from ecspilot.domain.placement import InstanceCheck, check_instances, resolve_placement
 from ecspilot.jobs.plan import placement_input
 from ecspilot.jobs.tasks import api_error, describe_tasks
+from ecspilot.records import dataclass
 
 DESCRIBE_INSTANCES_BATCH = 100
 

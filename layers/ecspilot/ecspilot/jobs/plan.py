@@ -10,11 +10,12 @@ import hashlib
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Any, Literal
 
 from ecspilot.domain.config import JobConfig, PlacementSpec
 from ecspilot.domain.placement import resolve_placement
+from ecspilot.records import dataclass
 
 Trigger = Literal["schedule", "manual", "queue"]
 Policy = Literal["allow", "forbid", "replace"]

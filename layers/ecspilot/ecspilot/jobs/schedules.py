@@ -24,7 +24,6 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +32,7 @@ from ecspilot.domain.config import EcspilotConfig, JobConfig, RetryPolicy
 from ecspilot.domain.plan import Action, Change
 from ecspilot.errors import AwsError
 from ecspilot.obs import logger
+from ecspilot.records import dataclass
 
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 NAME_MAX = 64  # Scheduler's limit on a schedule name

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from ecspilot.domain.config import ServiceConfig
 from ecspilot.domain.images import short_digest
+from ecspilot.records import dataclass
 
 # "deferred": a promote a window or a freeze holds back (issue 25)
 Word = Literal["promote", "waiting", "blocked", "awaiting approval", "in-sync", "deferred"]

@@ -4,7 +4,7 @@ plan line) and its history entry."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from ecspilot.domain.config import ServiceConfig
 from ecspilot.domain.images import short_digest
 from ecspilot.domain.plan import Action, Change
 from ecspilot.promotion.decisions import Facts, Release, Verdict, stamp
+from ecspilot.records import dataclass
 
 CHANGES: dict[str, Change] = {
     "promote": "update",

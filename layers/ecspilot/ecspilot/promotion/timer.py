@@ -11,7 +11,6 @@ deployment (:func:`decisions.schedule_name`), so a redelivered COMPLETED event f
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecspilot.errors import PromotionError, error_code
 from ecspilot.obs import logger
+from ecspilot.records import dataclass
 
 
 @dataclass(frozen=True)

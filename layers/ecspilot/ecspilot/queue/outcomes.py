@@ -6,10 +6,11 @@ moves. No AWS here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal, TypeVar
 
 from ecspilot.queue.request import QueueRequest
+from ecspilot.records import dataclass
 
 Outcome = Literal["started", "duplicate", "dead-lettered", "retry", "requeued", "would-run"]
 REASON_ATTRIBUTE = "ecspilot_reason"

@@ -8,10 +8,10 @@ receive limit to act on a message's last delivery before SQS's redrive does (wit
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ecspilot.errors import EcspilotError
+from ecspilot.records import dataclass
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

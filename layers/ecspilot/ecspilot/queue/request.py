@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ecspilot.domain.config import EcspilotConfig, JobConfig
 from ecspilot.errors import InvalidMessageError
+from ecspilot.records import dataclass
 
 # ECS refuses a RunTask whose overrides exceed 8192 bytes (JSON).
 MAX_OVERRIDES_BYTES = 8192

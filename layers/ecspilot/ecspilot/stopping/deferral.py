@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +33,7 @@ from ecspilot.domain.stops import Stop, Stops, stamp
 from ecspilot.errors import EcspilotError, error_code
 from ecspilot.obs import count, logger
 from ecspilot.promotion.timer import TimerTarget, at_expression
+from ecspilot.records import dataclass
 
 REOPEN_DELAY = timedelta(seconds=5)  # after the opening: the reconcile then sees it open
 

@@ -22,7 +22,6 @@ The runbook of a deployment event (``ECS Deployment State Change``):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ecspilot.aws.clients import Clients
@@ -36,6 +35,7 @@ from ecspilot.domain.images import short_digest
 from ecspilot.domain.keys import scoped_service
 from ecspilot.domain.service_deployments import reconciled_status
 from ecspilot.obs import count, logger, seconds
+from ecspilot.records import dataclass
 from ecspilot.tracking.decisions import (
     DEPLOYMENT_METRIC,
     DEPLOYMENT_MOVES,

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from ecspilot.domain.config import CrashLoopConfig
 from ecspilot.domain.events import EcsContainerState
+from ecspilot.records import dataclass
 
 StopKind = Literal[
     "elb-health-check",

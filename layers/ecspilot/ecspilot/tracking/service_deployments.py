@@ -21,7 +21,7 @@ the event: it is recorded from what it says, the failure logged and counted
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from ecspilot.domain.events import EcsDeploymentStateChangeEvent
 from ecspilot.domain.service_deployments import is_tracked
 from ecspilot.errors import EcspilotError, ServiceDeploymentError, error_code
 from ecspilot.obs import count, logger
+from ecspilot.records import dataclass
 from ecspilot.tracking.decisions import iso, parse_service_arn
 
 

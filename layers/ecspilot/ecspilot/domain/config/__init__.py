@@ -10,6 +10,8 @@ models), :mod:`.schema` (services, daemons, the whole file), :mod:`.loading` (YA
 config or every problem out).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ecspilot.domain.config.base import (
     NAME_RE,
     OVERRIDE_FIELDS,
@@ -29,10 +31,25 @@ from ecspilot.domain.config.jobs import (
     QueueConfig,
     RetryPolicy,
 )
-from ecspilot.domain.config.loading import format_loc, load_config, parse_config
 from ecspilot.domain.config.promotion import AccountConfig, PromoteConfig, root_of
 from ecspilot.domain.config.schema import ClusterTag, DaemonConfig, EcspilotConfig, ServiceConfig
 from ecspilot.domain.config.stops import FreezeConfig, IncidentsConfig, WindowConfig
+
+if TYPE_CHECKING:
+    from ecspilot.domain.config.loading import format_loc, load_config, parse_config
+
+_LOADING = ("format_loc", "load_config", "parse_config")
+
+
+def __getattr__(name: str) -> Any:
+    """The loader's functions, imported on first use: a Lambda reading its compact form
+    (:mod:`.compact`) never parses or validates the YAML."""
+    if name in _LOADING:
+        from ecspilot.domain.config import loading  # noqa: PLC0415 - see above
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "NAME_RE",

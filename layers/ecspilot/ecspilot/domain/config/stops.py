@@ -9,9 +9,10 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, time
 from typing import TYPE_CHECKING, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from pydantic import Field, field_validator, model_validator
 else:
     from ecspilot.domain.modeling import Field, field_validator, model_validator
@@ -55,6 +56,8 @@ class WindowConfig(Model):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415 - a cold start reads no zone
+
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -63,6 +66,8 @@ class WindowConfig(Model):
 
     @property
     def zone(self) -> ZoneInfo:
+        from zoneinfo import ZoneInfo  # noqa: PLC0415 - only a window's check needs its zone
+
         return ZoneInfo(self.timezone)
 
     @property

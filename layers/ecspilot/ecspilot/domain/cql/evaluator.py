@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -26,6 +26,7 @@ from ecspilot.domain.cql.syntax import (
     Or,
     as_utc,
 )
+from ecspilot.records import dataclass
 
 
 @dataclass(frozen=True)

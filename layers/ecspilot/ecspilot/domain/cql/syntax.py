@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import TypeAlias
+
+from ecspilot.records import dataclass
 
 MAX_LENGTH = 2000  # ECS's limit on a constraint expression
 ATTRIBUTE_PREFIX = "attribute:"

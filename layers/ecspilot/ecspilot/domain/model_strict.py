@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from ecspilot.domain.modeling import FieldSpec, PlainModel
+from ecspilot.domain.model_fields import MISSING, FieldSpec
 
 _FAIL: Any = object()
 # RFC 3339 with an offset, as AWS writes times; anything else (naive, epoch numbers) is pydantic's
-_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
+_TIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
 _KNOWN_FIELD_ARGS = {"alias", "default", "default_factory", "min_length", "max_length", "pattern", "ge", "le"}
 _KNOWN_CONFIG = {"extra", "frozen", "populate_by_name", "defer_build"}
 
@@ -69,18 +72,19 @@ class _Plan:
         self.known = frozenset(key for f in fields for key in f.keys)
 
 
-def strict_validate(cls: type[PlainModel], data: Any) -> Any:
+def strict_validate(cls: type[Any], data: Any) -> Any:
     """A plain instance of ``cls`` when ``data`` is what pydantic would accept as is, else None."""
     result = _validate(cls, data)
     return None if result is _FAIL else result
 
 
-def _validate(cls: type[PlainModel], data: Any) -> Any:
-    plan = cls.__dict__.get("__strict__")
-    if plan is None:
-        plan = _plan(cls)
-        type.__setattr__(cls, "__strict__", plan)
-    if plan is False or type(data) is not dict:
+def _validate(cls: type[Any], data: Any) -> Any:
+    cached: tuple[_Plan | None] | None = cls.__dict__.get("__strict__")
+    if cached is None:
+        cached = (_plan(cls),)
+        type.__setattr__(cls, "__strict__", cached)
+    plan = cached[0]
+    if plan is None or type(data) is not dict:
         return _FAIL
     try:
         if plan.before is not None:
@@ -112,24 +116,25 @@ def _validate(cls: type[PlainModel], data: Any) -> Any:
         instance = cls.construct_valid(values, given)
         if plan.after is not None and getattr(instance, plan.after)() is not instance:
             return _FAIL
-    except Exception:  # noqa: BLE001 - any doubt: pydantic decides, and reports
+    except Exception:
         return _FAIL
     return instance
 
 
-def _plan(cls: type[PlainModel]) -> _Plan | bool:
-    """How to read ``cls`` strictly, or False when it uses what this reading does not know."""
+def _plan(cls: type[Any]) -> _Plan | None:
+    """How to read ``cls`` strictly, or None when it uses what this reading does not know."""
     config = cls.model_config
     if not _KNOWN_CONFIG.issuperset(config) or config.get("extra", "ignore") not in ("ignore", "forbid"):
-        return False
+        return None
     by_name = bool(config.get("populate_by_name"))
     annotations: dict[str, Any] = {}
     field_validators: dict[str, list[Any]] = {}
     before = after = None
+    klass: Any
     for klass in reversed(cls.__mro__):
-        if not (isinstance(klass, type) and issubclass(klass, PlainModel)) or klass is PlainModel:
-            continue
-        module_globals = vars(__import__("sys").modules[klass.__module__])
+        if "__own_fields__" not in klass.__dict__:
+            continue  # not a model class (object, the base)
+        module_globals = vars(sys.modules[klass.__module__])
         own = klass.__dict__.get("__annotations__", {})  # noqa: RUF063 - the class body's own
         for name in klass.__own_fields__:
             annotations[name] = (own[name], module_globals)
@@ -140,10 +145,10 @@ def _plan(cls: type[PlainModel]) -> _Plan | bool:
                 elif validator.mode == "after" and after is None:
                     after = name
                 else:
-                    return False
+                    return None
                 continue
             if validator.mode != "after":
-                return False
+                return None
             func = getattr(validator.func, "__func__", validator.func)
             for field in validator.fields:
                 field_validators.setdefault(field, []).append((name, func.__code__.co_argcount == 3))
@@ -151,31 +156,25 @@ def _plan(cls: type[PlainModel]) -> _Plan | bool:
     for name, spec in cls.__field_specs__.items():
         annotation, module_globals = annotations[name]
         try:
-            hint = eval(annotation, module_globals) if isinstance(annotation, str) else annotation  # noqa: S307
-        except Exception:  # noqa: BLE001 - a type only pydantic knows (StrictBool): pydantic's
-            return False
+            hint = eval(annotation, module_globals) if isinstance(annotation, str) else annotation
+        except Exception:
+            return None
         check = _check(hint)
         default: FieldSpec | None = None
         keys: tuple[str, ...] = (name,)
         if isinstance(spec, FieldSpec):
             if not _KNOWN_FIELD_ARGS.issuperset(spec.kwargs):
-                return False
+                return None
             check = _constrained(check, spec.kwargs) if check is not None else None
             default = spec if spec.has_default() else None
             if spec.alias:
                 keys = (spec.alias, name) if by_name else (spec.alias,)
-        elif spec is not _missing():
+        elif spec is not MISSING:
             default = FieldSpec(spec, {})
         if check is None:
-            return False
+            return None
         fields.append(_Field(name, keys, check, default, field_validators.get(name, [])))
     return _Plan(fields, str(config.get("extra", "ignore")), before, after)
-
-
-def _missing() -> Any:
-    from ecspilot.domain.modeling import _MISSING  # noqa: PLC0415 - the one sentinel
-
-    return _MISSING
 
 
 def _check(hint: Any) -> Check | None:
@@ -186,7 +185,7 @@ def _check(hint: Any) -> Check | None:
         return lambda v: v
     if hint is datetime:
         return _time
-    if isinstance(hint, type) and issubclass(hint, PlainModel):
+    if isinstance(hint, type) and hasattr(hint, "construct_valid"):  # a plain model
         return lambda v: _validate(hint, v) if type(v) is dict else (v if type(v) is hint else _FAIL)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal:
@@ -198,12 +197,18 @@ def _check(hint: Any) -> Check | None:
             return None
         return lambda v: None if v is None else inner(v)
     if origin is list and len(args) == 1:
-        item = _check(args[0])
-        return None if item is None else lambda v: _items(v, item)
+        return _of(_items, _check(args[0]))
     if origin is dict and len(args) == 2 and args[0] is str:
-        item = _check(args[1])
-        return None if item is None else lambda v: _entries(v, item)
+        return _of(_entries, _check(args[1]))
     return None
+
+
+def _of(container: Callable[[Any, Check], Any], item: Check | None) -> Check | None:
+    """The check of a list or dict of ``item``s (None when the item's type is not known)."""
+    if item is None:
+        return None
+    known = item
+    return lambda v: container(v, known)
 
 
 def _items(value: Any, check: Check) -> Any:
@@ -245,9 +250,10 @@ def _constrained(check: Check, kwargs: dict[str, Any]) -> Check:
             return _FAIL
         if high is not None and len(value) > high:
             return _FAIL
-        if ge is not None or le is not None:
-            if type(value) is not int or (ge is not None and value < ge) or (le is not None and value > le):
-                return _FAIL
+        if (ge is not None or le is not None) and (
+            type(value) is not int or (ge is not None and value < ge) or (le is not None and value > le)
+        ):
+            return _FAIL
         if pattern is not None:
             # pydantic's regex engine is not Python's: only plain ASCII text is read here
             if type(value) is not str or not (value.isascii() and value.isprintable()):
