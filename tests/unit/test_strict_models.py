@@ -202,3 +202,15 @@ def test_a_model_built_in_code_needs_no_pydantic() -> None:
     from ecspilot.domain.config import CrashLoopConfig  # noqa: PLC0415
 
     assert strict_validate(CrashLoopConfig, {}) == CrashLoopConfig.model_validate({})
+
+
+def test_models_given_to_a_model_are_taken_as_they_are() -> None:
+    """As pydantic takes its own instances: nested plain instances validate (through the twin too,
+    where the strict reading is not used: a service's ``crash_loop`` is a ``StrictBool``)."""
+    from ecspilot.domain.config import ImageSource, ServiceConfig  # noqa: PLC0415
+
+    service = ServiceConfig(name="web", cluster="prod", containers={"app": ImageSource(repository="web")})
+    config = EcspilotConfig(version=1, services=[service])
+    assert config.services == [service]
+    assert type(config.services[0]) is ServiceConfig
+    assert config.model_dump() == EcspilotConfig.model_validate(config.model_dump()).model_dump()

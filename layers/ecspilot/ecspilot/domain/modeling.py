@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ecspilot.domain.model_fields import (
@@ -128,7 +128,7 @@ class PlainModel(metaclass=_PlainMeta):
         valid = strict_validate(cls, data)
         if valid is not None:
             return valid
-        return from_twin(twin(cls).model_validate(data))
+        return from_twin(twin(cls).model_validate(to_twin(data)))
 
     @classmethod
     def construct_valid(cls, values: dict[str, Any], fields_set: set[str] | frozenset[str]) -> Any:
@@ -186,19 +186,13 @@ BaseModel = PlainModel  # the name the modules use
 
 
 def _dump(value: Any, exclude_none: bool) -> Any:
-    if isinstance(value, PlainModel):
+    if _is_plain(value):
         return {
             name: _dump(item, exclude_none)
             for name, item in value._field_items()
             if not (exclude_none and item is None)
         }
-    if isinstance(value, list):
-        return [_dump(item, exclude_none) for item in value]
-    if isinstance(value, tuple):
-        return tuple(_dump(item, exclude_none) for item in value)
-    if isinstance(value, dict):
-        return {key: _dump(item, exclude_none) for key, item in value.items()}
-    return value
+    return _each(value, lambda item: _dump(item, exclude_none))
 
 
 # --- the twins: pydantic models made from the plain classes, on first use -------------------------
@@ -307,28 +301,33 @@ def from_twin(value: Any) -> Any:
     if plain is not None:
         values = {name: from_twin(getattr(value, name)) for name in type(value).model_fields}
         return plain.construct_valid(values, value.model_fields_set)
-    if isinstance(value, list):
-        return [from_twin(item) for item in value]
-    if isinstance(value, dict):
-        return {key: from_twin(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return tuple(from_twin(item) for item in value)
-    return value
+    return _each(value, from_twin)
 
 
 def to_twin(value: Any) -> Any:
-    """The twin copy of a plain instance, without validating (for pydantic's dump options)."""
-    if isinstance(value, PlainModel):
+    """The twin copy of a plain instance, without validating (for pydantic's dump options, and a
+    plain instance given to a twin to validate: pydantic takes its own models as they are)."""
+    if _is_plain(value):
         made = twin(type(value))
         values = {name: to_twin(item) for name, item in value._field_items()}
         return made.model_construct(_fields_set=value.model_fields_set, **values)
+    return _each(value, to_twin)
+
+
+def _each(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """``value`` with ``convert`` applied to each item of a list, dict or tuple (else as it is)."""
     if isinstance(value, list):
-        return [to_twin(item) for item in value]
+        return [convert(item) for item in value]
     if isinstance(value, dict):
-        return {key: to_twin(item) for key, item in value.items()}
+        return {key: convert(item) for key, item in value.items()}
     if isinstance(value, tuple):
-        return tuple(to_twin(item) for item in value)
+        return tuple(convert(item) for item in value)
     return value
+
+
+def _is_plain(value: Any) -> bool:
+    """A plain instance (``isinstance`` would also say so of a twin's, see ``_PlainMeta``)."""
+    return type.__instancecheck__(PlainModel, value)
 
 
 def validation_errors(exc: BaseException) -> list[dict[str, Any]] | None:
