@@ -213,4 +213,8 @@ def test_models_given_to_a_model_are_taken_as_they_are() -> None:
     config = EcspilotConfig(version=1, services=[service])
     assert config.services == [service]
     assert type(config.services[0]) is ServiceConfig
-    assert config.model_dump() == EcspilotConfig.model_validate(config.model_dump()).model_dump()
+    assert EcspilotConfig.model_validate({"version": 1, "services": [service]}) == config
+    assert config.model_dump(exclude_unset=True) == {
+        "version": 1,
+        "services": [service.model_dump(exclude_unset=True)],
+    }
