@@ -154,7 +154,11 @@ def moto_server() -> Iterator[MotoServer]:
                 yield MotoServer(endpoint, process, workdir)
         finally:
             process.terminate()
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a server still busy answering: its figures are taken
+                process.kill()
+                process.wait(timeout=10)
             log.close()
 
 
