@@ -40,6 +40,7 @@ from bench import peer
 from bench.harness import Runs
 from bench.server import MotoServer, moto_server
 from ecspilot.aws.clients import Clients
+from ecspilot.aws.limiter import Buckets
 from ecspilot.interfaces import runtime
 from ecspilot.interfaces.runtime import Runtime
 from ecspilot_dev.local import CallRecorder, invoke
@@ -112,11 +113,16 @@ def run_warm(server: MotoServer, sb: Sandbox, world: World) -> tuple[Runs, int]:
     session = boto3.Session()
     recorder.attach(session)
     settings = runtime.Settings.from_env(config_path=str(world.config_path), table_name=world.table)
-    runtime.reset(Runtime.build(settings=settings, clients=Clients(session=session)))
+    clients = Clients(session=session)
+    runtime.reset(Runtime.build(settings=settings, clients=clients))
     measure = Runs()
     client_calls = 0
     for r in range(WARM_REPEATS):
         event = sb.push(world.repo, f"w{r}")
+        # Pushes minutes apart, as releases come: ECS's buckets are full again at each (UpdateService
+        # refills its burst of 50 in 10 s). Back to back, the warm process's limiter would rightly
+        # pace pushes 2-5 at 5 UpdateService a second (that pacing is `python -m bench paced`'s).
+        clients.limiter.buckets = Buckets()
         recorder.reset()
         with server.recording() as ops:
             t0 = time.perf_counter()
