@@ -315,8 +315,8 @@ def heaviest_packages(python: str, args: list[str], env: dict[str, str], top: in
         root = name.strip().split(".")[0]
         if root in ("botocore", "s3transfer", "urllib3", "jmespath", "dateutil", "six"):
             root = "boto3"  # boto3 and what it cannot import without
-        elif root in {"pydantic_core", "annotated_types", "typing_inspection", "typing_extensions"}:
-            root = "pydantic"
+        elif root in {"pydantic_core", "annotated_types", "typing_inspection"}:
+            root = "pydantic"  # typing_extensions stays itself: Powertools imports it without pydantic
         elif root.startswith("_") or root in sys.stdlib_module_names:
             root = "stdlib"
         by_package[root] += int(self_us)
