@@ -8,7 +8,7 @@ again twice, as Lambda retries a failed asynchronous invocation two times. After
 services on the new digest, revisions registered (per family: the target is exactly one), and
 deployment records written. A seed fixes the draws, not which call meets each: the fan-out's
 threads interleave differently from run to run, so a row can differ by a service or two between
-runs (seen: seed 1 ends 49/50 in one run and 50/50 in the next, at this commit and before it).
+runs (seen: seed 1 ends 49/50 in one run and 50/50 in the next, with the same code).
 
 The baseline is ecspilot on the calm path (no fault) in the same run.
 """
