@@ -158,6 +158,11 @@ class Demo:
             )
         return rows
 
+    def calls_line(self) -> str:
+        """Every AWS call the handler made since the recorder's reset, each operation with its count."""
+        calls = ", ".join(f"{op} x{self.recorder.count(op)}" for op in dict.fromkeys(self.recorder.ops()))
+        return f"AWS calls: {calls or 'none'}"
+
     def push_and_deploy(
         self, tag: str, expect: str, event: dict[str, Any] | None = None, services: int = 2
     ) -> dict[str, Any]:
@@ -169,8 +174,7 @@ class Demo:
         for svc in result.get("services", []):
             detail = svc["reason"] or f"-> {svc['to_task_definition'].rsplit('/', 1)[-1]}"
             self.note(f"{svc['service']:<12} {svc['outcome']:<10} {detail}")
-        calls = ", ".join(f"{op} x{self.recorder.count(op)}" for op in dict.fromkeys(self.recorder.ops()))
-        self.note(f"AWS calls: {calls or 'none'}")
+        self.note(self.calls_line())
         outcomes = [svc["outcome"] for svc in result.get("services", [])]
         self.check(outcomes == [expect] * services, f"{services} service(s) {expect}, got {outcomes}")
         return result
